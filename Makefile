@@ -1,0 +1,71 @@
+# Thin by design: every target is one call into the project's venv. `make help` lists them.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+export WORKBOOK_ROOT := $(CURDIR)
+
+# Grading, Airflow and notebooks must never write to the user's home: keep their state in ignored folders here.
+export AIRFLOW_HOME := $(CURDIR)/.state/airflow
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.state/jupyter/config
+export IPYTHONDIR := $(CURDIR)/.state/ipython
+
+LAB  ?=
+APP  ?= mlinfra.service:app
+PORT ?= 8888
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lab test test-fast release grade check model serve assess torchserve torchserve-stop \
+        airflow airflow-stop bench clean
+
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP)  ## create .venv and install the pinned course environment (quick when nothing changed)
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+
+lab: setup  ## open the workbook in JupyterLab on 127.0.0.1:$(PORT), at the start page
+	$(PY) -m autograder.workspace open --port $(PORT)
+
+test: setup  ## run everything CI checks (unit tests, notebooks, release sync, graded samples)
+	$(PY) -m pytest
+
+test-fast: setup  ## the tests that need no notebook kernel, server or engine
+	$(PY) -m pytest -m "not slow"
+
+release: setup  ## regenerate labs/ from solutions/ (instructor)
+	$(PY) -m autograder release $(LAB)
+
+check: setup  ## self-check your workspace copy of a lab: make check LAB=lab01-environment
+	$(PY) -m autograder check $(LAB)
+
+grade: setup  ## batch-grade a class: make grade LAB=... SUBMISSIONS=dir
+	$(PY) -m autograder grade $(LAB) $(SUBMISSIONS)
+
+model: setup  ## train the course's ResNet-18 digit classifier into models/ (offline)
+	$(PY) -m mlinfra.make_model
+
+serve: setup  ## serve the reference FastAPI app on 127.0.0.1:8000
+	$(PY) -m uvicorn $(APP) --host 127.0.0.1 --port 8000
+
+assess: setup  ## score a service against the practical assessment: make assess APP=module:attr
+	$(PY) -m autograder assess --app $(APP)
+
+torchserve: setup  ## archive the model and start TorchServe on 127.0.0.1:8085-8087, ready when it predicts
+	$(PY) -m mlinfra.torchserve_local start
+
+torchserve-stop:  ## stop TorchServe cleanly
+	$(PY) -m mlinfra.torchserve_local stop
+
+airflow: setup  ## start Airflow (standalone) on 127.0.0.1:8080 with the course's DAGs
+	$(PY) -m mlinfra.airflow_local start
+
+airflow-stop:  ## stop Airflow
+	$(PY) -m mlinfra.airflow_local stop
+
+bench: setup  ## run the benchmarks and print their figures (never pass/fail)
+	$(PY) -m bench
+
+clean:  ## remove generated state (keeps .venv, workspace/ and models/)
+	rm -rf .state .grading .pytest_cache runs

@@ -1,0 +1,78 @@
+"""`autograder`: one command, verbs named after what a person wants to do.
+
+Every verb lives in its own module, which registers its sub-parser through `register(subparsers)` and sets
+`func(args) -> int`. Modules import their heavy dependencies (torch, nbgrader, airflow) inside `func`, so
+`autograder --help` stays instant.
+
+Exit codes (DESIGN.md): 0 passed or succeeded; 1 the work checked fell short; 2 the command could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from autograder.errors import UsageError
+
+# verb -> module that registers it; order is the order of `autograder --help`.
+COMMANDS: dict[str, str] = {
+    "check": "autograder.notebooks",
+    "submit": "autograder.submit",
+    "grade": "autograder.grading",
+    "release": "autograder.release",
+    "quiz": "autograder.quiz.cli",
+    "assess": "autograder.assess.cli",
+    "dag": "autograder.dag",
+    "dockerfile": "autograder.dockerfile",
+    "doctor": "autograder.doctor",
+}
+
+EPILOG = """\
+learner:     autograder check lab01-environment      self-check your workspace copy of a lab
+             autograder quiz take module01           take a quiz in the terminal
+             autograder assess --app app.py:app      score your deployed model (the practical)
+instructor:  autograder release                      regenerate labs/ from solutions/
+             autograder grade LAB SUBMISSIONS/       batch-grade a class into grades.csv + feedback
+exit codes:  0 passed, 1 the work fell short, 2 the command could not run (the message says why)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line plus usage
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="autograder",
+        description="Release, self-check and grade the workbook's labs; take quizzes; assess a served model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"autograder {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"autograder {args.command}: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The lab manifest: `lab.yaml` beside each lab's notebook, read and validated in one place.
+
+Example (solutions/lab07-api/lab.yaml)::
+
+    title: "Exercise 07: FastAPI for model inference"
+    notebook: lab07-api.ipynb
+    editable: [app.py]          # learner-edited files nbgrader must not overwrite when grading
+    cell_timeout: 120           # seconds a single cell may run while grading or self-checking
+    notebook_timeout: 600       # seconds the whole notebook may run
+    memory_mb: 4096             # address-space cap for one submission's grading
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autograder.errors import BadConfig, UsageError
+from autograder.paths import labs_dir, solutions_dir
+
+MANIFEST = "lab.yaml"
+_FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb"}
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    folder: Path
+    title: str
+    notebook: str
+    editable: tuple[str, ...] = ()
+    cell_timeout: int = 60
+    notebook_timeout: int = 600
+    memory_mb: int = 4096
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notebook_path(self) -> Path:
+        return self.folder / self.notebook
+
+
+def _positive_int(path: Path, data: dict[str, Any], key: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise BadConfig(path, key, f"expected a positive whole number, got {value!r}")
+    return value
+
+
+def load_lab(folder: Path) -> Lab:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise UsageError(f"{path} is missing: every lab folder needs a {MANIFEST} (see README, 'Adding a lab')")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise BadConfig(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise BadConfig(path, "", "expected a mapping of keys (title, notebook, ...)")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise BadConfig(path, unknown[0], f"unknown key; allowed keys are {', '.join(sorted(_FIELDS))}")
+    for key in ("title", "notebook"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise BadConfig(path, key, "required, a non-empty string")
+    editable = data.get("editable", [])
+    if not isinstance(editable, list) or not all(isinstance(e, str) for e in editable):
+        raise BadConfig(path, "editable", "expected a list of file names or globs")
+    return Lab(
+        name=folder.name,
+        folder=folder,
+        title=data["title"],
+        notebook=data["notebook"],
+        editable=tuple(editable),
+        cell_timeout=_positive_int(path, data, "cell_timeout", 60),
+        notebook_timeout=_positive_int(path, data, "notebook_timeout", 600),
+        memory_mb=_positive_int(path, data, "memory_mb", 4096),
+    )
+
+
+def lab_names(root: Path, *, source: bool = True) -> list[str]:
+    base = solutions_dir(root) if source else labs_dir(root)
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / MANIFEST).is_file())
+
+
+def find_lab(root: Path, name: str, *, source: bool = True) -> Lab:
+    base = solutions_dir(root) if source else labs_dir(root)
+    folder = base / name
+    if not (folder / MANIFEST).is_file():
+        known = ", ".join(lab_names(root, source=source)) or "none yet"
+        raise UsageError(f"no lab named {name!r} under {base}/ (labs: {known})")
+    return load_lab(folder)
