@@ -53,9 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name in COMMANDS.values():
-        importlib.import_module(module_name).register(sub)
+    for verb, module_name in COMMANDS.items():
+        try:
+            importlib.import_module(module_name).register(sub)
+        except Exception as exc:  # one broken verb must not take the others down with it
+            _register_broken(sub, verb, module_name, exc)
     return parser
+
+
+def _register_broken(sub: argparse._SubParsersAction, verb: str, module_name: str, exc: Exception) -> None:
+    reason = f"{module_name} failed to load ({type(exc).__name__}: {exc}); reinstall with `make setup`"
+    parser = sub.add_parser(verb, help=f"(unavailable: {type(exc).__name__})", add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise UsageError(reason)
+
+    parser.set_defaults(func=unavailable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,16 +1,201 @@
-"""`autograder check`: not built yet (placeholder so the CLI loads while it is written)."""
+"""Running a notebook in a fresh kernel and reading its graded cells; `autograder check` (the learner's self-check).
+
+Execution errors become result objects naming the failing cell, never a traceback wall (as nbmake does).
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from autograder.errors import UsageError
+from autograder.labs import Lab, find_lab
+from autograder.paths import repo_root, workspace_dir
+from autograder.reports import add_json_option, format_table, write_json
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class CellResult:
+    grade_id: str
+    cell_index: int  # 1-based, as a person counts cells in JupyterLab
+    points: float
+    max_points: float
+    status: str  # "passed", "failed" (an assertion), "error" (another exception), "timeout", "not run"
+    message: str = ""
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    status: str  # "completed", "unreadable", "kernel died", "timeout"
+    reason: str = ""
+    cells: list[CellResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(c.points for c in self.cells)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_points for c in self.cells)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "completed" and bool(self.cells) and all(c.status == "passed" for c in self.cells)
+
+
+def read_notebook(path: Path) -> Any:
+    """Read a notebook, or raise UsageError naming the file and what is wrong with it."""
+    import nbformat
+
+    if not path.is_file():
+        raise UsageError(f"{path}: no such notebook")
+    try:
+        return nbformat.read(path, as_version=4)
+    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        raise UsageError(f"{path}: not a readable notebook ({str(exc).splitlines()[0][:120]}); "
+                         "restore it from labs/ or your last good copy") from None
+    except Exception as exc:  # nbformat raises a zoo of validation errors
+        raise UsageError(f"{path}: not a valid notebook ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def graded_cells(nb: Any) -> list[tuple[int, Any]]:
+    return [(i, c) for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+            and c.cell_type == "code"]
+
+
+def _error_message(outputs: list[Any]) -> tuple[str, str] | None:
+    for out in outputs:
+        if out.get("output_type") == "error":
+            ename, evalue = out.get("ename", "Error"), _ANSI.sub("", out.get("evalue", ""))
+            return ename, f"{ename}: {evalue}".strip().rstrip(":")
+    return None
+
+
+def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
+    """Run a copy of the notebook at `path` in a fresh kernel, with the lab's folder as the working directory.
+
+    The file on disk is never modified. Each cell gets `lab.cell_timeout` seconds; a cell past it is
+    interrupted and reported as a timeout, and the rest of the notebook still runs.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from autograder.nbgrader_course import ensure_venv_tools_on_path
+
+    try:
+        nb = read_notebook(path)
+    except UsageError as exc:
+        return NotebookRun(str(path), "unreadable", str(exc))
+    ensure_venv_tools_on_path()
+    nb = copy.deepcopy(nb)
+    timed_out: set[int] = set()
+
+    def on_cell_error(cell: Any, cell_index: int, execute_reply: Any) -> None:
+        return None
+
+    client = NotebookClient(
+        nb, timeout=lab.cell_timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(path.parent)}}, on_cell_error=on_cell_error,
+    )
+    status, reason = "completed", ""
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                try:
+                    client.execute_cell(cell, index)
+                except CellTimeoutError:
+                    timed_out.add(index)
+    except DeadKernelError as exc:
+        status, reason = "kernel died", f"the kernel died ({str(exc)[:100]}): out of memory, or os._exit?"
+    except CellTimeoutError:
+        status, reason = "timeout", f"a cell ran past {lab.cell_timeout} s"
+    results = []
+    for index, cell in graded_cells(nb):
+        meta = cell.metadata["nbgrader"]
+        max_points = float(meta.get("points", 0))
+        error = _error_message(cell.get("outputs", []))
+        if index in timed_out or (error and error[0] in {"CellTimeoutError", "KeyboardInterrupt"}):
+            cell_status, message = "timeout", f"ran past {lab.cell_timeout} s and was interrupted"
+        elif cell.get("execution_count") is None and not cell.get("outputs"):
+            cell_status, message = "not run", reason or "never executed"
+        elif error:
+            cell_status = "failed" if error[0] == "AssertionError" else "error"
+            message = error[1]
+        else:
+            cell_status, message = "passed", ""
+        results.append(CellResult(meta.get("grade_id", f"cell-{index + 1}"), index + 1,
+                                  max_points if cell_status == "passed" else 0.0, max_points, cell_status, message))
+    if timed_out and status == "completed":
+        reason = f"{len(timed_out)} cell(s) ran past {lab.cell_timeout} s"
+    return NotebookRun(str(path), status, reason, results)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("check", help="(not built yet)")
+    parser = sub.add_parser(
+        "check",
+        help="self-check a lab: run your notebook in a fresh kernel and show each visible test",
+        description="Run your copy of a lab's notebook (default: workspace/LAB/LAB.ipynb) in a fresh kernel, "
+        "without modifying it, and show one row per graded test. Only the visible tests run here; your "
+        "instructor's grading adds hidden ones. Exit 0 when every visible test passes, 1 when one fails, 2 when "
+        "the check could not run.",
+    )
+    parser.add_argument("lab", metavar="LAB", help="the lab, e.g. lab01-environment")
+    parser.add_argument("notebook", nargs="?", type=Path, metavar="NOTEBOOK",
+                        help="the notebook to check (default: your workspace copy)")
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
+def _default_notebook(root: Path, lab: Lab) -> Path:
+    path = workspace_dir(root) / lab.name / lab.notebook
+    if not path.is_file():
+        raise UsageError(
+            f"{path} does not exist yet: open the workbook with `make lab` (it copies labs/ into workspace/), "
+            f"or name a notebook: autograder check {lab.name} path/to/{lab.notebook}"
+        )
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'check' is not built yet")
+    from autograder import progress
+
+    root = repo_root()
+    lab = find_lab(root, args.lab, source=False)
+    path = args.notebook or _default_notebook(root, lab)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such notebook")
+    print(f"checking {path} in a fresh kernel ...", flush=True)
+    result = execute_notebook(path.resolve(), lab)
+    write_json(result, args.json_out)
+    rerun = f"autograder check {shlex.quote(lab.name)}" + (f" {shlex.quote(str(args.notebook))}" if args.notebook else "")
+    if result.status == "unreadable":
+        print(result.reason)
+        return 1
+    rows = [(c.grade_id, f"cell {c.cell_index}", c.status, f"{c.points:g}/{c.max_points:g}", c.message[:90])
+            for c in result.cells]
+    print(format_table(("test", "where", "result", "points", "message"), rows))
+    print(f"\nvisible tests: {result.score:g}/{result.max_score:g} points")
+    if result.reason:
+        print(f"note: {result.reason}")
+    progress.record(root, "lab", lab.name, passed=result.passed, score=result.score, max_score=result.max_score)
+    if result.passed:
+        print("all visible tests pass. Your instructor's grading also runs hidden tests: test edge cases too.")
+        return 0
+    failing = [c for c in result.cells if c.status != "passed"]
+    if failing:
+        first = failing[0]
+        print(f"next: fix {first.grade_id} (cell {first.cell_index}): {first.message or first.status}; "
+              f"then run `{rerun}` again")
+    return 1

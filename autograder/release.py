@@ -1,16 +1,325 @@
-"""`autograder release`: not built yet (placeholder so the CLI loads while it is written)."""
+"""`autograder release`: solutions/<lab>/ -> labs/<lab>/, with nbgrader for notebooks and marker stripping for
+the lab's other files; plus the checks that keep labs/ honest (in sync, no solution lines) and the student
+distribution for instructor-led classes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import filecmp
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from autograder.errors import UsageError
+from autograder.labs import Lab, lab_names, load_lab
+from autograder.nbgrader_course import course_config, quiet_nbgrader
+from autograder.paths import labs_dir, repo_root, solutions_dir
+
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+# Files nbgrader never copies and we never release.
+IGNORED_NAMES = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", "runs", "data", ".pytest_cache"}
+
+# The placeholder a stripped region becomes, by file kind (DESIGN.md: Decisions).
+HASH_COMMENT = "# YOUR CODE HERE"
+PYTHON_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+HASH_COMMENT_SUFFIXES = {".yaml", ".yml", ".toml", ".cfg", ".ini", ".properties", ".sh", ".txt", ".conf"}
+HASH_COMMENT_NAMES = {"Dockerfile", ".dockerignore", "Makefile", "requirements.txt", "config.properties"}
+
+
+@dataclass
+class ReleaseResult:
+    lab: str
+    files: list[str] = field(default_factory=list)
+
+
+def _stub_for(path: Path) -> tuple[str, ...]:
+    if path.suffix == ".py":
+        return PYTHON_STUB
+    if path.suffix in HASH_COMMENT_SUFFIXES or path.name in HASH_COMMENT_NAMES or path.name.startswith("Dockerfile"):
+        return (HASH_COMMENT,)
+    raise UsageError(
+        f"{path}: has solution markers but the release does not know this file's comment syntax; "
+        "use a .py, .yaml, .sh, .properties, .txt or Dockerfile, or move the solution into the notebook"
+    )
+
+
+def strip_solution_regions(text: str, path: Path) -> str:
+    """Replace every `### BEGIN SOLUTION` ... `### END SOLUTION` region with the file kind's placeholder,
+    indented like the BEGIN marker. Unbalanced markers are an error naming the line."""
+    out: list[str] = []
+    inside_since: int | None = None
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        stripped = line.strip()
+        if BEGIN_HIDDEN in stripped or END_HIDDEN in stripped:
+            raise UsageError(f"{path}:{number}: hidden tests belong in the lab's notebook, not in other files")
+        if stripped.endswith(BEGIN_SOLUTION):
+            if inside_since is not None:
+                raise UsageError(f"{path}:{number}: {BEGIN_SOLUTION} inside the region opened at line {inside_since}")
+            inside_since = number
+            indent = line[: len(line) - len(line.lstrip())]
+            out.extend(f"{indent}{stub}\n" for stub in _stub_for(path))
+        elif stripped.endswith(END_SOLUTION):
+            if inside_since is None:
+                raise UsageError(f"{path}:{number}: {END_SOLUTION} without a {BEGIN_SOLUTION} before it")
+            inside_since = None
+        elif inside_since is None:
+            out.append(line)
+    if inside_since is not None:
+        raise UsageError(f"{path}:{inside_since}: {BEGIN_SOLUTION} is never closed by {END_SOLUTION}")
+    return "".join(out)
+
+
+def _lab_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in IGNORED_NAMES for part in rel.parts) or not path.is_file():
+            continue
+        files.append(rel)
+    return files
+
+
+def _has_markers(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError):
+        return False
+    return BEGIN_SOLUTION in text or END_SOLUTION in text
+
+
+def generate_lab(lab: Lab, dest: Path) -> ReleaseResult:
+    """Write the student version of `lab` into `dest` (which is replaced)."""
+    from nbgrader.apps import NbGraderAPI
+
+    result = ReleaseResult(lab=lab.name)
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        course = Path(tmp)
+        source = course / "source" / lab.name
+        shutil.copytree(lab.folder, source, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+        with quiet_nbgrader():
+            api = NbGraderAPI(config=course_config(course, lab))
+            outcome = api.generate_assignment(lab.name, force=True, create=True)
+        if not outcome.get("success"):
+            log = (outcome.get("log") or "") + (outcome.get("error") or "")
+            last = [ln for ln in log.splitlines() if ln.strip()][-3:]
+            raise UsageError(f"nbgrader could not generate {lab.name}: {' | '.join(last) or 'no log'}")
+        released = course / "release" / lab.name
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        for rel in _lab_files(lab.folder):
+            src = lab.folder / rel
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if rel.suffix == ".ipynb":
+                shutil.copyfile(released / rel, target)
+            elif _has_markers(src):
+                target.write_text(strip_solution_regions(src.read_text(), src))
+            else:
+                shutil.copyfile(src, target)
+            result.files.append(str(rel))
+    return result
+
+
+def release(root: Path, names: list[str] | None = None, dest_root: Path | None = None) -> list[ReleaseResult]:
+    names = names or lab_names(root)
+    dest_root = dest_root or labs_dir(root)
+    results = []
+    for name in names:
+        folder = solutions_dir(root) / name
+        if not folder.is_dir():
+            raise UsageError(f"no lab named {name!r} under solutions/ (labs: {', '.join(lab_names(root))})")
+        results.append(generate_lab(load_lab(folder), dest_root / name))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def diff_trees(expected: Path, actual: Path) -> list[str]:
+    """Relative paths that differ between two trees (missing on either side, or different bytes)."""
+    problems: list[str] = []
+
+    def walk(cmp: filecmp.dircmp, prefix: str) -> None:
+        problems.extend(f"{prefix}{n}: only in the fresh release" for n in cmp.left_only if n not in IGNORED_NAMES)
+        problems.extend(f"{prefix}{n}: not in the fresh release" for n in cmp.right_only if n not in IGNORED_NAMES)
+        problems.extend(f"{prefix}{n}: differs" for n in cmp.diff_files)
+        for name, sub in cmp.subdirs.items():
+            if name not in IGNORED_NAMES:
+                walk(sub, f"{prefix}{name}/")
+
+    walk(filecmp.dircmp(expected, actual, ignore=[]), "")
+    # dircmp compares shallowly (size + mtime); compare bytes where it said equal.
+    for rel in _lab_files(expected):
+        other = actual / rel
+        if other.is_file() and (expected / rel).read_bytes() != other.read_bytes():
+            entry = f"{rel}: differs"
+            if entry not in problems:
+                problems.append(entry)
+    return sorted(set(problems))
+
+
+def _solution_lines(path: Path) -> tuple[set[str], set[str]]:
+    """(lines inside solution/hidden-test regions, lines outside them) of one source file, stripped."""
+    import nbformat
+
+    texts: list[str]
+    if path.suffix == ".ipynb":
+        nb = nbformat.read(path, as_version=4)
+        texts = [cell.source for cell in nb.cells]
+    else:
+        try:
+            texts = [path.read_text()]
+        except (UnicodeDecodeError, OSError):
+            return set(), set()
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for text in texts:
+        depth = 0
+        for line in text.splitlines():
+            s = line.strip()
+            if s.endswith(BEGIN_SOLUTION) or s.endswith(BEGIN_HIDDEN):
+                depth += 1
+            elif s.endswith(END_SOLUTION) or s.endswith(END_HIDDEN):
+                depth = max(0, depth - 1)
+            elif depth:
+                inside.add(s)
+            else:
+                outside.add(s)
+    return inside, outside
+
+
+def _is_distinctive(line: str) -> bool:
+    # Short or generic lines (`return x`, `pass`, `)`) legitimately appear in stubs and prose.
+    return len(line) >= 12 and not line.startswith("#") and any(c.isalpha() for c in line)
+
+
+def find_leaks(root: Path) -> list[str]:
+    """Every line under labs/ that is a line of a solution region or hidden test in solutions/ (and that
+    appears nowhere outside such regions in the source). The lines themselves, not just the markers."""
+    import nbformat
+
+    leaks: list[str] = []
+    for name in lab_names(root):
+        secret: set[str] = set()
+        public: set[str] = set()
+        for rel in _lab_files(solutions_dir(root) / name):
+            inside, outside = _solution_lines(solutions_dir(root) / name / rel)
+            secret |= inside
+            public |= outside
+        secret = {s for s in secret - public if _is_distinctive(s)}
+        released = labs_dir(root) / name
+        if not released.is_dir():
+            continue
+        for rel in _lab_files(released):
+            path = released / rel
+            if rel.suffix == ".ipynb":
+                text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+            else:
+                try:
+                    text = path.read_text()
+                except (UnicodeDecodeError, OSError):
+                    continue
+            for number, line in enumerate(text.splitlines(), start=1):
+                s = line.strip()
+                if s in secret or any(m in s for m in (BEGIN_SOLUTION, BEGIN_HIDDEN, END_SOLUTION, END_HIDDEN)):
+                    leaks.append(f"labs/{name}/{rel}:{number}: {s[:80]}")
+    return leaks
+
+
+def check_in_sync(root: Path) -> list[str]:
+    """Regenerate every lab into a temporary folder and diff it against labs/."""
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
+        fresh = Path(tmp)
+        release(root, dest_root=fresh)
+        for name in lab_names(root):
+            current = labs_dir(root) / name
+            if not current.is_dir():
+                problems.append(f"labs/{name}: missing")
+                continue
+            problems.extend(f"labs/{name}/{p}" for p in diff_trees(fresh / name, current))
+        for extra in sorted(set(lab_names(root, source=False)) - set(lab_names(root))):
+            problems.append(f"labs/{extra}: has no source under solutions/")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- distribution
+
+DIST_ITEMS = ("labs", "modules", "mlinfra", "autograder", "scripts", "bench", "pyproject.toml", "Makefile",
+              "README.md", "environment.yml", ".gitignore")
+
+
+def student_dist(root: Path, dest: Path) -> list[str]:
+    """What an instructor-led class receives: no solutions/, no tests/ (samples derive from solutions), no
+    plaintext quiz keys (learner copies of the banks replace quizzes/)."""
+    from autograder.quiz.learner import write_learner_copies
+
+    if dest.resolve() == root.resolve() or root.resolve() in dest.resolve().parents and dest.name in DIST_ITEMS:
+        raise UsageError(f"--student-dist {dest}: choose a folder outside the course's own folders")
+    if dest.exists() and any(dest.iterdir()):
+        raise UsageError(f"--student-dist {dest}: the folder is not empty; name a new or empty folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    ignore = shutil.ignore_patterns(*IGNORED_NAMES, "*.egg-info")
+    for item in DIST_ITEMS:
+        src = root / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / item)
+        else:
+            continue
+        written.append(item)
+    copies = write_learner_copies(root, dest / "quizzes")
+    written.append(f"quizzes ({len(copies)} learner copies)")
+    return written
+
+
+# ---------------------------------------------------------------------------------------------- CLI
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("release", help="(not built yet)")
+    parser = sub.add_parser(
+        "release",
+        help="regenerate labs/ (student versions) from solutions/ (instructor)",
+        description="Regenerate labs/<lab>/ from solutions/<lab>/: nbgrader generate_assignment for notebooks, "
+        "solution regions in the lab's other files replaced by '# YOUR CODE HERE'. With --check, change "
+        "nothing and report whether labs/ is in sync and free of solution lines.",
+    )
+    parser.add_argument("labs", nargs="*", metavar="LAB", help="labs to release (default: all)")
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 if labs/ differs from a fresh release or leaks solution lines")
+    parser.add_argument("--student-dist", metavar="DIR", type=Path,
+                        help="export what an instructor-led class receives into DIR (no solutions, no keys)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'release' is not built yet")
+    root = repo_root()
+    if args.student_dist:
+        written = student_dist(root, args.student_dist)
+        print(f"student distribution written to {args.student_dist}: {', '.join(written)}")
+        return 0
+    if args.check:
+        problems = check_in_sync(root) + [f"leak: {leak}" for leak in find_leaks(root)]
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"{len(problems)} problem(s): run `autograder release` to regenerate labs/ from solutions/")
+            return 1
+        print(f"labs/ is in sync with solutions/ ({len(lab_names(root))} labs) and holds no solution lines")
+        return 0
+    for result in release(root, args.labs or None):
+        print(f"released {result.lab}: {len(result.files)} files -> labs/{result.lab}/")
+    leaks = find_leaks(root)
+    if leaks:
+        for leak in leaks:
+            print(f"leak: {leak}")
+        print("solution lines reached labs/: put them between solution markers in solutions/ and release again")
+        return 1
+    return 0

@@ -1,1 +1,13 @@
-"""Placeholder: replaced by the real implementation."""
+"""Quizzes: banks in YAML (quizzes/<id>.yaml), graded in the terminal, in a notebook widget or in batch.
+
+- bank.py      load a bank (or a learner copy) and validate it: JSON Schema (schema.json) + semantic checks
+- shuffle.py   the per-learner arrangement: seeded question/option shuffles and draws
+- grading.py   score one answer, one answers file, a folder of them
+- take.py      `autograder quiz take`: one question at a time in the terminal
+- widget.py    `show_quiz("lesson03")` in a notebook (ipywidgets), harmless when run headless
+- learner.py   learner copies: the key replaced by salted hashes, for the student distribution
+- export.py    Moodle XML and GIFT, for an LMS
+- cli.py       the `autograder quiz` verbs
+"""
+
+from __future__ import annotations

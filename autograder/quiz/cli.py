@@ -1,16 +1,229 @@
-"""`autograder quiz`: not built yet (placeholder so the CLI loads while it is written)."""
+"""`autograder quiz`: take a quiz, grade answers files, validate and export banks."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from autograder.errors import UsageError
+from autograder.reports import add_json_option, format_table, to_jsonable, write_json
+
+DESCRIPTION = """\
+Quizzes live in quizzes/<id>.yaml (one bank a quiz; the format is autograder/quiz/schema.json).
+QUIZ is a quiz id (module01, lesson03, phase1, ...) or a path to a bank or a learner copy.
+
+  autograder quiz take lesson03                   one question at a time, with explanations
+  autograder quiz grade module01 answers/         grade a folder of answers files, one per student
+  autograder quiz validate                        check every bank in quizzes/
+  autograder quiz export module01 --format moodle -o module01.xml
+"""
+
+GRADE_HELP = """\
+ANSWERS is one answers file or a folder of them, one per student, named by student (alice.yaml). An answers
+file maps question ids to answers (YAML or JSON):
+
+  q01-what-is-mlops: b          # single choice: the option id
+  q07-serving-modes: [a, c]     # multiple select: option ids (partial credit; wrong picks cost)
+  q09-containers-vm: false      # true/false
+  q12-throughput: 57            # numeric
+  q15-registry: model registry  # short answer (case and punctuation do not count)
+
+Wrong types, unknown ids and missing answers score 0 with a reason; a file that cannot be read is reported for
+its student and the rest are graded. Exit code 0 when every file was graded, 1 when some could not be read.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("quiz", help="(not built yet)")
-    parser.set_defaults(func=run)
+    parser = sub.add_parser("quiz", help="take a quiz, grade answers, validate or export banks",
+                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="quiz_command", metavar="VERB", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: _no_verb(parser))
+
+    take = verbs.add_parser("take", help="take a quiz in the terminal (answers can be piped on stdin)",
+                            description="Take a quiz one question at a time: feedback and the explanation after "
+                            "each answer, then the score, pass or fail and the topics to review. Questions and "
+                            "options are shuffled per learner when the bank asks for it, the same way every time "
+                            "for the same learner. An empty line skips a question. Exit 0 passed, 1 not passed.")
+    take.add_argument("quiz", metavar="QUIZ")
+    who = take.add_mutually_exclusive_group()
+    who.add_argument("--learner", metavar="NAME", help="whose quiz this is: seeds the shuffle (default: your "
+                     "user name)")
+    who.add_argument("--seed", type=int, help="seed the shuffle with this number instead of a learner name")
+    take.add_argument("--save", metavar="FILE", type=Path,
+                      help="also write your answers to FILE (YAML) to hand in for `autograder quiz grade`")
+    take.add_argument("--no-record", action="store_true", help="do not record the result in your progress")
+    add_json_option(take)
+    take.set_defaults(func=run_take)
+
+    grade = verbs.add_parser("grade", help="grade an answers file or a folder of them (instructor)",
+                             description=GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    grade.add_argument("quiz", metavar="QUIZ")
+    grade.add_argument("answers", metavar="ANSWERS", type=Path)
+    grade.add_argument("--out", metavar="DIR", type=Path,
+                       help="where grades.csv and grades.json go (default: .grading/quiz-<id>/ in the workbook)")
+    add_json_option(grade)
+    grade.set_defaults(func=run_grade)
+
+    validate = verbs.add_parser("validate", help="check banks against the schema and for consistency",
+                                description="Validate quiz banks (default: every bank in quizzes/): the JSON "
+                                "Schema in autograder/quiz/schema.json, then unique ids, answers that are options, "
+                                "regexes that compile. Every problem is listed with its file, line and question. "
+                                "Exit 0 all valid, 1 some bank has problems.")
+    validate.add_argument("quizzes", nargs="*", metavar="QUIZ")
+    add_json_option(validate)
+    validate.set_defaults(func=run_validate)
+
+    export = verbs.add_parser("export", help="export a bank as Moodle XML or GIFT",
+                              description="Export a bank for an LMS. Moodle XML keeps the most (markdown prompts, "
+                              "feedback, partial credit); GIFT is plain text. Regexes have no Moodle equivalent "
+                              "and are reported.")
+    export.add_argument("quiz", metavar="QUIZ")
+    export.add_argument("--format", required=True, choices=("moodle", "gift"))
+    export.add_argument("-o", "--output", metavar="FILE", type=Path, help="write here (default: stdout)")
+    export.set_defaults(func=run_export)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise UsageError("'quiz' is not built yet")
+def _no_verb(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _root_or_none() -> Path | None:
+    from autograder.paths import repo_root
+
+    try:
+        return repo_root()
+    except UsageError:
+        return None
+
+
+def _load(spec: str):  # -> Quiz
+    from autograder.quiz.bank import load_quiz, resolve
+
+    return load_quiz(resolve(spec))
+
+
+def run_take(args: argparse.Namespace) -> int:
+    import yaml
+
+    from autograder.quiz.shuffle import default_learner
+    from autograder.quiz.take import take
+
+    quiz = _load(args.quiz)
+    learner = args.learner or (None if args.seed is not None else default_learner())
+    outcome = take(quiz, sys.stdin, sys.stdout, learner=learner, seed=args.seed)
+    result = outcome.result
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(yaml.safe_dump(outcome.answers, sort_keys=False, allow_unicode=True))
+        print(f"Answers saved to {args.save}")
+    if not args.no_record:
+        root = _root_or_none()
+        if root is None:
+            print("Progress not recorded: run this inside the workbook (or set WORKBOOK_ROOT).")
+        else:
+            from autograder.progress import record
+
+            record(root, "quiz", quiz.id, passed=result.passed, score=result.score, max_score=result.max_score)
+    write_json({**to_jsonable(result), "percent": round(result.percent, 2),
+                "topics_to_review": [t for t, _ in result.topics_to_review()]}, args.json_out)
+    return 0 if result.passed else 1
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    from autograder.quiz.grading import grade_batch, write_grades_csv
+
+    quiz = _load(args.quiz)
+    if quiz.learner_copy:
+        raise UsageError(f"{quiz.path} is a learner copy: grade with the source bank in quizzes/")
+    if not args.answers.exists():
+        raise UsageError(f"{args.answers}: no such answers file or folder")
+    grades = grade_batch(quiz, args.answers)
+    if not grades:
+        raise UsageError(f"{args.answers}: no answers files in this folder (expected <student>.yaml or .json)")
+    root = _root_or_none()
+    out = args.out or ((root or Path.cwd()) / ".grading" / f"quiz-{quiz.id}")
+    write_grades_csv(quiz, grades, out / "grades.csv")
+    summary = {
+        "quiz": quiz.id,
+        "pass_mark": quiz.pass_mark,
+        "max_score": quiz.max_score,
+        "students": [
+            {"student": g.student, "file": g.file, "error": g.error or None,
+             **({"score": g.result.score, "max_score": g.result.max_score, "percent": round(g.result.percent, 2),
+                 "passed": g.result.passed, "questions": to_jsonable(g.result.questions),
+                 "notes": g.result.notes} if g.result else {})}
+            for g in grades
+        ],
+    }
+    write_json(summary, out / "grades.json")
+    rows = []
+    for g in grades:
+        if g.result is None:
+            rows.append((g.student, "-", "-", "not graded", g.error))
+        else:
+            r = g.result
+            rows.append((g.student, f"{r.score:g}/{r.max_score:g}", f"{r.percent:.0f}%",
+                         "passed" if r.passed else "not passed", "; ".join(r.notes)))
+    if len(grades) == 1 and grades[0].result is not None:
+        detail = [(q.id, f"{q.points:g}/{q.max_points:g}", q.status, q.reason) for q in grades[0].result.questions]
+        print(format_table(["question", "points", "status", "reason"], detail) + "\n")
+    print(format_table(["student", "score", "percent", "result", "notes"], rows))
+    print(f"\nwrote {out / 'grades.csv'} and {out / 'grades.json'}")
+    write_json(summary, args.json_out)
+    failed = [g for g in grades if g.result is None]
+    if failed:
+        print(f"{len(failed)} answers file(s) could not be read: see the 'error' column", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from autograder.quiz.bank import bank_paths, load_quiz, resolve, validate_bank
+
+    if args.quizzes:
+        paths = [resolve(spec) for spec in args.quizzes]
+    else:
+        from autograder.paths import repo_root
+
+        root = repo_root()
+        paths = bank_paths(root)
+        if not paths:
+            raise UsageError(f"no quiz banks in {root / 'quizzes'}")
+    rows, report, bad = [], [], 0
+    for path in paths:
+        problems = validate_bank(path)
+        if problems:
+            bad += 1
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            rows.append((path.name, "-", "-", "-", f"{len(problems)} problem(s)"))
+        else:
+            quiz = load_quiz(path)
+            rows.append((path.name, len(quiz.questions), f"{quiz.max_score:g}", f"{quiz.pass_mark * 100:g}%",
+                         "learner copy" if quiz.learner_copy else "ok"))
+        report.append({"file": str(path), "problems": [str(p) for p in problems]})
+    print(format_table(["bank", "questions", "points", "pass mark", "status"], rows))
+    write_json({"banks": report, "valid": bad == 0}, args.json_out)
+    if bad:
+        print(f"{bad} bank(s) with problems: fix the lines named above and run `autograder quiz validate` again",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from autograder.quiz.export import export
+
+    quiz = _load(args.quiz)
+    text, warnings = export(quiz, args.format)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output} ({len(quiz.questions)} questions, {args.format})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,313 @@
+"""The five requirements of the practical assessment, each scored from checks with a plain-language verdict.
+
+Pass rule: the assessment passes when every requirement passes, that is when every check passes (100 of 100
+points). Points within a requirement are shared equally among its checks, so the score shows how close the
+service came. Requirements run in order, and the error-handling probes run last, because a service that dies on
+bad input must not cost the other requirements their points.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from autograder.assess import images
+from autograder.assess.latency import Rule, SizeResult, measure, percentile
+from autograder.assess.targets import BadRequest, Reply, new_client
+
+POINTS_EACH = 20.0
+TITLES = {
+    1: "Deployed and reachable over HTTP",
+    2: "Processes image input (PNG/JPEG, grayscale/RGB, 28-224 px)",
+    3: "Returns predictions with confidence scores",
+    4: "Latency under 500 ms for small images",
+    5: "Basic error handling (4xx with a reason, keeps serving)",
+}
+
+
+class Target(Protocol):
+    kind: str
+
+    def describe(self) -> str: ...
+    def readiness_rule(self) -> str: ...
+    def ready(self, client: Any) -> Reply: ...
+    def predict(self, client: Any, sample: images.Sample) -> Reply: ...
+    def bad_requests(self) -> list[BadRequest]: ...
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Criterion:
+    number: int
+    title: str
+    max_points: float
+    checks: list[Check] = field(default_factory=list)
+    verdict: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def points(self) -> float:
+        if not self.checks:
+            return 0.0
+        return round(self.max_points * sum(c.passed for c in self.checks) / len(self.checks), 1)
+
+
+@dataclass
+class Options:
+    requests: int = 50
+    concurrency: int = 4
+    per_client: int = 5
+    sizes: tuple[int, ...] = images.SIZES
+    limit_ms: float = 500.0
+
+
+@dataclass
+class Concurrency:
+    clients: int
+    requests: int
+    errors: list[str]
+    seconds: float
+    samples_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return len(self.samples_ms) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Evidence:
+    """What the probes measured, beyond the verdicts: the report's figures and histogram come from here."""
+
+    latency: list[SizeResult] = field(default_factory=list)
+    concurrency: Concurrency | None = None
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def reachable(target: Target, ready: Reply, startup_s: float | None) -> Criterion:
+    crit = Criterion(1, TITLES[1], POINTS_EACH)
+    took = f" after {startup_s:.1f} s" if startup_s is not None else ""
+    ok = ready.status == 200 and ready.is_json
+    detail = f"{target.readiness_rule()}{took}" if ok else f"{target.readiness_rule()}: got {ready.describe()}"
+    if ready.status == 200 and not ready.is_json:
+        detail = f"health answered 200 but not with JSON ({ready.describe()}): return a JSON object"
+    crit.checks.append(Check("health", ok, detail))
+    crit.verdict = f"reachable at {target.describe()}{took}" if ok else detail
+    return crit
+
+
+def processes_images(target: Target, client: Any, samples: list[images.Sample],
+                     replies: dict[str, Reply]) -> Criterion:
+    crit = Criterion(2, TITLES[2], POINTS_EACH)
+    for sample in samples:
+        reply = target.predict(client, sample)
+        replies[sample.name] = reply
+        body = reply.body
+        ok = reply.status == 200 and isinstance(body, dict) and isinstance(body.get("predictions"), list) \
+            and bool(body["predictions"])
+        detail = "200 with predictions" if ok else f"expected 200 with a 'predictions' list, got {reply.describe()}"
+        crit.checks.append(Check(sample.name, ok, detail))
+    failed = [c.name for c in crit.checks if not c.passed]
+    crit.verdict = (f"all {len(samples)} kinds of image classified" if not failed
+                    else f"failed on {', '.join(failed)}: convert any mode to the model's and resize to its input")
+    return crit
+
+
+def top1(body: Any) -> tuple[str, float, float] | None:
+    """(label, confidence, runner-up confidence) of a contract body, or None when it has none."""
+    try:
+        preds = body["predictions"]
+        second = float(preds[1]["confidence"]) if len(preds) > 1 else -1.0
+        return str(preds[0]["label"]), float(preds[0]["confidence"]), second
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def confidences(target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply]) -> Criterion:
+    from mlinfra.contract import check_predict_body
+
+    crit = Criterion(3, TITLES[3], POINTS_EACH)
+    answered = {name: r for name, r in replies.items() if r.status == 200}
+    if not answered:
+        for name in ("schema", "confidences in [0, 1]", "sorted", "top k <= 5", "top-1 consistent"):
+            crit.checks.append(Check(name, False, "no prediction came back to check (see requirement 2)"))
+        crit.verdict = "no image was classified, so there was nothing to check"
+        return crit
+    found: dict[str, list[str]] = {"schema": [], "range": [], "order": [], "count": []}
+    for name, reply in answered.items():
+        for problem in check_predict_body(reply.body):
+            found[problem.kind].append(f"{name}: {problem.message}")
+    for kind, check_name, good in (
+        ("schema", "schema", "every answer is {'predictions': [{'label': str, 'confidence': number}]}"),
+        ("range", "confidences in [0, 1]", "every confidence lies in [0, 1]"),
+        ("order", "sorted", "most confident first in every answer"),
+        ("count", "top k <= 5", "between 1 and 5 predictions in every answer"),
+    ):
+        problems = found[kind]
+        detail = good if not problems else problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1
+                                                           else "")
+        crit.checks.append(Check(check_name, not problems, detail))
+    crit.checks.append(consistency(target, client, samples, answered))
+    failed = [c for c in crit.checks if not c.passed]
+    crit.verdict = ("labels with confidences, sorted, top-1 stable" if not failed
+                    else "; ".join(f"{c.name}: {c.detail}" for c in failed[:2]))
+    return crit
+
+
+def consistency(target: Target, client: Any, samples: list[images.Sample], answered: dict[str, Reply]) -> Check:
+    """The same image twice must give the same top-1 label (a tie between the top two may go either way)."""
+    mismatches, compared = [], 0
+    for sample in samples:
+        first = top1(answered[sample.name].body) if sample.name in answered else None
+        if first is None:
+            continue
+        again = target.predict(client, sample)
+        second = top1(again.body) if again.status == 200 else None
+        compared += 1
+        if second is None:
+            mismatches.append(f"{sample.name}: the repeat answered {again.describe()}")
+        elif second[0] != first[0] and abs(first[1] - first[2]) > 1e-6:
+            mismatches.append(f"{sample.name}: top-1 '{first[0]}' then '{second[0]}'")
+        if compared == 2:
+            break
+    if compared == 0:
+        return Check("top-1 consistent", False, "no answer had a top-1 label to compare")
+    if mismatches:
+        return Check("top-1 consistent", False, f"{mismatches[0]}: the model must be deterministic (eval mode)")
+    return Check("top-1 consistent", True, f"{compared} images sent twice gave the same top-1 label")
+
+
+def latency(target: Target, client: Any, opts: Options, evidence: Evidence,
+            progress: Callable[[str, int], Callable[[], None]] | None = None) -> Criterion:
+    crit = Criterion(4, TITLES[4], POINTS_EACH)
+    rule = Rule(limit_ms=opts.limit_ms, n=opts.requests)
+    decided_fail = False
+    for size in opts.sizes:
+        sample = images.make_sample("PNG", "RGB", size)
+        name = f"p95 at {size}x{size} PNG"
+        if decided_fail:
+            crit.checks.append(Check(name, False, "not measured: the latency verdict was already certain"))
+            continue
+
+        def request(sample: images.Sample = sample) -> tuple[float, str | None]:
+            reply = target.predict(client, sample)
+            return reply.elapsed_ms, (None if reply.status == 200 else reply.describe())
+
+        tick = progress(name, rule.n) if progress else None
+        result = measure(f"{size}x{size}", request, rule, tick=tick)
+        evidence.latency.append(result)
+        crit.checks.append(Check(name, result.passed, result.verdict))
+        decided_fail = not result.passed
+    if decided_fail:
+        crit.checks.append(Check("concurrency", False, "not run: the latency verdict was already certain"))
+    else:
+        evidence.concurrency = concurrent(target, images.make_sample("PNG", "RGB", min(opts.sizes)),
+                                          opts.concurrency, opts.per_client)
+        c = evidence.concurrency
+        ok = not c.errors
+        detail = (f"{c.clients} clients x {opts.per_client} requests at once: no errors, "
+                  f"p95 {percentile(c.samples_ms, 0.95):.1f} ms, {c.throughput:.0f} requests/s" if ok
+                  else f"{len(c.errors)} of {c.requests} concurrent requests failed: {c.errors[0]}")
+        crit.checks.append(Check("concurrency", ok, detail))
+    failed = [c for c in crit.checks if not c.passed]
+    crit.verdict = ("fast enough at every size, and no errors under concurrent load" if not failed
+                    else f"{failed[0].name}: {failed[0].detail}")
+    return crit
+
+
+def concurrent(target: Target, sample: images.Sample, clients: int, per_client: int) -> Concurrency:
+    """`clients` threads, each on its own connection, all released at once by a barrier."""
+    errors: list[str] = []
+    samples: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def worker() -> None:
+        with new_client() as client:
+            barrier.wait()
+            for _ in range(per_client):
+                reply = target.predict(client, sample)
+                with lock:
+                    if reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("predictions"):
+                        samples.append(reply.elapsed_ms)
+                    else:
+                        errors.append(reply.describe())
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Concurrency(clients, clients * per_client, errors, time.perf_counter() - start, samples)
+
+
+def error_handling(target: Target, client: Any, alive: Callable[[], Reply], samples: list[images.Sample]) -> Criterion:
+    crit = Criterion(5, TITLES[5], POINTS_EACH)
+    for bad in target.bad_requests():
+        reply = bad.send(client)
+        after = alive()
+        problems = []
+        if reply.status is None:
+            problems.append(f"no answer ({reply.error})")
+        elif not 400 <= reply.status < 500:
+            problems.append(f"answered {reply.describe()}, not a 4xx")
+        elif not reply.is_json or reply.body in (None, "", {}, []):
+            problems.append(f"answered {reply.status} without a JSON reason ({reply.describe()})")
+        if after.status != 200:
+            problems.append(f"then the health check got {after.describe()}")
+        detail = (f"{bad.what}: {reply.status} with a JSON reason, still healthy" if not problems
+                  else f"{bad.what}: " + "; ".join(problems))
+        crit.checks.append(Check(bad.name, not problems, detail))
+    last = target.predict(client, samples[0])
+    crit.checks.append(Check("still predicts", last.status == 200,
+                             "a valid image after the bad ones: 200" if last.status == 200
+                             else f"a valid image after the bad ones got {last.describe()}"))
+    failed = [c for c in crit.checks if not c.passed]
+    crit.verdict = ("every bad input got a 4xx with a reason, and the service kept serving" if not failed
+                    else f"{failed[0].name}: {failed[0].detail}")
+    return crit
+
+
+def never_came_up(reason: str) -> list[Criterion]:
+    crits = [Criterion(1, TITLES[1], POINTS_EACH, [Check("health", False, reason)], reason)]
+    for n in range(2, 6):
+        crits.append(Criterion(n, TITLES[n], POINTS_EACH,
+                               [Check("not assessed", False, "the service never became ready")],
+                               "not assessed: the service never became ready"))
+    return crits
+
+
+def run_all(target: Target, ready: Reply, startup_s: float | None, opts: Options,
+            progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[list[Criterion], Evidence]:
+    """Score a ready service on the five requirements, in order."""
+    evidence = Evidence()
+    samples = images.valid_samples()
+    replies: dict[str, Reply] = {}
+    with new_client() as client:
+        say(f"[1/5] {TITLES[1]}")
+        crits = [reachable(target, ready, startup_s)]
+        say(f"[2/5] {TITLES[2]}: {len(samples)} images")
+        crits.append(processes_images(target, client, samples, replies))
+        say(f"[3/5] {TITLES[3]}")
+        crits.append(confidences(target, client, samples, replies))
+        say(f"[4/5] {TITLES[4]}: warm-up, then up to {opts.requests} timed requests a size")
+        crits.append(latency(target, client, opts, evidence, progress))
+        say(f"[5/5] {TITLES[5]}")
+        crits.append(error_handling(target, client, lambda: target.ready(client), samples))
+    return crits, evidence

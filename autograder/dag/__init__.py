@@ -1,0 +1,190 @@
+"""`autograder dag`: load any Airflow DAG file with Airflow's own DagBag, check its structure, and (with --run)
+execute it end to end twice for one logical date to show each task's state and whether it is idempotent.
+
+Everything Airflow-related happens in a worker process with its own AIRFLOW_HOME (autograder.dag.isolate), so
+the check never touches ~/airflow or a running Airflow, and `autograder --help` never imports Airflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from autograder.dag.checks import idempotency_findings, import_error_finding, run_findings, structure_findings
+from autograder.dag.report import DagReport, DagShape, Finding, Idempotency, RunReport
+from autograder.errors import UsageError
+from autograder.reports import add_json_option, format_table, write_json
+
+DESCRIPTION = """\
+Check an Airflow DAG file the way Airflow sees it.
+
+Without --run: import the file with Airflow's DagBag (errors are shown with their line) and check the DAG's
+structure: at least --min-tasks tasks, dependencies between them, no cycle, a schedule, catchup off, retries set.
+
+With --run: also execute the DAG end to end with dag.test() for --date (retries are switched off for the test so
+a failing task fails at once), show each task's state and the line where a failing task raised, then run it
+again for the same date and compare the files under the DAG's data folder (--data-dir): an idempotent pipeline
+leaves them byte for byte the same. A run takes 15-25 s, most of it Airflow starting.
+"""
+
+EPILOG = """\
+examples:
+  autograder dag workspace/phase1-lab1-airflow-dag/dag.py
+  autograder dag workspace/phase1-lab1-airflow-dag/dag.py --run --date 2024-01-01 --json -
+exit codes: 0 no findings, 1 findings (listed with a fix each), 2 the check could not run
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "dag", help="load, check and test-run an Airflow DAG file", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", type=Path, help="the DAG file (.py)")
+    parser.add_argument("--run", action="store_true", help="execute it twice with dag.test() (idempotency)")
+    parser.add_argument("--date", type=_iso_date, default=None,
+                        help="logical date of the test run, YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--dag-id", default=None, help="which DAG to run when the file defines several")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder the DAG writes its outputs under (default: data/ beside the DAG file)")
+    parser.add_argument("--min-tasks", type=int, default=3, help="fewest tasks a pipeline may have (default 3)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before the check gives up (300)")
+    parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME and its log")
+    add_json_option(parser)
+    parser.set_defaults(func=run)
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet = args.json_out == "-"
+    start = time.monotonic()
+
+    def show(message: str) -> None:
+        print(f"[{time.monotonic() - start:5.1f}s] {message}", file=sys.stderr, flush=True)
+
+    report = check_dag(
+        args.path, run=args.run, logical_date=args.date, dag_id=args.dag_id, data_dir=args.data_dir,
+        min_tasks=args.min_tasks, timeout=args.timeout, keep_home=args.keep_home, on_progress=show,
+    )
+    write_json(report, args.json_out)
+    if not quiet:
+        print(render(report))
+    return 0 if report.passed else 1
+
+
+def check_dag(
+    path: Path, *, run: bool = False, logical_date: str | None = None, dag_id: str | None = None,
+    data_dir: Path | None = None, min_tasks: int = 3, timeout: float = 300.0, keep_home: bool = False,
+    on_progress=lambda message: None,
+) -> DagReport:
+    from autograder.dag.isolate import run_worker
+
+    dag_file = path.resolve()
+    if not dag_file.is_file():
+        raise UsageError(f"{path}: no such file; give the path of a DAG file (.py)")
+    if dag_file.suffix != ".py":
+        raise UsageError(f"{path}: not a Python file; a DAG file ends in .py")
+    data = (data_dir or dag_file.parent / "data").resolve()
+    when = logical_date or datetime.now(timezone.utc).date().isoformat()
+    spec = {"dag_file": str(dag_file), "dag_id": dag_id, "run": run, "date": when, "data_dir": str(data)}
+    outcome = run_worker(spec, timeout=timeout, keep_home=keep_home, on_progress=on_progress)
+    report = DagReport(dag_file=str(path), data_dir=str(data))
+    if keep_home:
+        report.notes.append(f"Airflow home kept at {outcome.home} (log: {outcome.log})")
+    if outcome.timed_out:
+        report.findings.append(Finding(
+            "timeout", f"the check did not finish within {timeout:.0f} s",
+            "look for a task that waits forever or trains too long; raise --timeout if it is just slow",
+            file=str(path),
+        ))
+    compose(report, outcome.result or {}, dag_id=dag_id, run=run, min_tasks=min_tasks)
+    report.passed = not report.findings
+    return report
+
+
+def compose(report: DagReport, raw: dict, *, dag_id: str | None, run: bool, min_tasks: int) -> None:
+    """Turn the worker's raw result into findings (pure: the tests feed it hand-made results)."""
+    path = report.dag_file
+    report.seconds = dict(raw.get("seconds", {}))
+    for text in raw.get("import_errors", {}).values():
+        report.findings.append(import_error_finding(path, text))
+    shapes = [DagShape.from_dict(d) for d in raw.get("dags", [])]
+    if not shapes:
+        if not raw.get("import_errors") and raw:
+            report.findings.append(Finding(
+                "no-dag", "Airflow found no DAG in the file",
+                "decorate a function with @dag (from airflow.sdk import dag) and call it at the bottom of the "
+                "file, e.g. `course_pipeline()`", file=path,
+            ))
+        return
+    if dag_id:
+        chosen = next((s for s in shapes if s.dag_id == dag_id), None)
+        if chosen is None:
+            raise UsageError(f"{path} has no DAG {dag_id!r} (it has: {', '.join(s.dag_id for s in shapes)})")
+    elif len(shapes) > 1:
+        raise UsageError(f"{path} defines {len(shapes)} DAGs ({', '.join(s.dag_id for s in shapes)}): "
+                         "choose one with --dag-id")
+    else:
+        chosen = shapes[0]
+    report.dag_id, report.shape = chosen.dag_id, chosen
+    report.findings.extend(structure_findings(chosen, path, min_tasks=min_tasks))
+    if not run or "run" not in raw:
+        return
+    report.run = RunReport.from_dict(raw["run"])
+    report.findings.extend(run_findings(report.run, path))
+    outputs = raw.get("outputs", {})
+    if not raw.get("written"):
+        report.notes.append(f"the run wrote no files under {report.data_dir}: idempotency was checked on "
+                            "nothing (does the DAG write where --data-dir says?)")
+    if "rerun" not in raw:
+        report.idempotency = Idempotency(checked=False, same=None, outputs=outputs, written=raw.get("written", []))
+        return
+    report.rerun = RunReport.from_dict(raw["rerun"])
+    rerun_problems = run_findings(report.rerun, path, label="rerun")
+    report.findings.extend(rerun_problems)
+    d = raw.get("rerun_diff", {})
+    report.idempotency = Idempotency(
+        checked=not rerun_problems, same=None if rerun_problems else not any(d.values()), outputs=outputs,
+        written=raw.get("written", []), changed=d.get("changed", []), added=d.get("added", []),
+        removed=d.get("removed", []),
+    )
+    report.findings.extend(idempotency_findings(report.idempotency, report.data_dir, path))
+
+
+def render(report: DagReport) -> str:
+    out = [f"autograder dag: {report.dag_file}"]
+    shape = report.shape
+    if shape:
+        out.append(f"DAG {shape.dag_id}: schedule {shape.schedule or 'none'}, catchup "
+                   f"{'on' if shape.catchup else 'off'}, {len(shape.tasks)} tasks: {' -> '.join(shape.order)}")
+    for label, run in (("run", report.run), ("rerun", report.rerun)):
+        if run is None:
+            continue
+        out.append(f"\n{label} for {run.logical_date} (dag.test, retries off): {run.state} in {run.seconds:.1f} s")
+        rows = [(t.task_id, t.state, t.error or "", f"{t.file}:{t.line}" if t.line else "") for t in run.tasks]
+        if rows:
+            out.append(format_table(["task", "state", "error", "where"], rows))
+    idem = report.idempotency
+    if idem and idem.checked:
+        verdict = "unchanged: idempotent" if idem.same else "CHANGED: not idempotent"
+        out.append(f"\noutputs under {report.data_dir}: {len(idem.outputs)} files "
+                   f"({len(idem.written)} written by the run); after the rerun {verdict}")
+    for note in report.notes:
+        out.append(f"note: {note}")
+    if report.findings:
+        out.append(f"\n{len(report.findings)} finding{'s' * (len(report.findings) > 1)}:")
+        for f in report.findings:
+            where = f" ({f.file}:{f.line})" if f.line else ""
+            out.append(f"  [{f.check}] {f.message}{where}\n      fix: {f.fix}")
+    else:
+        out.append("\nno findings: passed" + ("" if report.run else " (add --run to execute it)"))
+    return "\n".join(out)

@@ -1,0 +1,107 @@
+"""Learner copies of the banks: everything but the key, which becomes salted SHA-256 digests.
+
+A learner copy lets `autograder quiz take` and `show_quiz()` check an answer (hash it, compare) without the
+key being in the file. What the digests cover:
+
+- single/multiple: one digest per option of "<id>=1" (correct) or "<id>=0", so partial credit still works;
+- true/false and numeric questions with an exact answer: a digest of the answer;
+- short answers: a digest of each normalized accepted answer;
+- numeric questions with a tolerance or range, and short answers' regexes, cannot be checked from digests:
+  the copy says `graded_by: instructor` and self-check reports them as pending.
+
+Digests keep the key out of sight, not out of reach: anyone with the copy can hash each of four options and
+compare. Self-check is formative; a summative quiz is graded from answers files by the instructor (`grade`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autograder.quiz.bank import LEARNER_FORMAT, Question, Quiz, bank_paths, load_quiz, normalize
+
+HEADER = (
+    "# Learner copy of the quiz bank {source}, written by `autograder release --student-dist`.\n"
+    "# The answers are salted hashes: take the quiz with `autograder quiz take {id}` or show_quiz(\"{id}\").\n"
+)
+
+
+def digest(salt: str, qid: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\x1f{qid}\x1f{value}".encode()).hexdigest()
+
+
+def canonical_number(value: float) -> str:
+    return repr(float(value))
+
+
+def _hashed_fields(q: Question, salt: str) -> dict[str, Any]:
+    if q.type in ("single", "multiple"):
+        correct = {q.answer} if q.type == "single" else set(q.answer)
+        return {"key_hashes": {o: digest(salt, q.id, f"{o}={int(o in correct)}") for o in q.options}}
+    if q.type == "truefalse":
+        return {"key_hash": digest(salt, q.id, str(bool(q.answer)).lower())}
+    if q.type == "numeric":
+        if q.range is None and q.tolerance == 0:
+            return {"key_hash": digest(salt, q.id, canonical_number(q.answer))}
+        return {"graded_by": "instructor"}
+    fields: dict[str, Any] = {}
+    if q.accept:
+        fields["accept_hashes"] = sorted({digest(salt, q.id, normalize(a, q.case_sensitive)) for a in q.accept})
+    if q.case_sensitive:
+        fields["case_sensitive"] = True
+    if q.regex:
+        fields["graded_by"] = "instructor"
+    return fields
+
+
+def learner_copy(quiz: Quiz) -> dict[str, Any]:
+    """The learner copy of a source quiz as plain data (what the YAML file holds)."""
+    if quiz.learner_copy:
+        raise ValueError(f"{quiz.path} is already a learner copy")
+    data: dict[str, Any] = {"id": quiz.id, "title": quiz.title, "learner_copy": LEARNER_FORMAT}
+    if quiz.description:
+        data["description"] = quiz.description
+    data["pass_mark"] = quiz.pass_mark
+    if quiz.shuffle_questions or quiz.shuffle_options:
+        data["shuffle"] = {"questions": quiz.shuffle_questions, "options": quiz.shuffle_options}
+    if quiz.draw:
+        data["draw"] = quiz.draw
+    questions = []
+    for q in quiz.questions:
+        salt = secrets.token_hex(8)
+        item: dict[str, Any] = {"id": q.id, "type": q.type, "topic": q.topic, "points": q.points,
+                                "prompt": q.prompt}
+        if q.options:
+            item["options"] = dict(q.options)
+        item["explanation"] = q.explanation
+        item["salt"] = salt
+        item.update(_hashed_fields(q, salt))
+        questions.append(item)
+    data["questions"] = questions
+    return data
+
+
+def write_learner_copies(root: Path, dest: Path) -> list[Path]:
+    """Write a learner copy of every bank in <root>/quizzes/ into `dest` (the student distribution's quizzes/
+    folder); returns the files written. Refuses to write over the source banks."""
+    sources = bank_paths(root)
+    dest.mkdir(parents=True, exist_ok=True)
+    if dest.resolve() == (root / "quizzes").resolve():
+        raise ValueError(f"{dest} holds the source banks: write learner copies somewhere else")
+    written = []
+    for path in sources:
+        quiz = load_quiz(path)
+        target = dest / f"{quiz.id}.yaml"
+        if quiz.learner_copy:  # releasing from a student distribution: the copy is already safe
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+            written.append(target)
+            continue
+        text = HEADER.format(source=f"quizzes/{path.name}", id=quiz.id)
+        text += yaml.safe_dump(learner_copy(quiz), sort_keys=False, allow_unicode=True, width=110)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written

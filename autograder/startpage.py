@@ -1,0 +1,215 @@
+"""What the start page (modules/START-HERE.ipynb) shows: the course map, the prerequisites check and progress.
+
+Progress is read, never written, here: `autograder check` and `autograder quiz` record results under
+workspace/.progress/ (autograder.progress); this module only turns those records into a table and a chart.
+Everything returns plain data or text so it can be tested without a kernel; `show_*` adds the notebook view.
+"""
+
+from __future__ import annotations
+
+import html
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.paths import workspace_dir
+from autograder.progress import ProgressRecord, read_all
+from autograder.reports import format_table
+
+
+@dataclass(frozen=True)
+class Lesson:
+    unit: int
+    number: int
+    title: str
+    notebook: str  # path under modules/
+    hours: float
+    lab: str | None  # the lab that practises this lesson, if any
+    quiz: str  # quiz id for `autograder quiz take` and show_quiz()
+
+
+_U1 = "01-foundations-of-ml-infrastructure"
+_U2 = "02-mlops-and-tooling"
+
+UNITS: dict[int, str] = {1: "Foundations of ML Infrastructure", 2: "Foundations of MLOps & Tooling (Phase 1)"}
+
+COURSE: tuple[Lesson, ...] = (
+    Lesson(1, 1, "Intro to ML infrastructure and MLOps", f"{_U1}/01-intro-to-ml-infra-and-mlops.ipynb", 1.0,
+           None, "lesson01"),
+    Lesson(1, 2, "Environment setup", f"{_U1}/02-environment-setup.ipynb", 1.5, "lab01-environment", "lesson02"),
+    Lesson(1, 3, "ML infrastructure basics", f"{_U1}/03-ml-infrastructure-basics.ipynb", 1.5,
+           "lab02-ml-lifecycle", "lesson03"),
+    Lesson(1, 4, "ML frameworks", f"{_U1}/04-ml-frameworks.ipynb", 2.0, "lab03-frameworks", "lesson04"),
+    Lesson(1, 5, "Cloud computing for ML", f"{_U1}/05-cloud-computing-intro.ipynb", 1.5, "lab04-cloud", "lesson05"),
+    Lesson(1, 6, "Model serving", f"{_U1}/06-model-serving.ipynb", 2.0, "lab05-torchserve", "lesson06"),
+    Lesson(1, 7, "Docker basics", f"{_U1}/07-docker-basics.ipynb", 2.0, "lab06-docker", "lesson07"),
+    Lesson(1, 8, "API development for ML", f"{_U1}/08-api-development-for-ml.ipynb", 2.0, "lab07-api", "lesson08"),
+    Lesson(2, 1, "The MLOps lifecycle", f"{_U2}/01-mlops-lifecycle.ipynb", 1.0, None, "phase1"),
+    Lesson(2, 2, "Orchestration with Airflow", f"{_U2}/02-orchestration-with-airflow.ipynb", 2.0,
+           "phase1-lab1-airflow-dag", "phase1"),
+    Lesson(2, 3, "PyTorch core concepts", f"{_U2}/03-pytorch-core-concepts.ipynb", 2.0,
+           "phase1-lab2-pytorch-training", "phase1"),
+    Lesson(2, 4, "Configuration-driven development", f"{_U2}/04-configuration-driven-development.ipynb", 1.5,
+           "phase1-lab3-config-driven", "phase1"),
+    Lesson(2, 5, "Four habits of reliable pipelines", f"{_U2}/05-four-habits.ipynb", 1.0, None, "phase1"),
+)
+
+
+def labs() -> list[str]:
+    return [lesson.lab for lesson in COURSE if lesson.lab]
+
+
+def quizzes() -> list[str]:
+    return list(dict.fromkeys(lesson.quiz for lesson in COURSE))  # unit 2 shares one quiz: keep first-seen order
+
+
+def course_map_text() -> str:
+    rows = [(f"{l.unit}.{l.number}", l.title, f"{l.hours:g} h", l.lab or "-", l.quiz) for l in COURSE]
+    return format_table(["lesson", "title", "time", "lab", "quiz"], rows)
+
+
+# ---------------------------------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    kind: str  # "lab" or "quiz"
+    name: str
+    status: str  # "passed", "not yet" (tried, fell short), "not started"
+    score: str  # "7/10" or ""
+    when: str  # the last attempt's date, or ""
+    copy: str  # workspace folder of a lab if the learner has opened it, else ""
+
+
+PASSED, NOT_YET, NOT_STARTED = "passed", "not yet", "not started"
+
+
+def _score(rec: ProgressRecord) -> str:
+    return f"{rec.score:g}/{rec.max_score:g}"
+
+
+def progress_rows(root: Path) -> list[ProgressRow]:
+    """One row per lab and quiz of the course, in course order, from the learner's records under `root`.
+
+    Records for items the course map does not know (a lab added later) are appended, not dropped.
+    """
+    records = {(r.kind, r.name): r for r in read_all(root)}
+    known = [("lab", name) for name in labs()] + [("quiz", name) for name in quizzes()]
+    wanted = known + sorted(set(records) - set(known))
+    rows = []
+    for kind, name in wanted:
+        rec = records.get((kind, name))
+        opened = kind == "lab" and (workspace_dir(root) / name).is_dir()
+        rows.append(ProgressRow(
+            kind=kind,
+            name=name,
+            status=NOT_STARTED if rec is None else (PASSED if rec.passed else NOT_YET),
+            score="" if rec is None else _score(rec),
+            when="" if rec is None else rec.when[:10],
+            copy=f"workspace/{name}/" if opened else "",
+        ))
+    return rows
+
+
+def summary(rows: list[ProgressRow]) -> dict[str, tuple[int, int]]:
+    """kind -> (passed, total)."""
+    out: dict[str, tuple[int, int]] = {}
+    for kind in ("lab", "quiz"):
+        of_kind = [r for r in rows if r.kind == kind]
+        out[kind] = (sum(r.status == PASSED for r in of_kind), len(of_kind))
+    return out
+
+
+def next_step(rows: list[ProgressRow]) -> str:
+    """One sentence telling the learner what to do next."""
+    for row in rows:
+        if row.kind == "lab" and row.status == NOT_YET:
+            return f"Fix {row.name}: open workspace/{row.name}/, then rerun `autograder check {row.name}`."
+    for row in rows:
+        if row.kind == "lab" and row.status == NOT_STARTED:
+            return f"Start {row.name}: work in workspace/{row.name}/ and self-check with `autograder check {row.name}`."
+    for row in rows:
+        if row.kind == "quiz" and row.status != PASSED:
+            return f"Take the quiz {row.name}: `autograder quiz take {row.name}`."
+    return "Everything passes: try the practical assessment, `autograder assess --app app:app`."
+
+
+def progress_text(root: Path) -> str:
+    rows = progress_rows(root)
+    table = format_table(["kind", "name", "status", "score", "last try", "your copy"],
+                         [(r.kind, r.name, r.status, r.score, r.when, r.copy) for r in rows])
+    counts = summary(rows)
+    head = f"labs passed {counts['lab'][0]}/{counts['lab'][1]}, quizzes passed {counts['quiz'][0]}/{counts['quiz'][1]}"
+    return f"{head}\n\n{table}\n\nNext: {next_step(rows)}"
+
+
+_COLOURS = {PASSED: "#2e7d32", NOT_YET: "#c62828", NOT_STARTED: "#757575"}
+
+
+def progress_html(root: Path) -> str:
+    rows = progress_rows(root)
+    cells = []
+    for r in rows:
+        colour = _COLOURS[r.status]
+        values = [r.kind, r.name, f'<b style="color:{colour}">{r.status}</b>', r.score, r.when, r.copy]
+        cells.append("<tr>" + "".join(f"<td>{v if i == 2 else html.escape(v)}</td>" for i, v in enumerate(values))
+                     + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("kind", "name", "status", "score", "last try", "your copy"))
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+            f"<p><b>Next:</b> {html.escape(next_step(rows))}</p>")
+
+
+def plot_progress(root: Path):  # -> matplotlib Figure; matplotlib is imported only when asked for
+    import matplotlib.pyplot as plt
+
+    counts = summary(progress_rows(root))
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    for y, kind in enumerate(("lab", "quiz")):
+        done, total = counts[kind]
+        ax.barh(y, total, color="#e0e0e0")
+        ax.barh(y, done, color=_COLOURS[PASSED])
+        ax.text(total, y, f"  {done}/{total}", va="center")
+    ax.set_yticks([0, 1], ["labs", "quizzes"])
+    ax.set_xlim(0, max(c[1] for c in counts.values()) + 2)
+    ax.set_xlabel("passed")
+    ax.set_title("Your progress")
+    fig.tight_layout()
+    return fig
+
+
+def show_progress(root: Path) -> None:
+    """The notebook view: the table (HTML) and a bar of passed items."""
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
+
+    display(HTML(progress_html(root)))
+    plot_progress(root)
+    plt.show()
+
+
+# ------------------------------------------------------------------------------------------------ prerequisites
+
+
+@dataclass(frozen=True)
+class DoctorResult:
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def run_doctor(root: Path, timeout: float = 45.0) -> DoctorResult:
+    """Run `autograder doctor` in a fresh interpreter, as a learner would in a terminal.
+
+    A subprocess, not an import: doctor inspects the interpreter and tools it runs in, and a crash or a slow
+    check there must not take the start page's kernel down with it.
+    """
+    try:
+        done = subprocess.run([sys.executable, "-m", "autograder", "doctor"], cwd=root, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return DoctorResult(2, f"`autograder doctor` took longer than {timeout:g} s: run it in a terminal instead")
+    return DoctorResult(done.returncode, (done.stdout + done.stderr).strip())

@@ -1,0 +1,170 @@
+"""The course's environment check: probe the machine, judge it against the prerequisites, report what to do.
+
+`probe()` gathers facts; `evaluate(facts)` is pure (facts in, checks out), so it can be fed made-up machines.
+`autograder doctor` prints this as a table; lab01 has learners write their own version of `evaluate`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIN_PYTHON = (3, 10)
+MIN_MEMORY_GB = 8.0
+MIN_DISK_GB = 20.0
+REQUIRED_PACKAGES = ("torch", "torchvision", "apache-airflow", "fastapi", "uvicorn", "pyyaml", "jupyterlab",
+                     "nbgrader", "nbval", "pytest")
+REQUIRED_TOOLS = ("git",)
+OPTIONAL_TOOLS = ("docker", "aws", "gcloud", "az")
+
+
+@dataclass
+class MachineFacts:
+    python_version: tuple[int, int, int]
+    prefix: str
+    base_prefix: str
+    cpu_count: int
+    memory_gb: float
+    disk_free_gb: float
+    tools: dict[str, str | None]  # tool -> first line of `tool --version`, None when absent
+    docker_engine: bool
+    packages: dict[str, str | None]  # distribution -> version, None when not installed
+    gpu: str | None  # a name, or None for CPU only
+    os: str = ""
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "pass", "warn" (optional, missing) or "fail" (a prerequisite not met)
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class EnvironmentReport:
+    ok: bool
+    checks: list[Check] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tool_version(tool: str) -> str | None:
+    path = shutil.which(tool)
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "present (version unknown)"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "present (version unknown)"
+
+
+def _docker_engine_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        out = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def _memory_gb() -> float:
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return pages * page_size / 1024**3
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def _gpu() -> str | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "Apple MPS"
+    except Exception:  # a broken torch install is reported by the packages check, not here
+        return None
+    return None
+
+
+def probe(disk_path: Path | str = ".") -> MachineFacts:
+    packages: dict[str, str | None] = {}
+    for name in REQUIRED_PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = None
+    return MachineFacts(
+        python_version=tuple(sys.version_info[:3]),  # type: ignore[arg-type]
+        prefix=sys.prefix,
+        base_prefix=getattr(sys, "base_prefix", sys.prefix),
+        cpu_count=os.cpu_count() or 1,
+        memory_gb=round(_memory_gb(), 1),
+        disk_free_gb=round(shutil.disk_usage(disk_path).free / 1024**3, 1),
+        tools={tool: _tool_version(tool) for tool in (*REQUIRED_TOOLS, *OPTIONAL_TOOLS)},
+        docker_engine=_docker_engine_answers(),
+        packages=packages,
+        gpu=_gpu(),
+        os=f"{platform.system()} {platform.release()} {platform.machine()}",
+    )
+
+
+def evaluate(facts: MachineFacts) -> EnvironmentReport:
+    checks: list[Check] = []
+    major, minor, micro = facts.python_version
+    version = f"{major}.{minor}.{micro}"
+    if (major, minor) >= MIN_PYTHON:
+        checks.append(Check("python", "pass", f"Python {version}"))
+    else:
+        checks.append(Check("python", "fail", f"Python {version} is older than {MIN_PYTHON[0]}.{MIN_PYTHON[1]}",
+                            f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ and rerun `make setup`"))
+    if facts.prefix != facts.base_prefix:
+        checks.append(Check("virtualenv", "pass", f"inside {facts.prefix}"))
+    else:
+        checks.append(Check("virtualenv", "fail", "not inside a virtual environment",
+                            "run `make setup`, then use .venv/bin/python (or `source .venv/bin/activate`)"))
+    for tool in REQUIRED_TOOLS:
+        found = facts.tools.get(tool)
+        checks.append(Check(tool, "pass", found) if found else
+                      Check(tool, "fail", f"{tool} not found on PATH", f"install {tool} from your package manager"))
+    docker = facts.tools.get("docker")
+    if not docker:
+        checks.append(Check("docker", "warn", "no docker client", "install Docker (or podman) for lesson 07"))
+    elif not facts.docker_engine:
+        checks.append(Check("docker", "warn", f"{docker}; no engine answers",
+                            "start Docker Desktop / the docker service to build images in lesson 07"))
+    else:
+        checks.append(Check("docker", "pass", f"{docker}; engine answers"))
+    for cli in ("aws", "gcloud", "az"):
+        found = facts.tools.get(cli)
+        checks.append(Check(cli, "pass", found) if found else
+                      Check(cli, "warn", f"{cli} CLI not installed (optional)", "none needed for this course"))
+    for name, version_found in sorted(facts.packages.items()):
+        checks.append(Check(f"package {name}", "pass", version_found) if version_found else
+                      Check(f"package {name}", "fail", f"{name} is not installed", "run `make setup`"))
+    checks.append(Check("cpu", "pass" if facts.cpu_count >= 2 else "warn", f"{facts.cpu_count} cores",
+                        "" if facts.cpu_count >= 2 else "training examples will be slow on one core"))
+    checks.append(Check("memory", "pass", f"{facts.memory_gb:.1f} GB") if facts.memory_gb >= MIN_MEMORY_GB else
+                  Check("memory", "fail", f"{facts.memory_gb:.1f} GB < {MIN_MEMORY_GB:.0f} GB",
+                        "close other programs or use a machine with 8 GB or more"))
+    checks.append(Check("disk", "pass", f"{facts.disk_free_gb:.1f} GB free") if facts.disk_free_gb >= MIN_DISK_GB
+                  else Check("disk", "fail", f"{facts.disk_free_gb:.1f} GB free < {MIN_DISK_GB:.0f} GB",
+                             "free disk space: the environment alone takes about 6 GB"))
+    checks.append(Check("gpu", "pass", facts.gpu) if facts.gpu else
+                  Check("gpu", "warn", "no GPU: everything in this course runs on the CPU", ""))
+    return EnvironmentReport(ok=all(c.status != "fail" for c in checks), checks=checks, facts=asdict(facts))
