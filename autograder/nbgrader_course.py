@@ -48,6 +48,9 @@ def course_config(course_root: Path, lab: Lab, *, cell_timeout: int | None = Non
     config.Execute.timeout = cell_timeout or lab.cell_timeout
     # A cell past its timeout is interrupted and graded as an error; the rest of the notebook still runs.
     config.Execute.interrupt_on_timeout = True
+    # nbgrader waits only 4 s for a cell's output after it finishes and then fails the WHOLE notebook; on a busy
+    # machine (a class graded two at a time) that is a coin toss, so wait as long as a cell may run.
+    config.Execute.iopub_timeout = max(30, cell_timeout or lab.cell_timeout)
     config.Execute.kernel_name = "python3"
     # Keep the learner's own files: without this nbgrader copies the source (solution) versions over them and
     # every student would score the solution (FACTS.md).

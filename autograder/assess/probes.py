@@ -71,7 +71,6 @@ class Options:
     concurrency: int = 4
     per_client: int = 5
     sizes: tuple[int, ...] = images.SIZES
-    limit_ms: float = 500.0
 
 
 @dataclass
@@ -195,7 +194,7 @@ def consistency(target: Target, client: Any, samples: list[images.Sample], answe
 def latency(target: Target, client: Any, opts: Options, evidence: Evidence,
             progress: Callable[[str, int], Callable[[], None]] | None = None) -> Criterion:
     crit = Criterion(4, TITLES[4], POINTS_EACH)
-    rule = Rule(limit_ms=opts.limit_ms, n=opts.requests)
+    rule = Rule(n=opts.requests)
     decided_fail = False
     for size in opts.sizes:
         sample = images.make_sample("PNG", "RGB", size)

@@ -142,7 +142,7 @@ def compose(report: DagReport, raw: dict, *, dag_id: str | None, run: bool, min_
     report.run = RunReport.from_dict(raw["run"])
     report.findings.extend(run_findings(report.run, path))
     outputs = raw.get("outputs", {})
-    if not raw.get("written"):
+    if report.run.state == "success" and not raw.get("written"):
         report.notes.append(f"the run wrote no files under {report.data_dir}: idempotency was checked on "
                             "nothing (does the DAG write where --data-dir says?)")
     if "rerun" not in raw:

@@ -98,6 +98,7 @@ class BankProblem:
     path: Path
     where: str  # "line 12, question 'q04'" or "" for the whole file
     message: str
+    line: int = 0  # for listing problems in file order
 
     def __str__(self) -> str:
         return f"{self.path}: {self.where}: {self.message}" if self.where else f"{self.path}: {self.message}"
@@ -113,13 +114,16 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int], list[BankPr
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the quiz bank ({exc})") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: 10x faster
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         raise BadConfig(path, where, f"not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    finally:
+        loader.dispose()
     lines: dict[tuple[Any, ...], int] = {}
     problems: list[BankProblem] = []
 
@@ -130,8 +134,8 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int], list[BankPr
             for key_node, value_node in n.value:
                 key = key_node.value
                 if key in seen:
-                    problems.append(BankProblem(path, f"line {key_node.start_mark.line + 1}",
-                                                f"duplicate key '{key}': keep one"))
+                    line = key_node.start_mark.line + 1
+                    problems.append(BankProblem(path, f"line {line}", f"duplicate key '{key}': keep one", line))
                 seen.add(key)
                 walk(value_node, (*at, key))
         elif isinstance(n, yaml.SequenceNode):
@@ -187,10 +191,13 @@ def _question_id(data: Any, index: int) -> str | None:
     return qid if isinstance(qid, str) else None
 
 
-def _schema_message(error: Any) -> str:
+def _schema_message(error: Any, data: Any) -> str:
     """jsonschema's wording, rewritten for the cases an author meets most."""
     v, value, instance = error.validator, error.validator_value, error.instance
     field_name = error.path[-1] if error.path else None
+    if v == "type" and isinstance(instance, bool) and "string" in value:
+        return (f"{'true' if instance else 'false'} where text was expected: YAML reads yes/no, on/off and "
+                "true/false as booleans, so put this text in quotes")
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"missing required field '{missing}'"
@@ -215,7 +222,9 @@ def _schema_message(error: Any) -> str:
     if field_name == "answer" and v in ("type", "minItems"):
         expected = {"single": "one option id (a string)", "multiple": "a non-empty list of option ids",
                     "truefalse": "true or false", "numeric": "a number"}
-        qtype = error.parent.instance.get("type") if error.parent is not None else None
+        at = tuple(error.absolute_path)
+        question = data["questions"][at[1]] if len(at) >= 2 and at[0] == "questions" else {}
+        qtype = question.get("type") if isinstance(question, dict) else None
         return f"'answer' must be {expected.get(qtype, value)}, got {instance!r}"
     if v == "pattern" and field_name == "id":
         return f"id {instance!r} must be letters, digits, '-', '_' or '.', starting with a letter or digit"
@@ -227,10 +236,9 @@ def _schema_problems(path: Path, data: Any, where: _Locator) -> list[BankProblem
 
     validator = jsonschema.Draft202012Validator(schema())
     problems = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: (where.line(tuple(e.absolute_path)) or 0)):
-        # Report the innermost cause of an if/then failure, not the wrapper.
+    for error in validator.iter_errors(data):
         at = tuple(error.absolute_path)
-        problems.append(BankProblem(path, where.where(at), _schema_message(error)))
+        problems.append(BankProblem(path, where.where(at), _schema_message(error, data), where.line(at) or 0))
     return problems
 
 
@@ -238,7 +246,7 @@ def _semantic_problems(path: Path, data: dict[str, Any], where: _Locator) -> lis
     problems: list[BankProblem] = []
 
     def add(at: tuple[Any, ...], message: str) -> None:
-        problems.append(BankProblem(path, where.where(at), message))
+        problems.append(BankProblem(path, where.where(at), message, where.line(at) or 0))
 
     stem = path.stem
     if data.get("id") != stem and not data.get("learner_copy"):
@@ -295,7 +303,10 @@ def _semantic_problems(path: Path, data: dict[str, Any], where: _Locator) -> lis
 
 def validate_bank(path: Path) -> list[BankProblem]:
     """Every problem in a bank or a learner copy (an empty list when it is valid)."""
-    return _problems(path, *_read_yaml(path))
+    try:
+        return _problems(path, *_read_yaml(path))
+    except BadConfig as exc:  # not YAML at all: that is the one problem to report
+        return [BankProblem(path, exc.where, exc.problem)]
 
 
 def _problems(path: Path, data: Any, lines: dict[tuple[Any, ...], int], problems: list[BankProblem]
@@ -307,10 +318,10 @@ def _problems(path: Path, data: Any, lines: dict[tuple[Any, ...], int], problems
         except BadConfig as exc:
             return [BankProblem(path, exc.where, exc.problem)]
         return problems
-    problems += _schema_problems(path, data, where)
+    problems = problems + _schema_problems(path, data, where)
     if isinstance(data, dict):
         problems += _semantic_problems(path, data, where)
-    return problems
+    return sorted(problems, key=lambda p: p.line)
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -400,21 +411,40 @@ def _learner_quiz(path: Path, data: dict[str, Any]) -> Quiz:
                 description=str(data.get("description", "")), learner_copy=True)
 
 
-def load_quiz(path: Path) -> Quiz:
-    """A validated quiz from a source bank or a learner copy; BadConfig names the first problem."""
+def _build(path: Path, data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> Quiz:
+    shuffle_q, shuffle_o = _shuffle_settings(data.get("shuffle"))
+    questions = tuple(_question(q, lines.get(("questions", i))) for i, q in enumerate(data["questions"]))
+    if not questions or any(q.type not in TYPES or not q.points > 0 for q in questions):
+        raise ValueError("needs the schema check")
+    return Quiz(id=data["id"], title=data["title"], pass_mark=pass_fraction(data["pass_mark"]),
+                questions=questions, path=path, shuffle_questions=shuffle_q, shuffle_options=shuffle_o,
+                draw=data.get("draw"), description=data.get("description", ""))
+
+
+def load_quiz(path: Path, *, schema_check: bool = True) -> Quiz:
+    """A validated quiz from a source bank or a learner copy; BadConfig names the first problem.
+
+    `schema_check=False` is for taking a quiz: importing jsonschema costs seconds (its IRI format checker builds
+    a grammar at import), so a bank that builds and passes the semantic checks is used as it is, and only a bank
+    that fails them pays for the schema, to name the problem. `validate`, `grade` and CI check everything.
+    """
     data, lines, yaml_problems = _read_yaml(path)
     if isinstance(data, dict) and data.get("learner_copy"):
         return _learner_quiz(path, data)
+    if not schema_check and isinstance(data, dict):
+        try:
+            quiz = _build(path, data, lines)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pass
+        else:
+            if not yaml_problems and not _semantic_problems(path, data, _Locator(data, lines)):
+                return quiz
     problems = _problems(path, data, lines, yaml_problems)
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more: run `autograder quiz validate {path}`)" if len(problems) > 1 else ""
         raise BadConfig(first.path, first.where, first.message + more)
-    shuffle_q, shuffle_o = _shuffle_settings(data.get("shuffle"))
-    questions = tuple(_question(q, lines.get(("questions", i))) for i, q in enumerate(data["questions"]))
-    return Quiz(id=data["id"], title=data["title"], pass_mark=pass_fraction(data["pass_mark"]),
-                questions=questions, path=path, shuffle_questions=shuffle_q, shuffle_options=shuffle_o,
-                draw=data.get("draw"), description=data.get("description", ""))
+    return _build(path, data, lines)
 
 
 # --------------------------------------------------------------------------------------------- finding banks

@@ -125,8 +125,8 @@ def _gift_question(q: Question) -> str:
         body = f"{{{'TRUE' if q.answer else 'FALSE'}{feedback}}}"
     elif q.type == "numeric":
         low, high = q.bounds
-        body = (f"{{#{low:g}..{high:g}{feedback}}}" if q.range is not None
-                else f"{{#{q.answer:g}:{q.tolerance:g}{feedback}}}")
+        body = (f"{{#{low:g}..{high:g} {feedback}}}" if q.range is not None
+                else f"{{#{q.answer:g}:{q.tolerance:g} {feedback}}}")
     elif q.accept:
         body = "{" + " ".join("=" + gift_escape(a) for a in q.accept) + f" {feedback}}}"
     else:  # a regex alone: an essay question, graded by hand

@@ -48,19 +48,24 @@ class TakeOutcome:
     ended_early: bool = False
 
 
-def _wrap(text: str, indent: str = "") -> str:
+def _wrap(text: str, indent: str = "", hang: str | None = None) -> str:
     """Wrap prose; keep indented lines (code) and blank lines as the author wrote them."""
     out = []
     for line in text.splitlines():
         if not line.strip() or line.startswith((" ", "\t")):
             out.append(indent + line)
         else:
-            out.append(textwrap.fill(line, WIDTH, initial_indent=indent, subsequent_indent=indent))
+            out.append(textwrap.fill(line, WIDTH, initial_indent=indent,
+                                     subsequent_indent=indent if hang is None else hang))
     return "\n".join(out)
 
 
+def _num(x: float) -> str:
+    return f"{round(x, 2):g}"
+
+
 def _points(x: float) -> str:
-    return f"{x:g} point" + ("" if x == 1 else "s")
+    return f"{_num(x)} point" + ("" if x == 1 else "s")
 
 
 def _parse(p: Presented, line: str) -> tuple[Any, str]:
@@ -99,6 +104,8 @@ def _ask(p: Presented, inp: TextIO, out: TextIO) -> Any:
             out.write("\n")
             raise _EndOfInput
         line = raw.strip()
+        if not inp.isatty():  # piped answers: echo them so the transcript reads like a session
+            out.write(line + "\n")
         if not line:
             return None
         answer, problem = _parse(p, line)
@@ -114,7 +121,7 @@ def _show_question(number: int, total: int, p: Presented, out: TextIO) -> None:
     out.write(f"\nQuestion {number} of {total}  [{q.topic}, {_points(q.points)}]\n")
     out.write(_wrap(q.prompt) + "\n")
     for i, option in enumerate(p.options, start=1):
-        out.write(_wrap(f"{i}) {q.options[option]}", "  ") + "\n")
+        out.write(_wrap(f"{i}) {q.options[option]}", "  ", "     ") + "\n")
     out.write(f"({HINTS[q.type]}; Enter skips.)\n")
 
 
@@ -125,14 +132,15 @@ def _feedback(p: Presented, r: QuestionResult, out: TextIO) -> None:
     elif r.status == PENDING:
         out.write(f"Recorded: {r.reason}.\n")
     else:
-        head = {PARTIAL: f"Partly right ({r.points:g} of {_points(r.max_points)})",
+        head = {PARTIAL: f"Partly right ({_num(r.points)} of {_points(r.max_points)})",
                 MISSING: "Skipped (0 points)"}.get(r.status, f"Not quite (0 of {_points(r.max_points)})")
         out.write(head + (f": {r.reason}" if r.reason and r.status not in (MISSING,) else "") + ".\n")
         if q.type in ("single", "multiple"):
             keys = correct_options(q)
             shown = [f"{i}) {q.options[o]}" for i, o in enumerate(p.options, start=1) if o in keys]
-            label = "The answer" if len(shown) == 1 else "The answers"
-            out.write(_wrap(f"{label}: " + "; ".join(shown)) + "\n")
+            out.write("The answer:\n" if len(shown) == 1 else "The answers:\n")
+            for line in shown:
+                out.write(_wrap(line, "  ", "     ") + "\n")
         elif r.expected:
             out.write(_wrap(f"The answer: {r.expected}") + "\n")
     out.write(_wrap("Why: " + q.explanation) + "\n")
@@ -141,10 +149,11 @@ def _feedback(p: Presented, r: QuestionResult, out: TextIO) -> None:
 def _summary(quiz: Quiz, result: QuizResult, out: TextIO) -> None:
     verdict = "PASSED" if result.passed else "NOT PASSED"
     out.write(f"\n{quiz.title}\n")
-    out.write(f"Score: {result.score:g} of {result.max_score:g} ({result.percent:.0f}%). "
+    out.write(f"Score: {_num(result.score)} of {_num(result.max_score)} ({result.percent:.0f}%). "
               f"Pass mark {quiz.pass_mark * 100:g}%: {verdict}.\n")
     if result.pending_points:
-        out.write(f"{_points(result.pending_points)} more are graded by your instructor.\n")
+        out.write(f"Not counted here: {_points(result.pending_points)} that your instructor grades "
+                  "(hand in your answers: `--save FILE`).\n")
     review = result.topics_to_review()
     if review:
         out.write("Topics to review: " + ", ".join(f"{t} ({_points(lost)} lost)" for t, lost in review) + "\n")

@@ -165,14 +165,28 @@ def build_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None
                root: Path | None = None) -> QuizView:
     """The widget without displaying it (tests drive it by setting values and clicking)."""
     root = root if root is not None else _root()
-    loaded = load_quiz(resolve(quiz, root))
+    loaded = load_quiz(resolve(quiz, root), schema_check=False)
     return QuizView(loaded, arrange(loaded, learner=learner, seed=seed), root)
 
 
-def _text_fallback(quiz: str | Path, root: Path | None) -> None:
-    loaded = load_quiz(resolve(quiz, root))
-    print(f"{loaded.title}: {len(loaded.questions)} questions. ipywidgets is not available here, so take it "
-          f"in a terminal: autograder quiz take {loaded.id}")
+def _text(quiz: Quiz) -> str:
+    return (f"Quiz {quiz.id}: {quiz.title} ({len(quiz.questions)} questions). If no quiz shows here, widgets are "
+            f"not available: take it in a terminal with `autograder quiz take {quiz.id}`.")
+
+
+class _Display:
+    """The widget, with a short useful text in place of the widget's repr where widgets cannot render
+    (headless runs, notebook viewers, a terminal)."""
+
+    def __init__(self, view: QuizView) -> None:
+        self.view = view
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        render = getattr(self.view.box, "_repr_mimebundle_", None)
+        bundle = render(**kwargs) if callable(render) else None
+        data = dict(bundle) if isinstance(bundle, dict) else {}
+        data["text/plain"] = _text(self.view.quiz)
+        return data
 
 
 def show_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None = None) -> None:
@@ -180,8 +194,12 @@ def show_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None 
     root = _root()
     try:
         import ipywidgets  # noqa: F401
+        from IPython import get_ipython
         from IPython.display import display
     except ImportError:
-        _text_fallback(quiz, root)
+        print(_text(load_quiz(resolve(quiz, root), schema_check=False)))
         return
-    display(build_quiz(quiz, learner=learner, seed=seed, root=root).box)
+    if get_ipython() is None:  # plain Python: widgets cannot render and nobody can click
+        print(_text(load_quiz(resolve(quiz, root), schema_check=False)))
+        return
+    display(_Display(build_quiz(quiz, learner=learner, seed=seed, root=root)))

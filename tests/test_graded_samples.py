@@ -1,0 +1,73 @@
+"""The graders' teeth: for every lab, the reference scores full marks and each known-bad sample scores exactly
+the points its YAML states, test by test, in one real `autograder grade` batch per lab (nbgrader, hidden tests
+restored, a fresh kernel per student)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autograder.grading import GradeBatch, grade_class
+from graded_samples import REFERENCE, Sample, build_submission, lab_source, labs_with_samples, load_samples
+
+pytestmark = pytest.mark.slow
+
+CASES = [(lab, REFERENCE) for lab in labs_with_samples()] + [
+    (lab, s.name) for lab in labs_with_samples() for s in load_samples(lab)
+]
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradeBatch]:
+    """Grades each lab's whole class once, on first use."""
+    cache: dict[str, GradeBatch] = {}
+
+    class Lazy(dict):
+        def __missing__(self, lab: str) -> GradeBatch:
+            source = lab_source(lab)
+            root = tmp_path_factory.mktemp(lab)
+            subs = root / "submissions"
+            build_submission(None, source, subs / REFERENCE)
+            for sample in load_samples(lab):
+                build_submission(sample, source, subs / sample.name)
+            cache[lab] = grade_class(source, subs, root / "out", workers=2)
+            self[lab] = cache[lab]
+            return cache[lab]
+
+    return Lazy()
+
+
+def _student(batch: GradeBatch, name: str):
+    matches = [s for s in batch.students if s.student == name]
+    assert matches, f"{name} was not graded; graded: {[s.student for s in batch.students]}"
+    return matches[0]
+
+
+@pytest.mark.parametrize(("lab", "sample"), CASES, ids=[f"{lab}/{name}" for lab, name in CASES])
+def test_sample_scores_exactly(graded: dict[str, GradeBatch], lab: str, sample: str) -> None:
+    batch = graded[lab]
+    got = _student(batch, sample)
+    if sample == REFERENCE:
+        expected = dict(batch.tests)
+        spec = None
+    else:
+        spec: Sample = next(s for s in load_samples(lab) if s.name == sample)
+        unknown = set(spec.expect) - set(batch.tests)
+        assert not unknown, f"{sample}.yaml expects points for unknown tests {sorted(unknown)}"
+        expected = spec.expected_points(batch.tests)
+    assert got.tests == expected, (
+        f"{lab}/{sample} scored {got.tests}, expected {expected} (status {got.status}: {got.reason})"
+    )
+    if spec is not None and spec.reason:
+        assert spec.reason.lower() in f"{got.status} {got.reason}".lower(), (got.status, got.reason)
+
+
+def test_grades_csv_and_feedback_written(graded: dict[str, GradeBatch]) -> None:
+    lab = "lab01-environment"
+    batch = graded[lab]
+    out = Path(batch.out_dir)
+    header = (out / "grades.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["student", "status", "score", "max_score"] and set(batch.tests) <= set(header)
+    assert (out / "feedback" / f"{REFERENCE}.html").is_file(), "a feedback page per graded student"
+    assert (out / "summary.json").is_file()
