@@ -43,6 +43,9 @@ def course_config(course_root: Path, lab: Lab, *, cell_timeout: int | None = Non
     config.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}"
     config.CourseDirectory.source_directory = "source"
     config.CourseDirectory.release_directory = "release"
+    # We never use nbgrader's exchange; pointing it inside the course folder stops it complaining about
+    # /usr/local/share/nbgrader/exchange on every call.
+    config.Exchange.root = str(course_root / "exchange")
     config.ClearSolutions.code_stub = {"python": CODE_STUB}
     config.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     config.Execute.timeout = cell_timeout or lab.cell_timeout

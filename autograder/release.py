@@ -91,50 +91,53 @@ def _has_markers(path: Path) -> bool:
     return BEGIN_SOLUTION in text or END_SOLUTION in text
 
 
-def generate_lab(lab: Lab, dest: Path) -> ReleaseResult:
-    """Write the student version of `lab` into `dest` (which is replaced)."""
+def generate_labs(labs: list[Lab], dest_root: Path) -> list[ReleaseResult]:
+    """Write the student version of each lab into `dest_root/<lab>` (replacing it). One nbgrader course folder
+    serves the whole release: creating a gradebook costs seconds, generating a notebook a fraction of one."""
     from nbgrader.apps import NbGraderAPI
 
-    result = ReleaseResult(lab=lab.name)
+    results = []
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         course = Path(tmp)
-        source = course / "source" / lab.name
-        shutil.copytree(lab.folder, source, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
-        with quiet_nbgrader():
-            api = NbGraderAPI(config=course_config(course, lab))
-            outcome = api.generate_assignment(lab.name, force=True, create=True)
-        if not outcome.get("success"):
-            log = (outcome.get("log") or "") + (outcome.get("error") or "")
-            last = [ln for ln in log.splitlines() if ln.strip()][-3:]
-            raise UsageError(f"nbgrader could not generate {lab.name}: {' | '.join(last) or 'no log'}")
-        released = course / "release" / lab.name
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        for rel in _lab_files(lab.folder):
-            src = lab.folder / rel
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if rel.suffix == ".ipynb":
-                shutil.copyfile(released / rel, target)
-            elif _has_markers(src):
-                target.write_text(strip_solution_regions(src.read_text(), src))
-            else:
-                shutil.copyfile(src, target)
-            result.files.append(str(rel))
+        for lab in labs:
+            shutil.copytree(lab.folder, course / "source" / lab.name, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+        for lab in labs:
+            with quiet_nbgrader():
+                outcome = NbGraderAPI(config=course_config(course, lab)).generate_assignment(
+                    lab.name, force=True, create=True)
+            if not outcome.get("success"):
+                log = (outcome.get("log") or "") + (outcome.get("error") or "")
+                last = [ln for ln in log.splitlines() if ln.strip()][-3:]
+                raise UsageError(f"nbgrader could not generate {lab.name}: {' | '.join(last) or 'no log'}")
+            results.append(_copy_release(lab, course / "release" / lab.name, dest_root / lab.name))
+    return results
+
+
+def _copy_release(lab: Lab, released: Path, dest: Path) -> ReleaseResult:
+    result = ReleaseResult(lab=lab.name)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for rel in _lab_files(lab.folder):
+        src = lab.folder / rel
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.suffix == ".ipynb":
+            shutil.copyfile(released / rel, target)
+        elif _has_markers(src):
+            target.write_text(strip_solution_regions(src.read_text(), src))
+        else:
+            shutil.copyfile(src, target)
+        result.files.append(str(rel))
     return result
 
 
 def release(root: Path, names: list[str] | None = None, dest_root: Path | None = None) -> list[ReleaseResult]:
     names = names or lab_names(root)
-    dest_root = dest_root or labs_dir(root)
-    results = []
     for name in names:
-        folder = solutions_dir(root) / name
-        if not folder.is_dir():
+        if not (solutions_dir(root) / name).is_dir():
             raise UsageError(f"no lab named {name!r} under solutions/ (labs: {', '.join(lab_names(root))})")
-        results.append(generate_lab(load_lab(folder), dest_root / name))
-    return results
+    return generate_labs([load_lab(solutions_dir(root) / n) for n in names], dest_root or labs_dir(root))
 
 
 # ---------------------------------------------------------------------------------------------- checks

@@ -1,16 +1,68 @@
-"""`autograder submit`: not built yet (placeholder so the CLI loads while it is written)."""
+"""`autograder submit`: pack the learner's workspace copy of a lab into one archive an instructor can grade."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
 
 from autograder.errors import UsageError
+from autograder.labs import find_lab
+from autograder.paths import repo_root, workspace_dir
+from autograder.submissions import MANIFEST_NAME, SKIP_NAMES, sha256, student_id
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # checkpoints and data sets stay home; the grader regenerates what it needs
+
+
+def pack(folder: Path, lab_name: str, student: str, dest: Path) -> tuple[Path, list[str]]:
+    files: dict[str, str] = {}
+    skipped: list[str] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part in SKIP_NAMES or part.startswith(".") for part in rel.parts):
+            continue
+        if path.stat().st_size > MAX_FILE_BYTES:
+            skipped.append(f"{rel} ({path.stat().st_size // 2**20} MB, over {MAX_FILE_BYTES // 2**20} MB)")
+            continue
+        files[str(rel)] = sha256(path)
+    manifest = {"student": student, "lab": lab_name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "files": files}
+    archive = dest / f"{student}-{lab_name}.zip"
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel in files:
+            zf.write(folder / rel, rel)
+        zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2))
+    return archive, skipped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("submit", help="(not built yet)")
+    parser = sub.add_parser(
+        "submit",
+        help="pack your workspace copy of a lab into a .zip with a manifest, for your instructor",
+        description="Pack workspace/LAB/ (or --folder) into STUDENT-LAB.zip with a manifest (who, which lab, when, "
+        "file checksums). Hand the archive in; your instructor drops it into a submissions folder and runs "
+        "`autograder grade LAB that-folder`.",
+    )
+    parser.add_argument("lab", metavar="LAB")
+    parser.add_argument("--student", help="your name or id as your instructor knows it (default: your login)")
+    parser.add_argument("--folder", type=Path, help="the lab folder to pack (default: workspace/LAB)")
+    parser.add_argument("--out", type=Path, default=Path("."), help="where to write the archive (default: here)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'submit' is not built yet")
+    root = repo_root()
+    lab = find_lab(root, args.lab, source=False)
+    folder = args.folder or workspace_dir(root) / lab.name
+    if not (folder / lab.notebook).is_file():
+        raise UsageError(f"{folder / lab.notebook} not found: open the lab with `make lab` first, or pass --folder")
+    student = student_id(args.student or getpass.getuser())
+    archive, skipped = pack(folder, lab.name, student, args.out)
+    for item in skipped:
+        print(f"left out {item}")
+    print(f"wrote {archive}: hand it in; your instructor grades it with `autograder grade {lab.name} FOLDER`")
+    return 0

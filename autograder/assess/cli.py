@@ -120,7 +120,7 @@ def assess_app(spec: Any, opts: Any, timeout_s: float) -> Any:
 
 
 def assess_target(target: Any, opts: Any, timeout_s: float, info: dict[str, Any],
-                  exited: Any = lambda: None, log_tail: Any = lambda: []) -> Any:
+                  exited: Any = lambda: None, log_tail: Any = list) -> Any:
     from autograder.assess.probes import never_came_up, run_all, say
     from autograder.assess.report import Assessment
     from autograder.assess.server import wait_until_ready

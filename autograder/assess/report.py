@@ -75,8 +75,8 @@ def terminal(result: Assessment) -> str:
     if result.server_log and not result.passed:
         lines += ["", "Last lines of the server's log:", *(f"  {line}" for line in result.server_log)]
     status = "PASSED" if result.passed else "NOT PASSED"
-    lines += ["", f"Score {fmt_points(result.score)}/{fmt_points(result.max_score)}: {status} "
-              f"(the assessment {PASS_RULE}).", result.next_step()]
+    score = f"Score {fmt_points(result.score)}/{fmt_points(result.max_score)}: {status}"
+    lines += ["", f"{score} (the assessment {PASS_RULE}).", result.next_step()]
     return "\n".join(lines)
 
 
@@ -153,14 +153,15 @@ def markdown(result: Assessment, path: Path) -> Path:
         out += [f"- {'pass' if ch.passed else '**FAIL**'}: {ch.name}: {ch.detail}" for ch in c.checks]
         out.append("")
     if result.evidence.latency:
-        out += ["## Latency", "", "Milliseconds per request over one keep-alive connection, after warm-up; "
-                f"requirement 4 passes on p95 < {LIMIT_MS:.0f} ms at every size.", "",
+        intro = ("Milliseconds per request over one keep-alive connection, after warm-up; "
+                 f"requirement 4 passes on p95 < {LIMIT_MS:.0f} ms at every size.")
+        out += ["## Latency", "", intro, "",
                 "| Size | n | p50 | p95 | p99 | max | Verdict |", "|---|---|---|---|---|---|---|"]
         out += ["| " + " | ".join(row) + " |" for row in latency_rows(result)]
         conc = result.evidence.concurrency
         if conc is not None:
-            out += ["", f"Concurrency: {conc.clients} clients, {conc.requests} requests, {len(conc.errors)} errors, "
-                    f"{conc.throughput:.0f} requests/s."]
+            out += ["", (f"Concurrency: {conc.clients} clients, {conc.requests} requests, {len(conc.errors)} "
+                         f"errors, {conc.throughput:.0f} requests/s.")]
         if png is not None:
             out += ["", f"![latency histogram]({png.name})"]
         out.append("")

@@ -58,7 +58,7 @@ class AppSpec:
             found = importlib.util.find_spec(where)
         except ModuleNotFoundError:
             found = None
-        except Exception:  # a parent package that fails to import is the service's problem: let uvicorn show it
+        except Exception:  # noqa: BLE001  a parent package that fails to import is the service's problem: let uvicorn show it
             found = True  # type: ignore[assignment]
         finally:
             sys.path.remove(str(cwd))
@@ -136,7 +136,7 @@ class UvicornServer:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self) -> UvicornServer:
+    def __enter__(self) -> UvicornServer:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -67,7 +67,10 @@ def new_client() -> httpx.Client:
     """One keep-alive connection's worth of client; the probes reuse it so timings exclude TCP set-up."""
     import httpx
 
-    return httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False)
+    # A proxy from the environment may be needed for a deployed --url, never for this machine's own services.
+    direct = {"all://127.0.0.1": None, "all://localhost": None, "all://[::1]": None}
+    return httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False,
+                        mounts=direct)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Quizzes: banks in YAML (quizzes/<id>.yaml), graded in the terminal, in a notebook widget or in batch.
 
-- bank.py      load a bank (or a learner copy) and validate it: JSON Schema (schema.json) + semantic checks
+- bank.py      load a bank (or a learner copy), validate it, find it by id
+- model.py     the data model: Quiz, Question, the hashed key of a learner copy
+- checks.py    YAML with line numbers, the JSON Schema (schema.json), the semantic checks
 - shuffle.py   the per-learner arrangement: seeded question/option shuffles and draws
 - grading.py   score one answer, one answers file, a folder of them
 - take.py      `autograder quiz take`: one question at a time in the terminal

@@ -120,8 +120,7 @@ def _show_question(number: int, total: int, p: Presented, out: TextIO) -> None:
     q = p.question
     out.write(f"\nQuestion {number} of {total}  [{q.topic}, {_points(q.points)}]\n")
     out.write(_wrap(q.prompt) + "\n")
-    for i, option in enumerate(p.options, start=1):
-        out.write(_wrap(f"{i}) {q.options[option]}", "  ", "     ") + "\n")
+    out.writelines(_wrap(f"{i}) {q.options[o]}", "  ", "     ") + "\n" for i, o in enumerate(p.options, start=1))
     out.write(f"({HINTS[q.type]}; Enter skips.)\n")
 
 
@@ -139,8 +138,7 @@ def _feedback(p: Presented, r: QuestionResult, out: TextIO) -> None:
             keys = correct_options(q)
             shown = [f"{i}) {q.options[o]}" for i, o in enumerate(p.options, start=1) if o in keys]
             out.write("The answer:\n" if len(shown) == 1 else "The answers:\n")
-            for line in shown:
-                out.write(_wrap(line, "  ", "     ") + "\n")
+            out.writelines(_wrap(line, "  ", "     ") + "\n" for line in shown)
         elif r.expected:
             out.write(_wrap(f"The answer: {r.expected}") + "\n")
     out.write(_wrap("Why: " + q.explanation) + "\n")

@@ -1,0 +1,88 @@
+"""The Docker lab's build context: the lab folder plus the service code and the trained model.
+
+The lab's Dockerfile copies `requirements.txt`, `mlinfra/` (the course's reference service: only the modules it
+imports, none of the training code) and `model/` (model.pt, labels.json, model_card.json) from its own folder.
+`stage_service` puts the last two there; `autograder dockerfile --build` stages into a temporary copy instead, so
+the learner's folder is left as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from autograder.errors import UsageError
+
+# What `mlinfra.service` imports, and nothing else: no torchvision, no Airflow, no training stack in the image.
+SERVICE_MODULES = ("__init__.py", "contract.py", "modelstore.py", "service.py")
+MODEL_FILES = ("model.pt", "labels.json", "model_card.json")
+
+
+def service_package() -> Path:
+    import mlinfra
+
+    return Path(mlinfra.__file__).resolve().parent
+
+
+def default_model_dir() -> Path:
+    from mlinfra.modelstore import model_dir_from_env
+
+    from autograder.paths import repo_root
+
+    folder = model_dir_from_env()
+    if not folder.is_absolute() and not folder.is_dir():
+        try:
+            folder = repo_root() / folder
+        except UsageError:
+            pass
+    return folder
+
+
+def stage_service(context: Path, model_dir: Path | None = None, *, replace: bool = False) -> list[str]:
+    """Copy the service code into `context`/mlinfra and the model into `context`/model; what was copied.
+
+    Existing folders are kept unless `replace`, so a learner's own edits there win.
+    """
+    copied: list[str] = []
+    package = context / "mlinfra"
+    if replace or not package.is_dir():
+        package.mkdir(parents=True, exist_ok=True)
+        for name in SERVICE_MODULES:
+            shutil.copyfile(service_package() / name, package / name)
+        copied.append("mlinfra/")
+    target = context / "model"
+    if replace or not target.is_dir():
+        source = Path(model_dir) if model_dir else default_model_dir()
+        missing = [n for n in MODEL_FILES if not (source / n).is_file()]
+        if missing:
+            raise UsageError(f"model folder {source} lacks {', '.join(missing)}: run `make model` first, or point "
+                             "$MLINFRA_MODEL_DIR (or --model-dir) at a folder holding model.pt, labels.json and "
+                             "model_card.json")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES:
+            shutil.copyfile(source / name, target / name)
+        copied.append("model/")
+    return copied
+
+
+def needs_service(dockerfile_text: str) -> bool:
+    """Does this Dockerfile copy the lab's `mlinfra/` or `model/` folders (so staging them makes sense)?"""
+    import re
+
+    return bool(re.search(r"^\s*(COPY|ADD)\b[^\n]*\s(\./)?(mlinfra|model)/?\s", dockerfile_text, re.MULTILINE))
+
+
+def staged_copy(dockerfile: Path, model_dir: Path | None = None) -> tuple[Path, Path, list[str]]:
+    """A temporary build context: a copy of the Dockerfile's folder, with the service staged if it uses it.
+
+    Returns (context, dockerfile in it, what was staged). The caller removes the context's parent folder.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="autograder-docker-"))
+    context = tmp / "context"
+    shutil.copytree(dockerfile.parent, context, symlinks=True,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".git", ".venv"))
+    staged: list[str] = []
+    if needs_service(dockerfile.read_text()):
+        staged = stage_service(context, model_dir)
+    return context, context / dockerfile.name, staged

@@ -1,0 +1,210 @@
+"""The container engine behind `autograder dockerfile --build`: Docker, or podman with the course's own storage.
+
+Which engine: $AUTOGRADER_ENGINE (docker | podman) when set; else a Docker engine that answers `docker info`
+(a real Docker, or podman's Docker-compatible API through $DOCKER_HOST); else the podman CLI, using the course's
+private configuration and storage under .state/containers/ when `scripts/container-engine.sh` made them.
+
+How a container runs here (FACTS.md): podman gets `--network=slirp4netns` (its own network namespace, no iptables)
+and Docker its default bridge; both publish the service's port on 127.0.0.1 only. `--init` makes the service stop
+on SIGTERM. Builds use `--format docker` on podman, or HEALTHCHECK is dropped from the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.errors import UsageError
+
+ENGINE_ENV = "AUTOGRADER_ENGINE"
+SETUP_HINT = "start Docker, or run `bash scripts/container-engine.sh` (installs podman where there is no engine)"
+
+
+@dataclass
+class Engine:
+    name: str  # docker | podman
+    env: dict[str, str] = field(default_factory=dict)
+    wheels: Path | None = None  # mounted at /wheels during podman builds (the course's stand-in bases look there)
+
+    def command(self, *args: str) -> list[str]:
+        return [self.name, *args]
+
+    def run(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.command(*args), capture_output=True, text=True, env={**os.environ, **self.env},
+                              timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise EngineError(f"`{self.name} {' '.join(args[:2])}` failed: {last[0]}")
+        return proc
+
+
+class EngineError(Exception):
+    """An engine command failed for a reason that is the image's (build error, container exit)."""
+
+
+def course_storage(root: Path) -> dict[str, str]:
+    """The env that points podman at the course's storage (made by scripts/container-engine.sh), if it exists."""
+    state = root / ".state" / "containers"
+    conf, storage = state / "containers.conf", state / "storage.conf"
+    if conf.is_file() and storage.is_file():
+        return {"CONTAINERS_CONF": str(conf), "CONTAINERS_STORAGE_CONF": str(storage),
+                "TMPDIR": str(state / "tmp")}
+    return {}
+
+
+def _answers(cmd: list[str], env: dict[str, str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, env={**os.environ, **env}, timeout=20,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def detect(root: Path) -> Engine:
+    """The engine to use, or UsageError saying there is none and how to get one."""
+    wanted = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if wanted and wanted not in ("docker", "podman"):
+        raise UsageError(f"${ENGINE_ENV}={wanted!r}: set it to docker or podman, or unset it")
+    state = root / ".state" / "containers"
+    wheels = state / "wheels" if (state / "wheels").is_dir() else None
+    if wanted in ("", "docker") and shutil.which("docker") and _answers(["docker", "info"], {}):
+        return Engine("docker")
+    if wanted in ("", "podman") and shutil.which("podman"):
+        env = course_storage(root)
+        if _answers(["podman", "info"], env):
+            return Engine("podman", env, wheels)
+        raise UsageError(f"podman is installed but `podman info` fails: run `bash scripts/container-engine.sh` "
+                         "to write the course's configuration, then retry")
+    raise UsageError(f"no container engine answers ({'docker: no engine' if shutil.which('docker') else 'none'} "
+                     f"found): {SETUP_HINT}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Built:
+    tag: str
+    seconds: float
+    size_bytes: int | None
+    log_tail: list[str]
+
+
+def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache: bool = False,
+          on_line: Callable[[str], None] | None = None, timeout: float = 1800) -> Built:
+    args = ["build", "-t", tag, "-f", str(dockerfile)]
+    if engine.name == "podman":
+        args += ["--format", "docker", "--force-rm", "--layers", "--network=host", "--pull=missing"]
+        if engine.wheels is not None:
+            args += ["-v", f"{engine.wheels}:/wheels:ro"]
+    if no_cache:
+        args.append("--no-cache")
+    args.append(str(context))
+    start = time.monotonic()
+    tail: list[str] = []
+    proc = subprocess.Popen(engine.command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **engine.env})
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-40:]
+            if on_line:
+                on_line(line.rstrip())
+        proc.wait(timeout=max(1.0, timeout - (time.monotonic() - start)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise EngineError(f"the build took over {timeout:.0f} s and was stopped") from None
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise EngineError(explain_build_failure(tail))
+    size = None
+    inspect = engine.run("image", "inspect", tag, "--format", "{{.Size}}", check=False)
+    if inspect.returncode == 0 and inspect.stdout.strip().isdigit():
+        size = int(inspect.stdout.strip())
+    return Built(tag, seconds, size, tail)
+
+
+def explain_build_failure(tail: Sequence[str]) -> str:
+    text = "\n".join(tail)
+    lines = [ln for ln in tail if ln.strip()]
+    if any(s in text for s in ("pinging container registry", "no such host", "initializing source docker://",
+                               "pull access denied", "failed to resolve source metadata")):
+        return ("the base image could not be pulled (no registry reachable): make a local stand-in with "
+                "`bash scripts/container-engine.sh --base IMAGE` using the image FROM names, then retry")
+    return "the build failed: " + " | ".join(lines[-3:])
+
+
+@dataclass
+class Container:
+    engine: Engine
+    name: str
+    port: int  # on 127.0.0.1
+    container_port: int
+
+    def state(self) -> dict[str, object]:
+        proc = self.engine.run("inspect", self.name, "--format", "{{json .State}}", check=False)
+        try:
+            return json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except ValueError:
+            return {}
+
+    def logs(self, lines: int = 30) -> list[str]:
+        proc = self.engine.run("logs", "--tail", str(lines), self.name, check=False)
+        return (proc.stdout + proc.stderr).splitlines()[-lines:]
+
+    def healthcheck(self) -> bool | None:
+        """Run the image's own HEALTHCHECK once: True healthy, False unhealthy, None when the image has none."""
+        if self.engine.name == "podman":
+            proc = self.engine.run("healthcheck", "run", self.name, check=False, timeout=60)
+            if "has no defined healthcheck" in proc.stderr:
+                return None
+            return proc.returncode == 0
+        state = self.state()
+        health = state.get("Health") if isinstance(state, dict) else None
+        return None if not health else health.get("Status") == "healthy"  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.engine.run("stop", "-t", "10", self.name, check=False, timeout=60)
+        self.engine.run("rm", "-f", self.name, check=False, timeout=60)
+
+
+def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[str, str] | None = None,
+                  name: str | None = None) -> Container:
+    """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port."""
+    port = free_port()
+    name = name or f"autograder-{os.getpid()}-{port}"
+    args = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}"]
+    if engine.name == "podman":
+        args.append("--network=slirp4netns")
+    for key, value in (env or {}).items():
+        args += ["-e", f"{key}={value}"]
+    engine.run(*args, tag, timeout=120)
+    return Container(engine, name, port, container_port)
+
+
+def wait_healthy(container: Container, probe: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `probe()` is True; EngineError if the container exits or time runs out first."""
+    start = time.monotonic()
+    delay = 0.1
+    while True:
+        if probe():
+            return time.monotonic() - start
+        state = container.state()
+        if state and not state.get("Running", False):
+            logs = " | ".join(container.logs(5)) or "no output"
+            raise EngineError(f"the container exited (code {state.get('ExitCode')}) before it was healthy: {logs}")
+        if time.monotonic() - start > timeout:
+            logs = " | ".join(container.logs(5)) or "no output"
+            raise EngineError(f"not healthy after {timeout:.0f} s on 127.0.0.1:{container.port}: {logs}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
