@@ -11,11 +11,12 @@ export JUPYTER_CONFIG_DIR := $(CURDIR)/.state/jupyter/config
 export IPYTHONDIR := $(CURDIR)/.state/ipython
 
 LAB  ?=
+QUIZ ?= module01
 APP  ?= mlinfra.service:app
 PORT ?= 8888
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test test-fast release grade check model serve assess torchserve torchserve-stop \
+.PHONY: help setup lab test test-fast release grade check quiz model serve assess torchserve torchserve-stop \
         airflow airflow-stop bench clean
 
 help:  ## list the targets
@@ -42,6 +43,9 @@ check: setup  ## self-check your workspace copy of a lab: make check LAB=lab01-e
 
 grade: setup  ## batch-grade a class: make grade LAB=... SUBMISSIONS=dir
 	$(PY) -m autograder grade $(LAB) $(SUBMISSIONS)
+
+quiz: setup  ## take a quiz in the terminal: make quiz QUIZ=module01
+	$(PY) -m autograder quiz take $(QUIZ)
 
 model: setup  ## train the course's ResNet-18 digit classifier into models/ (offline)
 	$(PY) -m mlinfra.make_model

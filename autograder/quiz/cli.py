@@ -9,6 +9,8 @@ from pathlib import Path
 from autograder.errors import UsageError
 from autograder.reports import add_json_option, format_table, to_jsonable, write_json
 
+QUIZ_HELP = "a quiz id (module01, lesson03, phase1, ...) or a path to a bank"
+
 DESCRIPTION = """\
 Quizzes live in quizzes/<id>.yaml (one bank a quiz; the format is autograder/quiz/schema.json).
 QUIZ is a quiz id (module01, lesson03, phase1, ...) or a path to a bank or a learner copy.
@@ -23,11 +25,11 @@ GRADE_HELP = """\
 ANSWERS is one answers file or a folder of them, one per student, named by student (alice.yaml). An answers
 file maps question ids to answers (YAML or JSON):
 
-  q01-what-is-mlops: b          # single choice: the option id
-  q07-serving-modes: [a, c]     # multiple select: option ids (partial credit; wrong picks cost)
-  q09-containers-vm: false      # true/false
-  q12-throughput: 57            # numeric
-  q15-registry: model registry  # short answer (case and punctuation do not count)
+  m01-what-is-mlops: b                 # single choice: the option id (as in the bank, not as shown)
+  m01-monitoring-signals: [a, b, c]    # multiple select: option ids (partial credit; wrong picks cost)
+  l05-shared-responsibility: false     # true/false
+  l06-throughput: 40                   # numeric
+  m01-model-registry: model registry   # short answer (case and punctuation do not count)
 
 Wrong types, unknown ids and missing answers score 0 with a reason; a file that cannot be read is reported for
 its student and the rest are graded. Exit code 0 when every file was graded, 1 when some could not be read.
@@ -45,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "each answer, then the score, pass or fail and the topics to review. Questions and "
                             "options are shuffled per learner when the bank asks for it, the same way every time "
                             "for the same learner. An empty line skips a question. Exit 0 passed, 1 not passed.")
-    take.add_argument("quiz", metavar="QUIZ")
+    take.add_argument("quiz", metavar="QUIZ", help=QUIZ_HELP + " or a learner copy")
     who = take.add_mutually_exclusive_group()
     who.add_argument("--learner", metavar="NAME", help="whose quiz this is: seeds the shuffle (default: your "
                      "user name)")
@@ -58,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     grade = verbs.add_parser("grade", help="grade an answers file or a folder of them (instructor)",
                              description=GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    grade.add_argument("quiz", metavar="QUIZ")
-    grade.add_argument("answers", metavar="ANSWERS", type=Path)
+    grade.add_argument("quiz", metavar="QUIZ", help=QUIZ_HELP + " (the source bank, which holds the key)")
+    grade.add_argument("answers", metavar="ANSWERS", type=Path,
+                       help="an answers file, or a folder of them named by student (alice.yaml, bob.json)")
     grade.add_argument("--out", metavar="DIR", type=Path,
                        help="where grades.csv and grades.json go (default: .grading/quiz-<id>/ in the workbook)")
     add_json_option(grade)
@@ -70,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "Schema in autograder/quiz/schema.json, then unique ids, answers that are options, "
                                 "regexes that compile. Every problem is listed with its file, line and question. "
                                 "Exit 0 all valid, 1 some bank has problems.")
-    validate.add_argument("quizzes", nargs="*", metavar="QUIZ")
+    validate.add_argument("quizzes", nargs="*", metavar="QUIZ", help=QUIZ_HELP + " (default: all of quizzes/)")
     add_json_option(validate)
     validate.set_defaults(func=run_validate)
 
@@ -78,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               description="Export a bank for an LMS. Moodle XML keeps the most (markdown prompts, "
                               "feedback, partial credit); GIFT is plain text. Regexes have no Moodle equivalent "
                               "and are reported.")
-    export.add_argument("quiz", metavar="QUIZ")
+    export.add_argument("quiz", metavar="QUIZ", help=QUIZ_HELP)
     export.add_argument("--format", required=True, choices=("moodle", "gift"))
     export.add_argument("-o", "--output", metavar="FILE", type=Path, help="write here (default: stdout)")
     export.set_defaults(func=run_export)

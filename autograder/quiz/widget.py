@@ -16,6 +16,7 @@ from typing import Any
 from autograder.quiz.bank import Quiz, load_quiz, resolve
 from autograder.quiz.grading import (
     CORRECT,
+    INVALID,
     MISSING,
     PARTIAL,
     PENDING,
@@ -86,6 +87,9 @@ class QuestionCard:
         result = grade_question(q, self.answer())
         if result.status == MISSING:
             self.feedback.value = "<i>Choose or type an answer first.</i>"
+            return
+        if result.status == INVALID:  # a typo in a text box: let the learner fix it before it counts
+            self.feedback.value = f"<i>{html.escape(result.reason)}: change your answer and check again.</i>"
             return
         self.result = result
         self._lock()
