@@ -1,0 +1,72 @@
+"""submit packs, grade unpacks: manifests, checksums, odd shapes, duplicate cells. No kernels here."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.labs import load_lab
+from autograder.submissions import collect, sanitize_notebook
+from autograder.submit import pack
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = load_lab(ROOT / "solutions" / "lab01-environment")
+
+
+@pytest.fixture
+def lab_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "work" / LAB.name
+    folder.mkdir(parents=True)
+    (folder / LAB.notebook).write_text((ROOT / "labs" / LAB.name / LAB.notebook).read_text())
+    (folder / "notes.txt").write_text("mine")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    return folder
+
+
+def test_pack_then_collect_round_trip(lab_copy: Path, tmp_path: Path) -> None:
+    archive, skipped = pack(lab_copy, LAB.name, "ada", tmp_path / "inbox")
+    assert archive.name == "ada-lab01-environment.zip" and skipped == []
+    names = zipfile.ZipFile(archive).namelist()
+    assert "submission.json" in names and not any("__pycache__" in n for n in names)
+    [sub] = collect(tmp_path / "inbox", LAB, tmp_path / "staging")
+    assert sub.student == "ada" and sub.notes == []
+    assert (sub.files / LAB.notebook).read_text() == (lab_copy / LAB.notebook).read_text()
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_tampered_archive_is_graded_with_a_note(lab_copy: Path, tmp_path: Path) -> None:
+    archive, _ = pack(lab_copy, LAB.name, "bob", tmp_path / "inbox")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("notes.txt", "changed later")  # a second entry shadows the packed one on extract
+    [sub] = collect(tmp_path / "inbox", LAB, tmp_path / "staging")
+    assert sub.files is not None
+    assert any("checksum differs" in note for note in sub.notes), sub.notes
+
+
+def test_folders_nested_or_flat_and_broken_zips(tmp_path: Path, lab_copy: Path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "flat").mkdir(parents=True)
+    (inbox / "flat" / LAB.notebook).write_text((lab_copy / LAB.notebook).read_text())
+    (inbox / "nested" / LAB.name).mkdir(parents=True)
+    (inbox / "nested" / LAB.name / LAB.notebook).write_text((lab_copy / LAB.notebook).read_text())
+    (inbox / "broken.zip").write_bytes(b"not a zip")
+    (inbox / "odd name!").mkdir()
+    subs = {s.student: s for s in collect(inbox, LAB, tmp_path / "staging")}
+    assert (subs["flat"].files / LAB.notebook).is_file()
+    assert (subs["nested"].files / LAB.notebook).is_file()
+    assert subs["broken"].files is None and "not a readable zip" in subs["broken"].notes[0]
+    assert "odd_name" in subs, "student ids are made safe for paths"
+
+
+def test_duplicate_grade_ids_keep_the_first() -> None:
+    nb = nbformat.read(ROOT / "solutions" / LAB.name / LAB.notebook, as_version=4)
+    test_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-venv")
+    nb.cells.append(nbformat.from_dict(dict(test_cell)))
+    notes = sanitize_notebook(nb)
+    assert len(notes) == 1 and "test-venv" in notes[0]
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert ids.count("test-venv") == 1
