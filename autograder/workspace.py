@@ -41,7 +41,10 @@ def open_lab(root: Path, port: int, open_browser: bool) -> int:
         cmd.append("--allow-root")  # JupyterLab refuses to run as root without it (containers, CI boxes)
     print(f"opening JupyterLab at http://127.0.0.1:{port}/lab/tree/{start} (Ctrl-C to stop)")
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.call(cmd, cwd=root, env=env)
+    try:
+        return subprocess.call(cmd, cwd=root, env=env)
+    except KeyboardInterrupt:
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
