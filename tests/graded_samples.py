@@ -7,6 +7,7 @@ test must score.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from autograder.labs import Lab, load_lab
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples"
 REFERENCE = "reference"
-_KEYS = {"description", "base", "cells", "files", "expect", "reason", "notebook_text"}
+_KEYS = {"description", "base", "cells", "files", "expect", "reason", "notebook_text", "delete_cells",
+         "duplicate_cells"}
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Sample:
     expect: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     notebook_text: str | None = None
+    delete_cells: list[str] = field(default_factory=list)  # grade_ids of cells the student deleted
+    duplicate_cells: list[str] = field(default_factory=list)  # grade_ids of cells the student copied
 
     def expected_points(self, tests: dict[str, float]) -> dict[str, float]:
         default_full = self.base == "solution" and self.notebook_text is None
@@ -66,12 +70,17 @@ def build_submission(sample: Sample | None, lab: Lab, dest: Path) -> None:
     if sample is None:
         return
     nb_path = dest / lab.notebook
-    if sample.cells:
+    if sample.cells or sample.delete_cells or sample.duplicate_cells:
         nb = nbformat.read(nb_path, as_version=4)
         by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+        where = f"tests/samples/{lab.name}/{sample.name}.yaml"
+        for gid in [*sample.cells, *sample.delete_cells, *sample.duplicate_cells]:
+            assert gid in by_id, f"{where}: no cell with grade_id {gid!r}"
         for gid, source in sample.cells.items():
-            assert gid in by_id, f"tests/samples/{lab.name}/{sample.name}.yaml: no cell with grade_id {gid!r}"
             by_id[gid].source = source.rstrip("\n")
+        for gid in sample.duplicate_cells:  # a copy right after the original, as "copy cell, paste below" does
+            nb.cells.insert(nb.cells.index(by_id[gid]) + 1, copy.deepcopy(by_id[gid]))
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in sample.delete_cells]
         nbformat.write(nb, nb_path)
     for rel, text in sample.files.items():
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
