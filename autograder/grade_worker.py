@@ -71,7 +71,12 @@ def grade_one(course: Path, lab_folder: Path, student: str) -> dict[str, Any]:
     log = (outcome.get("log") or "") + (outcome.get("error") or "")
     (course / "nbgrader.log").write_text(log)
     if not outcome.get("success"):
-        return {"status": "error", "reason": f"nbgrader could not grade it: {_root_cause(log)}"}
+        cause = _root_cause(log)
+        if "DeadKernelError" in cause:
+            # nbgrader abandons the whole notebook when its kernel dies, so nothing after it can be scored.
+            return {"status": "kernel died", "reason": "the kernel died while running the notebook (os._exit, a "
+                    "crash in native code, or memory); nbgrader scores nothing once that happens"}
+        return {"status": "error", "reason": f"nbgrader could not grade it: {cause}"}
     with quiet_nbgrader():
         api.generate_feedback(lab.name, student, force=True)
     tests: dict[str, float] = {}

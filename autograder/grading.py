@@ -31,7 +31,7 @@ WORKER_OVERHEAD_S = 60
 @dataclass
 class StudentGrade:
     student: str
-    status: str  # "graded", "missing", "unreadable", "timeout", "crashed", "error"
+    status: str  # "graded", "missing", "unreadable", "timeout", "kernel died", "crashed", "error"
     score: float
     max_score: float
     tests: dict[str, float] = field(default_factory=dict)
