@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
     except UsageError as exc:
         return NotebookRun(str(path), "unreadable", str(exc))
     ensure_venv_tools_on_path()
+    # As nbgrader's own validate does: lab cells that start servers or long demos skip themselves when set.
+    os.environ["NBGRADER_EXECUTION"] = "validate"
     nb = copy.deepcopy(nb)
     timed_out: set[int] = set()
 
