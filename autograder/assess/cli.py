@@ -11,7 +11,7 @@ from autograder.errors import UsageError
 from autograder.reports import add_json_option, write_json
 
 DESCRIPTION = """\
-Score an image-classification service over real HTTP on 127.0.0.1 against the course's contract
+Score an image-classification service over real HTTP (on 127.0.0.1 with --app) against the contract
 (mlinfra/contract.py), five requirements of 20 points each:
 
   1 deployed and reachable over HTTP: GET /health answers 200 with JSON
@@ -40,31 +40,61 @@ examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "assess", help="score a served image classifier (the practical assessment)", description=DESCRIPTION,
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "assess",
+        help="score a served image classifier (the practical assessment)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--app", metavar="MODULE_OR_FILE:ATTR",
-                      help="start this ASGI app under uvicorn on a free 127.0.0.1 port, score it, stop it")
+    what.add_argument(
+        "--app",
+        metavar="MODULE_OR_FILE:ATTR",
+        help="start this ASGI app under uvicorn on a free 127.0.0.1 port, score it, stop it",
+    )
     what.add_argument("--url", metavar="URL", help="score a service already running at URL")
-    what.add_argument("--torchserve", metavar="URL",
-                      help="score a TorchServe inference API at URL (e.g. http://127.0.0.1:8085); needs --model")
+    what.add_argument(
+        "--torchserve",
+        metavar="URL",
+        help="score a TorchServe inference API at URL (e.g. http://127.0.0.1:8085); needs --model",
+    )
     parser.add_argument("--model", metavar="NAME", help="the TorchServe model name (with --torchserve)")
     add_json_option(parser)
-    parser.add_argument("--report", metavar="FILE.md", type=Path,
-                        help="write a Markdown report to FILE.md and a latency histogram beside it")
-    parser.add_argument("--requests", type=int, default=50, metavar="N",
-                        help="timed requests per image size for the latency check (default 50, at least 20)")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="C",
-                        help="clients sending at once in the concurrency check (default 4)")
-    parser.add_argument("--startup-timeout", type=float, default=None, metavar="S",
-                        help="seconds to wait for the service to become ready (default 60 with --app, else 15)")
+    parser.add_argument(
+        "--report",
+        metavar="FILE.md",
+        type=Path,
+        help="write a Markdown report to FILE.md and a latency histogram beside it",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=50,
+        metavar="N",
+        help="timed requests per image size for the latency check (default 50, at least 20)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="C",
+        help="clients sending at once in the concurrency check (default 4)",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait for the service to become ready (default 60 with --app, else 15)",
+    )
     parser.set_defaults(func=run)
 
 
 def check_args(args: argparse.Namespace) -> None:
     if args.torchserve and not args.model:
-        raise UsageError("--torchserve needs --model NAME: the model's name in TorchServe (see GET :8081/models)")
+        raise UsageError(
+            "--torchserve needs --model NAME: the model's name in TorchServe (see GET :8081/models)"
+        )
     if args.model and not args.torchserve:
         raise UsageError("--model goes with --torchserve URL")
     for url in (args.url, args.torchserve):
@@ -88,12 +118,16 @@ def run(args: argparse.Namespace) -> int:
     if args.app:
         from autograder.assess.server import AppSpec
 
-        spec = AppSpec.parse(args.app)  # a bad spec or a missing file is a UsageError (exit 2) before any start
+        spec = AppSpec.parse(
+            args.app
+        )  # a bad spec or a missing file is a UsageError (exit 2) before any start
         result = assess_app(spec, opts, args.startup_timeout or 60.0)
     else:
         from autograder.assess.targets import ContractTarget, TorchServeTarget
 
-        target: Any = TorchServeTarget(args.torchserve, args.model) if args.torchserve else ContractTarget(args.url)
+        target: Any = (
+            TorchServeTarget(args.torchserve, args.model) if args.torchserve else ContractTarget(args.url)
+        )
         result = assess_target(target, opts, args.startup_timeout or 15.0, {"kind": target.kind})
     return finish(result, args)
 
@@ -107,20 +141,34 @@ def assess_app(spec: Any, opts: Any, timeout_s: float) -> Any:
         for attempt in range(3):
             server.start()
             say(f"started uvicorn {spec.target} on {server.url} (pid {server.proc.pid}); waiting for /health")
-            result = assess_target(ContractTarget(server.url), opts, timeout_s,
-                                   {"kind": "app", "app": spec.target, "description": f"{spec.target} at {server.url}"},
-                                   exited=server.exit_code, log_tail=server.log_tail)
+            result = assess_target(
+                ContractTarget(server.url),
+                opts,
+                timeout_s,
+                {"kind": "app", "app": spec.target, "description": f"{spec.target} at {server.url}"},
+                exited=server.exit_code,
+                log_tail=server.log_tail,
+            )
             # Another process can take the free port between our probe and uvicorn's bind: try another port.
-            if server.exit_code() is not None and any("address already in use" in line.lower()
-                                                      for line in server.log_tail()) and attempt < 2:
+            if (
+                server.exit_code() is not None
+                and any("address already in use" in line.lower() for line in server.log_tail())
+                and attempt < 2
+            ):
                 server.stop()
                 continue
             return result
     return result
 
 
-def assess_target(target: Any, opts: Any, timeout_s: float, info: dict[str, Any],
-                  exited: Any = lambda: None, log_tail: Any = list) -> Any:
+def assess_target(
+    target: Any,
+    opts: Any,
+    timeout_s: float,
+    info: dict[str, Any],
+    exited: Any = lambda: None,
+    log_tail: Any = list,
+) -> Any:
     from autograder.assess.probes import never_came_up, run_all, say
     from autograder.assess.report import Assessment
     from autograder.assess.server import wait_until_ready

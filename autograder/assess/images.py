@@ -29,8 +29,12 @@ def draw(size: int, mode: str, seed: int = 0) -> object:
     pen = ImageDraw.Draw(image)
     r = size // 3
     c = size // 2 + (seed % 3) - 1
-    pen.ellipse((c - r, c - r, c + r, c + r), outline=(250, 240 - 40 * (seed % 4), 30), width=max(1, size // 10))
-    pen.rectangle((size // 5, size // 2, size // 5 + max(1, size // 12), size - size // 6), fill=(20, 200, 90))
+    pen.ellipse(
+        (c - r, c - r, c + r, c + r), outline=(250, 240 - 40 * (seed % 4), 30), width=max(1, size // 10)
+    )
+    pen.rectangle(
+        (size // 5, size // 2, size // 5 + max(1, size // 12), size - size // 6), fill=(20, 200, 90)
+    )
     return image.convert(mode)
 
 
@@ -52,9 +56,10 @@ def make_sample(fmt: str, mode: str, size: int, seed: int = 0) -> Sample:
 
 def valid_samples(sizes: tuple[int, ...] = SIZES) -> list[Sample]:
     """Every format x colour mode x size the contract promises to handle."""
-    return [make_sample(fmt, mode, size, seed=i) for i, (fmt, mode, size) in enumerate(
-        (f, m, s) for s in sizes for f in FORMATS for m in MODES
-    )]
+    return [
+        make_sample(fmt, mode, size, seed=i)
+        for i, (fmt, mode, size) in enumerate((f, m, s) for s in sizes for f in FORMATS for m in MODES)
+    ]
 
 
 def not_an_image() -> bytes:

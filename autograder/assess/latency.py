@@ -67,8 +67,12 @@ def judge_round(samples: Sequence[float], rule: Rule) -> Round | None:
     over = sum(s >= rule.limit_ms for s in samples)
     if over > rule.allowed_over:
         far_over = sum(s >= rule.far * rule.limit_ms for s in samples)
-        return Round(list(samples), passed=False, clear=far_over > rule.allowed_over,
-                     stopped_early=len(samples) < rule.n)
+        return Round(
+            list(samples),
+            passed=False,
+            clear=far_over > rule.allowed_over,
+            stopped_early=len(samples) < rule.n,
+        )
     if len(samples) < rule.n:
         return None
     p95 = percentile(samples, rule.quantile)
@@ -114,8 +118,13 @@ class SizeResult:
         }
 
 
-def measure(label: str, request: Callable[[], tuple[float, str | None]], rule: Rule, warmup: int = 2,
-            tick: Callable[[], None] | None = None) -> SizeResult:
+def measure(
+    label: str,
+    request: Callable[[], tuple[float, str | None]],
+    rule: Rule,
+    warmup: int = 2,
+    tick: Callable[[], None] | None = None,
+) -> SizeResult:
     """Time ``request`` (returns elapsed ms and an error or None) under the sequential rule."""
     for _ in range(warmup):
         _, error = request()
@@ -132,8 +141,15 @@ def measure(label: str, request: Callable[[], tuple[float, str | None]], rule: R
                 tick()
             if error:
                 done = [s for r in rounds for s in r.samples] + samples
-                return SizeResult(label, False, done, len(rounds) + 1, True, error,
-                                  f"request {len(done) + 1} failed: {error}")
+                return SizeResult(
+                    label,
+                    False,
+                    done,
+                    len(rounds) + 1,
+                    True,
+                    error,
+                    f"request {len(done) + 1} failed: {error}",
+                )
             samples.append(elapsed)
             outcome = judge_round(samples, rule)
         rounds.append(outcome)
@@ -149,10 +165,14 @@ def explain(result: SizeResult, rounds: Sequence[Round], rule: Rule) -> str:
     limit = f"{rule.limit_ms:.0f} ms"
     if len(rounds) == 1 and rounds[0].stopped_early:
         over = sum(s >= rule.limit_ms for s in result.samples_ms)
-        return (f"{over} of the first {len(result.samples_ms)} requests took {limit} or more, so p95 of {rule.n} "
-                f"cannot be under {limit}; stopped there")
+        return (
+            f"{over} of the first {len(result.samples_ms)} requests took {limit} or more, so p95 of {rule.n} "
+            f"cannot be under {limit}; stopped there"
+        )
     if len(rounds) == 1:
         return f"p95 {p95:.1f} ms {'<' if result.passed else '>='} {limit} over {len(result.samples_ms)} requests"
     won = sum(r.passed for r in rounds)
-    return (f"p95 lies near {limit}: measured {len(rounds)} rounds, {won} of them under the limit "
-            f"(round p95s: {', '.join(f'{r.p95:.0f}' for r in rounds)} ms)")
+    return (
+        f"p95 lies near {limit}: measured {len(rounds)} rounds, {won} of them under the limit "
+        f"(round p95s: {', '.join(f'{r.p95:.0f}' for r in rounds)} ms)"
+    )

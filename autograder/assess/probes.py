@@ -102,7 +102,9 @@ def reachable(target: Target, ready: Reply, startup_s: float | None) -> Criterio
     crit = Criterion(1, TITLES[1], POINTS_EACH)
     took = f" after {startup_s:.1f} s" if startup_s is not None else ""
     ok = ready.status == 200 and ready.is_json
-    detail = f"{target.readiness_rule()}{took}" if ok else f"{target.readiness_rule()}: got {ready.describe()}"
+    detail = (
+        f"{target.readiness_rule()}{took}" if ok else f"{target.readiness_rule()}: got {ready.describe()}"
+    )
     if ready.status == 200 and not ready.is_json:
         detail = f"health answered 200 but not with JSON ({ready.describe()}): return a JSON object"
     crit.checks.append(Check("health", ok, detail))
@@ -110,20 +112,32 @@ def reachable(target: Target, ready: Reply, startup_s: float | None) -> Criterio
     return crit
 
 
-def processes_images(target: Target, client: Any, samples: list[images.Sample],
-                     replies: dict[str, Reply]) -> Criterion:
+def processes_images(
+    target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply]
+) -> Criterion:
     crit = Criterion(2, TITLES[2], POINTS_EACH)
     for sample in samples:
         reply = target.predict(client, sample)
         replies[sample.name] = reply
         body = reply.body
-        ok = reply.status == 200 and isinstance(body, dict) and isinstance(body.get("predictions"), list) \
+        ok = (
+            reply.status == 200
+            and isinstance(body, dict)
+            and isinstance(body.get("predictions"), list)
             and bool(body["predictions"])
-        detail = "200 with predictions" if ok else f"expected 200 with a 'predictions' list, got {reply.describe()}"
+        )
+        detail = (
+            "200 with predictions"
+            if ok
+            else f"expected 200 with a 'predictions' list, got {reply.describe()}"
+        )
         crit.checks.append(Check(sample.name, ok, detail))
     failed = [c.name for c in crit.checks if not c.passed]
-    crit.verdict = (f"all {len(samples)} kinds of image classified" if not failed
-                    else f"failed on {', '.join(failed)}: convert any mode to the model's and resize to its input")
+    crit.verdict = (
+        f"all {len(samples)} kinds of image classified"
+        if not failed
+        else f"failed on {', '.join(failed)}: convert any mode to the model's and resize to its input"
+    )
     return crit
 
 
@@ -137,7 +151,9 @@ def top1(body: Any) -> tuple[str, float, float] | None:
         return None
 
 
-def confidences(target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply]) -> Criterion:
+def confidences(
+    target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply]
+) -> Criterion:
     from mlinfra.contract import check_predict_body
 
     crit = Criterion(3, TITLES[3], POINTS_EACH)
@@ -158,17 +174,25 @@ def confidences(target: Target, client: Any, samples: list[images.Sample], repli
         ("count", "top k <= 5", "between 1 and 5 predictions in every answer"),
     ):
         problems = found[kind]
-        detail = good if not problems else problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1
-                                                           else "")
+        detail = (
+            good
+            if not problems
+            else problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
         crit.checks.append(Check(check_name, not problems, detail))
     crit.checks.append(consistency(target, client, samples, answered))
     failed = [c for c in crit.checks if not c.passed]
-    crit.verdict = ("labels with confidences, sorted, top-1 stable" if not failed
-                    else "; ".join(f"{c.name}: {c.detail}" for c in failed[:2]))
+    crit.verdict = (
+        "labels with confidences, sorted, top-1 stable"
+        if not failed
+        else "; ".join(f"{c.name}: {c.detail}" for c in failed[:2])
+    )
     return crit
 
 
-def consistency(target: Target, client: Any, samples: list[images.Sample], answered: dict[str, Reply]) -> Check:
+def consistency(
+    target: Target, client: Any, samples: list[images.Sample], answered: dict[str, Reply]
+) -> Check:
     """The same image twice must give the same top-1 label (a tie between the top two may go either way)."""
     mismatches, compared = [], 0
     for sample in samples:
@@ -187,12 +211,19 @@ def consistency(target: Target, client: Any, samples: list[images.Sample], answe
     if compared == 0:
         return Check("top-1 consistent", False, "no answer had a top-1 label to compare")
     if mismatches:
-        return Check("top-1 consistent", False, f"{mismatches[0]}: the model must be deterministic (eval mode)")
+        return Check(
+            "top-1 consistent", False, f"{mismatches[0]}: the model must be deterministic (eval mode)"
+        )
     return Check("top-1 consistent", True, f"{compared} images sent twice gave the same top-1 label")
 
 
-def latency(target: Target, client: Any, opts: Options, evidence: Evidence,
-            progress: Callable[[str, int], Callable[[], None]] | None = None) -> Criterion:
+def latency(
+    target: Target,
+    client: Any,
+    opts: Options,
+    evidence: Evidence,
+    progress: Callable[[str, int], Callable[[], None]] | None = None,
+) -> Criterion:
     crit = Criterion(4, TITLES[4], POINTS_EACH)
     rule = Rule(n=opts.requests)
     decided_fail = False
@@ -215,17 +246,24 @@ def latency(target: Target, client: Any, opts: Options, evidence: Evidence,
     if decided_fail:
         crit.checks.append(Check("concurrency", False, "not run: the latency verdict was already certain"))
     else:
-        evidence.concurrency = concurrent(target, images.make_sample("PNG", "RGB", min(opts.sizes)),
-                                          opts.concurrency, opts.per_client)
+        evidence.concurrency = concurrent(
+            target, images.make_sample("PNG", "RGB", min(opts.sizes)), opts.concurrency, opts.per_client
+        )
         c = evidence.concurrency
         ok = not c.errors
-        detail = (f"{c.clients} clients x {opts.per_client} requests at once: no errors, "
-                  f"p95 {percentile(c.samples_ms, 0.95):.1f} ms, {c.throughput:.0f} requests/s" if ok
-                  else f"{len(c.errors)} of {c.requests} concurrent requests failed: {c.errors[0]}")
+        detail = (
+            f"{c.clients} clients x {opts.per_client} requests at once: no errors, "
+            f"p95 {percentile(c.samples_ms, 0.95):.1f} ms, {c.throughput:.0f} requests/s"
+            if ok
+            else f"{len(c.errors)} of {c.requests} concurrent requests failed: {c.errors[0]}"
+        )
         crit.checks.append(Check("concurrency", ok, detail))
     failed = [c for c in crit.checks if not c.passed]
-    crit.verdict = ("fast enough at every size, and no errors under concurrent load" if not failed
-                    else f"{failed[0].name}: {failed[0].detail}")
+    crit.verdict = (
+        "fast enough at every size, and no errors under concurrent load"
+        if not failed
+        else f"{failed[0].name}: {failed[0].detail}"
+    )
     return crit
 
 
@@ -256,7 +294,9 @@ def concurrent(target: Target, sample: images.Sample, clients: int, per_client: 
     return Concurrency(clients, clients * per_client, errors, time.perf_counter() - start, samples)
 
 
-def error_handling(target: Target, client: Any, alive: Callable[[], Reply], samples: list[images.Sample]) -> Criterion:
+def error_handling(
+    target: Target, client: Any, alive: Callable[[], Reply], samples: list[images.Sample]
+) -> Criterion:
     crit = Criterion(5, TITLES[5], POINTS_EACH)
     for bad in target.bad_requests():
         reply = bad.send(client)
@@ -270,30 +310,53 @@ def error_handling(target: Target, client: Any, alive: Callable[[], Reply], samp
             problems.append(f"answered {reply.status} without a JSON reason ({reply.describe()})")
         if after.status != 200:
             problems.append(f"then the health check got {after.describe()}")
-        detail = (f"{bad.what}: {reply.status} with a JSON reason, still healthy" if not problems
-                  else f"{bad.what}: " + "; ".join(problems))
+        detail = (
+            f"{bad.what}: {reply.status} with a JSON reason, still healthy"
+            if not problems
+            else f"{bad.what}: " + "; ".join(problems)
+        )
         crit.checks.append(Check(bad.name, not problems, detail))
     last = target.predict(client, samples[0])
-    crit.checks.append(Check("still predicts", last.status == 200,
-                             "a valid image after the bad ones: 200" if last.status == 200
-                             else f"a valid image after the bad ones got {last.describe()}"))
+    crit.checks.append(
+        Check(
+            "still predicts",
+            last.status == 200,
+            "a valid image after the bad ones: 200"
+            if last.status == 200
+            else f"a valid image after the bad ones got {last.describe()}",
+        )
+    )
     failed = [c for c in crit.checks if not c.passed]
-    crit.verdict = ("every bad input got a 4xx with a reason, and the service kept serving" if not failed
-                    else f"{failed[0].name}: {failed[0].detail}")
+    crit.verdict = (
+        "every bad input got a 4xx with a reason, and the service kept serving"
+        if not failed
+        else f"{failed[0].name}: {failed[0].detail}"
+    )
     return crit
 
 
 def never_came_up(reason: str) -> list[Criterion]:
     crits = [Criterion(1, TITLES[1], POINTS_EACH, [Check("health", False, reason)], reason)]
     for n in range(2, 6):
-        crits.append(Criterion(n, TITLES[n], POINTS_EACH,
-                               [Check("not assessed", False, "the service never became ready")],
-                               "not assessed: the service never became ready"))
+        crits.append(
+            Criterion(
+                n,
+                TITLES[n],
+                POINTS_EACH,
+                [Check("not assessed", False, "the service never became ready")],
+                "not assessed: the service never became ready",
+            )
+        )
     return crits
 
 
-def run_all(target: Target, ready: Reply, startup_s: float | None, opts: Options,
-            progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[list[Criterion], Evidence]:
+def run_all(
+    target: Target,
+    ready: Reply,
+    startup_s: float | None,
+    opts: Options,
+    progress: Callable[[str, int], Callable[[], None]] | None = None,
+) -> tuple[list[Criterion], Evidence]:
     """Score a ready service on the five requirements, in order."""
     evidence = Evidence()
     samples = images.valid_samples()

@@ -45,8 +45,16 @@ def fmt_points(value: float) -> str:
 
 
 def rubric_rows(result: Assessment) -> list[list[str]]:
-    return [[str(c.number), c.title, f"{fmt_points(c.points)}/{fmt_points(c.max_points)}",
-             "PASS" if c.passed else "FAIL", c.verdict] for c in result.criteria]
+    return [
+        [
+            str(c.number),
+            c.title,
+            f"{fmt_points(c.points)}/{fmt_points(c.max_points)}",
+            "PASS" if c.passed else "FAIL",
+            c.verdict,
+        ]
+        for c in result.criteria
+    ]
 
 
 def latency_rows(result: Assessment) -> list[list[str]]:
@@ -70,8 +78,11 @@ def terminal(result: Assessment) -> str:
     if failed:
         lines += ["", "Failed checks:", *(f"  {n}. {ch.name}: {ch.detail}" for n, ch in failed)]
     if result.evidence.latency:
-        lines += ["", "Latency (ms, one keep-alive connection, after warm-up):",
-                  format_table(["size", "n", "p50", "p95", "p99", "max", "verdict"], latency_rows(result))]
+        lines += [
+            "",
+            "Latency (ms, one keep-alive connection, after warm-up):",
+            format_table(["size", "n", "p50", "p95", "p99", "max", "verdict"], latency_rows(result)),
+        ]
     if result.server_log and not result.passed:
         lines += ["", "Last lines of the server's log:", *(f"  {line}" for line in result.server_log)]
     status = "PASSED" if result.passed else "NOT PASSED"
@@ -85,9 +96,18 @@ def to_json(result: Assessment) -> dict[str, Any]:
 
     latency = []
     for size in result.evidence.latency:
-        latency.append({"size": size.label, "passed": size.passed, "verdict": size.verdict, "rounds": size.rounds,
-                        "stopped_early": size.stopped_early, "error": size.error, **size.stats(),
-                        "samples_ms": [round(s, 3) for s in size.samples_ms]})
+        latency.append(
+            {
+                "size": size.label,
+                "passed": size.passed,
+                "verdict": size.verdict,
+                "rounds": size.rounds,
+                "stopped_early": size.stopped_early,
+                "error": size.error,
+                **size.stats(),
+                "samples_ms": [round(s, 3) for s in size.samples_ms],
+            }
+        )
     conc = result.evidence.concurrency
     return {
         "passed": result.passed,
@@ -96,13 +116,31 @@ def to_json(result: Assessment) -> dict[str, Any]:
         "pass_rule": PASS_RULE,
         "target": result.target,
         "startup_seconds": result.startup_seconds,
-        "criteria": [{"number": c.number, "title": c.title, "points": c.points, "max_points": c.max_points,
-                      "passed": c.passed, "verdict": c.verdict, "checks": to_jsonable(c.checks)}
-                     for c in result.criteria],
-        "latency": {"limit_ms": LIMIT_MS, "sizes": latency,
-                    "concurrency": None if conc is None else {
-                        "clients": conc.clients, "requests": conc.requests, "errors": conc.errors,
-                        "seconds": round(conc.seconds, 3), "requests_per_second": round(conc.throughput, 1)}},
+        "criteria": [
+            {
+                "number": c.number,
+                "title": c.title,
+                "points": c.points,
+                "max_points": c.max_points,
+                "passed": c.passed,
+                "verdict": c.verdict,
+                "checks": to_jsonable(c.checks),
+            }
+            for c in result.criteria
+        ],
+        "latency": {
+            "limit_ms": LIMIT_MS,
+            "sizes": latency,
+            "concurrency": None
+            if conc is None
+            else {
+                "clients": conc.clients,
+                "requests": conc.requests,
+                "errors": conc.errors,
+                "seconds": round(conc.seconds, 3),
+                "requests_per_second": round(conc.throughput, 1),
+            },
+        },
         "server_log": result.server_log,
         "next_step": result.next_step(),
     }
@@ -140,10 +178,15 @@ def markdown(result: Assessment, path: Path) -> Path:
     """Write the Markdown report to `path`, with its histogram beside it as `<stem>-latency.png`."""
     png = histogram(result, path.with_name(f"{path.stem}-latency.png"))
     status = "passed" if result.passed else "not passed"
-    out = [f"# Practical assessment: {status}", "",
-           f"Service: {result.target['description']}  ",
-           f"Score: **{fmt_points(result.score)} / {fmt_points(result.max_score)}**; the assessment {PASS_RULE}.", "",
-           "| # | Requirement | Points | Result | Verdict |", "|---|---|---|---|---|"]
+    out = [
+        f"# Practical assessment: {status}",
+        "",
+        f"Service: {result.target['description']}  ",
+        f"Score: **{fmt_points(result.score)} / {fmt_points(result.max_score)}**; the assessment {PASS_RULE}.",
+        "",
+        "| # | Requirement | Points | Result | Verdict |",
+        "|---|---|---|---|---|",
+    ]
     for row in rubric_rows(result):
         out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     out += ["", result.next_step(), "", "## Checks", ""]
@@ -153,15 +196,28 @@ def markdown(result: Assessment, path: Path) -> Path:
         out += [f"- {'pass' if ch.passed else '**FAIL**'}: {ch.name}: {ch.detail}" for ch in c.checks]
         out.append("")
     if result.evidence.latency:
-        intro = ("Milliseconds per request over one keep-alive connection, after warm-up; "
-                 f"requirement 4 passes on p95 < {LIMIT_MS:.0f} ms at every size.")
-        out += ["## Latency", "", intro, "",
-                "| Size | n | p50 | p95 | p99 | max | Verdict |", "|---|---|---|---|---|---|---|"]
+        intro = (
+            "Milliseconds per request over one keep-alive connection, after warm-up; "
+            f"requirement 4 passes on p95 < {LIMIT_MS:.0f} ms at every size."
+        )
+        out += [
+            "## Latency",
+            "",
+            intro,
+            "",
+            "| Size | n | p50 | p95 | p99 | max | Verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
         out += ["| " + " | ".join(row) + " |" for row in latency_rows(result)]
         conc = result.evidence.concurrency
         if conc is not None:
-            out += ["", (f"Concurrency: {conc.clients} clients, {conc.requests} requests, {len(conc.errors)} "
-                         f"errors, {conc.throughput:.0f} requests/s.")]
+            out += [
+                "",
+                (
+                    f"Concurrency: {conc.clients} clients, {conc.requests} requests, {len(conc.errors)} "
+                    f"errors, {conc.throughput:.0f} requests/s."
+                ),
+            ]
         if png is not None:
             out += ["", f"![latency histogram]({png.name})"]
         out.append("")

@@ -52,7 +52,9 @@ class AppSpec:
                 raise UsageError(f"--app {spec!r}: {path.name} cannot be imported as a module: rename it")
             return cls(path.stem, attr, path.parent)
         if not all(part.isidentifier() for part in where.split(".")):
-            raise UsageError(f"--app {spec!r}: {where!r} is not a module name; give MODULE:ATTR or FILE.py:ATTR")
+            raise UsageError(
+                f"--app {spec!r}: {where!r} is not a module name; give MODULE:ATTR or FILE.py:ATTR"
+            )
         sys.path.insert(0, str(cwd))
         try:
             found = importlib.util.find_spec(where)
@@ -63,8 +65,10 @@ class AppSpec:
         finally:
             sys.path.remove(str(cwd))
         if found is None:
-            raise UsageError(f"--app {spec!r}: no module named {where!r} from {cwd}; run from the folder that holds "
-                             "it, or give FILE.py:ATTR")
+            raise UsageError(
+                f"--app {spec!r}: no module named {where!r} from {cwd}; run from the folder that holds "
+                "it, or give FILE.py:ATTR"
+            )
         return cls(where, attr, None)
 
 
@@ -90,15 +94,30 @@ class UvicornServer:
 
     def start(self) -> None:
         self.port = free_port()
-        cmd = [sys.executable, "-m", "uvicorn", self.spec.target, "--host", HOST, "--port", str(self.port),
-               "--no-access-log"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.spec.target,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
         if self.spec.app_dir is not None:
             cmd += ["--app-dir", str(self.spec.app_dir)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -151,8 +170,9 @@ class Readiness:
     reason: str = ""
 
 
-def wait_until_ready(probe: Callable[[], Reply], timeout_s: float,
-                     exited: Callable[[], int | None] = lambda: None) -> Readiness:
+def wait_until_ready(
+    probe: Callable[[], Reply], timeout_s: float, exited: Callable[[], int | None] = lambda: None
+) -> Readiness:
     """Poll `probe` until it answers 200, the process exits, or `timeout_s` passes."""
     start = time.monotonic()
     reply = Reply(None, error="not tried yet")
@@ -163,10 +183,16 @@ def wait_until_ready(probe: Callable[[], Reply], timeout_s: float,
             return Readiness(True, reply, waited)
         code = exited()
         if code is not None:
-            return Readiness(False, reply, waited, f"the server process exited with code {code} before it was ready")
+            return Readiness(
+                False, reply, waited, f"the server process exited with code {code} before it was ready"
+            )
         if waited >= timeout_s:
             last = reply.describe()
-            return Readiness(False, reply, waited,
-                             f"not ready within {timeout_s:g} s (last answer: {last}); if it is only slow to load, "
-                             "raise --startup-timeout")
+            return Readiness(
+                False,
+                reply,
+                waited,
+                f"not ready within {timeout_s:g} s (last answer: {last}); if it is only slow to load, "
+                "raise --startup-timeout",
+            )
         time.sleep(POLL_S)

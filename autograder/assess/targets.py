@@ -69,8 +69,9 @@ def new_client() -> httpx.Client:
 
     # A proxy from the environment may be needed for a deployed --url, never for this machine's own services.
     direct = {"all://127.0.0.1": None, "all://localhost": None, "all://[::1]": None}
-    return httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False,
-                        mounts=direct)
+    return httpx.Client(
+        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False, mounts=direct
+    )
 
 
 @dataclass
@@ -119,15 +120,27 @@ class ContractTarget:
             return lambda c: send(c, "POST", url, files={UPLOAD_FIELD: (name, data, ctype)})
 
         return [
-            BadRequest("not an image", "a text file as the image", upload("notes.txt", images.not_an_image(),
-                                                                          "text/plain")),
-            BadRequest("corrupt image", "PNG header then garbage", upload("broken.png", images.corrupt_png(),
-                                                                          "image/png")),
+            BadRequest(
+                "not an image",
+                "a text file as the image",
+                upload("notes.txt", images.not_an_image(), "text/plain"),
+            ),
+            BadRequest(
+                "corrupt image",
+                "PNG header then garbage",
+                upload("broken.png", images.corrupt_png(), "image/png"),
+            ),
             BadRequest("empty upload", "a file of 0 bytes", upload("empty.png", b"", "image/png")),
-            BadRequest("12 MB upload", "12 MB, over the 10 MB limit", upload("huge.png", images.oversize_png(),
-                                                                             "image/png")),
-            BadRequest("missing field", f"a form without the '{UPLOAD_FIELD}' field",
-                       lambda c: send(c, "POST", url, data={"note": "no image here"}, files={"other": ("x", b"")})),
+            BadRequest(
+                "12 MB upload",
+                "12 MB, over the 10 MB limit",
+                upload("huge.png", images.oversize_png(), "image/png"),
+            ),
+            BadRequest(
+                "missing field",
+                f"a form without the '{UPLOAD_FIELD}' field",
+                lambda c: send(c, "POST", url, data={"note": "no image here"}, files={"other": ("x", b"")}),
+            ),
             BadRequest("wrong method", "GET instead of POST", lambda c: send(c, "GET", url)),
         ]
 
@@ -168,8 +181,13 @@ class TorchServeTarget:
         return ping
 
     def predict(self, client: httpx.Client, sample: images.Sample) -> Reply:
-        reply = send(client, "POST", self.predictions_url, content=sample.data,
-                     headers={"Content-Type": sample.content_type})
+        reply = send(
+            client,
+            "POST",
+            self.predictions_url,
+            content=sample.data,
+            headers={"Content-Type": sample.content_type},
+        )
         if reply.status == 200 and reply.is_json:
             reply.body = to_contract(reply.body)
         return reply
@@ -184,9 +202,14 @@ class TorchServeTarget:
             BadRequest("not an image", "a text body", raw(images.not_an_image(), "text/plain")),
             BadRequest("corrupt image", "PNG header then garbage", raw(images.corrupt_png(), "image/png")),
             BadRequest("empty upload", "an empty body", raw(b"", "image/png")),
-            BadRequest("12 MB upload", "12 MB, over the 10 MB limit", raw(images.oversize_png(), "image/png")),
-            BadRequest("missing field", "a form with no file in it",
-                       lambda c: send(c, "POST", url, data={"note": "no image here"})),
+            BadRequest(
+                "12 MB upload", "12 MB, over the 10 MB limit", raw(images.oversize_png(), "image/png")
+            ),
+            BadRequest(
+                "missing field",
+                "a form with no file in it",
+                lambda c: send(c, "POST", url, data={"note": "no image here"}),
+            ),
             BadRequest("wrong method", "DELETE instead of POST", lambda c: send(c, "DELETE", url)),
         ]
 

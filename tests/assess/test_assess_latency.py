@@ -1,0 +1,132 @@
+"""The latency maths: nearest-rank percentiles and the sequential early-stop rule."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from autograder.assess.latency import Rule, judge_round, judge_rounds, measure, percentile
+
+
+def test_percentile_nearest_rank() -> None:
+    values = list(range(1, 101))  # 1..100
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile(values, 0.0) == 1
+    assert percentile([7.0], 0.95) == 7.0
+    assert percentile([3, 1, 2], 0.5) == 2  # order of input does not matter
+
+
+def test_percentile_of_fifty_allows_two_over() -> None:
+    fast, slow = [10.0] * 48, [900.0, 900.0]
+    assert percentile(fast + slow, 0.95) == 10.0
+    assert percentile(fast[:-1] + slow + [900.0], 0.95) == 900.0
+
+
+@pytest.mark.parametrize("values,q", [([], 0.5), ([1.0], 1.5), ([1.0], -0.1)])
+def test_percentile_rejects_bad_input(values: list[float], q: float) -> None:
+    with pytest.raises(ValueError):
+        percentile(values, q)
+
+
+def test_rule_allowed_over() -> None:
+    assert Rule(n=50).allowed_over == 2
+    assert Rule(n=20).allowed_over == 1
+    assert Rule(n=100).allowed_over == 5
+
+
+def test_round_stops_once_p95_cannot_pass() -> None:
+    rule = Rule(n=50)
+    assert judge_round([2000.0, 2000.0], rule) is None  # two over the limit are still allowed
+    outcome = judge_round([2000.0] * 3, rule)
+    assert outcome is not None and not outcome.passed and outcome.clear and outcome.stopped_early
+
+
+def test_round_just_over_the_limit_is_not_clear() -> None:
+    outcome = judge_round([510.0] * 3, Rule(n=50))
+    assert outcome is not None and not outcome.passed and not outcome.clear
+
+
+def test_round_passes_only_when_complete() -> None:
+    rule = Rule(n=50)
+    assert judge_round([10.0] * 49, rule) is None
+    fast = judge_round([10.0] * 50, rule)
+    assert fast is not None and fast.passed and fast.clear
+    near = judge_round([450.0] * 50, rule)
+    assert near is not None and near.passed and not near.clear
+
+
+def test_rounds_majority() -> None:
+    rule = Rule(n=50)
+    near_fail = judge_round([510.0] * 3, rule)
+    near_pass = judge_round([450.0] * 50, rule)
+    assert judge_rounds([near_fail], rule) is None
+    assert judge_rounds([near_fail, near_pass], rule) is None
+    assert judge_rounds([near_fail, near_pass, near_pass], rule) is True
+    assert judge_rounds([near_fail, near_fail], rule) is False
+    assert judge_rounds([], rule) is None
+
+
+class FakeService:
+    """Answers with latencies from a list (cycled), counting the calls."""
+
+    def __init__(self, latencies: list[float], error_at: int | None = None) -> None:
+        self.source = itertools.cycle(latencies)
+        self.calls = 0
+        self.error_at = error_at
+
+    def __call__(self) -> tuple[float, str | None]:
+        self.calls += 1
+        if self.error_at is not None and self.calls >= self.error_at:
+            return 1.0, "500 Internal Server Error"
+        return next(self.source), None
+
+
+def test_sleeping_service_costs_a_handful_of_requests() -> None:
+    service = FakeService([2000.0])
+    result = measure("28x28", service, Rule(n=50), warmup=2)
+    assert not result.passed and result.stopped_early
+    assert service.calls == 2 + 3
+    assert "stopped there" in result.verdict
+
+
+def test_fast_service_one_round() -> None:
+    service = FakeService([12.0, 15.0, 11.0])
+    result = measure("28x28", service, Rule(n=50), warmup=2)
+    assert result.passed and result.rounds == 1 and len(result.samples_ms) == 50
+    assert service.calls == 52
+
+
+def test_noise_burst_is_measured_again_and_passes() -> None:
+    # First round: a burst of three 520 ms requests (just over the limit); then steady 300 ms.
+    latencies = iter([520.0] * 3 + [300.0] * 500)
+    calls = []
+
+    def service() -> tuple[float, str | None]:
+        calls.append(1)
+        return next(latencies), None
+
+    result = measure("28x28", service, Rule(n=50), warmup=0)
+    assert result.passed and result.rounds == 3
+    assert "3 rounds" in result.verdict
+
+
+def test_steadily_just_over_the_limit_fails_in_two_short_rounds() -> None:
+    service = FakeService([520.0])
+    result = measure("28x28", service, Rule(n=50), warmup=0)
+    assert not result.passed and result.rounds == 2 and service.calls == 6
+
+
+def test_error_stops_measuring() -> None:
+    service = FakeService([10.0], error_at=5)
+    result = measure("28x28", service, Rule(n=50), warmup=2)
+    assert not result.passed and result.error == "500 Internal Server Error"
+    assert service.calls == 5
+
+
+def test_error_in_warmup() -> None:
+    result = measure("28x28", FakeService([10.0], error_at=1), Rule(n=50), warmup=2)
+    assert not result.passed and "warm-up" in result.verdict and not result.samples_ms
