@@ -54,7 +54,7 @@ serve: setup  ## serve the reference FastAPI app on 127.0.0.1:8000
 	$(PY) -m uvicorn $(APP) --host 127.0.0.1 --port 8000
 
 assess: setup  ## score a service against the practical assessment: make assess APP=module:attr
-	$(PY) -m autograder assess --app $(APP)
+	$(PY) -m autograder assess --app $(APP) --startup-timeout 30
 
 torchserve: setup  ## archive the model and start TorchServe on 127.0.0.1:8085-8087, ready when it predicts
 	$(PY) -m mlinfra.torchserve_local start
