@@ -1,5 +1,6 @@
-"""`autograder dag`: load any Airflow DAG file with Airflow's own DagBag, check its structure, and (with --run)
-execute it end to end twice for one logical date to show each task's state and whether it is idempotent.
+"""`autograder dag`: load any Airflow DAG file with Airflow's own DagBag, check its structure, and (with
+--run) execute it end to end twice for one logical date to show each task's state and whether it is
+idempotent.
 
 Everything Airflow-related happens in a worker process with its own AIRFLOW_HOME (autograder.dag.isolate), so
 the check never touches ~/airflow or a running Airflow, and `autograder --help` never imports Airflow.
@@ -22,12 +23,13 @@ DESCRIPTION = """\
 Check an Airflow DAG file the way Airflow sees it.
 
 Without --run: import the file with Airflow's DagBag (errors are shown with their line) and check the DAG's
-structure: at least --min-tasks tasks, dependencies between them, no cycle, a schedule, catchup off, retries set.
+structure: at least --min-tasks tasks, dependencies between them, no cycle, a schedule, catchup off,
+retries set.
 
-With --run: also execute the DAG end to end with dag.test() for --date (retries are switched off for the test so
-a failing task fails at once), show each task's state and the line where a failing task raised, then run it
-again for the same date and compare the files under the DAG's data folder (--data-dir): an idempotent pipeline
-leaves them byte for byte the same. A run takes 15-25 s, most of it Airflow starting.
+With --run: also execute the DAG end to end with dag.test() for --date (retries are switched off for the
+test so a failing task fails at once), show each task's state and the line where a failing task raised, then
+run it again for the same date and compare the files under the DAG's data folder (--data-dir): an idempotent
+pipeline leaves them byte for byte the same. A run takes 15-25 s, most of it Airflow starting.
 """
 
 EPILOG = """\
@@ -40,19 +42,36 @@ exit codes: 0 no findings, 1 findings (listed with a fix each), 2 the check coul
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "dag", help="load, check and test-run an Airflow DAG file", description=DESCRIPTION, epilog=EPILOG,
+        "dag",
+        help="load, check and test-run an Airflow DAG file",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", type=Path, help="the DAG file (.py)")
     parser.add_argument("--run", action="store_true", help="execute it twice with dag.test() (idempotency)")
-    parser.add_argument("--date", type=_iso_date, default=None,
-                        help="logical date of the test run, YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument(
+        "--date",
+        type=_iso_date,
+        default=None,
+        help="logical date of the test run, YYYY-MM-DD (default: today, UTC)",
+    )
     parser.add_argument("--dag-id", default=None, help="which DAG to run when the file defines several")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder the DAG writes its outputs under (default: data/ beside the DAG file)")
-    parser.add_argument("--min-tasks", type=int, default=3, help="fewest tasks a pipeline may have (default 3)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before the check gives up (300)")
-    parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME and its log")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder the DAG writes its outputs under (default: data/ beside the DAG file)",
+    )
+    parser.add_argument(
+        "--min-tasks", type=int, default=3, help="fewest tasks a pipeline may have (default 3)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds before the check gives up (300)"
+    )
+    parser.add_argument(
+        "--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME and its log"
+    )
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -72,8 +91,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - start:5.1f}s] {message}", file=sys.stderr, flush=True)
 
     report = check_dag(
-        args.path, run=args.run, logical_date=args.date, dag_id=args.dag_id, data_dir=args.data_dir,
-        min_tasks=args.min_tasks, timeout=args.timeout, keep_home=args.keep_home, on_progress=show,
+        args.path,
+        run=args.run,
+        logical_date=args.date,
+        dag_id=args.dag_id,
+        data_dir=args.data_dir,
+        min_tasks=args.min_tasks,
+        timeout=args.timeout,
+        keep_home=args.keep_home,
+        on_progress=show,
     )
     write_json(report, args.json_out)
     if not quiet:
@@ -82,8 +108,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_dag(
-    path: Path, *, run: bool = False, logical_date: str | None = None, dag_id: str | None = None,
-    data_dir: Path | None = None, min_tasks: int = 3, timeout: float = 300.0, keep_home: bool = False,
+    path: Path,
+    *,
+    run: bool = False,
+    logical_date: str | None = None,
+    dag_id: str | None = None,
+    data_dir: Path | None = None,
+    min_tasks: int = 3,
+    timeout: float = 300.0,
+    keep_home: bool = False,
     on_progress=lambda message: None,
 ) -> DagReport:
     from autograder.dag.isolate import run_worker
@@ -101,11 +134,14 @@ def check_dag(
     if keep_home:
         report.notes.append(f"Airflow home kept at {outcome.home} (log: {outcome.log})")
     if outcome.timed_out:
-        report.findings.append(Finding(
-            "timeout", f"the check did not finish within {timeout:.0f} s",
-            "look for a task that waits forever or trains too long; raise --timeout if it is just slow",
-            file=str(path),
-        ))
+        report.findings.append(
+            Finding(
+                "timeout",
+                f"the check did not finish within {timeout:.0f} s",
+                "look for a task that waits forever or trains too long; raise --timeout if it is just slow",
+                file=str(path),
+            )
+        )
     compose(report, outcome.result or {}, dag_id=dag_id, run=run, min_tasks=min_tasks)
     report.passed = not report.findings
     return report
@@ -120,19 +156,26 @@ def compose(report: DagReport, raw: dict, *, dag_id: str | None, run: bool, min_
     shapes = [DagShape.from_dict(d) for d in raw.get("dags", [])]
     if not shapes:
         if not raw.get("import_errors") and raw:
-            report.findings.append(Finding(
-                "no-dag", "Airflow found no DAG in the file",
-                "decorate a function with @dag (from airflow.sdk import dag) and call it at the bottom of the "
-                "file, e.g. `course_pipeline()`", file=path,
-            ))
+            report.findings.append(
+                Finding(
+                    "no-dag",
+                    "Airflow found no DAG in the file",
+                    "decorate a function with @dag (from airflow.sdk import dag) and call it at the "
+                    "bottom of the "
+                    "file, e.g. `course_pipeline()`",
+                    file=path,
+                )
+            )
         return
     if dag_id:
         chosen = next((s for s in shapes if s.dag_id == dag_id), None)
         if chosen is None:
             raise UsageError(f"{path} has no DAG {dag_id!r} (it has: {', '.join(s.dag_id for s in shapes)})")
     elif len(shapes) > 1:
-        raise UsageError(f"{path} defines {len(shapes)} DAGs ({', '.join(s.dag_id for s in shapes)}): "
-                         "choose one with --dag-id")
+        raise UsageError(
+            f"{path} defines {len(shapes)} DAGs ({', '.join(s.dag_id for s in shapes)}): "
+            "choose one with --dag-id"
+        )
     else:
         chosen = shapes[0]
     report.dag_id, report.shape = chosen.dag_id, chosen
@@ -143,18 +186,26 @@ def compose(report: DagReport, raw: dict, *, dag_id: str | None, run: bool, min_
     report.findings.extend(run_findings(report.run, path))
     outputs = raw.get("outputs", {})
     if report.run.state == "success" and not raw.get("written"):
-        report.notes.append(f"the run wrote no files under {report.data_dir}: idempotency was checked on "
-                            "nothing (does the DAG write where --data-dir says?)")
+        report.notes.append(
+            f"the run wrote no files under {report.data_dir}: idempotency was checked on "
+            "nothing (does the DAG write where --data-dir says?)"
+        )
     if "rerun" not in raw:
-        report.idempotency = Idempotency(checked=False, same=None, outputs=outputs, written=raw.get("written", []))
+        report.idempotency = Idempotency(
+            checked=False, same=None, outputs=outputs, written=raw.get("written", [])
+        )
         return
     report.rerun = RunReport.from_dict(raw["rerun"])
     rerun_problems = run_findings(report.rerun, path, label="rerun")
     report.findings.extend(rerun_problems)
     d = raw.get("rerun_diff", {})
     report.idempotency = Idempotency(
-        checked=not rerun_problems, same=None if rerun_problems else not any(d.values()), outputs=outputs,
-        written=raw.get("written", []), changed=d.get("changed", []), added=d.get("added", []),
+        checked=not rerun_problems,
+        same=None if rerun_problems else not any(d.values()),
+        outputs=outputs,
+        written=raw.get("written", []),
+        changed=d.get("changed", []),
+        added=d.get("added", []),
         removed=d.get("removed", []),
     )
     report.findings.extend(idempotency_findings(report.idempotency, report.data_dir, path))
@@ -164,20 +215,28 @@ def render(report: DagReport) -> str:
     out = [f"autograder dag: {report.dag_file}"]
     shape = report.shape
     if shape:
-        out.append(f"DAG {shape.dag_id}: schedule {shape.schedule or 'none'}, catchup "
-                   f"{'on' if shape.catchup else 'off'}, {len(shape.tasks)} tasks: {' -> '.join(shape.order)}")
+        out.append(
+            f"DAG {shape.dag_id}: schedule {shape.schedule or 'none'}, catchup "
+            f"{'on' if shape.catchup else 'off'}, {len(shape.tasks)} tasks: {' -> '.join(shape.order)}"
+        )
     for label, run in (("run", report.run), ("rerun", report.rerun)):
         if run is None:
             continue
-        out.append(f"\n{label} for {run.logical_date} (dag.test, retries off): {run.state} in {run.seconds:.1f} s")
-        rows = [(t.task_id, t.state, t.error or "", f"{t.file}:{t.line}" if t.line else "") for t in run.tasks]
+        out.append(
+            f"\n{label} for {run.logical_date} (dag.test, retries off): {run.state} in {run.seconds:.1f} s"
+        )
+        rows = [
+            (t.task_id, t.state, t.error or "", f"{t.file}:{t.line}" if t.line else "") for t in run.tasks
+        ]
         if rows:
             out.append(format_table(["task", "state", "error", "where"], rows))
     idem = report.idempotency
     if idem and idem.checked:
         verdict = "unchanged: idempotent" if idem.same else "CHANGED: not idempotent"
-        out.append(f"\noutputs under {report.data_dir}: {len(idem.outputs)} files "
-                   f"({len(idem.written)} written by the run); after the rerun {verdict}")
+        out.append(
+            f"\noutputs under {report.data_dir}: {len(idem.outputs)} files "
+            f"({len(idem.written)} written by the run); after the rerun {verdict}"
+        )
     for note in report.notes:
         out.append(f"note: {note}")
     if report.findings:

@@ -1,4 +1,4 @@
-"""Structure checks on a loaded DAG, and the findings for import errors, failed tasks and non-idempotent reruns.
+"""Structure checks on a loaded DAG; findings for import errors, failed tasks and non-idempotent reruns.
 
 Pure functions over the plain description the worker returns (no Airflow import), each finding with a fix.
 """
@@ -36,93 +36,129 @@ def import_error_finding(dag_file: str, text: str) -> Finding:
     where = f"{dag_file}:{line}" if line else dag_file
     if summary.startswith(("SyntaxError", "IndentationError", "TabError")):
         fix = f"fix the syntax at {where} (an unclosed bracket or a missing colon is often on the line above)"
+    elif summary.startswith("NotImplementedError"):
+        fix = f"write the part marked `# YOUR CODE HERE` above {where}, then delete that raise"
     elif summary.startswith(("ModuleNotFoundError", "ImportError")):
-        fix = f"check the import at {where}: Airflow 3 names are under airflow.sdk (from airflow.sdk import dag, task)"
+        fix = f"check the import at {where}: Airflow 3 names live in airflow.sdk"
     else:
         fix = f"fix the error at {where}; the file must import cleanly for Airflow to see the DAG"
-    return Finding("import-error", f"Airflow could not import the file: {summary}", fix, file=dag_file, line=line)
+    return Finding(
+        "import-error", f"Airflow could not import the file: {summary}", fix, file=dag_file, line=line
+    )
 
 
 def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) -> list[Finding]:
     out: list[Finding] = []
     n = len(shape.tasks)
     if n < min_tasks:
-        out.append(Finding(
-            "too-few-tasks",
-            f"DAG {shape.dag_id} has {n} task{'s' * (n != 1)}; a pipeline here needs at least {min_tasks}",
-            "split the work into one task per step (for example ingest, validate, train), each a @task function",
-            file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "too-few-tasks",
+                f"DAG {shape.dag_id} has {n} task{'s' * (n != 1)}; a pipeline needs at least {min_tasks}",
+                "split the work into one @task per step (for example ingest, validate, train)",
+                file=dag_file,
+            )
+        )
     edges = sum(len(t.downstream) for t in shape.tasks)
     if n > 1 and edges == 0:
-        out.append(Finding(
-            "no-dependencies",
-            f"DAG {shape.dag_id} has no dependencies: all {n} tasks would start at once",
-            "chain them, either by passing one task's result to the next (b(a())) or with a >> b >> c",
-            file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "no-dependencies",
+                f"DAG {shape.dag_id} has no dependencies: all {n} tasks would start at once",
+                "chain them, either by passing one task's result to the next (b(a())) or with a >> b >> c",
+                file=dag_file,
+            )
+        )
     elif n > 1:
         for t in shape.tasks:
             if not t.upstream and not t.downstream:
-                out.append(Finding(
-                    "isolated-task",
-                    f"task {t.task_id} has no upstream or downstream task, so it runs on its own",
-                    f"connect {t.task_id} to the pipeline (pass it a result or use >>), or remove it",
-                    file=dag_file, task_id=t.task_id,
-                ))
+                out.append(
+                    Finding(
+                        "isolated-task",
+                        f"task {t.task_id} has no upstream or downstream task, so it runs on its own",
+                        f"connect {t.task_id} to the pipeline (pass it a result or use >>), or remove it",
+                        file=dag_file,
+                        task_id=t.task_id,
+                    )
+                )
     if shape.schedule is None:
-        out.append(Finding(
-            "no-schedule",
-            f"DAG {shape.dag_id} has no schedule: it only runs when someone triggers it",
-            'give the @dag a schedule, e.g. schedule="@daily", and a start_date',
-            file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "no-schedule",
+                f"DAG {shape.dag_id} has no schedule: it only runs when someone triggers it",
+                'give the @dag a schedule, e.g. schedule="@daily", and a start_date',
+                file=dag_file,
+            )
+        )
     if shape.catchup:
-        out.append(Finding(
-            "catchup-on",
-            f"DAG {shape.dag_id} has catchup on: unpausing it would run every interval since its start_date",
-            "set catchup=False on the @dag (backfill past dates on purpose with `airflow backfill create`)",
-            file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "catchup-on",
+                f"DAG {shape.dag_id} has catchup on: unpausing it runs every interval since its start_date",
+                "set catchup=False on the @dag (backfill on purpose with `airflow backfill create`)",
+                file=dag_file,
+            )
+        )
     no_retries = [t.task_id for t in shape.tasks if t.retries < 1]
     if no_retries:
-        out.append(Finding(
-            "no-retries",
-            f"task{'s' * (len(no_retries) > 1)} {', '.join(no_retries)} will not retry after a transient failure",
-            'set retries on the @dag: default_args={"retries": 2, "retry_delay": timedelta(minutes=1)}',
-            file=dag_file, task_id=no_retries[0],
-        ))
+        out.append(
+            Finding(
+                "no-retries",
+                f"task{'s' * (len(no_retries) > 1)} {', '.join(no_retries)} never retry a failure",
+                'set retries on the @dag: default_args={"retries": 2, "retry_delay": timedelta(minutes=1)}',
+                file=dag_file,
+                task_id=no_retries[0],
+            )
+        )
     return out
 
 
 def run_findings(run: RunReport, dag_file: str, *, label: str = "run") -> list[Finding]:
     out: list[Finding] = []
     if run.error:
-        out.append(Finding(
-            "run-error", f"the {label} for {run.logical_date} could not execute: {run.error}",
-            "fix the error above, then rerun with --run", file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "run-error",
+                f"the {label} for {run.logical_date} could not execute: {run.error}",
+                "fix the error above, then rerun with --run",
+                file=dag_file,
+            )
+        )
         return out
     for t in run.tasks:
         if t.state != "failed":
             continue
         where = f"{t.file}:{t.line}" if t.file and t.line else (t.file or dag_file)
         again = " on a second run for the same date (its output already existed)" if label == "rerun" else ""
-        fix = (f"fix the error at {where}, then rerun `autograder dag {dag_file} --run`" if label == "run" else
-               f"make {t.task_id} safe to repeat: overwrite its outputs (mkdir(parents=True, exist_ok=True), "
-               "open(..., 'w')) instead of failing when they exist")
-        out.append(Finding(
-            "task-failed" if label == "run" else "rerun-failed",
-            f"task {t.task_id} failed{again}: {t.error or 'see the Airflow log'}",
-            fix, file=t.file or dag_file, line=t.line, task_id=t.task_id,
-        ))
-    not_done = [t.task_id for t in run.tasks if t.state not in ("success", "failed", "upstream_failed", "skipped")]
+        fix = (
+            f"fix the error at {where}, then rerun `autograder dag {dag_file} --run`"
+            if label == "run"
+            else f"make {t.task_id} safe to repeat: overwrite its outputs (mkdir(exist_ok=True), "
+            "open(..., 'w')) instead of failing when they exist"
+        )
+        out.append(
+            Finding(
+                "task-failed" if label == "run" else "rerun-failed",
+                f"task {t.task_id} failed{again}: {t.error or 'see the Airflow log'}",
+                fix,
+                file=t.file or dag_file,
+                line=t.line,
+                task_id=t.task_id,
+            )
+        )
+    not_done = [
+        t.task_id for t in run.tasks if t.state not in ("success", "failed", "upstream_failed", "skipped")
+    ]
     if run.state != "success" and not out:
-        out.append(Finding(
-            "run-failed", f"the {label} for {run.logical_date} ended {run.state}"
-            + (f" with tasks not finished: {', '.join(not_done)}" if not_done else ""),
-            "look at the task states above; rerun with --keep-home to read the full Airflow log", file=dag_file,
-        ))
+        out.append(
+            Finding(
+                "run-failed",
+                f"the {label} for {run.logical_date} ended {run.state}"
+                + (f" with tasks not finished: {', '.join(not_done)}" if not_done else ""),
+                "look at the task states above; rerun with --keep-home to read the full Airflow log",
+                file=dag_file,
+            )
+        )
     return out
 
 
@@ -134,13 +170,15 @@ def idempotency_findings(idem: Idempotency, data_dir: str, dag_file: str) -> lis
         if paths:
             shown = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
             parts.append(f"{label}: {shown}")
-    return [Finding(
-        "not-idempotent",
-        f"running the same date twice left different files under {data_dir} ({'; '.join(parts)})",
-        "make each task overwrite its outputs for the run's date (open(..., 'w'), not 'a'), name files after "
-        "the logical date ({{ ds }} / ds), never after the clock, and keep timestamps out of their content",
-        file=dag_file,
-    )]
+    return [
+        Finding(
+            "not-idempotent",
+            f"running the same date twice left different files under {data_dir} ({'; '.join(parts)})",
+            "make each task overwrite its outputs for the run's date (open(..., 'w'), not 'a'), name files "
+            "after the logical date ({{ ds }} / ds), never the clock, and keep timestamps out of them",
+            file=dag_file,
+        )
+    ]
 
 
 def _basename(path: str) -> str:

@@ -1,5 +1,6 @@
-"""An isolated Airflow for one check: its own AIRFLOW_HOME (SQLite) in a temp folder, a worker process in its own
-process group, a timeout, and a migrated empty database kept as a template so only the first run pays for it.
+"""An isolated Airflow for one check: its own AIRFLOW_HOME (SQLite) in a temp folder, a worker process in its
+own process group, a timeout, and a migrated empty database kept as a template so only the first run pays
+for it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class WorkerOutcome:
 
 
 def template_db() -> Path | None:
-    """Where the migrated empty database is cached, per Airflow version: .state/ in the workbook, else none."""
+    """Where the migrated empty database is cached, per Airflow version: .state/ in the workbook, or none."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tag = version("apache-airflow-core")
     except PackageNotFoundError:
-        raise UsageError("Airflow is not installed in this Python: run `make setup` (or pip install apache-airflow)")
+        raise UsageError(
+            "Airflow is not installed in this Python: run `make setup` (or pip install apache-airflow)"
+        )
     folder = os.environ.get(TEMPLATE_ENV)
     if not folder:
         from autograder.paths import repo_root, state_dir
@@ -53,18 +56,23 @@ def template_db() -> Path | None:
 def isolated_env(home: Path, dags_folder: Path) -> dict[str, str]:
     """The caller's environment minus every Airflow setting, plus a private home: nothing leaks in or out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+    )
     return env
 
 
-def run_worker(spec: dict[str, Any], *, timeout: float, keep_home: bool,
-               on_progress: Callable[[str], None]) -> WorkerOutcome:
+def run_worker(
+    spec: dict[str, Any], *, timeout: float, keep_home: bool, on_progress: Callable[[str], None]
+) -> WorkerOutcome:
     dag_file = Path(spec["dag_file"])
     home = Path(tempfile.mkdtemp(prefix="autograder-dag-"))
     log = home / "worker.log"
@@ -79,8 +87,13 @@ def run_worker(spec: dict[str, Any], *, timeout: float, keep_home: bool,
     with log.open("ab") as log_fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.dag.worker", str(home / "spec.json"), str(result_file)],
-            stdout=subprocess.PIPE, stderr=log_fh, stdin=subprocess.DEVNULL, cwd=home,
-            env=isolated_env(home, dag_file.parent), start_new_session=True, text=True,
+            stdout=subprocess.PIPE,
+            stderr=log_fh,
+            stdin=subprocess.DEVNULL,
+            cwd=home,
+            env=isolated_env(home, dag_file.parent),
+            start_new_session=True,
+            text=True,
         )
     reader = threading.Thread(target=_pump, args=(proc, on_progress), daemon=True)
     reader.start()
@@ -97,8 +110,10 @@ def run_worker(spec: dict[str, Any], *, timeout: float, keep_home: bool,
         tail = _tail(log)
         if not keep_home:
             shutil.rmtree(home, ignore_errors=True)
-        raise UsageError(f"the Airflow worker for {dag_file} stopped without a result (exit {proc.returncode}): "
-                         f"{tail or 'no output'}; rerun with --keep-home to keep its log")
+        raise UsageError(
+            f"the Airflow worker for {dag_file} stopped without a result (exit {proc.returncode}): "
+            f"{tail or 'no output'}; rerun with --keep-home to keep its log"
+        )
     if not keep_home:
         shutil.rmtree(home, ignore_errors=True)
     return WorkerOutcome(result=result, timed_out=timed_out, home=home, log=log)

@@ -1,7 +1,7 @@
 """What a DAG run left on disk: content hashes of every file under its data folder, and their difference.
 
-Idempotency is judged on content, not on timestamps: a task that rewrites the same bytes is idempotent; one that
-appends, or names files after the clock, is not. Pure Python, so the worker and the tests share it.
+Idempotency is judged on content, not on timestamps: a task that rewrites the same bytes is idempotent; one
+that appends, or names files after the clock, is not. Pure Python, so the worker and the tests share it.
 """
 
 from __future__ import annotations

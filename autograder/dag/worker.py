@@ -1,10 +1,11 @@
-"""Runs inside the isolated Airflow process that `autograder dag` starts: load, describe, and (with --run) test.
+"""Runs inside the isolated Airflow process `autograder dag` starts: load, describe, and (with --run) test.
 
 Usage (internal): python -m autograder.dag.worker SPEC.json RESULT.json
 
-The parent sets AIRFLOW_HOME and the DAGs folder before this process imports Airflow, which reads its settings at
-import time: that is why the work happens here and not in the CLI's own process. Airflow's own logging goes to
-the log file named in the spec; fd 1 as inherited becomes a line-per-phase progress channel for the parent.
+The parent sets AIRFLOW_HOME and the DAGs folder before this process imports Airflow, which reads its settings
+at import time: that is why the work happens here and not in the CLI's own process. Airflow's own logging
+goes to the log file named in the spec; fd 1 as inherited becomes a line-per-phase progress channel for the
+parent.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from typing import Any, TextIO
 from autograder.dag.snapshot import diff, snapshot
 
 _LIBRARY_ROOTS = tuple(
-    str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-                                     sysconfig.get_paths()["platlib"]}
+    str(Path(p).resolve())
+    for p in {
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    }
 )
 
 
@@ -48,9 +53,11 @@ def work(spec: dict[str, Any], result: dict[str, Any], progress: TextIO) -> None
     t0 = time.perf_counter()
     from airflow.dag_processing.dagbag import DagBag
 
-    # safe_mode=False: a file that never spells "dag" is still imported, so its error is reported, not skipped.
+    t1 = time.perf_counter()
+    # safe_mode=False: a file that never spells "dag" is still imported: its error is reported, not skipped.
     bag = DagBag(dag_folder=str(dag_file), safe_mode=False)
-    result["seconds"]["load"] = round(time.perf_counter() - t0, 2)
+    result["seconds"]["import_airflow"] = round(t1 - t0, 2)
+    result["seconds"]["parse"] = round(time.perf_counter() - t1, 2)
     result["import_errors"] = dict(bag.import_errors)
     dags = [d for d in bag.dags.values() if Path(d.fileloc).resolve() == dag_file.resolve()]
     result["dags"] = [describe(d) for d in dags]
@@ -71,7 +78,7 @@ def work(spec: dict[str, Any], result: dict[str, Any], progress: TextIO) -> None
             save_template(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", Path(spec["template"]))
     data_dir = Path(spec["data_dir"])
     before = snapshot(data_dir)
-    # A task that raises must fail now, not wait out retry_delay: retries are checked, then switched off to test.
+    # A task that raises must fail now, not wait out retry_delay: retries were checked, now switched off.
     for task in chosen.tasks:
         task.retries = 0
     progress.write(f"running {chosen.dag_id} for {spec['date']} with dag.test() (15-25 s)\n")
@@ -126,16 +133,28 @@ def run_once(dag: Any, date: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         dr = dag.test(logical_date=logical)
-    except Exception as exc:  # dag.test itself raised: report it, it is the DAG's problem as often as not
+    except Exception as exc:  # noqa: BLE001 - dag.test itself raised: as often as not, the DAG's fault
         traceback.print_exc()
-        return {"logical_date": date, "state": "error", "seconds": round(time.perf_counter() - t0, 2),
-                "tasks": [], "error": explain(exc, dag.fileloc)["error"]}
+        return {
+            "logical_date": date,
+            "state": "error",
+            "seconds": round(time.perf_counter() - t0, 2),
+            "tasks": [],
+            "error": explain(exc, dag.fileloc)["error"],
+        }
     seconds = round(time.perf_counter() - t0, 2)
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
-    tasks = [{"task_id": t.task_id, "state": states.get(t.task_id, "none"), **errors.get(t.task_id, {})}
-             for t in dag.tasks]
-    return {"logical_date": date, "state": str(getattr(dr.state, "value", dr.state)), "seconds": seconds,
-            "tasks": tasks, "error": None}
+    tasks = [
+        {"task_id": t.task_id, "state": states.get(t.task_id, "none"), **errors.get(t.task_id, {})}
+        for t in dag.tasks
+    ]
+    return {
+        "logical_date": date,
+        "state": str(getattr(dr.state, "value", dr.state)),
+        "seconds": seconds,
+        "tasks": tasks,
+        "error": None,
+    }
 
 
 def explain(exc: BaseException, dag_file: str) -> dict[str, Any]:

@@ -1,0 +1,272 @@
+"""A laptop-sized local Airflow for the DAG lab: `python -m mlinfra.airflow_local start|stop|status`.
+
+`start` runs `airflow standalone` (scheduler, DAG processor, triggerer and API server with the UI in one
+command) in its own process group, with:
+
+- AIRFLOW_HOME = $AIRFLOW_HOME if set (the Makefile sets .state/airflow), else .state/airflow in the workbook:
+  never ~/airflow;
+- the DAGs folder = your workspace copy of the lab (workspace/phase1-lab1-airflow-dag/) when it holds a
+  dag.py, else the instructor's reference (solutions/phase1-lab1-airflow-dag/);
+- the API server and UI on 127.0.0.1:8080 only; parallelism 4 (the default 32 forks 32 workers, ~6 GB);
+  no example DAGs.
+
+It returns once /api/v2/monitor/health answers healthy, and prints the URL and where the admin password is.
+Note: Airflow's task-log servers bind 0.0.0.0:8793 and 8794 (hard-coded by Airflow, not configurable here), so
+keep those two ports free and do not run this on an untrusted network.
+
+`stop` ends the whole process group recorded at start; `status` says whether it runs and is healthy.
+Exit codes: 0 done, 1 started but never became healthy, 2 could not start (or nothing to stop/inspect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LAB = "phase1-lab1-airflow-dag"
+PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
+LOG_SERVER_PORTS = (8793, 8794)
+
+
+@dataclass(frozen=True)
+class Local:
+    root: Path
+    home: Path
+    dags: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "standalone.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "standalone.log"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / PASSWORD_FILE
+
+
+def workbook_root() -> Path:
+    env = os.environ.get("WORKBOOK_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def resolve(
+    root: Path | None = None, home: Path | None = None, dags: Path | None = None, port: int = 8080
+) -> Local:
+    root = root or workbook_root()
+    home = home or Path(os.environ.get("AIRFLOW_HOME") or root / ".state" / "airflow")
+    if dags is None:
+        own = root / "workspace" / LAB
+        dags = own if (own / "dag.py").is_file() else root / "solutions" / LAB
+    return Local(root=root, home=home.resolve(), dags=dags.resolve(), port=port)
+
+
+def airflow_env(local: Local) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    # standalone starts its components as `airflow ...` from PATH: this venv's bin must come first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(
+        {
+            "AIRFLOW_HOME": str(local.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(local.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__API__HOST": local.host,
+            "AIRFLOW__API__PORT": str(local.port),
+            # Task workers report back through the execution API: it lives on the same server and port.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{local.url}/execution/",
+        }
+    )
+    return env
+
+
+def running_pid(local: Local) -> int | None:
+    """The recorded process group leader if it is still alive, else None (a stale pid file is removed)."""
+    try:
+        pid = int(local.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        local.pid_file.unlink(missing_ok=True)
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def health(local: Local, timeout: float = 2.0) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{local.url}/api/v2/monitor/health", timeout=timeout) as resp:
+            return json.loads(resp.read().decode()) if resp.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def healthy(report: dict | None) -> bool:
+    if not report:
+        return False
+    parts = [report.get(k, {}) for k in ("metadatabase", "scheduler")]
+    return all(isinstance(p, dict) and p.get("status") == "healthy" for p in parts)
+
+
+def port_busy(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def start(local: Local, wait: float = 240.0) -> int:
+    pid = running_pid(local)
+    if pid:
+        print(
+            f"airflow: already running (process group {pid}) at {local.url}; stop it with `make airflow-stop`"
+        )
+        return 0
+    if not local.dags.is_dir():
+        print(
+            f"airflow: the DAGs folder {local.dags} does not exist; open the lab first (make lab)",
+            file=sys.stderr,
+        )
+        return 2
+    busy = [p for p in (local.port, *LOG_SERVER_PORTS) if port_busy("127.0.0.1", p)]
+    if busy:
+        print(
+            f"airflow: port{'s' * (len(busy) > 1)} {', '.join(map(str, busy))} in use: stop what uses "
+            f"{'them' if len(busy) > 1 else 'it'} (another Airflow?) and retry",
+            file=sys.stderr,
+        )
+        return 2
+    local.home.mkdir(parents=True, exist_ok=True)
+    with local.log.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            cwd=local.home,
+            env=airflow_env(local),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    local.pid_file.write_text(f"{proc.pid}\n")
+    print(f"airflow: starting standalone (process group {proc.pid}); DAGs from {local.dags}")
+    print(f"airflow: log {local.log}; first start migrates the database (~30-60 s)", flush=True)
+    began = time.monotonic()
+    while time.monotonic() - began < wait:
+        if proc.poll() is not None:
+            local.pid_file.unlink(missing_ok=True)
+            print(
+                f"airflow: standalone exited with code {proc.returncode} before it was healthy; "
+                f"last log lines:\n{tail(local.log)}",
+                file=sys.stderr,
+            )
+            return 2
+        if healthy(health(local)):
+            break
+        time.sleep(1.0)  # polling the health endpoint: the readiness probe itself
+    else:
+        print(
+            f"airflow: not healthy after {wait:.0f} s; see {local.log}; stop it with `make airflow-stop`",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"airflow: healthy after {time.monotonic() - began:.0f} s")
+    print(f"  UI:       {local.url}   (user: admin)")
+    print(f"  password: {password_hint(local)}")
+    print("  note:     Airflow's log servers also listen on 0.0.0.0:8793 and 8794")
+    print("  stop:     make airflow-stop")
+    return 0
+
+
+def password_hint(local: Local) -> str:
+    try:
+        users = json.loads(local.password_file.read_text())
+        return f"{users.get('admin', '?')}   (from {local.password_file})"
+    except (OSError, ValueError, AttributeError):
+        return f"in {local.password_file} once Airflow has written it"
+
+
+def stop(local: Local, wait: float = 30.0) -> int:
+    pid = running_pid(local)
+    if not pid:
+        print("airflow: not running (no live process group recorded)")
+        return 0
+    os.killpg(pid, signal.SIGTERM)
+    began = time.monotonic()
+    while time.monotonic() - began < wait:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    local.pid_file.unlink(missing_ok=True)
+    print(f"airflow: stopped (process group {pid})")
+    return 0
+
+
+def status(local: Local) -> int:
+    pid = running_pid(local)
+    if not pid:
+        print("airflow: not running")
+        return 2
+    report = health(local)
+    print(
+        f"airflow: running (process group {pid}) at {local.url}, "
+        f"{'healthy' if healthy(report) else 'not healthy yet'}; DAGs from {local.dags}"
+    )
+    return 0 if healthy(report) else 1
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlinfra.airflow_local",
+        description=__doc__.split("\n\n")[0],
+        epilog="make airflow / make airflow-stop call this",
+    )
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=8080, help="API server and UI port on 127.0.0.1 (8080)")
+    parser.add_argument("--dags", type=Path, default=None, help="DAGs folder (default: the lab's, see above)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .state)"
+    )
+    parser.add_argument("--wait", type=float, default=240.0, help="seconds to wait for health on start (240)")
+    args = parser.parse_args(argv)
+    local = resolve(home=args.home, dags=args.dags, port=args.port)
+    if args.action == "start":
+        return start(local, wait=args.wait)
+    if args.action == "stop":
+        return stop(local)
+    return status(local)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
