@@ -17,7 +17,7 @@ PORT ?= 8888
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lab test test-fast release grade check quiz model serve assess torchserve torchserve-stop \
-        airflow airflow-stop bench clean
+        airflow airflow-stop container-engine docker-check dag-check bench clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,15 @@ airflow: setup  ## start Airflow (standalone) on 127.0.0.1:8080 with the course'
 
 airflow-stop:  ## stop Airflow
 	$(PY) -m mlinfra.airflow_local stop
+
+container-engine:  ## no Docker engine? set up podman with the course's private storage (root, Debian/Ubuntu)
+	bash scripts/container-engine.sh --base python:3.11-slim-bookworm --wheels solutions/lab06-docker/requirements.txt
+
+docker-check: setup  ## check your Dockerfile, then build, run and assess the image: make docker-check
+	$(PY) -m autograder dockerfile workspace/lab06-docker/Dockerfile --build
+
+dag-check: setup  ## check and run your DAG twice (idempotency): make dag-check
+	$(PY) -m autograder dag workspace/phase1-lab1-airflow-dag/dag.py --run
 
 bench: setup  ## run the benchmarks and print their figures (never pass/fail)
 	$(PY) -m bench

@@ -26,9 +26,8 @@ def service_package() -> Path:
 
 
 def default_model_dir() -> Path:
-    from mlinfra.modelstore import model_dir_from_env
-
     from autograder.paths import repo_root
+    from mlinfra.modelstore import model_dir_from_env
 
     folder = model_dir_from_env()
     if not folder.is_absolute() and not folder.is_dir():

@@ -2,7 +2,7 @@
 
 Which engine: $AUTOGRADER_ENGINE (docker | podman) when set; else a Docker engine that answers `docker info`
 (a real Docker, or podman's Docker-compatible API through $DOCKER_HOST); else the podman CLI, using the course's
-private configuration and storage under .state/containers/ when `scripts/container-engine.sh` made them.
+private configuration and storage (see container_state()) when `scripts/container-engine.sh` made them.
 
 How a container runs here (FACTS.md): podman gets `--network=slirp4netns` (its own network namespace, no iptables)
 and Docker its default bridge; both publish the service's port on 127.0.0.1 only. `--init` makes the service stop
@@ -49,9 +49,19 @@ class EngineError(Exception):
     """An engine command failed for a reason that is the image's (build error, container exit)."""
 
 
+def container_state(root: Path) -> Path:
+    """The course's private container storage and cache, shared by every checkout on this machine (the script
+    scripts/container-engine.sh makes it; $WORKBOOK_CONTAINER_STATE moves it)."""
+    explicit = os.environ.get("WORKBOOK_CONTAINER_STATE")
+    if explicit:
+        return Path(explicit)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "mlinfra-workbook" / "containers"
+
+
 def course_storage(root: Path) -> dict[str, str]:
     """The env that points podman at the course's storage (made by scripts/container-engine.sh), if it exists."""
-    state = root / ".state" / "containers"
+    state = container_state(root)
     conf, storage = state / "containers.conf", state / "storage.conf"
     if conf.is_file() and storage.is_file():
         return {"CONTAINERS_CONF": str(conf), "CONTAINERS_STORAGE_CONF": str(storage),
@@ -72,7 +82,7 @@ def detect(root: Path) -> Engine:
     wanted = os.environ.get(ENGINE_ENV, "").strip().lower()
     if wanted and wanted not in ("docker", "podman"):
         raise UsageError(f"${ENGINE_ENV}={wanted!r}: set it to docker or podman, or unset it")
-    state = root / ".state" / "containers"
+    state = container_state(root)
     wheels = state / "wheels" if (state / "wheels").is_dir() else None
     if wanted in ("", "docker") and shutil.which("docker") and _answers(["docker", "info"], {}):
         return Engine("docker")
@@ -80,7 +90,7 @@ def detect(root: Path) -> Engine:
         env = course_storage(root)
         if _answers(["podman", "info"], env):
             return Engine("podman", env, wheels)
-        raise UsageError(f"podman is installed but `podman info` fails: run `bash scripts/container-engine.sh` "
+        raise UsageError("podman is installed but `podman info` fails: run `bash scripts/container-engine.sh` "
                          "to write the course's configuration, then retry")
     raise UsageError(f"no container engine answers ({'docker: no engine' if shutil.which('docker') else 'none'} "
                      f"found): {SETUP_HINT}")
@@ -184,10 +194,16 @@ def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[st
     port = free_port()
     name = name or f"autograder-{os.getpid()}-{port}"
     args = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}"]
-    if engine.name == "podman":
-        args.append("--network=slirp4netns")
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
+    if engine.name == "podman":
+        try:
+            engine.run(*args, "--network=slirp4netns", tag, timeout=120)
+            return Container(engine, name, port, container_port)
+        except EngineError as exc:
+            if "slirp4netns" not in str(exc):
+                raise
+            engine.run("rm", "-f", name, check=False)  # a podman without slirp4netns: its default network
     engine.run(*args, tag, timeout=120)
     return Container(engine, name, port, container_port)
 

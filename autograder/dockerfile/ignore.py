@@ -56,8 +56,7 @@ class DockerIgnore:
             negate = line.startswith("!")
             pattern = line[1:].strip() if negate else line
             pattern = re.sub(r"/+", "/", pattern).strip("/")
-            if pattern.startswith("./"):
-                pattern = pattern[2:]
+            pattern = pattern.removeprefix("./")
             if pattern:
                 rules.append((negate, _glob_to_regex(pattern), line))
         return cls(rules)

@@ -39,8 +39,9 @@ FAILING = ("error", "warning")  # info and style are advice: shown, never a fail
 
 # A tag pins the base when it names a major.minor version (3.11-slim) or a date stamp (20260101).
 PINNED_TAG = re.compile(r"\d+\.\d+|(^|\D)\d{8}($|\D)")
-SECRET_NAME = re.compile(r"(PASS(WORD|WD)?|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)",
-                         re.IGNORECASE)
+# Words that make an ENV/ARG name a secret's (matched on the name's _-separated words: TOKENIZERS_... is not one).
+SECRET_WORDS = {"PASSWORD", "PASSWD", "PASS", "SECRET", "TOKEN", "APIKEY", "CREDENTIAL", "CREDENTIALS"}
+KEY_KINDS = {"API", "ACCESS", "PRIVATE", "SECRET", "SIGNING", "ENCRYPTION", "MASTER"}
 SECRET_VALUE = re.compile(r"^(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|xox[baprs]-[\w-]+|"
                           r"-----BEGIN [A-Z ]*PRIVATE KEY-----)")
 # Files that describe dependencies rather than code: copying them before the install keeps the cache working.
@@ -267,13 +268,19 @@ def check_layer_order(stage: list[Instruction]) -> list[Finding]:
     return []
 
 
+def secret_name(key: str) -> bool:
+    words = [w for w in re.split(r"[_\W]+", key.upper()) if w]
+    return any(w in SECRET_WORDS for w in words) or any(
+        w == "KEY" and i > 0 and words[i - 1] in KEY_KINDS for i, w in enumerate(words))
+
+
 def check_secrets(instructions: list[Instruction]) -> list[Finding]:
     findings: list[Finding] = []
     for ins in instructions:
         if ins.name not in ("ENV", "ARG"):
             continue
         for key, value in key_values(ins.value):
-            by_name = SECRET_NAME.search(key) and value not in (None, "")
+            by_name = secret_name(key) and value not in (None, "")
             by_value = value is not None and SECRET_VALUE.match(value)
             if not (by_name or by_value):
                 continue
@@ -350,7 +357,8 @@ def lint(path: Path, *, hadolint: bool = True) -> LintResult:
                 for k, v in key_values(i.value) if v is not None}
         findings += check_base(stage_list, args)
         final = stage_list[-1]
-        facts.base = split_flags(final[0].value)[1][0] if split_flags(final[0].value)[1] else None
+        words = split_flags(final[0].value)[1]
+        facts.base = words[0] if words else None
         findings += check_layer_order(final)
         findings += check_final_stage(final, facts)
     findings += check_secrets(instructions)

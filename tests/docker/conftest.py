@@ -1,0 +1,58 @@
+"""Shared helpers for the Docker lab's tests: Dockerfiles written into a temporary folder, and a tiny model."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "solutions" / "lab06-docker"
+GOOD_IGNORE = ".git\n.venv\n.env\n**/__pycache__\n**/.ipynb_checkpoints\n"
+
+
+def without_markers(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if "### BEGIN" not in line and "### END" not in line)
+
+
+@pytest.fixture
+def solution_dockerfile() -> str:
+    return without_markers((LAB / "Dockerfile").read_text())
+
+
+@pytest.fixture
+def write_dockerfile(tmp_path: Path) -> Callable[..., Path]:
+    """write_dockerfile(text, ignore=GOOD_IGNORE, name="Dockerfile") -> the file's path (ignore=None: none)."""
+
+    def write(text: str, ignore: str | None = GOOD_IGNORE, name: str = "Dockerfile") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        if ignore is not None:
+            (tmp_path / ".dockerignore").write_text(ignore)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10-class TorchScript CNN in the course's model-folder format: the service, not the model, is under test."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from mlinfra.modelstore import ModelCard, save_model
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                        nn.Linear(16, 10)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.14 calls torch.jit deprecated; TorchScript is the course's format
+        scripted = torch.jit.trace(net, torch.zeros(1, 1, 28, 28))
+        folder = tmp_path_factory.mktemp("tiny-model")
+        card = ModelCard(name="tiny-test", architecture="tiny-cnn", input_size=28, channels=1, mean=[0.5], std=[0.5])
+        save_model(folder, scripted, [str(i) for i in range(10)], card)
+    return folder
