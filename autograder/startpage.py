@@ -56,12 +56,20 @@ COURSE: tuple[Lesson, ...] = (
 )
 
 
+# The end-of-unit quiz of each unit (unit 2's lessons share theirs, so it is also their lesson quiz).
+UNIT_QUIZ: dict[int, str] = {1: "module01", 2: "phase1"}
+
+
 def labs() -> list[str]:
     return [lesson.lab for lesson in COURSE if lesson.lab]
 
 
 def quizzes() -> list[str]:
-    return list(dict.fromkeys(lesson.quiz for lesson in COURSE))  # unit 2 shares one quiz: keep first-seen order
+    """Every quiz in course order: each unit's lesson quizzes, then its unit quiz; each once."""
+    ordered = []
+    for unit in UNITS:
+        ordered += [lesson.quiz for lesson in COURSE if lesson.unit == unit] + [UNIT_QUIZ[unit]]
+    return list(dict.fromkeys(ordered))
 
 
 def course_map_text() -> str:
@@ -171,6 +179,7 @@ def plot_progress(root: Path):  # -> matplotlib Figure; matplotlib is imported o
         ax.barh(y, done, color=_COLOURS[PASSED])
         ax.text(total, y, f"  {done}/{total}", va="center")
     ax.set_yticks([0, 1], ["labs", "quizzes"])
+    ax.invert_yaxis()  # labs first, as in the table
     ax.set_xlim(0, max(c[1] for c in counts.values()) + 2)
     ax.set_xlabel("passed")
     ax.set_title("Your progress")
@@ -193,23 +202,31 @@ def show_progress(root: Path) -> None:
 
 @dataclass(frozen=True)
 class DoctorResult:
-    exit_code: int
-    output: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
+    ok: bool
+    output: str  # the table `autograder doctor` prints, or why it could not run
 
 
-def run_doctor(root: Path, timeout: float = 45.0) -> DoctorResult:
-    """Run `autograder doctor` in a fresh interpreter, as a learner would in a terminal.
+def prerequisites(root: Path) -> DoctorResult:
+    """The `autograder doctor` check, run in this process (doctor's own logic: mlinfra.envcheck).
 
-    A subprocess, not an import: doctor inspects the interpreter and tools it runs in, and a crash or a slow
-    check there must not take the start page's kernel down with it.
+    Falls back to running the command when the course library cannot be imported, which is itself the most
+    likely thing a broken setup needs to hear about.
     """
     try:
-        done = subprocess.run([sys.executable, "-m", "autograder", "doctor"], cwd=root, capture_output=True,
-                              text=True, timeout=timeout)
+        from autograder.doctor import MARKS
+        from mlinfra.envcheck import evaluate, probe
+    except ImportError:
+        return run_doctor(root)
+    report = evaluate(probe(root))
+    rows = [(MARKS.get(c.status, c.status), c.name, c.detail, c.fix) for c in report.checks]
+    return DoctorResult(report.ok, format_table(("", "check", "found", "what to do"), rows))
+
+
+def run_doctor(root: Path, timeout: float = 60.0) -> DoctorResult:
+    """Run `autograder doctor` in a fresh interpreter, as a learner would in a terminal."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "autograder", "doctor"], check=False, cwd=root,
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return DoctorResult(2, f"`autograder doctor` took longer than {timeout:g} s: run it in a terminal instead")
-    return DoctorResult(done.returncode, (done.stdout + done.stderr).strip())
+        return DoctorResult(False, f"`autograder doctor` took over {timeout:g} s: run it in a terminal instead")
+    return DoctorResult(done.returncode == 0, (done.stdout + done.stderr).strip())
