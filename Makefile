@@ -12,11 +12,13 @@ export IPYTHONDIR := $(CURDIR)/.state/ipython
 
 LAB  ?=
 QUIZ ?= module01
+CONFIG ?= baseline
+SET ?=
 APP  ?= mlinfra.service:app
 PORT ?= 8888
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test test-fast release grade check quiz model serve assess torchserve torchserve-stop \
+.PHONY: help setup lab test test-fast release grade check quiz train compare model serve assess torchserve torchserve-stop \
         airflow airflow-stop container-engine docker-check dag-check bench clean
 
 help:  ## list the targets
@@ -46,6 +48,12 @@ grade: setup  ## batch-grade a class: make grade LAB=... SUBMISSIONS=dir
 
 quiz: setup  ## take a quiz in the terminal: make quiz QUIZ=module01
 	$(PY) -m autograder quiz take $(QUIZ)
+
+train: setup  ## train one config-driven run: make train CONFIG=baseline [SET="training.lr=0.003"]
+	$(PY) -m mlinfra.train --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+
+compare: setup  ## compare the runs under runs/ and plot their curves into runs/curves.png
+	$(PY) -m mlinfra.compare runs/ --plot runs/curves.png
 
 model: setup  ## train the course's ResNet-18 digit classifier into models/ (offline)
 	$(PY) -m mlinfra.make_model
