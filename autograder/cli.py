@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, module_name in COMMANDS.items():
         try:
             importlib.import_module(module_name).register(sub)
-        except Exception as exc:  # one broken verb must not take the others down with it
+        except Exception as exc:  # noqa: BLE001 - one broken verb must not take the others down with it
             _register_broken(sub, verb, module_name, exc)
     return parser
 

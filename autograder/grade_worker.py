@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
     limit_memory(load_lab(lab_folder).memory_mb)
     try:
         result = grade_one(course, lab_folder, student)
-    except Exception as exc:  # recorded as this student's reason; the batch goes on
+    except Exception as exc:  # noqa: BLE001 - recorded as this student's reason; the batch goes on
         result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:300]}
     result_path.write_text(json.dumps(result, indent=2))
     return 0

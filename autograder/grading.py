@@ -190,7 +190,7 @@ def grade_class(lab: Lab, submissions_dir: Path, out_dir: Path, *, workers: int 
                 # with errors allowed: try once more before recording it.
                 grade = grade_student(lab, work / "_template", work, sub, tests)
             return grade
-        except Exception as exc:  # never let one student stop the batch
+        except Exception as exc:  # noqa: BLE001 - never let one student stop the batch
             return StudentGrade(sub.student, "error", 0.0, batch.max_score, {g: 0.0 for g in tests},
                                 f"{type(exc).__name__}: {exc}")
         finally:

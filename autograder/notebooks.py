@@ -64,7 +64,7 @@ def read_notebook(path: Path) -> Any:
     except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
         raise UsageError(f"{path}: not a readable notebook ({str(exc).splitlines()[0][:120]}); "
                          "restore it from labs/ or your last good copy") from None
-    except Exception as exc:  # nbformat raises a zoo of validation errors
+    except Exception as exc:  # noqa: BLE001 - nbformat raises a zoo of validation errors
         raise UsageError(f"{path}: not a valid notebook ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 

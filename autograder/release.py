@@ -185,9 +185,9 @@ def _solution_lines(path: Path) -> tuple[set[str], set[str]]:
         depth = 0
         for line in text.splitlines():
             s = line.strip()
-            if s.endswith(BEGIN_SOLUTION) or s.endswith(BEGIN_HIDDEN):
+            if s.endswith((BEGIN_SOLUTION, BEGIN_HIDDEN)):
                 depth += 1
-            elif s.endswith(END_SOLUTION) or s.endswith(END_HIDDEN):
+            elif s.endswith((END_SOLUTION, END_HIDDEN)):
                 depth = max(0, depth - 1)
             elif depth:
                 inside.add(s)

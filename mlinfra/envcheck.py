@@ -63,7 +63,7 @@ def _tool_version(tool: str) -> str | None:
     if not path:
         return None
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "present (version unknown)"
     text = (out.stdout or out.stderr).strip().splitlines()
@@ -75,7 +75,7 @@ def _docker_engine_answers() -> bool:
         return False
     try:
         out = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                             text=True, timeout=10)
+                             text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and bool(out.stdout.strip())
@@ -94,7 +94,7 @@ def _gpu() -> str | None:
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         names = out.stdout.strip().splitlines()
