@@ -4,7 +4,8 @@ Example (solutions/lab07-api/lab.yaml)::
 
     title: "Exercise 07: FastAPI for model inference"
     notebook: lab07-api.ipynb
-    editable: [app.py]          # learner-edited files nbgrader must not overwrite when grading
+    editable: [app.py]          # learner-edited files nbgrader must not overwrite when grading (paths
+                                # relative to the lab folder; no globs: nbgrader matches exact paths)
     cell_timeout: 120           # seconds a single cell may run while grading or self-checking
     notebook_timeout: 600       # seconds the whole notebook may run
     memory_mb: 4096             # address-space cap for one submission's grading
@@ -69,7 +70,11 @@ def load_lab(folder: Path) -> Lab:
             raise BadConfig(path, key, "required, a non-empty string")
     editable = data.get("editable", [])
     if not isinstance(editable, list) or not all(isinstance(e, str) for e in editable):
-        raise BadConfig(path, "editable", "expected a list of file names or globs")
+        raise BadConfig(path, "editable", "expected a list of file paths relative to the lab folder")
+    for entry in editable:
+        if any(c in entry for c in "*?[") or not (folder / entry).is_file():
+            raise BadConfig(path, "editable", f"{entry!r} is not a file of the lab (exact paths, no globs): grading "
+                            "would overwrite the learner's version with the solution's")
     return Lab(
         name=folder.name,
         folder=folder,

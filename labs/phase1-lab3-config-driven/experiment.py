@@ -1,0 +1,160 @@
+"""Run experiments from configs, one folder per run, and compare them.
+
+    python experiment.py validate configs/*.yaml
+    python experiment.py run configs/baseline.yaml --out runs --set training.lr=0.01
+    python experiment.py compare runs
+
+A run's folder is <out>/<run id>/ with config.yaml (the resolved config), metrics.json (one row per epoch),
+checkpoint.pt (the weights) and train.log. The run id comes from the resolved config, so running the same
+config again finds the finished folder and does not train twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from runconfig import ConfigError, resolve, run_id
+
+# MNIST is looked for beside this file, never relative to wherever the command happens to run.
+DATA_ROOT = Path(__file__).resolve().parent / "data"
+RUN_FILES = ("config.yaml", "metrics.json", "checkpoint.pt", "train.log")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    folder: Path
+    metrics: list[dict[str, float]]  # one row per epoch: epoch, train_loss, val_loss, val_accuracy
+    reused: bool  # True when the finished folder was already there and nothing was trained
+
+
+def train_and_evaluate(resolved: dict[str, dict[str, Any]], log: Callable[[str], Any]):
+    """Train the configured model and validate it after every epoch: (model, one metrics row per epoch).
+
+    Shuffling is seeded from the config here; seeding the weights' initialisation is the caller's job
+    (seed_everything) before this is called.
+    """
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from mlinfra.data import load_dataset
+    from mlinfra.models import build_model
+
+    training = resolved["training"]
+    splits = load_dataset(resolved["data"]["source"], root=DATA_ROOT)
+    log(f"data: {splits.info.detail}")
+    model = build_model(resolved["model"]["name"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
+    loss_fn = nn.CrossEntropyLoss()
+    train_loader = DataLoader(splits.train, batch_size=training["batch_size"], shuffle=True,
+                              generator=torch.Generator().manual_seed(training["seed"]))
+    x_val, y_val = splits.val.tensors
+    history = []
+    for epoch in range(1, training["epochs"] + 1):
+        model.train()
+        total = 0.0
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(y)
+        model.eval()
+        with torch.no_grad():
+            logits = model(x_val)
+            val_loss = loss_fn(logits, y_val).item()
+            val_accuracy = (logits.argmax(dim=1) == y_val).double().mean().item()
+        row = {"epoch": epoch, "train_loss": total / len(splits.train), "val_loss": val_loss,
+               "val_accuracy": val_accuracy}
+        history.append(row)
+        log(f"epoch {epoch}/{training['epochs']}: train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
+            f"val accuracy {val_accuracy:.2%}")
+    return model, history
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random number generator a run draws from: Python's `random`, NumPy's and torch's."""
+    import numpy as np
+    import torch
+
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def run(config_path: str | Path, out_dir: str | Path, overrides: Iterable[str] = ()) -> RunResult:
+    """Resolve the config (file + overrides), then train it into out_dir/<run id>/ unless that run is finished.
+
+    - Everything goes under `out_dir`: nothing is written anywhere else (in particular not in the current folder).
+    - A finished run (its metrics.json exists) is reused as it is: no training, no second folder.
+    - Write the run into a temporary folder beside it (e.g. out_dir/.<run id>.partial) and rename it when
+      complete, so a crash never leaves a folder that looks finished.
+    - Seed with seed_everything(the config's training.seed) right before train_and_evaluate.
+    - config.yaml holds the resolved config; metrics.json the rows; checkpoint.pt the model's state_dict;
+      train.log every line `log` was given (print them too, so a person sees progress).
+    - A bad config raises ConfigError: never catch it here.
+    """
+    import torch
+
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def compare(out_dir: str | Path) -> tuple[list[dict[str, Any]], Path]:
+    """Read every finished run under `out_dir` (folders holding metrics.json and config.yaml) and:
+
+    - print a table, one line per run, best final val_accuracy first, with the columns
+      run_id, model, lr, batch_size, epochs, seed, val_accuracy (of the last epoch);
+    - save a plot of val_accuracy against epoch, one line per run labelled with its run id, as
+      out_dir/compare.png (use matplotlib.figure.Figure directly: no pyplot, no window);
+    - return (the rows as dicts with those keys, in the printed order; the plot's path).
+    """
+    from matplotlib.figure import Figure
+
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Validate configs, run them into per-run folders, compare runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("validate", help="check config files and print each one resolved")
+    check.add_argument("configs", nargs="+", type=Path)
+    go = sub.add_parser("run", help="train one config into OUT/<run id>/ (skipped when already finished)")
+    go.add_argument("config", type=Path)
+    go.add_argument("--out", type=Path, required=True, help="folder that holds the run folders, e.g. runs")
+    go.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one key, e.g. --set training.lr=0.01 (repeatable)")
+    table = sub.add_parser("compare", help="print a table of the runs under a folder and save compare.png")
+    table.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "validate":
+            for path in args.configs:
+                resolved = resolve(path)
+                print(f"{path}: ok ({run_id(resolved)})")
+        elif args.command == "run":
+            result = run(args.config, args.out, args.overrides)
+            print(f"{'reused' if result.reused else 'finished'}: {result.folder}")
+        else:
+            if not args.out.is_dir():
+                parser.error(f"{args.out} is not a folder of runs: run a config with --out {args.out} first")
+            _, plot = compare(args.out)
+            print(f"plot: {plot}")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
