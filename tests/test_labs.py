@@ -27,7 +27,7 @@ def test_every_lab_manifest_loads_with_its_notebook() -> None:
      ("title: x\nnotebook: n.ipynb\ncell_timeout: -3\n", "cell_timeout"),
      ("title: x\nnotebook: n.ipynb\neditable: ['*.py']\n", "editable"),
      ("title: x\nnotebook: n.ipynb\neditable: [missing.py]\n", "editable"),
-     ("title: [unclosed\n", "line 1")],
+     ("title: [unclosed\n", "line 2")],
 )
 def test_bad_manifest_names_file_and_key(tmp_path: Path, text: str, where: str) -> None:
     (tmp_path / "lab.yaml").write_text(text)
