@@ -9,6 +9,7 @@ export WORKBOOK_ROOT := $(CURDIR)
 export AIRFLOW_HOME := $(CURDIR)/.state/airflow
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.state/jupyter/config
 export IPYTHONDIR := $(CURDIR)/.state/ipython
+$(shell mkdir -p .state/ipython .state/jupyter/config)
 
 LAB  ?=
 QUIZ ?= module01

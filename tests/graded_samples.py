@@ -79,7 +79,9 @@ def build_submission(sample: Sample | None, lab: Lab, dest: Path) -> None:
         for gid, source in sample.cells.items():
             by_id[gid].source = source.rstrip("\n")
         for gid in sample.duplicate_cells:  # a copy right after the original, as "copy cell, paste below" does
-            nb.cells.insert(nb.cells.index(by_id[gid]) + 1, copy.deepcopy(by_id[gid]))
+            duplicate = copy.deepcopy(by_id[gid])
+            duplicate.id = f"{duplicate.get('id', 'cell')}-copy"  # JupyterLab gives a pasted cell a new id
+            nb.cells.insert(nb.cells.index(by_id[gid]) + 1, duplicate)
         nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in sample.delete_cells]
         nbformat.write(nb, nb_path)
     for rel, text in sample.files.items():
