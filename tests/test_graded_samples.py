@@ -71,3 +71,18 @@ def test_grades_csv_and_feedback_written(graded: dict[str, GradeBatch]) -> None:
     assert header[:4] == ["student", "status", "score", "max_score"] and set(batch.tests) <= set(header)
     assert (out / "feedback" / f"{REFERENCE}.html").is_file(), "a feedback page per graded student"
     assert (out / "summary.json").is_file()
+
+
+def test_regrading_gives_the_same_grades(tmp_path: Path) -> None:
+    """Two batches over the same submissions, in fresh output folders, agree student by student."""
+    source = lab_source("lab01-environment")
+    subs = tmp_path / "submissions"
+    build_submission(None, source, subs / "ada")
+    partly = next(s for s in load_samples("lab01-environment") if s.name == "partly-done")
+    build_submission(partly, source, subs / "bob")
+    first = grade_class(source, subs, tmp_path / "first", workers=2)
+    second = grade_class(source, subs, tmp_path / "first", workers=2)  # same --out: regraded from scratch
+    assert [(s.student, s.tests, s.status) for s in first.students] == [
+        (s.student, s.tests, s.status) for s in second.students
+    ]
+    assert {s.student: s.score for s in second.students} == {"ada": 10.0, "bob": 3.0}
