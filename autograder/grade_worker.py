@@ -16,8 +16,7 @@ from typing import Any
 
 from autograder.labs import load_lab
 from autograder.nbgrader_course import course_config, quiet_nbgrader
-
-TIMEOUT_ERRORS = {"CellTimeoutError", "KeyboardInterrupt", "TimeoutError"}
+from autograder.notebooks import TIMEOUT_ERRORS, cell_error
 
 
 def _cell_errors(notebook: Path) -> tuple[dict[str, str], list[str]]:
@@ -33,17 +32,16 @@ def _cell_errors(notebook: Path) -> tuple[dict[str, str], list[str]]:
     for index, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code":
             continue
+        error = cell_error(cell)
+        if error is None:
+            continue
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        for out in cell.get("outputs", []):
-            if out.get("output_type") != "error":
-                continue
-            timed_out = out.get("ename") in TIMEOUT_ERRORS
-            if timed_out:
-                timeouts.append(f"cell {index}" + (f" ({meta['grade_id']})" if meta.get("grade_id") else ""))
-            if meta.get("grade"):
-                kind = "timeout" if timed_out else out.get("ename", "Error")
-                errors[meta["grade_id"]] = f"{kind}: {out.get('evalue', '')}".strip().rstrip(":")[:200]
-            break
+        timed_out = error[0] in TIMEOUT_ERRORS
+        if timed_out:
+            timeouts.append(f"cell {index}" + (f" ({meta['grade_id']})" if meta.get("grade_id") else ""))
+        if meta.get("grade"):
+            kind = "timeout" if timed_out else error[0]
+            errors[meta["grade_id"]] = f"{kind}: {error[1]}".strip().rstrip(":")[:200]
     return errors, timeouts
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.labs import Lab, find_lab
+from autograder.labs import NOT_LAB_FILES, Lab, find_lab
 from autograder.nbgrader_course import course_config, ensure_venv_tools_on_path, quiet_nbgrader
 from autograder.paths import repo_root
 from autograder.reports import add_json_option, format_table, write_json
-from autograder.submissions import Submission, collect, sanitize_notebook
+from autograder.submissions import MANIFEST_NAME, Submission, collect, sanitize_notebook
 
 # Room for nbgrader's own start-up and feedback on top of the notebook's time limit.
 WORKER_OVERHEAD_S = 60
@@ -80,7 +80,7 @@ def _prepare_course(template: Path, work: Path, lab: Lab, sub: Submission) -> tu
     shutil.copytree(template, course)
     target = course / "submitted" / sub.student / lab.name
     assert sub.files is not None
-    shutil.copytree(sub.files, target, ignore=shutil.ignore_patterns("submission.json", "__pycache__"))
+    shutil.copytree(sub.files, target, ignore=shutil.ignore_patterns(MANIFEST_NAME, *NOT_LAB_FILES))
     nb_path = target / lab.notebook
     nb = nbformat.read(nb_path, as_version=4)
     notes = sanitize_notebook(nb)
@@ -146,11 +146,9 @@ def _build_template(lab: Lab, template: Path) -> dict[str, float]:
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
-    from autograder.release import IGNORED_NAMES
-
     if template.exists():
         shutil.rmtree(template)
-    shutil.copytree(lab.folder, template / "source" / lab.name, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+    shutil.copytree(lab.folder, template / "source" / lab.name, ignore=shutil.ignore_patterns(*NOT_LAB_FILES))
     config = course_config(template, lab)
     with quiet_nbgrader():
         outcome = NbGraderAPI(config=config).generate_assignment(lab.name, force=True, create=True)

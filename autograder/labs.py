@@ -23,6 +23,9 @@ from autograder.errors import BadConfig, UsageError
 from autograder.paths import labs_dir, solutions_dir
 
 MANIFEST = "lab.yaml"
+# What a lab folder may hold that is not part of the lab: caches, editor litter, and the data and runs a lab's
+# code writes when executed. Release, submit and grade all skip these names wherever they appear in a path.
+NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data"})
 _FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb"}
 
 
@@ -85,6 +88,12 @@ def load_lab(folder: Path) -> Lab:
         notebook_timeout=_positive_int(path, data, "notebook_timeout", 600),
         memory_mb=_positive_int(path, data, "memory_mb", 4096),
     )
+
+
+def lab_files(folder: Path) -> list[Path]:
+    """The lab's own files under `folder`, as relative paths, sorted."""
+    return [path.relative_to(folder) for path in sorted(folder.rglob("*"))
+            if path.is_file() and not NOT_LAB_FILES.intersection(path.relative_to(folder).parts)]
 
 
 def lab_names(root: Path, *, source: bool = True) -> list[str]:

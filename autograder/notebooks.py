@@ -73,11 +73,16 @@ def graded_cells(nb: Any) -> list[tuple[int, Any]]:
             and c.cell_type == "code"]
 
 
-def _error_message(outputs: list[Any]) -> tuple[str, str] | None:
-    for out in outputs:
+# What a cell interrupted at its time limit shows: nbclient's own error, or the KeyboardInterrupt the interrupt raised.
+TIMEOUT_ERRORS = frozenset({"CellTimeoutError", "KeyboardInterrupt", "TimeoutError"})
+
+
+def cell_error(cell: Any) -> tuple[str, str] | None:
+    """(exception name, its message) of the first error a code cell's outputs hold, None when it raised nothing.
+    Self-check and grading both read results this way."""
+    for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            ename, evalue = out.get("ename", "Error"), _ANSI.sub("", out.get("evalue", ""))
-            return ename, f"{ename}: {evalue}".strip().rstrip(":")
+            return out.get("ename", "Error"), _ANSI.sub("", out.get("evalue", ""))
     return None
 
 
@@ -125,14 +130,14 @@ def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
     for index, cell in graded_cells(nb):
         meta = cell.metadata["nbgrader"]
         max_points = float(meta.get("points", 0))
-        error = _error_message(cell.get("outputs", []))
-        if index in timed_out or (error and error[0] in {"CellTimeoutError", "KeyboardInterrupt"}):
+        error = cell_error(cell)
+        if index in timed_out or (error and error[0] in TIMEOUT_ERRORS):
             cell_status, message = "timeout", f"ran past {lab.cell_timeout} s and was interrupted"
         elif cell.get("execution_count") is None and not cell.get("outputs"):
             cell_status, message = "not run", reason or "never executed"
         elif error:
             cell_status = "failed" if error[0] == "AssertionError" else "error"
-            message = error[1]
+            message = f"{error[0]}: {error[1]}".strip().rstrip(":")
         else:
             cell_status, message = "passed", ""
         results.append(CellResult(meta.get("grade_id", f"cell-{index + 1}"), index + 1,

@@ -6,22 +6,18 @@ distribution for instructor-led classes.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.labs import Lab, lab_names, load_lab
+from autograder.labs import NOT_LAB_FILES, Lab, lab_files, lab_names, load_lab
 from autograder.nbgrader_course import course_config, quiet_nbgrader
 from autograder.paths import labs_dir, repo_root, solutions_dir
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-
-# Files nbgrader never copies and we never release.
-IGNORED_NAMES = {"__pycache__", ".ipynb_checkpoints", ".DS_Store", "runs", "data", ".pytest_cache"}
 
 # The placeholder a stripped region becomes, by file kind (DESIGN.md: Decisions).
 HASH_COMMENT = "# YOUR CODE HERE"
@@ -73,16 +69,6 @@ def strip_solution_regions(text: str, path: Path) -> str:
     return "".join(out)
 
 
-def _lab_files(folder: Path) -> list[Path]:
-    files = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in IGNORED_NAMES for part in rel.parts) or not path.is_file():
-            continue
-        files.append(rel)
-    return files
-
-
 def _has_markers(path: Path) -> bool:
     try:
         text = path.read_text()
@@ -100,7 +86,7 @@ def generate_labs(labs: list[Lab], dest_root: Path) -> list[ReleaseResult]:
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         course = Path(tmp)
         for lab in labs:
-            shutil.copytree(lab.folder, course / "source" / lab.name, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+            shutil.copytree(lab.folder, course / "source" / lab.name, ignore=shutil.ignore_patterns(*NOT_LAB_FILES))
         for lab in labs:
             with quiet_nbgrader():
                 outcome = NbGraderAPI(config=course_config(course, lab)).generate_assignment(
@@ -118,7 +104,7 @@ def _copy_release(lab: Lab, released: Path, dest: Path) -> ReleaseResult:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for rel in _lab_files(lab.folder):
+    for rel in lab_files(lab.folder):
         src = lab.folder / rel
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -144,26 +130,13 @@ def release(root: Path, names: list[str] | None = None, dest_root: Path | None =
 
 
 def diff_trees(expected: Path, actual: Path) -> list[str]:
-    """Relative paths that differ between two trees (missing on either side, or different bytes)."""
-    problems: list[str] = []
-
-    def walk(cmp: filecmp.dircmp, prefix: str) -> None:
-        problems.extend(f"{prefix}{n}: only in the fresh release" for n in cmp.left_only if n not in IGNORED_NAMES)
-        problems.extend(f"{prefix}{n}: not in the fresh release" for n in cmp.right_only if n not in IGNORED_NAMES)
-        problems.extend(f"{prefix}{n}: differs" for n in cmp.diff_files)
-        for name, sub in cmp.subdirs.items():
-            if name not in IGNORED_NAMES:
-                walk(sub, f"{prefix}{name}/")
-
-    walk(filecmp.dircmp(expected, actual, ignore=[]), "")
-    # dircmp compares shallowly (size + mtime); compare bytes where it said equal.
-    for rel in _lab_files(expected):
-        other = actual / rel
-        if other.is_file() and (expected / rel).read_bytes() != other.read_bytes():
-            entry = f"{rel}: differs"
-            if entry not in problems:
-                problems.append(entry)
-    return sorted(set(problems))
+    """Relative paths that differ between two lab trees (missing on either side, or different bytes)."""
+    fresh, current = set(lab_files(expected)), set(lab_files(actual))
+    problems = [f"{rel}: only in the fresh release" for rel in fresh - current]
+    problems += [f"{rel}: not in the fresh release" for rel in current - fresh]
+    problems += [f"{rel}: differs" for rel in fresh & current
+                 if (expected / rel).read_bytes() != (actual / rel).read_bytes()]
+    return sorted(problems)
 
 
 def _solution_lines(path: Path) -> tuple[set[str], set[str]]:
@@ -210,7 +183,7 @@ def find_leaks(root: Path) -> list[str]:
     for name in lab_names(root):
         secret: set[str] = set()
         public: set[str] = set()
-        for rel in _lab_files(solutions_dir(root) / name):
+        for rel in lab_files(solutions_dir(root) / name):
             inside, outside = _solution_lines(solutions_dir(root) / name / rel)
             secret |= inside
             public |= outside
@@ -218,7 +191,7 @@ def find_leaks(root: Path) -> list[str]:
         released = labs_dir(root) / name
         if not released.is_dir():
             continue
-        for rel in _lab_files(released):
+        for rel in lab_files(released):
             path = released / rel
             if rel.suffix == ".ipynb":
                 text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
@@ -268,7 +241,7 @@ def student_dist(root: Path, dest: Path) -> list[str]:
         raise UsageError(f"--student-dist {dest}: the folder is not empty; name a new or empty folder")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    ignore = shutil.ignore_patterns(*IGNORED_NAMES, "*.egg-info")
+    ignore = shutil.ignore_patterns(*NOT_LAB_FILES, "*.egg-info")
     for item in DIST_ITEMS:
         src = root / item
         if src.is_dir():

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.labs import Lab
+from autograder.labs import NOT_LAB_FILES, Lab
 
 MANIFEST_NAME = "submission.json"
 _STUDENT_ID = re.compile(r"[^A-Za-z0-9_.@-]+")
-SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", "runs", "data", ".DS_Store"}
 
 
 @dataclass
@@ -77,13 +76,13 @@ def collect(submissions_dir: Path, lab: Lab, staging: Path) -> list[Submission]:
     """Every student's submission, unpacked into `staging/<student>/`. Never raises for one bad entry."""
     found: dict[str, Submission] = {}
     for entry in sorted(submissions_dir.iterdir()):
-        if entry.name.startswith(".") or entry.name in SKIP_NAMES:
+        if entry.name.startswith(".") or entry.name in NOT_LAB_FILES:
             continue
         notes: list[str] = []
         if entry.is_dir():
             sid = student_id(entry.name)
             dest = staging / sid
-            shutil.copytree(entry, dest, ignore=shutil.ignore_patterns(*SKIP_NAMES), dirs_exist_ok=True)
+            shutil.copytree(entry, dest, ignore=shutil.ignore_patterns(*NOT_LAB_FILES), dirs_exist_ok=True)
         elif entry.suffix == ".zip":
             stem = entry.name[: -len(".zip")]
             stem = stem[: -len(lab.name) - 1] if stem.endswith(f"-{lab.name}") else stem

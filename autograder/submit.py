@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.labs import find_lab
+from autograder.labs import find_lab, lab_files
 from autograder.paths import repo_root, workspace_dir
-from autograder.submissions import MANIFEST_NAME, SKIP_NAMES, sha256, student_id
+from autograder.submissions import MANIFEST_NAME, sha256, student_id
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # checkpoints and data sets stay home; the grader regenerates what it needs
 
@@ -20,10 +20,8 @@ MAX_FILE_BYTES = 20 * 1024 * 1024  # checkpoints and data sets stay home; the gr
 def pack(folder: Path, lab_name: str, student: str, dest: Path) -> tuple[Path, list[str]]:
     files: dict[str, str] = {}
     skipped: list[str] = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if not path.is_file() or any(part in SKIP_NAMES or part.startswith(".") for part in rel.parts):
-            continue
+    for rel in lab_files(folder):
+        path = folder / rel
         if path.stat().st_size > MAX_FILE_BYTES:
             skipped.append(f"{rel} ({path.stat().st_size // 2**20} MB, over {MAX_FILE_BYTES // 2**20} MB)")
             continue

@@ -16,7 +16,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from autograder.labs import Lab, load_lab
+from autograder.labs import NOT_LAB_FILES, Lab, load_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples"
@@ -66,7 +66,7 @@ def lab_source(lab: str) -> Lab:
 def build_submission(sample: Sample | None, lab: Lab, dest: Path) -> None:
     """Write one student's folder: the reference (sample None) or a sample applied to its base."""
     base = ROOT / ("labs" if sample and sample.base == "release" else "solutions") / lab.name
-    shutil.copytree(base, dest, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "runs", "data"))
+    shutil.copytree(base, dest, ignore=shutil.ignore_patterns(*NOT_LAB_FILES))
     if sample is None:
         return
     nb_path = dest / lab.notebook

@@ -21,9 +21,8 @@ CASES = [(lab, REFERENCE) for lab in labs_with_samples()] + [
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradeBatch]:
     """Grades each lab's whole class once, on first use."""
-    cache: dict[str, GradeBatch] = {}
 
-    class Lazy(dict):
+    class GradedOnFirstUse(dict):
         def __missing__(self, lab: str) -> GradeBatch:
             source = lab_source(lab)
             root = tmp_path_factory.mktemp(lab)
@@ -31,11 +30,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradeBatch]:
             build_submission(None, source, subs / REFERENCE)
             for sample in load_samples(lab):
                 build_submission(sample, source, subs / sample.name)
-            cache[lab] = grade_class(source, subs, root / "out", workers=2)
-            self[lab] = cache[lab]
-            return cache[lab]
+            self[lab] = grade_class(source, subs, root / "out", workers=2)
+            return self[lab]
 
-    return Lazy()
+    return GradedOnFirstUse()
 
 
 def _student(batch: GradeBatch, name: str):

@@ -70,3 +70,10 @@ def test_duplicate_grade_ids_keep_the_first() -> None:
     assert len(notes) == 1 and "test-venv" in notes[0]
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert ids.count("test-venv") == 1
+
+
+def test_pack_keeps_the_labs_dotfiles(lab_copy: Path, tmp_path: Path) -> None:
+    """lab06 grades the learner's .dockerignore: submit must not drop files because their names start with a dot."""
+    (lab_copy / ".dockerignore").write_text(".env\n")
+    archive, _ = pack(lab_copy, LAB.name, "cy", tmp_path / "inbox")
+    assert ".dockerignore" in zipfile.ZipFile(archive).namelist()
