@@ -1,10 +1,9 @@
 """`autograder`: one command, verbs named after what a person wants to do.
 
 Every verb lives in its own module, which registers its sub-parser through `register(subparsers)` and sets
-`func(args) -> int`. Modules import their heavy dependencies (torch, nbgrader, airflow) inside `func`, so
-`autograder --help` stays instant.
-
-Exit codes (DESIGN.md): 0 passed or succeeded; 1 the work checked fell short; 2 the command could not run.
+`func(args)`, returning an Outcome (or `Done`). Modules import their heavy dependencies (torch, nbgrader, airflow)
+inside `func`, so `autograder --help` stays instant. The process contract (exit codes, `--json`, one-line errors)
+is `mlinfra.base.runner`'s, the same for every verb (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from autograder.errors import UsageError
+from mlinfra.base import runner
+from mlinfra.base.errors import UsageError
 
 # verb -> module that registers it; order is the order of `autograder --help`.
 COMMANDS: dict[str, str] = {
@@ -35,7 +35,7 @@ learner:     autograder check lab01-environment      self-check your workspace c
              autograder assess --app app.py:app      score your deployed model (the practical)
 instructor:  autograder release                      regenerate labs/ from solutions/
              autograder grade LAB SUBMISSIONS/       batch-grade a class into grades.csv + feedback
-exit codes:  0 passed, 1 the work fell short, 2 the command could not run (the message says why)
+exit codes:  0 passed, 1 the work fell short, 2 the command could not run (the message says why), 130 Ctrl-C
 """
 
 
@@ -77,15 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    try:
-        return int(args.func(args))
-    except UsageError as exc:
-        print(f"autograder {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"autograder {args.command}: interrupted", file=sys.stderr)
-        return 2
+        return runner.EXIT_COULD_NOT_RUN
+    return runner.run(f"autograder {args.command}", lambda: args.func(args), json_out=getattr(args, "json_out", None))
 
 
 if __name__ == "__main__":

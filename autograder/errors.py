@@ -1,21 +1,7 @@
-"""Errors that end a command with exit code 2 and a one-line reason (DESIGN.md, exit codes)."""
+"""The grading package's errors are the shared base's (so the course library never imports the grader)."""
 
 from __future__ import annotations
 
+from mlinfra.base.errors import BadConfig, UsageError, unwritable
 
-class UsageError(Exception):
-    """The command could not do its job: bad arguments, a missing file or tool, no engine.
-
-    The message is shown as one line, so it must name the file, field or tool at fault and say what to do next.
-    """
-
-
-class BadConfig(UsageError):
-    """A YAML or JSON file the command reads is malformed. The message names the file and the key or line."""
-
-    def __init__(self, path: object, where: str, problem: str) -> None:
-        self.path = str(path)
-        self.where = where
-        self.problem = problem
-        location = f"{self.path}: {where}" if where else self.path
-        super().__init__(f"{location}: {problem}")
+__all__ = ["BadConfig", "UsageError", "unwritable"]

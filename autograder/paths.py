@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from autograder.errors import UsageError
+from mlinfra.base.paths import MARKER_FILES, repo_root, state_dir
 
-MARKER_FILES = ("pyproject.toml", "Makefile")
-
-
-def repo_root(start: Path | None = None) -> Path:
-    """The workbook's root: $WORKBOOK_ROOT if set, else the nearest parent holding solutions/ or labs/."""
-    env = os.environ.get("WORKBOOK_ROOT")
-    if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "labs").is_dir() and all((candidate / m).exists() for m in MARKER_FILES):
-            return candidate
-    # Installed in editable mode: the package sits in the checkout.
-    package_parent = Path(__file__).resolve().parent.parent
-    if (package_parent / "labs").is_dir():
-        return package_parent
-    raise UsageError(
-        f"no workbook found at or above {here}: run this inside the course checkout, or set WORKBOOK_ROOT"
-    )
+__all__ = ["MARKER_FILES", "labs_dir", "repo_root", "solutions_dir", "state_dir", "workspace_dir"]
 
 
 def solutions_dir(root: Path) -> Path:
@@ -40,7 +21,3 @@ def workspace_dir(root: Path) -> Path:
     """The learner's own copies of the labs (ignored by git, made on first open)."""
     return root / "workspace"
 
-
-def state_dir(root: Path) -> Path:
-    """Ignored folder for tool state: gradebooks, Airflow home, run outputs that are not the learner's."""
-    return root / ".state"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 from mlinfra.config import NOT_IDENTITY, flatten
 from mlinfra.runs import CONFIG_FILE, METRICS_FILE, read_metrics
 
@@ -92,7 +92,7 @@ def summarize(run_dirs: Sequence[Path]) -> list[RunSummary]:
 
 
 def table(summaries: Sequence[RunSummary]) -> str:
-    from autograder.reports import format_table
+    from mlinfra.base.output import format_table
 
     differing = (
         [k for k in summaries[0].differs if k not in ("model.name", "data.source")] if summaries else []
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         print(f"curves: {plot(summaries, args.plot)}")
     if args.json_out:
-        from autograder.reports import write_json
+        from mlinfra.base.output import write_json
 
         write_json(summaries, args.json_out)
     return 0

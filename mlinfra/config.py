@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.errors import BadConfig
+from mlinfra.base.errors import BadConfig
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 
 if TYPE_CHECKING:  # torch loads only when data is really loaded
     import numpy as np

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 from mlinfra.config import TrainConfig, load_config
 from mlinfra.modelstore import DEFAULT_MODEL_DIR, MODEL_DIR_ENV, ModelCard, load_model, save_model
 from mlinfra.train import RunResult, run_training

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 
 if TYPE_CHECKING:
     import torch

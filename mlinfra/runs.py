@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 from mlinfra.config import TrainConfig, config_from_dict, dump_config, run_id
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, LOG_FILE, LOCK_FILE = (

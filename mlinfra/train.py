@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autograder.errors import UsageError
+from mlinfra.base.errors import UsageError
 from mlinfra.config import TrainConfig, config_to_dict, dump_config, load_config, resolve, run_id
 from mlinfra.runs import (
     CHECKPOINT_FILE,
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{result.dataset.get('n_test', '?')} test images)"
     )
     if args.json_out:
-        from autograder.reports import write_json
+        from mlinfra.base.output import write_json
 
         write_json(result, args.json_out)
     return 0

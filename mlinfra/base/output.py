@@ -1,0 +1,107 @@
+"""Writing results for people (tables) and for machines (JSON). No verb formats output or writes files by hand.
+
+`--json -` contract: stdout holds only the JSON. While a command runs with `--json -`, the runner points stdout at
+stderr (see `runner`), and `write_json(..., "-")` writes to the real stdout it kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from mlinfra.base.errors import unwritable
+
+_json_stdout: list[IO[str]] = []  # the real stdout while the runner has redirected it; empty otherwise
+
+
+def to_jsonable(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return to_jsonable(to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def json_text(result: Any) -> str:
+    return json.dumps(to_jsonable(result), indent=2, sort_keys=False) + "\n"
+
+
+def write_json(result: Any, dest: str | Path | None) -> None:
+    """Write `result` as JSON to `dest`; `-` means stdout and None means nowhere (the `--json FILE` contract)."""
+    if dest is None:
+        return
+    text = json_text(result)
+    if str(dest) == "-":
+        stream = _json_stdout[-1] if _json_stdout else sys.stdout
+        stream.write(text)
+        stream.flush()
+        return
+    write_text(Path(dest), text)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (a reader never sees half of it), or raise UsageError naming the path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+
+
+def ensure_dir(path: Path) -> Path:
+    """Make an output folder, or raise UsageError naming it (a file in the way, /proc, no permission)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-")
+        probe.close()
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+    return path
+
+
+def shorten(text: str, width: int) -> str:
+    """The first line of `text`, cut to `width` characters with an ellipsis when it was longer."""
+    line = text.splitlines()[0] if text else ""
+    cut = len(line) > width or (text and len(text.splitlines()) > 1)
+    if len(line) > width:
+        line = line[: max(1, width - 1)].rstrip()
+    return line + "…" if cut else line
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_width: int = 90) -> str:
+    """A plain-text table that survives a terminal, a CI log and a copy into an email.
+
+    Cells show their first line; one longer than `max_width` ends in an ellipsis, so a cut is never silent.
+    """
+    body = [[shorten("" if cell is None else str(cell), max_width) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    for row in body:
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(out)
+
+
+def add_json_option(parser: Any) -> None:
+    parser.add_argument(
+        "--json", metavar="FILE", dest="json_out",
+        help="also write the result as JSON to FILE ('-' for stdout: then stdout holds only the JSON)",
+    )

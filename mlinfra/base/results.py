@@ -1,0 +1,108 @@
+"""The result vocabulary every command speaks: a `Check` is one thing tested, an `Outcome` is what one subject got.
+
+Every verb returns an Outcome (or a batch of them); the runner turns it into an exit code and `--json`. The grade
+worker sends the same type across its process boundary (`Outcome.to_dict` / `Outcome.from_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# A check's status: each value means exactly one thing.
+PASSED = "passed"      # ran and met its requirement: full points
+FAILED = "failed"      # ran and did not meet it (an assertion, a wrong answer, a probe that got the wrong reply)
+ERROR = "error"        # the learner's code raised something other than an assertion
+TIMEOUT = "timeout"    # interrupted at its own time limit: no points, the rest still ran
+NOT_RUN = "not run"    # never executed: something before it stopped the run
+SKIPPED = "skipped"    # deliberately not run (a tool or engine is missing): the message says which and why
+INFO = "info"          # a figure reported for information; never scored
+CHECK_STATUSES = (PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN, SKIPPED, INFO)
+
+# An outcome's status: how far checking the subject got.
+COMPLETED = "completed"      # every check ran to a result (some may have failed or timed out)
+FLAGGED = "flagged"          # completed, score kept, but signs of tampering need a person's review (see notes)
+MISSING = "missing"          # nothing to check: no submission, no notebook
+UNREADABLE = "unreadable"    # the subject could not be read (corrupt notebook, bad archive)
+STOPPED = "stopped"          # killed at the overall time limit: scores nothing
+KERNEL_DIED = "kernel died"  # the process running the learner's code died (os._exit, a native crash, memory)
+GRADER_ERROR = "grader error"  # the grading machinery failed, not the learner's code (the notes say where)
+OUTCOME_STATUSES = (COMPLETED, FLAGGED, MISSING, UNREADABLE, STOPPED, KERNEL_DIED, GRADER_ERROR)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    points: float = 0.0
+    max_points: float = 0.0
+    message: str = ""
+    where: str = ""  # "cell 4", "app.py:12", "Dockerfile:3", a URL: where a person looks to fix it
+
+    def __post_init__(self) -> None:
+        if self.status not in CHECK_STATUSES:
+            raise ValueError(f"check {self.name!r}: unknown status {self.status!r} (one of {CHECK_STATUSES})")
+
+    @property
+    def passed(self) -> bool:
+        return self.status in (PASSED, INFO)
+
+
+@dataclass
+class Outcome:
+    subject: str  # what was checked: a notebook, a student, a service URL, a quiz bank
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: str = COMPLETED
+    data: dict[str, Any] = field(default_factory=dict)  # the verb's own figures, for --json (latencies, ...)
+    parts: list[Outcome] = field(default_factory=list)  # a batch: one outcome per student, per bank, ...
+
+    def __post_init__(self) -> None:
+        if self.status not in OUTCOME_STATUSES:
+            raise ValueError(f"outcome {self.subject!r}: unknown status {self.status!r} (one of {OUTCOME_STATUSES})")
+
+    @property
+    def score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_points for c in self.checks)
+
+    @property
+    def passed(self) -> bool:
+        """Every check passed (and there was something to check); a batch passes when every part does."""
+        if self.status not in (COMPLETED, FLAGGED):
+            return False
+        if self.parts:
+            return all(p.passed for p in self.parts) and all(c.passed for c in self.checks)
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["score"] = self.score
+        out["max_score"] = self.max_score
+        out["passed"] = self.passed
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Outcome:
+        """Read an outcome back (the grade worker's reply). Unknown keys are ignored; bad shapes raise ValueError."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("subject"), str):
+            raise ValueError("not an outcome: expected an object with a 'subject' string")
+        checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS}) for c in raw.get("checks", [])]
+        return cls(
+            subject=raw["subject"],
+            checks=checks,
+            notes=[str(n) for n in raw.get("notes", [])],
+            status=raw.get("status", COMPLETED),
+            data=dict(raw.get("data", {})),
+            parts=[cls.from_dict(p) for p in raw.get("parts", [])],
+        )
+
+
+_CHECK_FIELDS = {f.name for f in dataclasses.fields(Check)}
