@@ -20,7 +20,7 @@ from mlinfra.base.errors import UsageError
 COMMANDS: dict[str, str] = {
     "check": "autograder.notebooks",
     "submit": "autograder.submit",
-    "grade": "autograder.grading",
+    "grade": "autograder.grading.cli",
     "release": "autograder.release",
     "quiz": "autograder.quiz.cli",
     "assess": "autograder.assess.cli",

@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--lab", default="lab01-environment")
     args = parser.parse_args()
 
-    from autograder.grading import grade_class
+    from autograder.grading.engine import grade_class
     from autograder.labs import load_lab
     from autograder.nbgrader_course import ensure_venv_tools_on_path
 

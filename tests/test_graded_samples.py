@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from graded_samples import REFERENCE, Sample, build_submission, lab_source, labs_with_samples, load_samples
 
-from autograder.grading import GradeBatch, grade_class
+from autograder.grading.engine import GradeBatch, grade_class
 
 pytestmark = pytest.mark.slow
 

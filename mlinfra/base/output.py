@@ -68,8 +68,8 @@ def ensure_dir(path: Path) -> Path:
     """Make an output folder, or raise UsageError naming it (a file in the way, /proc, no permission)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
     except OSError as exc:
         raise unwritable(path, exc) from None
     return path

@@ -1,0 +1,1 @@
+"""Batch grading: the engine (`engine`), the verb (`cli`)."""
