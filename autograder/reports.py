@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from mlinfra.base.output import add_json_option, ensure_dir, format_table, shorten, to_jsonable, write_json, write_text
+from mlinfra.base.output import (
+    add_json_option,
+    ensure_dir,
+    format_table,
+    shorten,
+    to_jsonable,
+    write_json,
+    write_text,
+)
 
 __all__ = ["add_json_option", "ensure_dir", "format_table", "shorten", "to_jsonable", "write_json", "write_text"]
