@@ -9,6 +9,8 @@ Example (solutions/lab07-api/lab.yaml)::
     cell_timeout: 120           # seconds a single cell may run while grading or self-checking
     notebook_timeout: 600       # seconds the whole notebook may run
     memory_mb: 4096             # address-space cap for one submission's grading
+    outcomes: [u1-api]          # optional: the course's learning-outcome ids this lab practises and grades
+                                # (defined in quizzes/outcomes.yaml; `autograder quiz coverage` reads them)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MANIFEST = "lab.yaml"
 # What a lab folder may hold that is not part of the lab: caches, editor litter, and the data and runs a lab's
 # code writes when executed. Release, submit and grade all skip these names wherever they appear in a path.
 NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data"})
-_FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb"}
+_FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb", "outcomes"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Lab:
     cell_timeout: int = 60
     notebook_timeout: int = 600
     memory_mb: int = 4096
+    outcomes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,6 +81,10 @@ def load_lab(folder: Path) -> Lab:
         if any(c in entry for c in "*?[") or not (folder / entry).is_file():
             raise BadConfig(path, "editable", f"{entry!r} is not a file of the lab (exact paths, no globs): grading "
                             "would overwrite the learner's version with the solution's")
+    outcomes = data.get("outcomes", [])
+    if not isinstance(outcomes, list) or not all(isinstance(o, str) and o.strip() for o in outcomes):
+        raise BadConfig(path, "outcomes", "expected a list of learning-outcome ids, e.g. [u1-api] (the ids are in "
+                        "quizzes/outcomes.yaml)")
     return Lab(
         name=folder.name,
         folder=folder,
@@ -87,6 +94,7 @@ def load_lab(folder: Path) -> Lab:
         cell_timeout=_positive_int(path, data, "cell_timeout", 60),
         notebook_timeout=_positive_int(path, data, "notebook_timeout", 600),
         memory_mb=_positive_int(path, data, "memory_mb", 4096),
+        outcomes=tuple(outcomes),
     )
 
 
