@@ -39,20 +39,14 @@ exit codes:  0 passed, 1 the work fell short, 2 the command could not run (the m
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line plus usage
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = runner.ArgumentParser(
         prog="autograder",
         description="Release, self-check and grade the workbook's labs; take quizzes; assess a served model.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=runner.ArgumentParser)
     for verb, module_name in COMMANDS.items():
         try:
             importlib.import_module(module_name).register(sub)

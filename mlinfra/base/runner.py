@@ -32,6 +32,13 @@ from mlinfra.base.results import Outcome
 EXIT_PASSED, EXIT_FELL_SHORT, EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line that says where the help is (exit 2, as argparse)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 @dataclass
 class Done:
     """A result whose exit code is not simply 'passed or not'."""
