@@ -7,7 +7,8 @@ A model folder holds three files:
 - ``model_card.json``: what a person or a service needs to use it: input size and channels, normalisation,
   the data set it was trained on, its metrics, the library versions.
 
-The service finds the folder through ``$MLINFRA_MODEL_DIR`` (default ``models/digits-resnet18``).
+The service finds the folder through ``$MLINFRA_MODEL_DIR`` (default ``models/digits-resnet18`` under the
+workbook's root, whatever the current folder).
 """
 
 from __future__ import annotations
@@ -66,8 +67,22 @@ def _quiet_jit() -> Iterator[None]:
         yield
 
 
+def default_model_dir() -> Path:
+    """``models/digits-resnet18`` under the workbook's root, whatever the current folder (a service started from
+    ``workspace/lab07-api`` finds the model ``make model`` wrote); relative to the current folder outside a
+    workbook."""
+    from mlinfra.base.errors import UsageError
+    from mlinfra.base.paths import repo_root
+
+    try:
+        return repo_root() / DEFAULT_MODEL_DIR
+    except UsageError:
+        return DEFAULT_MODEL_DIR
+
+
 def model_dir_from_env(default: Path | None = None) -> Path:
-    return Path(os.environ.get(MODEL_DIR_ENV) or (default or DEFAULT_MODEL_DIR))
+    """$MLINFRA_MODEL_DIR, else ``default``, else :func:`default_model_dir`."""
+    return Path(os.environ.get(MODEL_DIR_ENV) or default or default_model_dir())
 
 
 def save_model(folder: Path, scripted: torch.jit.ScriptModule, labels: list[str], card: ModelCard) -> Path:
@@ -126,3 +141,112 @@ def top_k(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[dict[str,
     k = min(k, probs.numel())
     values, indices = torch.topk(probs, k)
     return [{"label": labels[int(i)], "confidence": float(v)} for v, i in zip(values, indices)]
+
+
+# --- Running a model under concurrent load -------------------------------------------------------------------
+# The course's service and the serving lesson use this; it lives here, not in the service, so that a learner
+# whose class copy has no reference service can still import it. docs/serving.md explains the choices and gives
+# the measured figures.
+
+THREADS_ENV = "MLINFRA_TORCH_THREADS"
+
+
+def torch_threads() -> int:
+    """Intra-op threads for one forward pass: $MLINFRA_TORCH_THREADS, else one per core up to 4."""
+    value = os.environ.get(THREADS_ENV)
+    if value:
+        return max(1, int(value))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def predict_rows(model: LoadedModel, batch: torch.Tensor, k: int = 5) -> list[list[dict[str, Any]]]:
+    """One forward pass over ``N x C x S x S``; the top k of each row, in the batch's order."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model.module(batch)
+    return [top_k(row, model.labels, k) for row in logits]
+
+
+@dataclass
+class _Job:
+    tensor: torch.Tensor
+    future: Any  # concurrent.futures.Future
+
+
+class Batcher:
+    """Dynamic batching: requests queue up; ONE inference thread runs them as batches and splits the answers back.
+
+    The thread takes the first waiting request, then every other request already waiting (up to ``max_batch``),
+    waiting at most ``wait_ms`` for more to arrive. With ``wait_ms=0`` (the default) a lone request never waits:
+    batches form only from requests that queued while the previous forward pass ran, so latency at concurrency 1
+    is the plain forward's, and under load one batched forward replaces several single ones. ``max_batch=1`` is
+    the one-at-a-time service. Every forward uses ``threads`` torch threads (all the cores): the model is the
+    only thing running torch, so the cores are never oversubscribed.
+    """
+
+    def __init__(self, model: LoadedModel, max_batch: int = 8, wait_ms: float = 0.0, threads: int | None = None,
+                 k: int = 5) -> None:
+        import queue
+        import threading
+
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be 1 or more, got {max_batch}")
+        self.model, self.max_batch, self.wait_s, self.k = model, max_batch, max(0.0, wait_ms) / 1000, k
+        self.threads = threads or torch_threads()
+        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.batch_sizes: list[int] = []  # every batch run, for the lesson's and the bench's figures
+        self._thread = threading.Thread(target=self._loop, name="inference-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, tensor: torch.Tensor) -> Any:
+        """Queue one ``1 x C x S x S`` input; returns a concurrent.futures.Future of its top-k list."""
+        from concurrent.futures import Future
+
+        future: Future[list[dict[str, Any]]] = Future()
+        self.queue.put(_Job(tensor, future))
+        return future
+
+    def predict(self, tensor: torch.Tensor) -> list[dict[str, Any]]:
+        """Blocking: queue one input and wait for its answer (threads of a client, tests)."""
+        return self.submit(tensor).result()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        import queue
+        import time
+
+        jobs, deadline = [first], time.perf_counter() + self.wait_s
+        while len(jobs) < self.max_batch:
+            left = deadline - time.perf_counter()
+            try:
+                job = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)  # per thread under OpenMP: set it in the thread that runs forwards
+        stop = False
+        while not stop:
+            first = self.queue.get()
+            if first is None:
+                break
+            jobs, stop = self._collect(first)
+            self.batch_sizes.append(len(jobs))
+            try:
+                rows = predict_rows(self.model, torch.cat([j.tensor for j in jobs]), self.k)
+            except Exception as exc:  # noqa: BLE001 - a failed forward fails its own requests, not the thread
+                for job in jobs:
+                    job.future.set_exception(exc)
+                continue
+            for job, row in zip(jobs, rows):
+                job.future.set_result(row)

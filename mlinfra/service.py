@@ -5,13 +5,21 @@ with ``autograder assess --app mlinfra.service:app``. The model folder comes fro
 ``models/digits-resnet18``, made by ``make model``); it is loaded once, when the server starts. Without it the
 service still starts and ``/health`` answers 503 saying what to run.
 
-Why the inference path looks the way it does: on a small machine the CPU is the bottleneck. A plain ``def``
-endpoint would run each request in Starlette's thread pool, so four concurrent requests would run four forward
-passes of two torch threads each on two cores and lose throughput to oversubscription (FACTS.md). Here the async
-endpoint hands decoding and the forward pass to ONE inference thread: requests take turns, and each forward uses
-the cores through torch's own threads. It also keeps torch's OpenMP team owned by one long-lived thread rather
-than by whichever pool thread (AnyIO retires idle ones) a request landed on. ``$MLINFRA_TORCH_THREADS`` sets the
-thread count: on a machine crowded by other work, 1 avoids OpenMP threads spinning at barriers for a busy core.
+How requests reach the model (docs/serving.md has the measurements): the endpoint is ``async``; it checks and
+decodes the upload on the event loop (a few hundred microseconds), then hands the input tensor to the inference
+engine and awaits the answer, so the event loop keeps parsing other requests meanwhile. Two engines, chosen with
+``$MLINFRA_SERVE_MODE``:
+
+- ``batch`` (default): dynamic batching (`mlinfra.modelstore.Batcher`). One inference thread runs every forward
+  with all the cores' torch threads; requests that arrive while a forward runs are stacked into the next one
+  (at most ``$MLINFRA_MAX_BATCH``, default 8; ``$MLINFRA_BATCH_WAIT_MS``, default 0, lets a batch wait for more).
+  A lone request never waits, and under load one batched forward replaces several single ones.
+- ``threads``: as many inference threads as cores (``$MLINFRA_INFERENCE_WORKERS``), each forward on ONE torch
+  thread, so N requests in flight use N cores without oversubscribing them.
+
+A plain ``def`` endpoint would do neither: Starlette's thread pool would run up to 40 forwards of all-cores torch
+threads at once, and throughput under load falls below the sequential one. ``$MLINFRA_TORCH_THREADS`` sets the
+batch engine's thread count (1 on a machine crowded by other work avoids OpenMP threads spinning at barriers).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
@@ -41,19 +50,89 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlinfra.service")
 
-THREADS_ENV = "MLINFRA_TORCH_THREADS"
+MODE_ENV, MAX_BATCH_ENV, WAIT_ENV, WORKERS_ENV = (
+    "MLINFRA_SERVE_MODE", "MLINFRA_MAX_BATCH", "MLINFRA_BATCH_WAIT_MS", "MLINFRA_INFERENCE_WORKERS",
+)
+MODES = ("batch", "threads")
 # A multipart body carries boundaries and part headers around the file; allow for them before refusing by size.
 MULTIPART_OVERHEAD = 64 * 1024
 # Pixels, not bytes, are what cost memory once an image is decoded: a small PNG can claim 50,000 x 50,000.
 MAX_PIXELS = 40_000_000
+# Uploads up to this size are decoded on the event loop (a 224 px JPEG is about 10 KB and decodes in well under
+# a millisecond); larger ones in a worker thread so they do not hold up other requests.
+INLINE_DECODE_BYTES = 256 * 1024
 
 
 def torch_threads() -> int:
-    """Intra-op threads for torch: $MLINFRA_TORCH_THREADS, else one per core up to 4."""
-    value = os.environ.get(THREADS_ENV)
-    if value:
-        return max(1, int(value))
-    return max(1, min(4, os.cpu_count() or 1))
+    """Kept for callers of the old name; the definition lives in `mlinfra.modelstore`."""
+    from mlinfra.modelstore import torch_threads as threads
+
+    return threads()
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    mode: str = "batch"
+    max_batch: int = 8
+    wait_ms: float = 0.0
+    workers: int = 1
+
+    @classmethod
+    def from_env(cls) -> EngineConfig:
+        """Read the engine's settings; a bad value stops the start-up with a sentence naming the variable."""
+
+        def number(name: str, default: float, kind: type = int, low: float = 1) -> Any:
+            raw = os.environ.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"${name}={raw!r} is not a number; unset it or give e.g. {default:g}") from None
+            if value < low:
+                raise ValueError(f"${name}={raw!r} must be at least {low:g}; unset it or give e.g. {default:g}")
+            return value
+
+        mode = os.environ.get(MODE_ENV, "").strip().lower() or "batch"
+        if mode not in MODES:
+            raise ValueError(f"${MODE_ENV}={mode!r}: use one of {', '.join(MODES)}")
+        return cls(
+            mode=mode,
+            max_batch=number(MAX_BATCH_ENV, 8),
+            wait_ms=number(WAIT_ENV, 0.0, float, 0),
+            workers=number(WORKERS_ENV, os.cpu_count() or 1),
+        )
+
+    def describe(self) -> str:
+        if self.mode == "threads":
+            return f"threads: {self.workers} inference threads x 1 torch thread"
+        return f"batch: up to {self.max_batch} requests a forward, waiting up to {self.wait_ms:g} ms"
+
+
+class ThreadEngine:
+    """``workers`` inference threads, each forward on one torch thread: one request per core at a time."""
+
+    def __init__(self, model: LoadedModel, workers: int) -> None:
+        import torch
+
+        self.model = model
+        self.pool = ThreadPoolExecutor(workers, "inference", initializer=torch.set_num_threads, initargs=(1,))
+
+    def submit(self, tensor: torch.Tensor) -> Any:
+        from mlinfra.modelstore import predict_rows
+
+        return self.pool.submit(lambda: predict_rows(self.model, tensor, contract.TOP_K)[0])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def start_engine(model: LoadedModel, config: EngineConfig) -> Any:
+    from mlinfra.modelstore import Batcher
+
+    if config.mode == "threads":
+        return ThreadEngine(model, config.workers)
+    return Batcher(model, max_batch=config.max_batch, wait_ms=config.wait_ms, k=contract.TOP_K)
 
 
 @asynccontextmanager
@@ -61,30 +140,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model once, before the first request; remember why not when it cannot be loaded."""
     import torch
 
-    from mlinfra.modelstore import ModelNotFound, load_model, model_dir_from_env
+    from mlinfra.modelstore import ModelNotFound, load_model, model_dir_from_env, torch_threads
 
-    threads = torch_threads()
-    torch.set_num_threads(threads)
-    # torch's intra-op thread count is per calling thread under OpenMP: set it in the inference thread too.
-    app.state.inference = ThreadPoolExecutor(
-        1, "inference", initializer=torch.set_num_threads, initargs=(threads,)
-    )
-    app.state.model, app.state.model_error = None, "the model is loading"
+    torch.set_num_threads(torch_threads())
+    app.state.model, app.state.engine, app.state.model_error = None, None, "the model is loading"
     folder = model_dir_from_env()
-    loop = asyncio.get_running_loop()
+    loader = ThreadPoolExecutor(1, "model-loader")
     try:
-        app.state.model = await loop.run_in_executor(app.state.inference, load_model, folder)
-        app.state.model_error = None
-        log.info("loaded model %s from %s", app.state.model.card.name, folder)
+        config = EngineConfig.from_env()
+        model = await asyncio.get_running_loop().run_in_executor(loader, load_model, folder)
+        app.state.engine = start_engine(model, config)
+        app.state.model, app.state.model_error = model, None
+        log.info("loaded model %s from %s; engine %s", model.card.name, folder, config.describe())
     except ModelNotFound as exc:
+        app.state.model_error = str(exc)
+        log.error("%s", exc)
+    except ValueError as exc:  # a bad engine setting: say which variable
         app.state.model_error = str(exc)
         log.error("%s", exc)
     except Exception as exc:  # a broken model file must not stop /health from saying so
         app.state.model_error = f"could not load the model in {folder}: {type(exc).__name__}: {exc}"
         log.exception("could not load the model in %s", folder)
+    finally:
+        loader.shutdown(wait=False)
     yield
     app.state.model = None
-    app.state.inference.shutdown(wait=True)
+    if app.state.engine is not None:
+        app.state.engine.close()
 
 
 class UploadSizeLimit:
@@ -191,18 +273,6 @@ def decode(data: bytes, card: ModelCard) -> torch.Tensor:
         ) from None
 
 
-def classify(data: bytes, model: LoadedModel) -> list[dict[str, Any]]:
-    """Decode, preprocess, forward, top k: all in the inference thread."""
-    import torch
-
-    from mlinfra.modelstore import top_k
-
-    batch = decode(data, model.card)
-    with torch.inference_mode():
-        logits = model.module(batch)
-    return top_k(logits[0], model.labels, contract.TOP_K)
-
-
 @app.post(
     contract.PREDICT_PATH,
     response_model=PredictResponse,
@@ -236,6 +306,9 @@ async def predict(
             status_code=contract.STATUS_NOT_AN_IMAGE,
             detail=f"not a PNG or JPEG image (it starts with {data[:8]!r}): send image/png or image/jpeg bytes",
         )
-    loop = asyncio.get_running_loop()
-    predictions = await loop.run_in_executor(request.app.state.inference, classify, data, model)
+    if len(data) <= INLINE_DECODE_BYTES:  # on the event loop: small next to a forward, and it saves a thread hop
+        tensor = decode(data, model.card)
+    else:  # a big image takes long enough to decode that other requests would wait behind it
+        tensor = await asyncio.to_thread(decode, data, model.card)
+    predictions = await asyncio.wrap_future(request.app.state.engine.submit(tensor))
     return PredictResponse.model_validate({"predictions": predictions})

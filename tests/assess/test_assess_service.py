@@ -170,9 +170,120 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
 
 
 def test_torch_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlinfra.service import torch_threads
+    from mlinfra.modelstore import torch_threads
 
     monkeypatch.setenv("MLINFRA_TORCH_THREADS", "3")
     assert torch_threads() == 3
     monkeypatch.delenv("MLINFRA_TORCH_THREADS")
     assert 1 <= torch_threads() <= 4
+
+
+# --- The inference engines: batching must not change a single answer ---------------------------------------
+
+
+def unbatched(model_dir: Path, uploads: list[bytes]) -> list[list[dict]]:
+    """The reference: each image alone through the model, batch of one, no engine."""
+    from PIL import Image
+
+    from mlinfra.modelstore import load_model, predict_rows, preprocess
+
+    model = load_model(model_dir)
+    return [predict_rows(model, preprocess(Image.open(io.BytesIO(u)), model.card))[0] for u in uploads]
+
+
+def mixed_uploads() -> list[bytes]:
+    """Different sizes, modes and formats: they all become one input size, so they share batches."""
+    out = []
+    for i, (mode, size, fmt) in enumerate(
+        [("L", (28, 28), "PNG"), ("RGB", (224, 224), "JPEG"), ("RGBA", (300, 120), "PNG"), ("L", (64, 64), "JPEG")]
+        * 4
+    ):
+        out.append(image_bytes(mode, (size[0] + i, size[1]), fmt))
+    return out
+
+
+def same_answers(got: list[dict], want: list[dict]) -> bool:
+    return [p["label"] for p in got] == [p["label"] for p in want] and all(
+        abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(got, want)
+    )
+
+
+def test_batcher_gives_every_request_the_unbatched_answer(three_class_rgb_model: Path) -> None:
+    """16 mixed images from 8 threads at once: batches do form, and each answer is the one the image gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from mlinfra.modelstore import Batcher, load_model, preprocess
+
+    uploads = mixed_uploads()
+    want = unbatched(three_class_rgb_model, uploads)
+    model = load_model(three_class_rgb_model)
+    batcher = Batcher(model, max_batch=8, wait_ms=20)  # a wait so batches surely form, even on a busy machine
+    try:
+        tensors = [preprocess(Image.open(io.BytesIO(u)), model.card) for u in uploads]
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(batcher.predict, tensors))
+    finally:
+        batcher.close()
+    assert max(batcher.batch_sizes) > 1, f"no batch formed: {batcher.batch_sizes}"
+    assert sum(batcher.batch_sizes) == len(uploads)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert same_answers(g, w), f"upload {i}: batched {g} != alone {w}"
+
+
+@pytest.mark.parametrize("mode", ["batch", "threads"])
+def test_service_under_8_concurrent_clients_with_bad_input_mixed_in(
+    mode: str, three_class_rgb_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every good upload gets exactly its unbatched answer, every bad one its 4xx, and the service stays up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlinfra.service import app
+
+    monkeypatch.setenv("MLINFRA_MODEL_DIR", str(three_class_rgb_model))
+    monkeypatch.setenv("MLINFRA_SERVE_MODE", mode)
+    monkeypatch.setenv("MLINFRA_BATCH_WAIT_MS", "5")
+    good = mixed_uploads()
+    want = unbatched(three_class_rgb_model, good)
+    bad = [(b"not an image", 415), (b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, 400), (b"", 400)]
+    jobs = [("good", i) for i in range(len(good))] + [("bad", i) for i in range(len(bad))] * 3
+    jobs = jobs[::2] + jobs[1::2]  # interleave bad with good
+
+    with TestClient(app) as c:
+
+        def send(job: tuple[str, int]) -> tuple[tuple[str, int], int, dict]:
+            kind, i = job
+            data = good[i] if kind == "good" else bad[i][0]
+            r = c.post("/predict", files=upload(data))
+            return job, r.status_code, r.json()
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, jobs))
+        assert c.get("/health").status_code == 200
+    for (kind, i), status, body in results:
+        if kind == "good":
+            assert status == 200, f"good upload {i}: {status} {body}"
+            assert same_answers(body["predictions"], want[i]), f"upload {i}: {body} != {want[i]}"
+        else:
+            assert status == bad[i][1] and body["detail"], f"bad upload {i}: {status} {body}"
+
+
+def test_bad_engine_setting_is_reported_by_health(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlinfra.service import app
+
+    monkeypatch.setenv("MLINFRA_MODEL_DIR", str(tiny_model))
+    monkeypatch.setenv("MLINFRA_MAX_BATCH", "lots")
+    with TestClient(app) as c:
+        r = c.get("/health")
+    assert r.status_code == 503 and "MLINFRA_MAX_BATCH" in r.json()["detail"]
+
+
+def test_default_model_dir_is_under_the_workbook_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlinfra.base.paths import repo_root
+    from mlinfra.modelstore import model_dir_from_env
+
+    root = repo_root()
+    monkeypatch.delenv("MLINFRA_MODEL_DIR", raising=False)
+    monkeypatch.chdir(root / "labs" / "lab07-api")
+    assert model_dir_from_env() == root / "models" / "digits-resnet18"
