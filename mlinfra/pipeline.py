@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,61 @@ SPLITS = ("train", "val", "test")
 # features' test split is the trainer's own test set.
 SEED, VAL_FRACTION, TEST_FRACTION = 0, 0.1, 0.2
 _DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+# The lab's contract on the DAG's shape: the steps each step must wait for (directly, or through tasks in
+# between), because it reads what they wrote or must not run unless they passed. Any shape that keeps it is
+# correct: the plain chain, or ingest fanning out to validate and engineer_features, which fan in to train.
+MUST_FOLLOW: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "validate": ("ingest",),  # reads raw/<ds>
+    "engineer_features": ("ingest",),  # reads raw/<ds>
+    "train": ("validate", "engineer_features"),  # reads features/<ds>; never learns from data that failed checks
+    "evaluate": ("train",),  # reads the checkpoint (and the features' test split, through train)
+}
+_WHY = {
+    ("validate", "ingest"): "it checks the raw files ingest writes",
+    ("engineer_features", "ingest"): "it reads the raw files ingest writes",
+    ("train", "validate"): "a model must never learn from data that failed validation",
+    ("train", "engineer_features"): "it trains on the features engineer_features writes",
+    ("evaluate", "train"): "it scores the checkpoint train writes",
+}
+
+
+def order_problems(upstream: Mapping[str, Iterable[str]]) -> list[str]:
+    """How a DAG's wiring breaks MUST_FOLLOW, one sentence each saying what to change ([] when it keeps it).
+
+    ``upstream`` maps every task id to the ids of its direct upstream tasks (what ``autograder dag`` reports).
+    Extra tasks are allowed; a step may wait for more than it must (a chain waits for everything before it).
+    """
+    graph = {task: set(ups) for task, ups in upstream.items()}
+
+    def ancestors(task: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph.get(task, ()))
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph.get(node, ()))
+        return seen
+
+    problems = [
+        f"there is no task {step!r}: add a @task named {step} that calls pipeline.{step}(DATA_DIR, ds)"
+        for step in MUST_FOLLOW
+        if step not in graph
+    ]
+    for step, before in MUST_FOLLOW.items():
+        if step not in graph:
+            continue
+        waits_for = ancestors(step)
+        for first in before:
+            if first in graph and first not in waits_for:
+                problems.append(
+                    f"{step} can start before {first} has finished, but {_WHY[step, first]}: make {first} "
+                    f"upstream of {step} (pass {first}'s result to {step}, or write {first} >> {step})"
+                )
+    return problems
 
 
 class DataValidationError(ValueError):

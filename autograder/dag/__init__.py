@@ -17,7 +17,8 @@ from pathlib import Path
 from autograder.dag.checks import idempotency_findings, import_error_finding, run_findings, structure_findings
 from autograder.dag.report import DagReport, DagShape, Finding, Idempotency, RunReport
 from autograder.errors import UsageError
-from autograder.reports import add_json_option, format_table, write_json
+from autograder.reports import add_json_option, format_table
+from mlinfra.base.runner import Done
 
 DESCRIPTION = """\
 Check an Airflow DAG file the way Airflow sees it.
@@ -30,12 +31,17 @@ With --run: also execute the DAG end to end with dag.test() for --date (retries 
 test so a failing task fails at once), show each task's state and the line where a failing task raised, then
 run it again for the same date and compare the files under the DAG's data folder (--data-dir): an idempotent
 pipeline leaves them byte for byte the same. A run takes 15-25 s, most of it Airflow starting.
+
+With --verify-ui-run: log in to the course's running Airflow (make airflow) through its REST API, find the
+latest successful run of the DAG that was triggered by hand, check that every task succeeded and that the
+source Airflow ran is the DAG file given, and (with --save) write that run record for grading.
 """
 
 EPILOG = """\
 examples:
   autograder dag workspace/phase1-lab1-airflow-dag/dag.py
   autograder dag workspace/phase1-lab1-airflow-dag/dag.py --run --date 2024-01-01 --json -
+  autograder dag --verify-ui-run --save ui_run.json       (in the lab folder, with `make airflow` running)
 exit codes: 0 no findings, 1 findings (listed with a fix each), 2 the check could not run
 """
 
@@ -48,7 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("path", type=Path, help="the DAG file (.py)")
+    parser.add_argument("path", type=Path, nargs="?", help="the DAG file (.py)")
+    parser.add_argument(
+        "--verify-ui-run",
+        action="store_true",
+        help="ask the course's Airflow (make airflow) through its REST API for the latest successful run of "
+        "--dag-id (default course_pipeline) that you triggered in the UI, and check it against PATH "
+        "(default dag.py)",
+    )
+    parser.add_argument(
+        "--save", type=Path, metavar="FILE", help="with --verify-ui-run: write the run record there (ui_run.json)"
+    )
+    parser.add_argument(
+        "--url", default=None, metavar="URL",
+        help="with --verify-ui-run: Airflow's address (default http://127.0.0.1:8080, as make airflow starts it)",
+    )
     parser.add_argument("--run", action="store_true", help="execute it twice with dag.test() (idempotency)")
     parser.add_argument(
         "--date",
@@ -83,8 +103,15 @@ def _iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    quiet = args.json_out == "-"
+def run(args: argparse.Namespace) -> Done:
+    """The verb: check (and run) the DAG, print the findings, return the report (the runner writes --json and
+    sends this printout to stderr when the JSON goes to stdout)."""
+    if args.verify_ui_run:
+        from autograder.dag.ui_run import verify_ui_run
+
+        return verify_ui_run(args)
+    if args.path is None:
+        raise UsageError("give the DAG file to check, e.g. `autograder dag dag.py` (or --verify-ui-run)")
     start = time.monotonic()
 
     def show(message: str) -> None:
@@ -101,10 +128,8 @@ def run(args: argparse.Namespace) -> int:
         keep_home=args.keep_home,
         on_progress=show,
     )
-    write_json(report, args.json_out)
-    if not quiet:
-        print(render(report))
-    return 0 if report.passed else 1
+    print(render(report))
+    return Done(0 if report.passed else 1, report)
 
 
 def check_dag(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from autograder.dockerfile.rules import Finding, LintResult, lint
 from autograder.errors import UsageError
-from autograder.reports import add_json_option, write_json
+from autograder.reports import add_json_option
+from mlinfra.base.runner import Done
 
 __all__ = ["Finding", "LintResult", "lint", "register", "run"]
 
@@ -33,7 +34,7 @@ examples:
   autograder dockerfile workspace/lab06-docker/Dockerfile           static checks (fast)
   autograder dockerfile Dockerfile --json -                          the result as JSON on stdout
   autograder dockerfile Dockerfile --build                           build, run and assess the image
-no engine? `bash scripts/container-engine.sh` installs podman (Debian/Ubuntu, root) and prepares a local base image.
+no engine? `make container-engine` installs podman (Debian/Ubuntu, root) and prepares a local base image.
 exit codes: 0 no findings (and, with --build, the image built and passed), 1 findings or a failed build/assessment,
             2 the command could not run (no such file, no container engine)
 """
@@ -83,15 +84,15 @@ def render(result: LintResult) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Done:
+    """The verb: lint (and with --build build, run, assess), print, return the result (the runner writes --json
+    and sends this printout to stderr when the JSON goes to stdout)."""
     if args.path.is_dir():
         args.path = args.path / "Dockerfile"
     if args.health_timeout <= 0:
         raise UsageError(f"--health-timeout {args.health_timeout:g}: give a positive number of seconds")
     result = lint(args.path)
-    to_stdout = args.json_out == "-"
-    report = print if not to_stdout else say  # keep stdout for the JSON when it goes there
-    report(render(result))
+    print(render(result))
     ok = result.passed
     if args.build:
         from autograder.dockerfile.build import build_and_assess
@@ -100,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
                                    no_cache=args.no_cache, assess=not args.no_assess,
                                    health_timeout=args.health_timeout, log=say)
         result.build = outcome.as_dict()
-        report(outcome.summary())
+        print(outcome.summary())
         ok = ok and outcome.passed
-    write_json(result, args.json_out)
-    return 0 if ok else 1
+    return Done(0 if ok else 1, result)

@@ -76,11 +76,12 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def run_assessment(url: str) -> dict[str, Any]:
+def run_assessment(url: str, requests: int | None = None) -> dict[str, Any]:
     """`autograder assess --url URL --json FILE` as a subprocess: its own process, its own exit code."""
     with tempfile.TemporaryDirectory(prefix="autograder-assess-") as tmp:
         out = Path(tmp) / "assess.json"
-        proc = subprocess.run([sys.executable, "-m", "autograder", "assess", "--url", url, "--json", str(out)],
+        more = ["--requests", str(requests)] if requests else []
+        proc = subprocess.run([sys.executable, "-m", "autograder", "assess", "--url", url, "--json", str(out), *more],
                               capture_output=True, text=True, timeout=900, check=False)
         if out.is_file():
             data: dict[str, Any] = json.loads(out.read_text())
@@ -93,7 +94,11 @@ def run_assessment(url: str) -> dict[str, Any]:
 
 def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Path | None = None,
                      tag: str | None = None, no_cache: bool = False, assess: bool = True,
-                     health_timeout: float = 180.0, log: Callable[[str], None] = print) -> BuildOutcome:
+                     health_timeout: float = 180.0, log: Callable[[str], None] = print,
+                     requests: int | None = None, isolated: bool = False, remove_image: bool = False) -> BuildOutcome:
+    """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): the build's RUN
+    steps get no network on podman (pip finds the course's wheels at /wheels), so they cannot reach the grading
+    machine's own 127.0.0.1 services; `remove_image` removes the image afterwards."""
     from autograder.errors import UsageError
     from autograder.paths import repo_root
 
@@ -111,7 +116,8 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     container: eng.Container | None = None
     try:
         log(f"building {outcome.tag} with {engine.name} (the first build installs the dependencies: minutes)")
-        built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log))
+        built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log),
+                          network="none" if isolated and engine.name == "podman" else None)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
         container = eng.run_container(engine, outcome.tag, container_port)
         outcome.port = container.port
@@ -123,7 +129,7 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         outcome.image_healthcheck = container.healthcheck()
         if assess:
             log(f"assessing {base_url} (autograder assess --url {base_url})")
-            outcome.assessment = run_assessment(base_url)
+            outcome.assessment = run_assessment(base_url, requests)
     except eng.EngineError as exc:
         outcome.error = str(exc)
         if container is not None:
@@ -131,6 +137,8 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     finally:
         if container is not None:
             container.stop()
+        if remove_image and outcome.built:
+            engine.run("rmi", "-f", outcome.tag, check=False, timeout=120)
         shutil.rmtree(context.parent, ignore_errors=True)
     return outcome
 

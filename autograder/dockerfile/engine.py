@@ -24,7 +24,7 @@ from pathlib import Path
 from autograder.errors import UsageError
 
 ENGINE_ENV = "AUTOGRADER_ENGINE"
-SETUP_HINT = "start Docker, or run `bash scripts/container-engine.sh` (installs podman where there is no engine)"
+SETUP_HINT = "start Docker, or run `make container-engine` (sets up podman where there is no engine)"
 
 
 @dataclass
@@ -90,7 +90,7 @@ def detect(root: Path) -> Engine:
         env = course_storage(root)
         if _answers(["podman", "info"], env):
             return Engine("podman", env, wheels)
-        raise UsageError("podman is installed but `podman info` fails: run `bash scripts/container-engine.sh` "
+        raise UsageError("podman is installed but `podman info` fails: run `make container-engine` "
                          "to write the course's configuration, then retry")
     raise UsageError(f"no container engine answers ({'docker: no engine' if shutil.which('docker') else 'none'} "
                      f"found): {SETUP_HINT}")
@@ -111,10 +111,15 @@ class Built:
 
 
 def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache: bool = False,
-          on_line: Callable[[str], None] | None = None, timeout: float = 1800) -> Built:
+          on_line: Callable[[str], None] | None = None, timeout: float = 1800, network: str | None = None) -> Built:
+    """`network`: the RUN steps' network (default: the host's on podman, the engine's default on Docker)."""
     args = ["build", "-t", tag, "-f", str(dockerfile)]
+    if network:
+        args.append(f"--network={network}")
     if engine.name == "podman":
-        args += ["--format", "docker", "--force-rm", "--layers", "--network=host", "--pull=missing"]
+        args += ["--format", "docker", "--force-rm", "--layers", "--pull=missing"]
+        if not network:
+            args.append("--network=host")
         if engine.wheels is not None:
             args += ["-v", f"{engine.wheels}:/wheels:ro"]
     if no_cache:

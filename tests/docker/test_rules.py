@@ -208,7 +208,7 @@ def test_build_without_an_engine_exits_2(write_dockerfile):
     good = write_dockerfile("FROM python:3.11-slim-bookworm" + GOOD_TAIL)
     proc = run_cli(str(good), "--build", env={"AUTOGRADER_ENGINE": "docker", "DOCKER_HOST": "unix:///nonexistent.sock"})
     assert proc.returncode == 2, proc.stderr
-    assert "no container engine" in proc.stderr and "scripts/container-engine.sh" in proc.stderr
+    assert "no container engine" in proc.stderr and "make container-engine" in proc.stderr  # issue 15: the make target
 
 
 def test_lint_names_a_missing_file():
