@@ -8,8 +8,10 @@ export WORKBOOK_ROOT := $(CURDIR)
 # Grading, Airflow and notebooks must never write to the user's home: keep their state in ignored folders here.
 export AIRFLOW_HOME := $(CURDIR)/.state/airflow
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.state/jupyter/config
+export JUPYTER_DATA_DIR := $(CURDIR)/.state/jupyter/data
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.state/jupyter/runtime
 export IPYTHONDIR := $(CURDIR)/.state/ipython
-$(shell mkdir -p .state/ipython .state/jupyter/config)
+$(shell mkdir -p .state/ipython .state/jupyter/config .state/jupyter/data .state/jupyter/runtime)
 
 LAB  ?=
 QUIZ ?= module01
@@ -29,7 +31,7 @@ setup: $(STAMP)  ## create .venv and install the pinned course environment (quic
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
 
-lab: setup  ## open the workbook in JupyterLab on 127.0.0.1:$(PORT), at the start page
+lab: setup  ## open the workbook in JupyterLab on 127.0.0.1:$(PORT) (or the next free port) and print its URL
 	$(PY) -m autograder.workspace open --port $(PORT)
 
 test: setup  ## run everything CI checks (unit tests, notebooks, release sync, graded samples)

@@ -3,18 +3,19 @@ workbook with nbgrader's extensions."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from autograder.workspace import ensure_workspace
+from autograder.workspace import _relink, ensure_workspace, jupyter_env, lab_url, write_jupyter_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,37 +36,94 @@ def test_workspace_is_made_once_and_never_overwritten(course: Path) -> None:
     assert mine.read_text() == "my work"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_learner_jupyter_config_hides_instructor_tools(tmp_path: Path) -> None:
+    write_jupyter_config(tmp_path)
+    page = json.loads((tmp_path / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert page["@jupyter/nbgrader:formgrader"] and page["@jupyter/nbgrader:create-assignment"]
+    assert "@jupyter/nbgrader:validate-assignment" not in page, "learners keep Validate"
+    server = json.loads((tmp_path / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    assert server["nbgrader.server_extensions.formgrader"] is False
+    assert (tmp_path / "nbgrader_config.py").is_file()
+    write_jupyter_config(tmp_path, instructor=True)
+    page = json.loads((tmp_path / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    assert not any(page.values())
+
+
+def test_jupyter_folders_stay_inside_the_state_folder(course: Path) -> None:
+    env = jupyter_env(course)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        assert Path(env[name]).is_relative_to(course / ".state"), name
+
+
+def test_start_page_links_point_back_at_modules() -> None:
+    text = "[lesson](01-unit/01-intro.ipynb), [web](https://x.org/a), [anchor](#top), [up](../README.md)"
+    assert _relink(text) == ("[lesson](../modules/01-unit/01-intro.ipynb), [web](https://x.org/a), "
+                             "[anchor](#top), [up](../README.md)")
+
+
+def test_lab_url_carries_the_token() -> None:
+    info = {"url": "http://127.0.0.1:8889/", "token": "abc", "port": 8889}
+    assert lab_url(info, Path("workspace/START-HERE.ipynb")) == \
+        "http://127.0.0.1:8889/lab/tree/workspace/START-HERE.ipynb?token=abc"
+
+
+def start_lab(course: Path, port: int, home: Path) -> tuple[subprocess.Popen, str, list[str]]:
+    """Run what `make lab` runs and return the process, the URL it printed and every line it printed before."""
+    env = dict(os.environ, WORKBOOK_ROOT=str(course), HOME=str(home))
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "JUPYTER_TOKEN"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "autograder.workspace", "open", "--port", str(port),
+                             "--no-browser"], env=env, cwd=course, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # ends when the process does: the URL line comes once Jupyter answers
+        lines.append(line.rstrip())
+        if "JupyterLab is ready" in line:
+            return proc, proc.stdout.readline().strip(), lines
+    raise AssertionError("make lab never printed its URL:\n" + "\n".join(lines[-30:]))
+
+
+def stop_lab(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
 
 
 @pytest.mark.slow
-def test_make_lab_serves_jupyterlab_with_nbgrader(course: Path) -> None:
+def test_make_lab_prints_the_port_jupyter_really_serves(course: Path, tmp_path: Path) -> None:
     import httpx
 
-    port = _free_port()
-    env = dict(os.environ, WORKBOOK_ROOT=str(course), JUPYTER_TOKEN="course-test",
-               JUPYTER_CONFIG_DIR=str(course / ".state" / "jupyter"))
-    proc = subprocess.Popen([sys.executable, "-m", "autograder.workspace", "open", "--port", str(port),
-                             "--no-browser"], env=env, cwd=course, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        status = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status = httpx.get(f"{base}/api/status", params={"token": "course-test"}, timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.5)  # polling a port that is not open yet: there is no readiness signal to wait on
-        assert status is not None and status.status_code == 200, proc.stdout.read1().decode() if proc.stdout else ""
-        extensions = httpx.get(f"{base}/lab/api/extensions", params={"token": "course-test"}, timeout=10).text
-        assert "nbgrader" in extensions, "the nbgrader lab extension (validate, assignment list) is installed"
-        page = httpx.get(f"{base}/api/contents/workspace/lab01-environment", params={"token": "course-test"})
-        assert page.status_code == 200, "the learner's workspace copy is made on first open"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    shutil.copy(ROOT / "modules" / "START-HERE.ipynb", course / "modules" / "START-HERE.ipynb")
+    home = tmp_path / "home"
+    home.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc, url, lines = start_lab(course, port, home)
+        try:
+            assert f":{port}/" not in url, f"port {port} is taken; the printed URL must name Jupyter's real port"
+            assert "was taken" in "\n".join(lines)
+            assert "/lab/tree/workspace/START-HERE.ipynb?token=" in url
+            base, token = url.split("/lab/tree/")[0], url.split("token=")[1]
+            assert httpx.get(f"{base}/api/status", params={"token": token}, timeout=10).status_code == 200
+            assert httpx.get(f"{base}/api/status", timeout=10).status_code == 403, "the token is needed"
+            extensions = httpx.get(f"{base}/lab/api/extensions", params={"token": token}, timeout=10).json()
+            nbgrader = next(e for e in extensions if "nbgrader" in e["name"])
+            assert nbgrader["enabled"], "the learner keeps nbgrader's Validate button"
+            page = httpx.get(f"{base}/lab/tree/workspace/START-HERE.ipynb", params={"token": token}).text
+            found = re.search(r'"disabledExtensions": (\[[^]]*\])', page)
+            assert found, "JupyterLab's page config lists the disabled extensions"
+            disabled = json.loads(found.group(1))
+            assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"} <= set(disabled)
+            assert "@jupyter/nbgrader:validate-assignment" not in disabled
+            copy = httpx.get(f"{base}/api/contents/workspace/lab01-environment", params={"token": token})
+            assert copy.status_code == 200, "the learner's workspace copy is made on first open"
+        finally:
+            stop_lab(proc)
+    text = "\n".join(lines)
+    assert "No nbgrader_config.py" not in text
+    assert not (home / ".local").exists() and not (home / ".jupyter").exists(), "nothing written under HOME"
+    start = json.loads((course / "workspace" / "START-HERE.ipynb").read_text())
+    outputs = [o for c in start["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert outputs and not any(o["output_type"] == "error" for o in outputs), "the start page ran cleanly"
