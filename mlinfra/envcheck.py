@@ -22,7 +22,7 @@ MIN_DISK_GB = 20.0
 REQUIRED_PACKAGES = ("torch", "torchvision", "apache-airflow", "fastapi", "uvicorn", "pyyaml", "jupyterlab",
                      "nbgrader", "nbval", "pytest")
 REQUIRED_TOOLS = ("git",)
-OPTIONAL_TOOLS = ("docker", "aws", "gcloud", "az")
+OPTIONAL_TOOLS = ("docker", "podman", "aws", "gcloud", "az")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class MachineFacts:
     packages: dict[str, str | None]  # distribution -> version, None when not installed
     gpu: str | None  # a name, or None for CPU only
     os: str = ""
+    course_podman: str | None = None  # the course's podman storage folder when `make container-engine` set it up
 
 
 @dataclass
@@ -81,6 +82,31 @@ def _docker_engine_answers() -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
+def course_container_state() -> Path:
+    """Where scripts/container-engine.sh (`make container-engine`) keeps the course's podman configuration and
+    storage: $WORKBOOK_CONTAINER_STATE, else ~/.cache/mlinfra-workbook/containers (the script's own rule; the
+    grading side reads the same place, see docs/learner-setup.md)."""
+    explicit = os.environ.get("WORKBOOK_CONTAINER_STATE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlinfra-workbook" / "containers"
+
+
+def _course_podman() -> str | None:
+    """The course's podman set-up, if it is there and `podman info` answers with it."""
+    state = course_container_state()
+    conf, storage = state / "containers.conf", state / "storage.conf"
+    if not (shutil.which("podman") and conf.is_file() and storage.is_file()):
+        return None
+    env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(storage), TMPDIR=str(state / "tmp"))
+    try:
+        out = subprocess.run(["podman", "info", "--format", "{{.Version.Version}}"], capture_output=True, text=True,
+                             timeout=20, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return str(state) if out.returncode == 0 else None
+
+
 def _memory_gb() -> float:
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
@@ -105,6 +131,14 @@ def _gpu() -> str | None:
 
 
 def probe(disk_path: Path | str = ".") -> MachineFacts:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Each `tool --version` waits on another process (the cloud CLIs take 2-3 s each): ask them all at once.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        names = (*REQUIRED_TOOLS, *OPTIONAL_TOOLS)
+        versions = pool.map(_tool_version, names)
+        engine, podman, gpu = pool.submit(_docker_engine_answers), pool.submit(_course_podman), pool.submit(_gpu)
+        tools = dict(zip(names, versions))
     packages: dict[str, str | None] = {}
     for name in REQUIRED_PACKAGES:
         try:
@@ -118,11 +152,12 @@ def probe(disk_path: Path | str = ".") -> MachineFacts:
         cpu_count=os.cpu_count() or 1,
         memory_gb=round(_memory_gb(), 1),
         disk_free_gb=round(shutil.disk_usage(disk_path).free / 1024**3, 1),
-        tools={tool: _tool_version(tool) for tool in (*REQUIRED_TOOLS, *OPTIONAL_TOOLS)},
-        docker_engine=_docker_engine_answers(),
+        tools=tools,
+        docker_engine=engine.result(),
         packages=packages,
-        gpu=_gpu(),
+        gpu=gpu.result(),
         os=f"{platform.system()} {platform.release()} {platform.machine()}",
+        course_podman=podman.result(),
     )
 
 
@@ -145,13 +180,23 @@ def evaluate(facts: MachineFacts) -> EnvironmentReport:
         checks.append(Check(tool, "pass", found) if found else
                       Check(tool, "fail", f"{tool} not found on PATH", f"install {tool} from your package manager"))
     docker = facts.tools.get("docker")
-    if not docker:
-        checks.append(Check("docker", "warn", "no docker client", "install Docker (or podman) for lesson 07"))
-    elif not facts.docker_engine:
-        checks.append(Check("docker", "warn", f"{docker}; no engine answers",
-                            "start Docker Desktop / the docker service to build images in lesson 07"))
-    else:
+    podman = facts.tools.get("podman")
+    if docker and facts.docker_engine:
         checks.append(Check("docker", "pass", f"{docker}; engine answers"))
+    elif facts.course_podman:
+        checks.append(Check("docker", "pass", f"{podman or 'podman'} with the course's storage in "
+                            f"{facts.course_podman} (set up by `make container-engine`)",
+                            "`make docker-check` builds with it"))
+    elif podman:
+        checks.append(Check("docker", "warn", f"{podman}; not set up for the course",
+                            "run `make container-engine` to give podman the course's storage and base image"))
+    elif docker:
+        checks.append(Check("docker", "warn", f"{docker}; no engine answers",
+                            "start Docker Desktop / the docker service, or run `make container-engine` (Linux) "
+                            "for podman, to build images in lesson 07"))
+    else:
+        checks.append(Check("docker", "warn", "no docker client",
+                            "install Docker, or run `make container-engine` (Linux) for podman, for lesson 07"))
     for cli in ("aws", "gcloud", "az"):
         found = facts.tools.get(cli)
         checks.append(Check(cli, "pass", found) if found else
@@ -170,3 +215,16 @@ def evaluate(facts: MachineFacts) -> EnvironmentReport:
     checks.append(Check("gpu", "pass", facts.gpu) if facts.gpu else
                   Check("gpu", "warn", "no GPU: everything in this course runs on the CPU", ""))
     return EnvironmentReport(ok=all(c.status != "fail" for c in checks), checks=checks, facts=asdict(facts))
+
+
+def to_outcome(report: EnvironmentReport):  # -> mlinfra.base.results.Outcome
+    """The report in the shared result vocabulary: a met prerequisite passed, an unmet one failed, a missing
+    optional tool skipped (its message says which and what it is for). The machine's facts go in `data`."""
+    from mlinfra.base.results import FAILED, PASSED, SKIPPED, Outcome
+    from mlinfra.base.results import Check as ResultCheck
+
+    status = {"pass": PASSED, "fail": FAILED, "warn": SKIPPED}
+    checks = [ResultCheck(c.name, status[c.status], message=c.detail if not c.fix else f"{c.detail}; {c.fix}")
+              for c in report.checks]
+    return Outcome("this machine", checks, data={"ok": report.ok, "facts": report.facts,
+                                                 "checks": [asdict(c) for c in report.checks]})
