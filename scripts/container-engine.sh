@@ -46,6 +46,7 @@ die() { say "$*"; exit 2; }
 if command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; then
   say "a Docker engine answers ($(docker info --format '{{.ServerVersion}}' 2>/dev/null)); nothing to set up"
   ((print_env)) && echo "export AUTOGRADER_ENGINE=docker"
+  say "next: make docker-check (checks workspace/lab06-docker/Dockerfile, then builds, runs and assesses it)"
   exit 0
 fi
 
@@ -55,11 +56,13 @@ for tool in podman buildah runc debootstrap slirp4netns; do command -v "$tool" >
 [[ -x /usr/libexec/podman/catatonit ]] || need+=(catatonit)  # what `--init` runs
 if ((${#need[@]})); then
   command -v apt-get >/dev/null || die "no Docker engine and no apt-get to install ${need[*]}: install Docker or podman yourself"
-  [[ $(id -u) == 0 ]] || die "no Docker engine; installing ${need[*]} needs root: sudo bash scripts/container-engine.sh"
+  [[ $(id -u) == 0 ]] || die "no Docker engine; installing ${need[*]} needs root: sudo make container-engine"
   say "no Docker engine answers; installing ${need[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2 || die "apt-get update failed: is the Debian mirror reachable?"
-  apt-get install -y -qq --no-install-recommends podman buildah runc debootstrap slirp4netns catatonit uidmap \
+  # Wait up to 5 minutes for another apt (unattended-upgrades, a parallel job) instead of failing on its lock.
+  APT=(apt-get -o DPkg::Lock::Timeout=300 -o Acquire::Retries=2)
+  "${APT[@]}" update -qq >&2 || die "apt-get update failed: is the Debian mirror reachable? Rerun make container-engine"
+  "${APT[@]}" install -y -qq --no-install-recommends podman buildah runc debootstrap slirp4netns catatonit uidmap \
     ca-certificates >&2 || die "apt-get install of podman buildah runc debootstrap failed (see above)"
 fi
 
@@ -151,3 +154,5 @@ if ((print_env)); then
   echo "export CONTAINERS_STORAGE_CONF='$CONTAINERS_STORAGE_CONF'"
 fi
 say "podman $(podman version --format '{{.Client.Version}}') is ready with the course's storage in $STATE"
+say "next: make docker-check (checks workspace/lab06-docker/Dockerfile, then builds, runs and assesses it with"
+say "      podman); \`autograder doctor\` now reports this engine"
