@@ -104,14 +104,14 @@ def _standin_model(folder: Path) -> None:
         save_model(folder, torch.jit.script(net), [str(i) for i in range(10)], card)
 
 
-def _assess(target: Any) -> list[dict[str, Any]]:
-    """Score a running service with `autograder assess`'s own probes; the criteria as assess's JSON has them."""
-    from autograder.assess.cli import assess_target
-    from autograder.assess.probes import Options
-    from autograder.assess.report import to_json
+def _assess(url: str, model: str) -> list[dict[str, Any]]:
+    """Score a running TorchServe with `autograder assess`'s own engine and probes; its five requirements."""
+    from autograder.assess.engine import Request, assess
 
-    result = assess_target(target, Options(requests=ASSESS_REQUESTS), 30.0, {"kind": target.kind})
-    return to_json(result)["criteria"]
+    result = assess(Request(torchserve=url, model=model, requests=ASSESS_REQUESTS, startup_timeout=30.0,
+                            breakdown=False))
+    return [{"points": c.points, "max_points": c.max_points, "passed": c.passed, "verdict": c.verdict}
+            for c in result.criteria]
 
 
 # ---------------------------------------------------------------------------------------------- lab05
@@ -137,8 +137,7 @@ def torchserve(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     if not handler.is_file():
         return _all(names, FAILED, "no handler.py in the submission: hand in the lab folder with handler.py",
                     "handler.py")
-    from autograder.assess.server import free_port
-    from autograder.assess.targets import TorchServeTarget
+    from autograder.dockerfile.engine import free_port
 
     model, note = course_model(work_dir)
     ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
@@ -151,7 +150,7 @@ def torchserve(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         except TimeoutError as exc:
             return _all(names, FAILED, f"TorchServe started but your handler never answered a prediction: {exc}. "
                         "Run `make torchserve` with your handler and read logs/model_log.log", "handler.py")
-        checks = _from_criteria(names, _assess(TorchServeTarget(dep.inference_url, dep.name)), "handler.py")
+        checks = _from_criteria(names, _assess(dep.inference_url, dep.name), "handler.py")
     finally:
         stop(dep)
     if note:

@@ -100,3 +100,58 @@ def test_each_handler_file_defines_exactly_one_class() -> None:
             c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__
         ]
         assert len(defined) == 1, defined
+
+
+# ---------------------------------------------------------------------------------------------- graded by deploying
+# autograder.deploy.torchserve: after the notebook is graded, the learner's handler.py in a real TorchServe, scored
+# with `autograder assess`'s five requirements (1 point each); where Java is missing, 5 skipped checks, 0 points.
+
+
+def _deploy(files: Path, work: Path) -> list[Any]:
+    from autograder.deploy import torchserve
+
+    work.mkdir(parents=True, exist_ok=True)
+    return torchserve(None, files, work)
+
+
+def test_deploy_with_java_hidden_skips_every_point_with_the_reason(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOGRADER_HIDE_ENGINES", "java")
+    checks = _deploy(LAB05, tmp_path)
+    assert [c.status for c in checks] == ["skipped"] * 5
+    assert sum(c.points for c in checks) == 0 and sum(c.max_points for c in checks) == 5
+    assert all("TorchServe not run" in c.message and "AUTOGRADER_HIDE_ENGINES" in c.message for c in checks)
+
+
+def test_deploy_without_java_says_install_java_17(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    checks = _deploy(LAB05, tmp_path / "work")
+    assert {c.status for c in checks} == {"skipped"} and sum(c.points for c in checks) == 0
+    assert "no Java on this machine; install Java 17" in checks[0].message
+
+
+def test_deploy_without_a_handler_fails_every_point(tmp_path: Path) -> None:
+    checks = _deploy(tmp_path, tmp_path / "work")
+    assert {c.status for c in checks} == {"failed"} and sum(c.points for c in checks) == 0
+    assert "no handler.py" in checks[0].message
+
+
+@pytest.mark.slow
+def test_deploy_scores_the_solution_5_of_5_and_a_raising_handler_loses_bad_input(tmp_path: Path) -> None:
+    """Two real TorchServe starts (about 30 s each here): Java on PATH is required, as for the lab itself."""
+    import shutil
+
+    import yaml
+
+    if not shutil.which("java"):
+        pytest.skip("no Java on PATH: the TorchServe deploy check needs Java 17")
+    good = _deploy(LAB05, tmp_path / "good")
+    assert [(c.status, c.points) for c in good] == [("passed", 1.0)] * 5, [c.message for c in good]
+    sample = yaml.safe_load((Path(__file__).parents[1] / "samples" / "lab05-torchserve" /
+                             "raises-on-bad-input.yaml").read_text())
+    files = tmp_path / "raises"
+    files.mkdir()
+    (files / "handler.py").write_text(sample["files"]["handler.py"])
+    bad = _deploy(files, tmp_path / "raises-work")
+    assert [c.status for c in bad] == ["passed"] * 4 + ["failed"], [c.message for c in bad]
+    assert bad[4].points < 1 and "503" in bad[4].message, bad[4]
