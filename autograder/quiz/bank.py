@@ -12,8 +12,10 @@ from typing import Any
 from autograder.errors import BadConfig, UsageError
 from autograder.quiz.checks import BankProblem, Locator, collect_problems, read_yaml, semantic_problems
 from autograder.quiz.model import (  # noqa: F401  (re-exported: the package imports the model from here)
+    FORMATIVE,
     LEARNER_FORMAT,
     SUFFIXES,
+    SUMMATIVE,
     TYPE_NAMES,
     TYPES,
     HashedKey,
@@ -65,7 +67,7 @@ def _question(raw: dict[str, Any], line: int | None, hashed: HashedKey | None = 
         prompt=raw["prompt"].strip(),
         points=float(raw["points"]),
         topic=raw["topic"],
-        explanation=raw["explanation"].strip(),
+        explanation=str(raw.get("explanation") or "").strip(),
         options={str(k): str(v) for k, v in (raw.get("options") or {}).items()},
         answer=answer if hashed is None else None,
         tolerance=float(raw.get("tolerance", 0.0)),
@@ -75,12 +77,14 @@ def _question(raw: dict[str, Any], line: int | None, hashed: HashedKey | None = 
         case_sensitive=bool(raw.get("case_sensitive", False)),
         hashed=hashed,
         line=line,
+        outcomes=tuple(str(o) for o in raw.get("outcomes") or ()),
     )
 
 
 def _learner_quiz(path: Path, data: dict[str, Any]) -> Quiz:
     """A learner copy is generated (learner.py), so it gets a structural check, not the author's schema."""
     questions = []
+    summative = data.get("assessment") == SUMMATIVE
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
         raise BadConfig(path, "questions", "a learner copy needs a non-empty list of questions; regenerate it")
@@ -89,11 +93,15 @@ def _learner_quiz(path: Path, data: dict[str, Any]) -> Quiz:
         where = f"question '{qid}'" if qid else f"question #{i + 1}"
         if not isinstance(raw, dict):
             raise BadConfig(path, where, "expected a mapping; regenerate the learner copy")
-        missing = [k for k in ("id", "type", "prompt", "points", "topic", "explanation", "salt") if k not in raw]
+        needed = ("id", "type", "prompt", "points", "topic") + (() if summative else ("explanation", "salt"))
+        missing = [k for k in needed if k not in raw]
         if missing:
             raise BadConfig(path, where, f"missing field '{missing[0]}'; regenerate the learner copy")
         if raw["type"] not in TYPES:
             raise BadConfig(path, where, f"unknown type {raw['type']!r}; expected one of {', '.join(TYPES)}")
+        if summative:  # no key material at all: only the instructor's source bank can grade it
+            questions.append(_question(raw, None, HashedKey(salt="", instructor=True)))
+            continue
         hashed = HashedKey(
             salt=str(raw["salt"]),
             options={str(k): str(v) for k, v in (raw.get("key_hashes") or {}).items()},
@@ -106,7 +114,15 @@ def _learner_quiz(path: Path, data: dict[str, Any]) -> Quiz:
     return Quiz(id=str(data.get("id") or path.stem), title=str(data.get("title", path.stem)),
                 pass_mark=pass_fraction(data.get("pass_mark", 1.0)), questions=tuple(questions), path=path,
                 shuffle_questions=shuffle_q, shuffle_options=shuffle_o, draw=data.get("draw"),
-                description=str(data.get("description", "")), learner_copy=True)
+                description=str(data.get("description", "")), learner_copy=True,
+                assessment=SUMMATIVE if summative else FORMATIVE, draw_by_topic=_draw_by_topic(data))
+
+
+def _draw_by_topic(data: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    spec = data.get("draw_by_topic")
+    if not isinstance(spec, dict):
+        return ()
+    return tuple((str(k), int(v)) for k, v in spec.items())
 
 
 def _build(path: Path, data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> Quiz:
@@ -116,7 +132,8 @@ def _build(path: Path, data: dict[str, Any], lines: dict[tuple[Any, ...], int]) 
         raise ValueError("needs the schema check")
     return Quiz(id=data["id"], title=data["title"], pass_mark=pass_fraction(data["pass_mark"]),
                 questions=questions, path=path, shuffle_questions=shuffle_q, shuffle_options=shuffle_o,
-                draw=data.get("draw"), description=data.get("description", ""))
+                draw=data.get("draw"), description=data.get("description", ""),
+                assessment=data.get("assessment", FORMATIVE), draw_by_topic=_draw_by_topic(data))
 
 
 def load_quiz(path: Path, *, schema_check: bool = True) -> Quiz:
@@ -152,9 +169,14 @@ def quizzes_dir(root: Path) -> Path:
     return root / "quizzes"
 
 
+OUTCOMES_FILE = "outcomes.yaml"  # the course's learning outcomes, beside the banks but not a bank
+
+
 def bank_paths(root: Path) -> list[Path]:
     folder = quizzes_dir(root)
-    return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.name != OUTCOMES_FILE)
 
 
 def resolve(spec: str | Path, root: Path | None = None) -> Path:

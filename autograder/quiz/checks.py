@@ -224,7 +224,43 @@ def semantic_problems(path: Path, data: dict[str, Any], where: Locator) -> list[
     draw = data.get("draw")
     if isinstance(draw, int) and isinstance(questions, list) and draw > len(questions):
         add(("draw",), f"draw {draw} is more than the {len(questions)} questions in the bank")
+    by_topic = data.get("draw_by_topic")
+    if isinstance(by_topic, dict) and isinstance(questions, list):
+        counts: dict[str, int] = {}
+        for q in questions:
+            if isinstance(q, dict) and isinstance(q.get("topic"), str):
+                counts[q["topic"]] = counts.get(q["topic"], 0) + 1
+        for topic in counts:
+            if topic not in by_topic:
+                add(("draw_by_topic",), f"topic '{topic}' has questions but no count here: list every topic")
+        for topic, n in by_topic.items():
+            if isinstance(n, int) and n > counts.get(topic, 0):
+                add(("draw_by_topic", topic), f"draws {n} of topic '{topic}', which has {counts.get(topic, 0)} "
+                                              "question(s)")
+        total = sum(n for n in by_topic.values() if isinstance(n, int))
+        if draw != total:
+            add(("draw_by_topic",), f"the counts add up to {total} but draw is {draw!r}: set draw: {total}")
+    known = known_outcomes(path.parent)
+    if known is not None:
+        for i, q in enumerate(questions if isinstance(questions, list) else []):
+            for j, oid in enumerate(q.get("outcomes") or [] if isinstance(q, dict) else []):
+                if isinstance(oid, str) and oid not in known:
+                    add(("questions", i, "outcomes", j), f"unknown outcome id '{oid}' (defined ones are in "
+                                                         f"{path.parent / 'outcomes.yaml'})")
     return problems
+
+
+def known_outcomes(folder: Path) -> set[str] | None:
+    """The outcome ids defined in <folder>/outcomes.yaml, or None when there is no such file."""
+    path = folder / "outcomes.yaml"
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    outcomes = data.get("outcomes") if isinstance(data, dict) else None
+    return {str(o["id"]) for o in outcomes if isinstance(o, dict) and "id" in o} if isinstance(outcomes, list) else None
 
 
 def collect_problems(path: Path, data: Any, lines: dict[tuple[Any, ...], int], problems: list[BankProblem]

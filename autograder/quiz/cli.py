@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.reports import add_json_option, format_table, to_jsonable, write_json
+from autograder.reports import add_json_option, format_table, to_jsonable
+from mlinfra.base.output import write_text
+from mlinfra.base.runner import Done
 
 QUIZ_HELP = "a quiz id (module01, lesson03, phase1, ...) or a path to a bank"
 
@@ -15,15 +17,20 @@ DESCRIPTION = """\
 Quizzes live in quizzes/<id>.yaml (one bank a quiz; the format is autograder/quiz/schema.json).
 QUIZ is a quiz id (module01, lesson03, phase1, ...) or a path to a bank or a learner copy.
 
-  autograder quiz take lesson03                   one question at a time, with explanations
-  autograder quiz grade module01 answers/         grade a folder of answers files, one per student
+  autograder quiz take lesson03                   one question at a time, with explanations (self-check)
+  autograder quiz take module01 --exam --learner ID   a graded quiz: one attempt, answers recorded for your
+                                                  instructor, no feedback until it is graded
+  autograder quiz grade module01 answers/         grade a folder of answers files or exam records
+  autograder quiz coverage                        learning outcome -> lessons, labs, questions
   autograder quiz validate                        check every bank in quizzes/
   autograder quiz export module01 --format moodle -o module01.xml
 """
 
 GRADE_HELP = """\
-ANSWERS is one answers file or a folder of them, one per student, named by student (alice.yaml). An answers
-file maps question ids to answers (YAML or JSON):
+ANSWERS is one answers file or a folder of them, one per student, named by student (alice.yaml). An exam record
+written by `quiz take --exam` is graded as it is: the learner's draw is rebuilt from the learner id it holds,
+and only the drawn questions are scored. A plain answers file maps question ids to answers (YAML or JSON); on
+a quiz that draws, its file name is the learner id:
 
   m01-what-is-mlops: b                 # single choice: the option id (as in the bank, not as shown)
   m01-monitoring-signals: [a, b, c]    # multiple select: option ids (partial credit; wrong picks cost)
@@ -32,7 +39,10 @@ file maps question ids to answers (YAML or JSON):
   m01-model-registry: model registry   # short answer (case and punctuation do not count)
 
 Wrong types, unknown ids and missing answers score 0 with a reason; a file that cannot be read is reported for
-its student and the rest are graded. Exit code 0 when every file was graded, 1 when some could not be read.
+its student and the rest are graded. Writes grades.csv (a question a learner did not draw shows "-"),
+grades.json (with each learner's draw) and feedback/<student>.md (each question asked, the answer given, the
+right answer and the explanation: hand these back). Exit code 0 when every file was graded, 1 when some could
+not be read.
 """
 
 
@@ -53,7 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "user name)")
     who.add_argument("--seed", type=int, help="seed the shuffle with this number instead of a learner name")
     take.add_argument("--save", metavar="FILE", type=Path,
-                      help="also write your answers to FILE (YAML) to hand in for `autograder quiz grade`")
+                      help="also write your answers to FILE (YAML) to hand in for `autograder quiz grade`; with "
+                      "--exam, where the exam record goes (default: workspace/quizzes/QUIZ/LEARNER.yaml)")
+    take.add_argument("--exam", action="store_true",
+                      help="a graded attempt (module01, phase1): needs --learner; one attempt, answers recorded "
+                      "as you go, no feedback or score shown; hand the record in")
     take.add_argument("--no-record", action="store_true", help="do not record the result in your progress")
     add_json_option(take)
     take.set_defaults(func=run_take)
@@ -86,6 +100,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("-o", "--output", metavar="FILE", type=Path, help="write here (default: stdout)")
     export.set_defaults(func=run_export)
 
+    cov = verbs.add_parser("coverage", help="learning outcome -> lessons, labs and quiz questions (from the tags)",
+                           description="For each learning outcome in quizzes/outcomes.yaml: the lesson notebooks "
+                           "tagged with it (metadata workbook.outcomes), the labs (lab.yaml outcomes) and the "
+                           "questions of the summative banks (module01, phase1) and of the lesson quizzes. Exit 0 "
+                           "when every outcome has a graded lab and at least 2 summative questions, else 1.")
+    add_json_option(cov)
+    cov.set_defaults(func=run_coverage)
+
 
 def _no_verb(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -107,19 +129,23 @@ def _load(spec: str, *, schema_check: bool = True):  # -> Quiz
     return load_quiz(resolve(spec), schema_check=schema_check)
 
 
-def run_take(args: argparse.Namespace) -> int:
-    import yaml
-
+def run_take(args: argparse.Namespace) -> Done:
     from autograder.quiz.shuffle import default_learner
     from autograder.quiz.take import take
 
     quiz = _load(args.quiz, schema_check=False)  # start at once; validate and CI check the schema
+    if args.exam:
+        return _run_exam(args, quiz)
+    if quiz.summative and quiz.learner_copy:
+        raise UsageError(f"{quiz.id} is a graded quiz: take it once with `autograder quiz take {quiz.id} --exam "
+                         "--learner YOUR-ID`; your instructor grades it (self-check quizzes: lesson01..lesson08)")
     learner = args.learner or (None if args.seed is not None else default_learner())
     outcome = take(quiz, sys.stdin, sys.stdout, learner=learner, seed=args.seed)
     result = outcome.result
     if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(yaml.safe_dump(outcome.answers, sort_keys=False, allow_unicode=True))
+        import yaml
+
+        write_text(args.save, yaml.safe_dump(outcome.answers, sort_keys=False, allow_unicode=True))
         print(f"Answers saved to {args.save}")
     if not args.no_record:
         root = _root_or_none()
@@ -129,13 +155,32 @@ def run_take(args: argparse.Namespace) -> int:
             from autograder.progress import record
 
             record(root, "quiz", quiz.id, passed=result.passed, score=result.score, max_score=result.max_score)
-    write_json({**to_jsonable(result), "percent": round(result.percent, 2),
-                "topics_to_review": [t for t, _ in result.topics_to_review()]}, args.json_out)
-    return 0 if result.passed else 1
+    payload = {**to_jsonable(result), "percent": round(result.percent, 2),
+               "topics_to_review": [t for t, _ in result.topics_to_review()]}
+    return Done(0 if result.passed else 1, payload)
 
 
-def run_grade(args: argparse.Namespace) -> int:
-    from autograder.quiz.grading import grade_batch, write_grades_csv
+def _run_exam(args: argparse.Namespace, quiz) -> Done:
+    from autograder.quiz.exam import default_record, take_exam
+
+    if args.seed is not None:
+        raise UsageError("--exam draws your questions from your learner id: use --learner YOUR-ID, not --seed")
+    if not args.learner:
+        raise UsageError("--exam needs your learner id: add --learner YOUR-ID (as your instructor knows you)")
+    if not args.save:
+        root = _root_or_none()
+        if root is None:
+            raise UsageError("run the exam inside the workbook (or set WORKBOOK_ROOT), or name the record with --save")
+        record_path = default_record(root, quiz.id, args.learner)
+    else:
+        record_path = args.save
+    record = take_exam(quiz, sys.stdin, sys.stdout, learner=args.learner, record=record_path)
+    return Done(0, {"quiz": quiz.id, "learner": record["learner"], "record": str(record_path),
+                    "drawn": record["drawn"], "answered": len(record["answers"])})
+
+
+def run_grade(args: argparse.Namespace) -> Done:
+    from autograder.quiz.grading import feedback_text, grade_batch, write_grades_csv
 
     quiz = _load(args.quiz)
     if quiz.learner_copy:
@@ -151,35 +196,41 @@ def run_grade(args: argparse.Namespace) -> int:
     summary = {
         "quiz": quiz.id,
         "pass_mark": quiz.pass_mark,
-        "max_score": quiz.max_score,
+        "max_score": quiz.max_score if not quiz.draw else None,
+        "asked": quiz.asked,
         "students": [
-            {"student": g.student, "file": g.file, "error": g.error or None,
+            {"student": g.student, "file": g.file, "error": g.error or None, "learner": g.learner or None,
+             "drawn": g.drawn,
              **({"score": g.result.score, "max_score": g.result.max_score, "percent": round(g.result.percent, 2),
                  "passed": g.result.passed, "questions": to_jsonable(g.result.questions),
                  "notes": g.result.notes} if g.result else {})}
             for g in grades
         ],
     }
-    write_json(summary, out / "grades.json")
+    import json
+
+    write_text(out / "grades.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
+    for g in grades:
+        write_text(out / "feedback" / f"{g.student}.md", feedback_text(quiz, g))
     rows = []
     for g in grades:
         if g.result is None:
             rows.append((g.student, "-", "-", "not graded", g.error))
         else:
             r = g.result
+            drawn = f"{len(g.drawn)} drawn; " if g.drawn is not None else ""
             rows.append((g.student, f"{r.score:g}/{r.max_score:g}", f"{r.percent:.0f}%",
-                         "passed" if r.passed else "not passed", "; ".join(r.notes)))
+                         "passed" if r.passed else "not passed", drawn + "; ".join(r.notes)))
     if len(grades) == 1 and grades[0].result is not None:
         detail = [(q.id, f"{q.points:g}/{q.max_points:g}", q.status, q.reason) for q in grades[0].result.questions]
         print(format_table(["question", "points", "status", "reason"], detail) + "\n")
     print(format_table(["student", "score", "percent", "result", "notes"], rows))
-    print(f"\nwrote {out / 'grades.csv'} and {out / 'grades.json'}")
-    write_json(summary, args.json_out)
+    print(f"\nwrote {out / 'grades.csv'}, {out / 'grades.json'} and feedback/ (explanations: hand them back)")
     failed = [g for g in grades if g.result is None]
     if failed:
         print(f"{len(failed)} answers file(s) could not be read: see the 'error' column", file=sys.stderr)
-        return 1
-    return 0
+        return Done(1, summary)
+    return Done(0, summary)
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -208,12 +259,12 @@ def run_validate(args: argparse.Namespace) -> int:
                          "learner copy" if quiz.learner_copy else "ok"))
         report.append({"file": str(path), "problems": [str(p) for p in problems]})
     print(format_table(["bank", "questions", "points", "pass mark", "status"], rows))
-    write_json({"banks": report, "valid": bad == 0}, args.json_out)
+    payload = {"banks": report, "valid": bad == 0}
     if bad:
         print(f"{bad} bank(s) with problems: fix the lines named above and run `autograder quiz validate` again",
               file=sys.stderr)
-        return 1
-    return 0
+        return Done(1, payload)
+    return Done(0, payload)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -224,9 +275,17 @@ def run_export(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        write_text(args.output, text)
         print(f"wrote {args.output} ({len(quiz.questions)} questions, {args.format})", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def run_coverage(args: argparse.Namespace):  # -> Outcome
+    from autograder.paths import repo_root
+    from autograder.quiz.coverage import coverage, render
+
+    result = coverage(repo_root())
+    print(render(result))
+    return result

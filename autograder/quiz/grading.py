@@ -220,6 +220,9 @@ def grade_question(q: Question, value: Any) -> QuestionResult:
     if _is_empty(value):
         result.status, result.reason = MISSING, "no answer"
         return result
+    if q.hashed is not None and not q.hashed.salt:  # a summative learner copy: no key material to check against
+        result.status, result.reason = PENDING, "graded by your instructor"
+        return result
     try:
         if q.type in ("single", "multiple"):
             fraction, reason = _score_choice(q, value)
@@ -311,6 +314,9 @@ class StudentGrade:
     file: str
     result: QuizResult | None
     error: str = ""
+    learner: str = ""  # the id the draw was rebuilt from (an exam record's `learner`, else the file's stem)
+    drawn: list[str] | None = None  # the questions this learner was given, in bank order (None: all of them)
+    answers: dict[str, Any] = field(default_factory=dict)
 
 
 def answers_files(target: Path) -> list[Path]:
@@ -322,6 +328,7 @@ def answers_files(target: Path) -> list[Path]:
 def grade_batch(quiz: Quiz, target: Path) -> list[StudentGrade]:
     """Grade one answers file, or every file of a folder (one per student, named by student). A file that
     cannot be read is reported for its student and the batch goes on."""
+    from autograder.quiz.exam import is_exam_record
     from autograder.quiz.shuffle import drawn_ids
 
     grades = []
@@ -332,8 +339,24 @@ def grade_batch(quiz: Quiz, target: Path) -> list[StudentGrade]:
         except AnswersError as exc:
             grades.append(StudentGrade(student, str(path), None, str(exc)))
             continue
-        result = grade_answers(quiz, answers, student=student, only=drawn_ids(quiz, student))
-        grades.append(StudentGrade(student, str(path), result))
+        learner, notes = student, []
+        if is_exam_record(answers):  # `quiz take --exam`: the draw is rebuilt from the recorded learner id
+            if str(answers["quiz"]) != quiz.id:
+                grades.append(StudentGrade(student, str(path), None, f"{path.name}: an exam record of quiz "
+                                           f"'{answers['quiz']}', not '{quiz.id}'; grade it with that quiz"))
+                continue
+            learner = str(answers["learner"])
+            shown = answers.get("drawn")
+            answers = {str(k): v for k, v in answers["answers"].items()}
+            expected = drawn_ids(quiz, learner)
+            if expected is not None and isinstance(shown, list) and set(map(str, shown)) != expected:
+                notes.append("the record's list of drawn questions differs from this learner's draw: graded on "
+                             "the draw rebuilt from the learner id")
+        only = drawn_ids(quiz, learner)
+        result = grade_answers(quiz, answers, student=student, only=only)
+        result.notes = notes + result.notes
+        drawn = None if only is None else [q.id for q in quiz.questions if q.id in only]
+        grades.append(StudentGrade(student, str(path), result, learner=learner, drawn=drawn, answers=answers))
     return grades
 
 
@@ -350,6 +373,33 @@ def write_grades_csv(quiz: Quiz, grades: list[StudentGrade], dest: Path) -> None
                 writer.writerow([g.student, "", "", "", "", g.error, *([""] * len(ids))])
                 continue
             r = g.result
-            points = {q.id: f"{q.points:g}" for q in r.questions}
+            points = {q.id: f"{q.points:g}" for q in r.questions}  # a question not drawn shows "-"
             writer.writerow([g.student, f"{r.score:g}", f"{r.max_score:g}", f"{r.percent:.1f}",
-                             "yes" if r.passed else "no", "", *(points.get(i, "") for i in ids)])
+                             "yes" if r.passed else "no", "", *(points.get(i, "-") for i in ids)])
+
+
+def feedback_text(quiz: Quiz, grade: StudentGrade) -> str:
+    """What the learner gets back after grading: each question they were asked, their answer, the right one and
+    the explanation (released now, with the grade)."""
+    r = grade.result
+    if r is None:
+        return f"# {quiz.title}: {grade.student}\n\nYour answers file could not be graded: {grade.error}\n"
+    verdict = "passed" if r.passed else "not passed"
+    score = f"Score {r.score:g} of {r.max_score:g} ({r.percent:.0f}%), pass mark {quiz.pass_mark * 100:g}%: {verdict}."
+    lines = [f"# {quiz.title}: {grade.student}", "", score, ""]
+    for n, qr in enumerate(r.questions, start=1):
+        q = quiz.question(qr.id)
+        if q is None:
+            continue
+        given = grade.answers.get(q.id)
+        lines += [f"## {n}. {q.prompt}", ""]
+        for oid, text in q.options.items():
+            lines.append(f"- {oid}) {text}")
+        if q.options:
+            lines.append("")
+        lines += [f"Your answer: {given if given is not None else '(none)'}; {qr.status}, {qr.points:g} of "
+                  f"{qr.max_points:g}" + (f" ({qr.reason})" if qr.reason else "") + ".",
+                  f"The answer: {qr.expected}.", f"Why: {q.explanation}", ""]
+    if r.notes:
+        lines += ["Notes: " + "; ".join(r.notes), ""]
+    return "\n".join(lines)

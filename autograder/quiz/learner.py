@@ -10,7 +10,10 @@ key being in the file. What the digests cover:
   the copy says `graded_by: instructor` and self-check reports them as pending.
 
 Digests keep the key out of sight, not out of reach: anyone with the copy can hash each of four options and
-compare. Self-check is formative; a summative quiz is graded from answers files by the instructor (`grade`).
+compare. That is acceptable only for formative quizzes (self-check), and their banner says so. A summative bank
+(`assessment: summative`) gets a copy with no key material at all: no digests, no salts, no explanations (which
+often state the answer). Learners take it with `quiz take --exam`, which records their answers for the
+instructor, who grades them from the source bank (`quiz grade`) and releases the explanations with the feedback.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from autograder.quiz.bank import LEARNER_FORMAT, Question, Quiz, bank_paths, loa
 
 HEADER = (
     "# Learner copy of the quiz bank {source}, written by `autograder release --student-dist`.\n"
-    "# The answers are salted hashes: take the quiz with `autograder quiz take {id}` or show_quiz(\"{id}\").\n"
+    "# A self-check quiz: the answers are salted hashes (recoverable with effort; it is practice, not a grade).\n"
+    "# Take it with `autograder quiz take {id}` or show_quiz(\"{id}\").\n"
+)
+SUMMATIVE_HEADER = (
+    "# Learner copy of the graded quiz {source}, written by `autograder release --student-dist`.\n"
+    "# It holds the questions only: no answers, no explanations. Take it once with\n"
+    "# `autograder quiz take {id} --exam --learner YOUR-ID`; your instructor grades the recorded answers.\n"
 )
 
 
@@ -70,8 +79,18 @@ def learner_copy(quiz: Quiz) -> dict[str, Any]:
         data["shuffle"] = {"questions": quiz.shuffle_questions, "options": quiz.shuffle_options}
     if quiz.draw:
         data["draw"] = quiz.draw
+    if quiz.draw_by_topic:
+        data["draw_by_topic"] = dict(quiz.draw_by_topic)
+    if quiz.summative:
+        data["assessment"] = "summative"
     questions = []
     for q in quiz.questions:
+        if quiz.summative:
+            item = {"id": q.id, "type": q.type, "topic": q.topic, "points": q.points, "prompt": q.prompt}
+            if q.options:
+                item["options"] = dict(q.options)
+            questions.append(item)
+            continue
         salt = secrets.token_hex(8)
         item: dict[str, Any] = {"id": q.id, "type": q.type, "topic": q.topic, "points": q.points,
                                 "prompt": q.prompt}
@@ -100,7 +119,7 @@ def write_learner_copies(root: Path, dest: Path) -> list[Path]:
             target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
             written.append(target)
             continue
-        text = HEADER.format(source=f"quizzes/{path.name}", id=quiz.id)
+        text = (SUMMATIVE_HEADER if quiz.summative else HEADER).format(source=f"quizzes/{path.name}", id=quiz.id)
         text += yaml.safe_dump(learner_copy(quiz), sort_keys=False, allow_unicode=True, width=110)
         target.write_text(text, encoding="utf-8")
         written.append(target)

@@ -16,6 +16,7 @@ TYPE_NAMES = {
     "short": "short answer",
 }
 LEARNER_FORMAT = 1  # `learner_copy:` value written by learner.py
+FORMATIVE, SUMMATIVE = "formative", "summative"  # a bank's `assessment:` (docs/quizzes.md)
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -47,6 +48,7 @@ class Question:
     case_sensitive: bool = False
     hashed: HashedKey | None = None  # set on learner copies instead of the plain key
     line: int | None = None
+    outcomes: tuple[str, ...] = ()  # learning-outcome ids (quizzes/outcomes.yaml) this question asks about
 
     @property
     def has_key(self) -> bool:
@@ -72,6 +74,17 @@ class Quiz:
     draw: int | None = None
     description: str = ""
     learner_copy: bool = False
+    assessment: str = FORMATIVE
+    draw_by_topic: tuple[tuple[str, int], ...] = ()  # a stratified draw: (topic, how many) in bank order
+
+    @property
+    def summative(self) -> bool:
+        return self.assessment == SUMMATIVE
+
+    @property
+    def asked(self) -> int:
+        """How many questions one learner is given."""
+        return self.draw if self.draw and self.draw < len(self.questions) else len(self.questions)
 
     @property
     def max_score(self) -> float:

@@ -165,7 +165,8 @@ def take(quiz: Quiz, inp: TextIO, out: TextIO, *, learner: str | None = None, se
     presented = arrange(quiz, learner=learner, seed=seed)
     out.write(f"{quiz.title}\n{len(presented)} questions, pass mark {quiz.pass_mark * 100:g}%.")
     if quiz.learner_copy:
-        out.write(" (Answers are checked against hashes; no key is stored in your copy.)")
+        out.write(" (A self-check: answers are checked against salted hashes in your copy, which a determined "
+                  "learner could reverse, so it is practice, not a grade.)")
     out.write("\n")
     answers: dict[str, Any] = {}
     results: list[QuestionResult] = []

@@ -170,6 +170,11 @@ def build_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None
     """The widget without displaying it (tests drive it by setting values and clicking)."""
     root = root if root is not None else _root()
     loaded = load_quiz(resolve(quiz, root), schema_check=False)
+    if loaded.summative and loaded.learner_copy:
+        from autograder.errors import UsageError
+
+        raise UsageError(f"{loaded.id} is a graded quiz: take it once in a terminal with `autograder quiz take "
+                         f"{loaded.id} --exam --learner YOUR-ID`")
     return QuizView(loaded, arrange(loaded, learner=learner, seed=seed), root)
 
 
