@@ -1,148 +1,42 @@
-"""`autograder grade`: batch-grade a class with nbgrader, hidden tests restored, one isolated process a student.
+"""Batch grading, in four steps any engine can call (the local pool here, Airflow's tasks elsewhere):
 
-Layout of OUT (default .grading/<lab>/): grades.csv, summary.json, feedback/<student>.html, and work/ (the
-throwaway nbgrader course folders, kept for inspection).
+    plan = prepare_batch(lab_name, submissions_dir, work_dir, sandbox="auto")   # template, staging, plan.json
+    plan = load_plan(work_dir)                                                   # in another process
+    outcome = grade_student(plan, student)                                       # one student, sandboxed
+    batch = finish_batch(plan, outcomes, out_dir, reveal_hidden=False)           # grades.csv, summary, feedback
+
+`grade_class` runs all four locally with long-lived workers (pool.py). The threat model and what each step
+defends against are in docs/grading.md.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
+from mlinfra.base.results import GRADER_ERROR, Outcome
+
 from autograder.errors import UsageError
-from autograder.labs import NOT_LAB_FILES, Lab
-from autograder.nbgrader_course import course_config, ensure_venv_tools_on_path, quiet_nbgrader
-from autograder.reports import write_json
-from autograder.submissions import MANIFEST_NAME, Submission, collect, sanitize_notebook
+from autograder.grading.plan import BatchPlan, load_plan
+from autograder.labs import NOT_LAB_FILES, Lab, find_lab, load_lab
+from autograder.paths import repo_root
 
-# Room for nbgrader's own start-up and feedback on top of the notebook's time limit.
+__all__ = ["BatchPlan", "finish_batch", "grade_class", "grade_student", "load_plan", "prepare_batch"]
+
+# Room for nbgrader's own start-up on top of the notebook's time limit, for one student's wall-clock deadline.
 WORKER_OVERHEAD_S = 60
-
-
-@dataclass
-class StudentGrade:
-    student: str
-    status: str  # "graded", "missing", "unreadable", "timeout", "kernel died", "crashed", "error"
-    score: float
-    max_score: float
-    tests: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-    feedback: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class GradeBatch:
-    lab: str
-    out_dir: str
-    max_score: float
-    tests: dict[str, float]  # grade_id -> max points
-    students: list[StudentGrade] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-# ---------------------------------------------------------------------------------------------- one student
-
-
-def _kill_tree(pid: int) -> None:
-    """The worker and every kernel it started (kernels run in their own session, so a process-group kill
-    would miss them)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=10)
-
-
-def _prepare_course(template: Path, work: Path, lab: Lab, sub: Submission) -> tuple[Path, list[str]]:
-    import nbformat
-
-    course = work / sub.student
-    if course.exists():
-        shutil.rmtree(course)
-    shutil.copytree(template, course)
-    target = course / "submitted" / sub.student / lab.name
-    assert sub.files is not None
-    shutil.copytree(sub.files, target, ignore=shutil.ignore_patterns(MANIFEST_NAME, *NOT_LAB_FILES))
-    nb_path = target / lab.notebook
-    nb = nbformat.read(nb_path, as_version=4)
-    notes = sanitize_notebook(nb)
-    if notes:
-        nbformat.write(nb, nb_path)
-    return course, notes
-
-
-def grade_student(lab: Lab, template: Path, work: Path, sub: Submission, tests: dict[str, float]) -> StudentGrade:
-    from autograder.notebooks import read_notebook
-
-    started = time.monotonic()
-    zero = {gid: 0.0 for gid in tests}
-    max_score = sum(tests.values())
-
-    def failed(status: str, reason: str) -> StudentGrade:
-        return StudentGrade(sub.student, status, 0.0, max_score, dict(zero), "; ".join([*sub.notes, reason]),
-                            seconds=round(time.monotonic() - started, 2))
-
-    if sub.files is None or not (sub.files / lab.notebook).is_file():
-        return failed("missing", f"no {lab.notebook} in the submission")
-    try:
-        read_notebook(sub.files / lab.notebook)
-    except UsageError as exc:
-        return failed("unreadable", str(exc).replace(str(sub.files) + "/", ""))
-    course, notes = _prepare_course(template, work, lab, sub)
-    result_path = course / "result.json"
-    cmd = [sys.executable, "-m", "autograder.grade_worker", str(course), str(lab.folder), sub.student,
-           str(result_path)]
-    with open(course / "worker.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=course, start_new_session=True)
-        try:
-            proc.wait(timeout=lab.notebook_timeout + WORKER_OVERHEAD_S)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            return failed("timeout", f"grading ran past {lab.notebook_timeout} s and was stopped")
-        finally:
-            _kill_tree(proc.pid)
-    if not result_path.is_file():
-        return failed("crashed", f"the grading process died (exit {proc.returncode}); see {course}/worker.log")
-    result = json.loads(result_path.read_text())
-    if result["status"] != "graded":
-        return failed(result["status"], result["reason"])
-    scores = {gid: float(result["tests"].get(gid, 0.0)) for gid in tests}
-    reasons = [*sub.notes, *notes]
-    timeouts = result.get("timeouts", [])
-    if timeouts:
-        reasons.append(f"timeout: {', '.join(timeouts)} ran past {lab.cell_timeout} s and were interrupted")
-    reasons += [f"{gid}: {msg}" for gid, msg in result.get("errors", {}).items()]
-    timed_out = bool(timeouts)
-    return StudentGrade(
-        sub.student, "timeout" if timed_out else "graded", sum(scores.values()), max_score, scores,
-        "; ".join(reasons), result.get("feedback"), round(time.monotonic() - started, 2),
-    )
-
-
-# ---------------------------------------------------------------------------------------------- the batch
 
 
 def _build_template(lab: Lab, template: Path) -> dict[str, float]:
     """A course folder with the lab's source and a gradebook that knows its graded cells (hidden tests
-    included); every student's course folder starts as a copy of it."""
+    included); every student's course folder starts as a copy of it. Lives outside every sandbox."""
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
+
+    from autograder.nbgrader_course import course_config, quiet_nbgrader
 
     if template.exists():
         shutil.rmtree(template)
@@ -155,80 +49,155 @@ def _build_template(lab: Lab, template: Path) -> dict[str, float]:
                          f"{lab.name}` to see why")
     with Gradebook(config.CourseDirectory.db_url, "mlinfra-workbook") as gb:
         notebook = gb.find_notebook(Path(lab.notebook).stem, lab.name)
-        return {cell.name: float(cell.max_score) for cell in notebook.grade_cells if cell.cell_type == "code"}
+        cells = {cell.name: float(cell.max_score) for cell in notebook.grade_cells if cell.cell_type == "code"}
+    # notebook order, as the graded cells appear in the source
+    import nbformat
+
+    nb = nbformat.read(lab.notebook_path, as_version=4)
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    return dict(sorted(cells.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def grade_class(lab: Lab, submissions_dir: Path, out_dir: Path, *, workers: int = 2,
-                progress: bool = False) -> GradeBatch:
+def _resolve_lab(lab: str | Lab) -> Lab:
+    if isinstance(lab, Lab):
+        return lab
+    candidate = Path(lab)
+    if (candidate / "lab.yaml").is_file():
+        return load_lab(candidate)
+    return find_lab(repo_root(), lab)
+
+
+def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *, sandbox: str = "auto",
+                  keep_work: bool = False, file_mb: int = 256) -> BatchPlan:
+    """Build the template course and gradebook, stage every submission (hostile input: see submissions.py),
+    and write `work_dir/plan.json`. Raises UsageError when the sandbox asked for is not available."""
+    from autograder.grading import sandbox as sandboxes
+    from autograder.nbgrader_course import ensure_venv_tools_on_path
+    from autograder.submissions import collect
+
     ensure_venv_tools_on_path()
-    started = time.monotonic()
-    work = out_dir / "work"
+    kind = sandboxes.choose(sandbox)
+    lab = _resolve_lab(lab_name)
+    submissions_dir = Path(submissions_dir)
+    if not submissions_dir.is_dir():
+        raise UsageError(f"{submissions_dir}: not a folder; give the folder holding one folder or .zip per student")
+    work = Path(work_dir)
     if work.exists():
         shutil.rmtree(work)  # regrading starts clean, so the same submissions get the same grades
     work.mkdir(parents=True)
-    tests = _build_template(lab, work / "_template")
-    submissions = collect(submissions_dir, lab, work / "_staging")
-    batch = GradeBatch(lab.name, str(out_dir), sum(tests.values()), tests)
-    if not submissions:
-        return batch
+    tests = _build_template(lab, work / "template")
+    subs = collect(submissions_dir, lab, work / "staging")
+    plan = BatchPlan(lab_name=lab.name, lab_folder=str(lab.folder.resolve()), work_dir=str(work.resolve()),
+                     sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb)
+    for sub in subs:
+        plan.students.append(sub.student)
+        plan.submissions[sub.student] = {"files": str(sub.files) if sub.files else None, "notes": sub.notes,
+                                         "flags": sub.flags, "entry": sub.entry, "unreadable": sub.unreadable}
+    plan.save()
+    return plan
 
+
+def grade_student(plan: BatchPlan, student: str) -> Outcome:
+    """One student, sandboxed, with a fresh kernel, in this process. Never raises for the student's faults."""
+    from autograder.grading.worker import grade_one
+
+    if student not in plan.submissions:
+        raise UsageError(f"{student!r} is not in the batch at {plan.work_dir}; students: {', '.join(plan.students)}")
+    return grade_one(plan, student)
+
+
+def _nbgrader_feedback(plan: BatchPlan, outcomes: list[Outcome]) -> dict[str, Path]:
+    """nbgrader's own feedback pages (they show hidden tests): only for --reveal-hidden."""
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.nbgrader_course import course_config, quiet_nbgrader
+
+    lab = load_lab(Path(plan.lab_folder))
+    pages: dict[str, Path] = {}
+    for o in outcomes:
+        course = o.data.get("course")
+        if not course or not Path(course).is_dir():
+            continue
+        with quiet_nbgrader():
+            NbGraderAPI(config=course_config(Path(course), lab)).generate_feedback(lab.name, o.subject, force=True)
+        page = Path(course) / "feedback" / o.subject / lab.name / f"{Path(lab.notebook).stem}.html"
+        if page.is_file():
+            pages[o.subject] = page
+    return pages
+
+
+def _no_student_process_left() -> list[int]:
+    """Kill any sandbox this process launched that is still alive; return the pids killed."""
+    from autograder.grading import sandbox
+    from autograder.grading.worker import _kill_leftovers
+
+    return _kill_leftovers(0) if sandbox.LAUNCHED else []
+
+
+def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, reveal_hidden: bool = False,
+                 seconds: float | None = None) -> Outcome:
+    """Write grades.csv, summary.json and feedback/ (each atomically, after the last student), remove the work
+    folders unless the plan keeps them, and return the batch as one Outcome (a part per student)."""
+    from autograder.grading import outputs
+
+    _no_student_process_left()
+    by_student = {o.subject: o for o in outcomes}
+    ordered = [by_student[s] for s in sorted(by_student)]
+    missing = [s for s in plan.students if s not in by_student]
+    if missing:
+        from autograder.grading.worker import _zero
+
+        for s in missing:
+            sub = plan.submissions.get(s, {})
+            ordered.append(_zero(plan, s, GRADER_ERROR, "no result came back for this student",
+                                 list(sub.get("notes", [])), list(sub.get("flags", [])), time.monotonic()))
+        ordered.sort(key=lambda o: o.subject)
+    revealed = _nbgrader_feedback(plan, ordered) if reveal_hidden else None
+    took = seconds if seconds is not None else round(sum(o.data.get("seconds", 0.0) for o in ordered), 2)
+    out_dir = Path(out_dir)
+    outputs.write_all(out_dir, plan.lab_name, plan.tests, ordered, seconds=took, notes=plan.notes,
+                      sandbox=plan.sandbox, revealed=revealed)
+    if not plan.keep_work:
+        for sub in ("courses", "sandboxes", "staging"):
+            shutil.rmtree(Path(plan.work_dir) / sub, ignore_errors=True)
+    return Outcome(plan.lab_name, parts=ordered,
+                   data={"out_dir": str(out_dir), "tests": dict(plan.tests), "seconds": took,
+                         "sandbox": plan.sandbox, "work_dir": plan.work_dir})
+
+
+def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers: int = 2, progress: bool = False,
+                sandbox: str = "auto", keep_work: bool = False, reveal_hidden: bool = False,
+                work_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Outcome:
+    """The local engine: prepare, grade every student with `workers` long-lived workers, finish."""
+    from autograder.grading import pool
+
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox, keep_work=keep_work)
+    the_lab = load_lab(Path(plan.lab_folder))
     bar = None
-    if progress:
+    if progress and plan.students:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(submissions), desc=f"grading {lab.name}", unit="student", file=sys.stderr)
+        bar = tqdm(total=len(plan.students), desc=f"grading {plan.lab_name}", unit="student", file=sys.stderr)
 
-    def one(sub: Submission) -> StudentGrade:
-        try:
-            grade = grade_student(lab, work / "_template", work, sub, tests)
-            if grade.status == "error":
-                # nbgrader itself failed (kernel start-up, ZMQ, a lost output), not the student's code, which runs
-                # with errors allowed: try once more before recording it.
-                grade = grade_student(lab, work / "_template", work, sub, tests)
-            return grade
-        except Exception as exc:  # noqa: BLE001 - never let one student stop the batch
-            return StudentGrade(sub.student, "error", 0.0, batch.max_score, {g: 0.0 for g in tests},
-                                f"{type(exc).__name__}: {exc}")
-        finally:
-            if bar is not None:
-                bar.update(1)
+    def done(outcome: Outcome) -> None:
+        line = (f"graded {outcome.subject}: {outcome.status} {outcome.score:g}/{outcome.max_score:g} "
+                f"in {outcome.data.get('seconds', 0):.1f} s")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(outcome.subject[:20])
+        elif log is not None:
+            log(line)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        batch.students = sorted(pool.map(one, submissions), key=lambda s: s.student)
+    deadline = the_lab.notebook_timeout + WORKER_OVERHEAD_S
+    outcomes = pool.grade_all(plan, plan.students, workers=workers, deadline_s=deadline, on_done=done)
+    retry = [o.subject for o in outcomes if o.status == GRADER_ERROR]
+    if retry:
+        # nbgrader itself failed (kernel start-up, a lost output), not the student's code: once more.
+        again = {o.subject: o for o in pool.grade_all(plan, retry, workers=workers, deadline_s=deadline)}
+        outcomes = [again.get(o.subject, o) for o in outcomes]
     if bar is not None:
         bar.close()
-    batch.seconds = round(time.monotonic() - started, 2)
-    write_outputs(batch, out_dir)
-    return batch
-
-
-def write_outputs(batch: GradeBatch, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    feedback_dir = out_dir / "feedback"
-    feedback_dir.mkdir(exist_ok=True)
-    for student in batch.students:
-        if student.feedback and Path(student.feedback).is_file():
-            dest = feedback_dir / f"{student.student}.html"
-            shutil.copyfile(student.feedback, dest)
-            student.feedback = str(dest)
-    with open(out_dir / "grades.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["student", "status", "score", "max_score", *batch.tests, "reason"])
-        for s in batch.students:
-            writer.writerow([s.student, s.status, f"{s.score:g}", f"{s.max_score:g}",
-                             *(f"{s.tests.get(g, 0.0):g}" for g in batch.tests), s.reason])
-    scores = [s.score for s in batch.students]
-    summary = {
-        "lab": batch.lab,
-        "students": len(batch.students),
-        "max_score": batch.max_score,
-        "mean_score": round(sum(scores) / len(scores), 3) if scores else None,
-        "statuses": {st: sum(1 for s in batch.students if s.status == st) for st in
-                     sorted({s.status for s in batch.students})},
-        "tests": {gid: {"max_points": mp,
-                        "full_marks": sum(1 for s in batch.students if s.tests.get(gid, 0) >= mp)}
-                  for gid, mp in batch.tests.items()},
-        "seconds": batch.seconds,
-        "results": batch.students,
-    }
-    write_json(summary, out_dir / "summary.json")
+    return finish_batch(plan, outcomes, out_dir, reveal_hidden=reveal_hidden,
+                        seconds=round(time.monotonic() - started, 2))

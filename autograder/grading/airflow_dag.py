@@ -1,0 +1,110 @@
+"""The Airflow DAG behind `autograder grade --engine airflow`: grade a class, one mapped task per student.
+
+`autograder.grading.airflow_engine` copies this file into the grading DAGs folder of the course's Airflow home
+(`<AIRFLOW_HOME>/grading-dags/`) and runs it with a DAG-run conf naming the lab, the submissions, the work folder
+and the output folder. Three steps:
+
+    prepare  ->  grade (mapped: one task instance per student)  ->  merge
+
+- prepare: `prepare_batch` builds the lab's gradebook template and stages every submission in the work folder
+  (plan.json); it returns the student names, which the grade step is mapped over (dynamic task mapping).
+- grade: `grade_student` for one student (sandboxed, a fresh kernel), returning the student's Outcome as a small
+  JSON dict through XCom. Nothing a student's code can write is read as a result: the dict is what the trusted
+  grading code observed. Retries (2, 10 s apart) cover the machinery failing (a lost worker, a killed process);
+  `grade_student` itself never raises for the student's own faults, so a retry never regrades a bad notebook.
+- merge: `finish_batch` writes grades.csv, summary.json and feedback/ exactly as the local engine does. It runs
+  even when some grade tasks failed for good; those students are recorded as "grader error" with the reason.
+
+The file imports only Airflow's SDK at parse time (parsing stays fast); the grading code is imported inside the
+tasks, in whichever process (local, Celery worker, Kubernetes pod) runs them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.task.trigger_rule import TriggerRule
+
+DAG_ID = "autograder_grade_class"
+
+
+def _conf() -> dict[str, Any]:
+    return dict(get_current_context()["params"])
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="autograder grade --engine airflow: one mapped task per student, merged into grades.csv",
+    schedule=None,
+    catchup=False,
+    max_active_runs=4,
+    tags=["autograder", "grading"],
+    params={
+        "lab": Param("", type="string", description="the lab, e.g. lab01-environment"),
+        "submissions": Param("", type="string", description="folder of student folders or .zip archives"),
+        "work_dir": Param("", type="string", description="the batch's work folder (plan.json, staging)"),
+        "out_dir": Param("", type="string", description="where grades.csv, summary.json, feedback/ go"),
+        "sandbox": Param("auto", type="string", description="bwrap, container, none or auto"),
+        "reveal_hidden": Param(False, type="boolean", description="show hidden tests' code in feedback"),
+    },
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+) as dag:
+
+    @task
+    def prepare() -> list[str]:
+        from pathlib import Path
+
+        from autograder.grading.engine import prepare_batch
+
+        conf = _conf()
+        plan = prepare_batch(conf["lab"], Path(conf["submissions"]), Path(conf["work_dir"]),
+                             sandbox=conf["sandbox"])
+        print(f"prepared {conf['lab']}: {len(plan.students)} student(s) in {conf['work_dir']}")
+        return list(plan.students)
+
+    @task(map_index_template="{{ task.op_kwargs['student'] }}", execution_timeout=timedelta(hours=1))
+    def grade(student: str) -> dict[str, Any]:
+        import socket
+        import time
+        from pathlib import Path
+
+        from autograder.grading.engine import grade_student, load_plan
+
+        conf = _conf()
+        started = time.monotonic()
+        outcome = grade_student(load_plan(Path(conf["work_dir"])), student)
+        seconds = round(time.monotonic() - started, 2)
+        result = outcome.to_dict()
+        result.setdefault("data", {})["airflow"] = {"host": socket.gethostname(), "seconds": seconds}
+        print(f"graded {student}: {outcome.status}, {outcome.score:g}/{outcome.max_score:g} in {seconds:.1f} s")
+        return result
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def merge(results: Any) -> dict[str, Any]:
+        from pathlib import Path
+
+        from autograder.grading.engine import finish_batch, load_plan
+        from mlinfra.base.results import GRADER_ERROR, Outcome
+
+        conf = _conf()
+        plan = load_plan(Path(conf["work_dir"]))
+        outcomes: dict[str, Outcome] = {}
+        for raw in results or []:
+            if raw:  # a grade task that failed for good leaves no result
+                outcome = Outcome.from_dict(raw)
+                outcomes[outcome.subject] = outcome
+        for student in plan.students:
+            if student not in outcomes:
+                outcomes[student] = Outcome(
+                    student, status=GRADER_ERROR,
+                    notes=[f"the Airflow task grading {student} failed after its retries; see its log in the "
+                           f"grid view (DAG {DAG_ID}) and regrade"],
+                )
+        summary = finish_batch(plan, [outcomes[s] for s in plan.students], Path(conf["out_dir"]),
+                               reveal_hidden=bool(conf["reveal_hidden"]))
+        print(f"merged {len(outcomes)} result(s) into {conf['out_dir']}")
+        return summary.to_dict()
+
+    merge(grade.expand(student=prepare()))

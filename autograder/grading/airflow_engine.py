@@ -1,0 +1,544 @@
+"""`autograder grade --engine airflow`: grade a class as an Airflow DAG, one mapped task per student.
+
+Which engine to use:
+
+- `--engine local` (the default): the warm-pool engine on this machine. Fastest per student, no services, nothing
+  to set up. Use it for a class that one machine grades in acceptable time (a laptop does a light lab at well under
+  a second a student, a PyTorch lab at a few seconds a student).
+- `--engine airflow --executor local`: the same grading run by Airflow's own `dag.test()` in the course's Airflow
+  home (SQLite). Students are graded one after another in one process, so it is slower than the local engine; what
+  it adds is Airflow's record of the run: per-task logs, retries and the grid view of the DAG run in the UI that
+  `make airflow` starts (same Airflow home). Use it to watch and audit a run, or to try the DAG before scaling out.
+- `--engine airflow --executor celery`: the grade tasks go to Celery workers through a Redis broker, with a
+  PostgreSQL metadata database. Workers on other machines share the submissions and output folders (NFS or any
+  shared mount at the same path). Use it when one machine is not enough: cost per student is the grading itself
+  plus Airflow's task overhead (a few seconds of a worker's core: a task process, Airflow's imports, the
+  execution API calls), paid in parallel across every worker.
+- KubernetesExecutor: a recipe, not a flag here (docs/grading-at-scale.md): the course image with the sandbox as
+  each task's image, submissions and outputs on a shared volume.
+
+All engines call the same functions (`prepare_batch`, `grade_student`, `finish_batch` of
+`autograder.grading.engine`) and write the same grades.csv, summary.json and feedback/.
+
+How it runs: this module copies the DAG (`airflow_dag.py`) into `<AIRFLOW_HOME>/grading-dags/`, then starts a
+child Python process with the Airflow settings in its environment (Airflow reads them once, at import), which
+migrates the database when needed and calls `dag.test(run_conf=...)`, with `use_executor=True` for Celery (the
+tasks then run on the workers, which report through an execution API server the child starts on 127.0.0.1). The
+child prints progress lines that this process turns into a bar; the merge task's result (the class's Outcome)
+comes back through Airflow's XCom, never through a file a student could write.
+
+    python -m autograder.grading.airflow_engine worker NAME [--home DIR] [--database URL] [--broker URL]
+        starts one Celery worker for the grading queue in the foreground (what a second machine runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlinfra.base.errors import UsageError
+from mlinfra.base.results import Outcome
+
+DAG_ID = "autograder_grade_class"
+DAG_FILE_NAME = "autograder_grade_class.py"
+EXECUTORS = ("local", "celery")
+DEFAULT_QUEUE = "autograder-grading"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+_DAG_SOURCE = Path(__file__).with_name("airflow_dag.py")
+
+
+# ---------------------------------------------------------------------------------------------- where Airflow is
+
+
+@dataclass
+class Deployment:
+    """Everything the grading processes (this one's child, the API server, the workers) must agree on."""
+
+    home: Path
+    executor: str = "local"
+    database: str | None = None  # SQLAlchemy URL; None: SQLite in home (the local executor only)
+    broker: str = DEFAULT_BROKER
+    queue: str = DEFAULT_QUEUE
+    api_port: int = 0  # the execution API server's port on 127.0.0.1 (Celery); 0: pick a free one
+    jwt_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def dags(self) -> Path:
+        return self.home / "grading-dags"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def db_url(self) -> str:
+        return self.database or f"sqlite:///{self.home / 'airflow.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"home": str(self.home), "executor": self.executor, "database": self.database,
+                "broker": self.broker, "queue": self.queue, "api_port": self.api_port,
+                "jwt_secret": self.jwt_secret}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Deployment:
+        return cls(**{**raw, "home": Path(raw["home"])})
+
+
+def default_home() -> Path:
+    """The course's Airflow home: $AIRFLOW_HOME, else .state/airflow in the workbook (what `make airflow` uses)."""
+    env = os.environ.get("AIRFLOW_HOME")
+    if env:
+        return Path(env).resolve()
+    from mlinfra.base.paths import repo_root, state_dir
+
+    return state_dir(repo_root()) / "airflow"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deployment(executor: str = "local", *, home: Path | None = None, database: str | None = None,
+               broker: str | None = None, queue: str | None = None, api_port: int = 0,
+               jwt_secret: str | None = None) -> Deployment:
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor}: unknown; use one of {', '.join(EXECUTORS)}")
+    database = database or os.environ.get("AUTOGRADER_AIRFLOW_DB") or None
+    if executor == "celery" and not (database or "").startswith("postgresql"):
+        raise UsageError("--executor celery needs a PostgreSQL metadata database: give --airflow-db "
+                         "postgresql+psycopg2://USER@HOST:5432/DB (or set AUTOGRADER_AIRFLOW_DB); "
+                         "see docs/grading-at-scale.md")
+    dep = Deployment(home=(home or default_home()).resolve(), executor=executor, database=database,
+                     broker=broker or os.environ.get("AUTOGRADER_CELERY_BROKER") or DEFAULT_BROKER,
+                     queue=queue or DEFAULT_QUEUE, api_port=api_port or (free_port() if executor == "celery" else 0))
+    if jwt_secret:
+        dep.jwt_secret = jwt_secret
+    return dep
+
+
+def _with_psycopg2(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return ("postgresql+psycopg2" if scheme == "postgresql" else scheme) + sep + rest
+
+
+def airflow_env(dep: Deployment) -> dict[str, str]:
+    """This process's environment minus every Airflow setting, plus the deployment's: nothing leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p)
+    env.update({
+        "AIRFLOW_HOME": str(dep.home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dep.dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _with_psycopg2(dep.db_url),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(dep.logs),
+        # Tokens the executor signs for each task must verify on the execution API server: one shared secret.
+        "AIRFLOW__API_AUTH__JWT_SECRET": dep.jwt_secret,
+        "AIRFLOW__CORE__PARALLELISM": "8",
+    })
+    if dep.executor == "celery":
+        assert dep.database is not None
+        env.update({
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": dep.broker,
+            # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3: name the driver this venv has.
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + _with_psycopg2(dep.database),
+            # One task at a time per worker process, none held back: students spread over every worker.
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": dep.queue,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{dep.api_url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(dep.api_port),
+        })
+    return env
+
+
+def install_dag(dep: Deployment) -> Path:
+    """The grading DAG in the deployment's DAGs folder (rewritten when this package's copy changed)."""
+    dep.dags.mkdir(parents=True, exist_ok=True)
+    dest = dep.dags / DAG_FILE_NAME
+    source = _DAG_SOURCE.read_text()
+    if not dest.is_file() or dest.read_text() != source:
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_text(source)
+        tmp.replace(dest)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def start_api_server(dep: Deployment, log: Path) -> subprocess.Popen[bytes]:
+    """Airflow's execution API (the only part Celery workers talk to), on 127.0.0.1 only."""
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--apps", "execution", "--host", "127.0.0.1",
+             "--port", str(dep.api_port), "--workers", "1"],
+            env=airflow_env(dep), cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_for_api_server(dep: Deployment, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    import urllib.error
+    import urllib.request
+
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise UsageError(f"Airflow's API server exited ({proc.returncode}) before it answered: {_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{dep.api_url}/execution/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)  # readiness probe
+    raise UsageError(f"Airflow's API server did not answer on {dep.api_url} within {timeout:.0f} s; see {log}")
+
+
+def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Popen[bytes]:
+    """One Celery worker process for the grading queue, in its own process group (stop it with stop_process)."""
+    install_dag(dep)
+    dep.logs.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
+             "--queues", dep.queue, "--concurrency", "1", "--skip-serve-logs", "--without-gossip",
+             "--without-mingle"],
+            env=airflow_env(dep), cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_for_worker(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until Celery logs that the worker is ready to take tasks."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise UsageError(f"a Celery worker exited ({proc.returncode}) before it was ready: {_tail(log)}")
+        if log.is_file() and " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)  # readiness probe
+    raise UsageError(f"a Celery worker was not ready within {timeout:.0f} s; see {log}")
+
+
+def stop_process(proc: subprocess.Popen[Any], wait: float = 20) -> None:
+    """Stop a process started here and its group (started with start_new_session): TERM, then KILL."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever the group still holds (task processes, kernels)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _tail(log: Path, lines: int = 1) -> str:
+    if not log.is_file():
+        return "no output"
+    text = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(text[-lines:])[:300] if text else "no output"
+
+
+# ---------------------------------------------------------------------------------------------- the engine
+
+
+def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, executor: str = "local",
+                     airflow_home: Path | None = None, airflow_db: str | None = None, broker: str | None = None,
+                     queue: str | None = None, celery_workers: int = 0, sandbox: str = "auto",
+                     reveal_hidden: bool = False, progress: bool = False, timeout: float = 6 * 3600,
+                     work_dir: Path | None = None, **_ignored: Any) -> Outcome:
+    """Grade a class through Airflow and return the class's Outcome (the merge task's, one part per student).
+
+    executor "local": dag.test() runs every task in one process, in the Airflow home's own database.
+    executor "celery": tasks go to Celery workers on `queue`; `celery_workers` > 0 starts that many here (each a
+    separate process, stopped by its process group at the end), 0 uses workers already running elsewhere.
+    """
+    submissions_dir = Path(submissions_dir).resolve()
+    out_dir = Path(out_dir).resolve()
+    if not submissions_dir.is_dir():
+        raise UsageError(f"{submissions_dir}: not a folder; give the folder holding one folder or .zip per student")
+    dep = deployment(executor, home=airflow_home, database=airflow_db, broker=broker, queue=queue)
+    try:
+        dep.home.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{exc.filename}: cannot write there ({exc.strerror}); choose another folder") from exc
+    install_dag(dep)
+    run_dir = dep.home / "grading-runs" / f"{lab_name}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    conf = {"lab": lab_name, "submissions": str(submissions_dir),
+            "work_dir": str((work_dir or out_dir / "work").resolve()), "out_dir": str(out_dir),
+            "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden)}
+    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir)}
+    (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+    workers: list[subprocess.Popen[bytes]] = []
+    started = time.monotonic()
+    try:
+        for i in range(celery_workers if executor == "celery" else 0):
+            log = run_dir / f"celery-worker-{i + 1}.log"
+            workers.append(start_celery_worker(dep, f"grader{i + 1}", log))
+        result = _run_child(dep, run_dir, progress=progress, timeout=timeout)
+    finally:
+        for proc in workers:
+            stop_process(proc)
+    return _outcome(result, dep, run_dir, round(time.monotonic() - started, 2))
+
+
+def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float) -> dict[str, Any]:
+    log = run_dir / "airflow.log"
+    result_file = run_dir / "result.json"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder.grading.airflow_engine", "_run", str(run_dir / "spec.json"),
+             str(result_file)],
+            env=airflow_env(dep), cwd=run_dir, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL,
+            start_new_session=True, text=True,
+        )
+    reader = threading.Thread(target=_show_progress, args=(proc, progress), daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+        raise UsageError(f"the Airflow grading run passed {timeout:.0f} s and was stopped; its log: {log}") from None
+    except KeyboardInterrupt:
+        stop_process(proc)
+        raise
+    finally:
+        stop_process(proc)  # the child's group: its API server and any task process it left
+        reader.join(timeout=5)
+    if not result_file.is_file():
+        raise UsageError(f"the Airflow grading run stopped without a result (exit {proc.returncode}): "
+                         f"{_tail(log)}; full log: {log}")
+    return json.loads(result_file.read_text())
+
+
+def _show_progress(proc: subprocess.Popen[str], bar_wanted: bool) -> None:
+    """The child's lines: `total N`, `done K` (a bar with ETA on a terminal), anything else goes to stderr."""
+    assert proc.stdout is not None
+    bar = None
+    for line in proc.stdout:
+        line = line.strip()
+        if not line:
+            continue
+        word, _, rest = line.partition(" ")
+        if word == "total" and bar_wanted and bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=int(rest), desc="grading on Airflow", unit="student", file=sys.stderr)
+        elif word == "done" and bar is not None:
+            bar.n = int(rest)
+            bar.refresh()
+        elif word not in ("total", "done"):
+            print(f"airflow: {line}", file=sys.stderr, flush=True)
+    if bar is not None:
+        bar.close()
+
+
+def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: float) -> Outcome:
+    if result.get("error"):
+        raise UsageError(f"the Airflow grading run could not run: {result['error']}; log: {run_dir / 'airflow.log'}")
+    if result.get("merge") is None:
+        failed = [t for t in result.get("tasks", []) if t["state"] not in ("success", "skipped")]
+        first = failed[0] if failed else {"task_id": "?", "log": run_dir / "airflow.log"}
+        raise UsageError(f"the grading DAG run ended {result.get('state')} without merged grades: task "
+                         f"{first['task_id']} {first.get('state', '')}; see its log {first.get('log')}")
+    outcome = Outcome.from_dict(result["merge"])
+    grade_tasks = [t for t in result.get("tasks", []) if t["task_id"] == "grade"]
+    outcome.data["airflow"] = {
+        "executor": dep.executor, "home": str(dep.home), "database": dep.db_url.split("@")[-1],
+        "dag_id": DAG_ID, "run_id": result.get("run_id"), "state": result.get("state"), "seconds": seconds,
+        "dag_test_seconds": result.get("seconds"), "run_dir": str(run_dir),
+        "hosts": sorted({t["hostname"] for t in grade_tasks if t.get("hostname")}),
+        "tasks": result.get("tasks", []),
+    }
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------- the child
+
+
+def _child(spec_path: Path, result_path: Path) -> int:
+    """Runs with the deployment's Airflow settings in its environment (set before Airflow is imported)."""
+    spec = json.loads(spec_path.read_text())
+    dep = Deployment.from_dict(spec["deployment"])
+    progress = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # Airflow's own chatter goes to the log, not the progress channel
+    result: dict[str, Any] = {}
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        t0 = time.perf_counter()
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.utils import db
+
+        progress.write(f"{dep.executor} executor; database {dep.db_url.split('@')[-1]}\n")
+        db.initdb()  # creates a new database, upgrades an old one, a no-op check on a current one
+        result["migrate_seconds"] = round(time.perf_counter() - t0, 2)
+        bag = DagBag(dag_folder=str(dep.dags / DAG_FILE_NAME), safe_mode=False)
+        if DAG_ID not in bag.dags:
+            result["error"] = f"the grading DAG did not load: {dict(bag.import_errors) or 'no DAG in the file'}"
+            return 0
+        dag = bag.dags[DAG_ID]
+        if dep.executor == "celery":
+            log = Path(spec["run_dir"]) / "api-server.log"
+            api = start_api_server(dep, log)
+            wait_for_api_server(dep, api, log)
+        watcher = _Watcher(progress)
+        watcher.start()
+        t1 = time.perf_counter()
+        try:
+            dr = dag.test(run_conf=spec["conf"], use_executor=dep.executor == "celery")
+        finally:
+            watcher.stop()
+        result["seconds"] = round(time.perf_counter() - t1, 2)
+        result.update(_collect(dr, dep))
+    except UsageError as exc:
+        result["error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line; the log has the traceback
+        import traceback
+
+        traceback.print_exc()
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if api is not None:
+            stop_process(api)
+        result_path.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+class _Watcher(threading.Thread):
+    """Counts finished grade tasks of the running DAG run every second: `total N` once, then `done K`."""
+
+    def __init__(self, out: Any) -> None:
+        super().__init__(daemon=True)
+        self.out = out
+        self.halt = threading.Event()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=5)
+        self.poll()
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001, S112 - progress is best effort; the run itself reports errors
+                continue
+
+    def poll(self) -> None:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import State
+        from sqlalchemy import select
+
+        with create_session() as session:
+            run = session.scalars(select(DagRun).where(DagRun.dag_id == DAG_ID)
+                                  .order_by(DagRun.id.desc()).limit(1)).first()
+            if run is None:
+                return
+            states = session.scalars(select(TaskInstance.state).where(
+                TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id,
+                TaskInstance.task_id == "grade", TaskInstance.map_index >= 0)).all()
+        if not states:
+            return
+        if not getattr(self, "total", None):
+            self.total = len(states)
+            self.out.write(f"total {self.total}\n")
+        done = sum(1 for s in states if s in State.finished)
+        if done != getattr(self, "done", -1):
+            self.done = done
+            self.out.write(f"done {done}\n")
+
+
+def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    tasks = []
+    with create_session() as session:
+        for ti in dr.get_task_instances(session=session):
+            tasks.append({
+                "task_id": ti.task_id, "map_index": ti.map_index, "student": ti.rendered_map_index,
+                "state": str(getattr(ti.state, "value", ti.state)), "try_number": ti.try_number,
+                "hostname": ti.hostname, "duration": ti.duration,
+                "log": str(dep.logs / f"dag_id={DAG_ID}" / f"run_id={dr.run_id}" / f"task_id={ti.task_id}"
+                           / (f"map_index={ti.map_index}" if ti.map_index >= 0 else "")),
+            })
+        row = session.scalars(XComModel.get_many(run_id=dr.run_id, key="return_value", dag_ids=DAG_ID,
+                                                 task_ids="merge")).first()
+        merge = XComModel.deserialize_value(row) if row is not None else None
+    return {"run_id": dr.run_id, "state": str(getattr(dr.state, "value", dr.state)),
+            "tasks": sorted(tasks, key=lambda t: (t["task_id"], t["map_index"])), "merge": merge}
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_run"]:
+        return _child(Path(argv[1]), Path(argv[2]))
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.grading.airflow_engine",
+        description="Start one Celery worker for `autograder grade --engine airflow --executor celery`, in the "
+        "foreground (Ctrl-C stops it). Run it on every machine that should grade: each needs this workbook and "
+        "its venv at the same path, the submissions and output folders on shared storage, and the same broker, "
+        "database and secret as the grading run (docs/grading-at-scale.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="one Celery worker for the grading queue")
+    worker.add_argument("name", help="the worker's name (unique per machine)")
+    worker.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: the course's)")
+    worker.add_argument("--database", default=None, help="PostgreSQL SQLAlchemy URL (or AUTOGRADER_AIRFLOW_DB)")
+    worker.add_argument("--broker", default=None, help=f"Celery broker URL (default {DEFAULT_BROKER})")
+    worker.add_argument("--queue", default=DEFAULT_QUEUE, help=f"queue (default {DEFAULT_QUEUE})")
+    worker.add_argument("--api-url", required=True,
+                        help="the grading run's execution API server, e.g. http://HOST:PORT")
+    worker.add_argument("--secret", required=True, help="the grading run's JWT secret")
+    args = parser.parse_args(argv)
+    dep = deployment("celery", home=args.home, database=args.database, broker=args.broker, queue=args.queue,
+                     api_port=int(args.api_url.rsplit(":", 1)[-1].strip("/")), jwt_secret=args.secret)
+    log = dep.home / f"celery-worker-{args.name}.log"
+    proc = start_celery_worker(dep, args.name, log)
+    print(f"worker {args.name}: process group {proc.pid}, log {log}; Ctrl-C stops it")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        stop_process(proc)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

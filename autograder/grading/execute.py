@@ -1,0 +1,89 @@
+"""nbgrader's executor, with every kernel in its sandbox and the tamper guard run before each graded test cell.
+
+Imports nbgrader at module level: only grading workers import this module.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from nbclient.util import run_sync
+from nbgrader.preprocessors import Execute
+
+from autograder.grading import sandbox, tamper
+
+# What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
+# student; a non-empty entry flags the submission.
+GUARD_LOG: list[tuple[str, list[str]]] = []
+
+
+class SandboxedExecute(Execute):
+    """Execute with the sandbox's kernel manager, an immediate kernel kill at the end (nothing of the student's
+    survives, and a graceful shutdown costs up to seconds), and the guard around graded cells."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["kernel_manager_class"] = sandbox.kernel_manager_class()
+        super().__init__(*args, **kwargs)
+        self.shutdown_kernel = "immediate"
+        self._guarded_kc: Any = None
+
+    async def _async_user_expr(self, expr: str) -> Any:
+        assert self.kc is not None
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expr},
+                                 allow_stdin=False)
+        while True:
+            msg = await self.kc.shell_channel.get_msg(timeout=max(10, self.timeout or 30))
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                break
+        result = msg.get("content", {}).get("user_expressions", {}).get("r", {})
+        if result.get("status") != "ok":
+            raise RuntimeError(f"{result.get('ename', 'no reply')}: {str(result.get('evalue', ''))[:120]}")
+        text = result.get("data", {}).get("text/plain", "")
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+    _user_expr = run_sync(_async_user_expr)
+
+    def _guard(self, expr: str, label: str) -> Any:
+        try:
+            return self._user_expr(expr)
+        except Exception as exc:  # noqa: BLE001 - a kernel that breaks the guard is flagged, never trusted
+            GUARD_LOG.append((label, [f"the grader's guard did not answer ({str(exc)[:100]})"]))
+            return None
+
+    def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
+        if cell.cell_type != "code" or not cell.source.strip():
+            return super().preprocess_cell(cell, resources, index)
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        label = f"cell {index + 1}" + (f" ({meta['grade_id']})" if meta.get("grade_id") else "")
+        if self._guarded_kc is not self.kc:
+            self._guarded_kc = self.kc
+            self._guard(tamper.setup_expression(), "kernel start")
+        if meta.get("grade"):
+            restored = self._guard(tamper.RESTORE_EXPRESSION, label)
+            if isinstance(restored, list) and restored:
+                GUARD_LOG.append((label, [str(r) for r in restored]))
+        result = super().preprocess_cell(cell, resources, index)
+        if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+            names = tamper.defined_names(cell.source)
+            if names:
+                self._guard(tamper.keep_expression(names), label)
+        return result
+
+
+def autograde_preprocessors() -> list[type]:
+    """nbgrader's autograde steps (nbgrader/converters/autograde.py), with our executor in place of its own."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    return [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+            AssignLatePenalties, CheckCellMetadata]

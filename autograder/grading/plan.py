@@ -1,0 +1,51 @@
+"""A batch's plan: what `prepare_batch` staged and every grading process reads (`work_dir/plan.json`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autograder.errors import UsageError
+
+PLAN_NAME = "plan.json"
+
+
+@dataclass
+class BatchPlan:
+    lab_name: str
+    lab_folder: str
+    work_dir: str
+    sandbox: str  # "bwrap" or "none" (resolved; never "auto")
+    tests: dict[str, float]  # grade_id -> max points, in notebook order
+    students: list[str] = field(default_factory=list)
+    # student -> {"files": str | None, "notes": [...], "flags": [...], "entry": str, "unreadable": str}
+    submissions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # about the batch (entries that are not submissions)
+    file_mb: int = 256  # largest file a kernel may write
+    keep_work: bool = False
+
+    @property
+    def max_score(self) -> float:
+        return sum(self.tests.values())
+
+    def save(self) -> Path:
+        from autograder.reports import write_text
+
+        path = Path(self.work_dir) / PLAN_NAME
+        write_text(path, json.dumps(dataclasses.asdict(self), indent=1))
+        return path
+
+
+def load_plan(work_dir: Path) -> BatchPlan:
+    path = Path(work_dir) / PLAN_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no batch plan here; run prepare_batch first") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a readable plan ({exc})") from None
+    names = {f.name for f in dataclasses.fields(BatchPlan)}
+    return BatchPlan(**{k: v for k, v in raw.items() if k in names})

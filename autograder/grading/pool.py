@@ -1,0 +1,155 @@
+"""The local engine's workers: long-lived processes, one per core, that import nbgrader and the grading code once.
+
+The parent forks them after importing nbgrader itself, so a worker is ready at once; each grades one student at
+a time (a fresh sandboxed kernel per student, killed after) and sends the Outcome back over a pipe. The kernel
+never sees that pipe: it is not inherited (subprocesses close every other descriptor), and the kernel lives in
+its own pid and mount namespaces, so it can neither signal the worker nor open its descriptors through /proc.
+A worker that hangs past the student's deadline or dies is killed (its sandboxes die with it:
+--die-with-parent) and replaced; that student is recorded with the reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from mlinfra.base.results import GRADER_ERROR, STOPPED, Outcome
+
+from autograder.grading.plan import BatchPlan, load_plan
+
+
+def _warm_imports() -> None:
+    import nbclient  # noqa: F401
+    import nbformat  # noqa: F401
+    from nbgrader.api import Gradebook  # noqa: F401
+    from nbgrader.apps import NbGraderAPI  # noqa: F401
+    from nbgrader.converters.autograde import Autograde  # noqa: F401
+
+    from autograder.grading import execute, worker  # noqa: F401
+
+
+def _worker_main(conn: Connection, work_dir: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.setpgrp()  # the parent kills this worker's whole group on a deadline
+    from autograder.grading.worker import grade_one
+
+    plan = load_plan(work_dir)
+    while True:
+        try:
+            student = conn.recv()
+        except EOFError:
+            return
+        if student is None:
+            return
+        outcome = grade_one(plan, student)
+        conn.send(outcome.to_dict())
+
+
+class _Worker:
+    def __init__(self, ctx: Any, work_dir: str) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, work_dir), daemon=True)
+        self.proc.start()
+        child.close()
+        self.student: str | None = None
+        self.deadline = 0.0
+        self.started = 0.0
+
+    def give(self, student: str, seconds: float) -> None:
+        self.student = student
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+        self.conn.send(student)
+
+    def kill(self) -> None:
+        import psutil
+
+        try:
+            proc = psutil.Process(self.proc.pid)
+            procs = [*proc.children(recursive=True), proc]
+        except psutil.NoSuchProcess:
+            procs = []
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=10)
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.kill()
+
+
+def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadline_s: float,
+              on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Grade `students` with `workers` forked workers; `deadline_s` bounds one student's wall time."""
+    _warm_imports()
+    ctx = multiprocessing.get_context("fork")
+    queue = list(students)
+    queue.reverse()
+    pool: list[_Worker] = []
+    outcomes: list[Outcome] = []
+
+    def finished(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+
+    def stopped(w: _Worker, status: str, reason: str) -> Outcome:
+        from autograder.grading.worker import _zero
+
+        assert w.student is not None
+        sub = plan.submissions.get(w.student, {})
+        return _zero(plan, w.student, status, reason, list(sub.get("notes", [])), list(sub.get("flags", [])),
+                     w.started)
+
+    try:
+        for _ in range(max(1, min(workers, len(queue)))):
+            pool.append(_Worker(ctx, plan.work_dir))
+        for w in pool:
+            if queue:
+                w.give(queue.pop(), deadline_s)
+        while any(w.student for w in pool):
+            busy = [w for w in pool if w.student]
+            timeout = max(0.05, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy], timeout=timeout)
+            for w in list(busy):
+                outcome = None
+                if w.conn in ready:
+                    try:
+                        outcome = Outcome.from_dict(w.conn.recv())
+                    except (EOFError, OSError, ValueError):
+                        outcome = stopped(w, GRADER_ERROR, f"the grading process died (exit {w.proc.exitcode}); "
+                                          "regrade this student alone to see why")
+                elif time.monotonic() > w.deadline:
+                    outcome = stopped(w, STOPPED, f"grading ran past {deadline_s:.0f} s and was stopped")
+                if outcome is None:
+                    continue
+                healthy = w.conn in ready and w.proc.is_alive() and outcome.status != GRADER_ERROR
+                w.student = None
+                finished(outcome)
+                if not healthy:
+                    w.kill()
+                    pool[pool.index(w)] = w = _Worker(ctx, plan.work_dir)
+                if queue:
+                    w.give(queue.pop(), deadline_s)
+    finally:
+        for w in pool:
+            if w.student:
+                w.kill()
+            else:
+                w.stop()
+    return outcomes

@@ -1,0 +1,254 @@
+"""The sandbox around student code: every kernel, and everything it starts, runs under bubblewrap.
+
+What the kernel sees (docs/grading.md, "Threat model"): the interpreter, the venv and the course packages
+read-only, the system's /usr read-only (Java included, for the TorchServe lab), one writable work folder of its own
+(cwd and HOME), and a folder holding its connection file and ipc sockets. It does not see the repository,
+solutions/, the source notebook, the gradebook, other students or the grader's processes (own pid namespace), and
+has no network (own network namespace; loopback is up). Limits on memory, CPU seconds and file size are set with
+prlimit before bwrap execs, so the kernel and all it starts inherit them. The kernel talks to the trusted side
+(nbgrader's executor, outside) over the Jupyter protocol on ipc sockets in the bound folder: TCP to the host's
+127.0.0.1 cannot cross a network namespace.
+
+Recipe and pitfalls (measured, docs/grading.md "Sandbox recipe"): ipc transport; `--unsetenv JPY_PARENT_PID`
+(in a new pid namespace the parent is pid 1 and ipykernel's parent poller would shut the kernel down);
+`--tmpfs /tmp` before any bind under /tmp; the base interpreter (sys.base_prefix) bound as well as the venv.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from autograder.errors import UsageError
+from autograder.submissions import SHADOWING_NAMES
+
+SANDBOXES = ("auto", "bwrap", "container", "none")
+# The system folders a kernel may read (the TorchServe lab runs Java from /usr/lib/jvm).
+_RO_SYSTEM = ("/usr", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+              "/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/hosts", "/etc/nsswitch.conf",
+              "/etc/passwd", "/etc/group", "/etc/java-17-openjdk", "/etc/fonts", "/etc/mime.types")
+_MERGED_USR = ("bin", "sbin", "lib", "lib64", "lib32")
+
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 4096
+    cpu_seconds: int = 600
+    file_mb: int = 256  # the largest single file the kernel may write
+    processes: int = 256  # threads count too (torch starts a pool); enforced only for a non-root grader
+
+
+@dataclass
+class Spec:
+    """One kernel's sandbox: where it may write, where its sockets live, what it may read, its limits."""
+
+    work: Path  # writable: cwd and HOME
+    conn: Path  # connection file and ipc sockets
+    limits: Limits = field(default_factory=Limits)
+    kind: str = "bwrap"  # "bwrap" or "none"
+    readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def bwrap_works() -> str:
+    """'' when bubblewrap can start a sandbox here, else why not (one line)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bubblewrap (bwrap) is not installed"
+    try:
+        proc = subprocess.run([exe, "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                               "/bin/true"], capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start: {exc}"
+    if proc.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {proc.stderr.decode(errors='replace').strip()[:150]}"
+    return ""
+
+
+def choose(requested: str) -> str:
+    """The sandbox to use for `requested` (auto|bwrap|container|none), or UsageError saying what to install."""
+    if requested not in SANDBOXES:
+        raise UsageError(f"--sandbox {requested!r}: choose one of {', '.join(SANDBOXES)}")
+    if requested == "none":
+        return "none"
+    if requested == "container":
+        raise UsageError("--sandbox container is not available yet: install bubblewrap (`make sandbox`) and use "
+                         "--sandbox bwrap, or pass --sandbox none on a machine where every submission is trusted")
+    why = bwrap_works()
+    if not why:
+        return "bwrap"
+    raise UsageError(f"cannot sandbox student code: {why}. Install it with `make sandbox` (root, Debian/Ubuntu: "
+                     "apt-get install bubblewrap), or pass --sandbox none to run submissions unsandboxed (they "
+                     "could then read solutions/ and the hidden tests, forge grades and touch your files)")
+
+
+def course_readonly_paths() -> tuple[str, ...]:
+    """The interpreter, the venv and the course packages, each bound read-only at its own path."""
+    import autograder.errors
+    import mlinfra.base
+
+    venv = Path(sys.prefix)
+    paths = {str(venv), str(Path(sys.base_prefix).resolve())}
+    for module in (mlinfra.base, autograder.errors):  # a package's own file: tests/ may hold a same-named folder
+        paths.add(str(Path(module.__file__).resolve().parents[1 if module is mlinfra.base else 0]))
+    if Path(sys.base_prefix) != Path(sys.base_prefix).resolve():
+        paths.add(str(Path(sys.base_prefix)))
+    return tuple(sorted(paths))
+
+
+def kernel_env(spec: Spec) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(spec.work),
+        "IPYTHONDIR": str(spec.work / ".ipython"),
+        "JUPYTER_CONFIG_DIR": str(spec.work / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(spec.work / ".local" / "share" / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(spec.conn),
+        "MPLCONFIGDIR": str(spec.work / ".config" / "matplotlib"),
+        "MPLBACKEND": "Agg",
+        "TMPDIR": "/tmp",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "OMP_NUM_THREADS": "1",
+        "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde"),
+    }
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    env.update(spec.env)
+    return env
+
+
+def prlimit_prefix(limits: Limits) -> list[str]:
+    exe = shutil.which("prlimit")
+    if exe is None:
+        return []
+    mem = limits.memory_mb * 1024 * 1024
+    args = [exe, f"--data={mem}", f"--cpu={limits.cpu_seconds}", f"--fsize={limits.file_mb * 1024 * 1024}",
+            "--core=0"]
+    if os.geteuid() != 0:
+        # RLIMIT_NPROC counts every process of the real uid; for root it is not enforced (and would count the
+        # whole machine's), so it is set only for an unprivileged grader.
+        args.append(f"--nproc={limits.processes}")
+    return [*args, "--"]
+
+
+def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
+    """The command line that runs `cmd` in `spec`'s sandbox, and the environment to start it with."""
+    env = kernel_env(spec)
+    if spec.kind == "none":
+        # Unsandboxed: limits and a clean environment only.
+        return [*prlimit_prefix(spec.limits), *cmd], env
+    bwrap = shutil.which("bwrap") or "bwrap"
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
+    for path in _RO_SYSTEM:
+        args += ["--ro-bind-try", path, path]
+    for name in _MERGED_USR:
+        target = os.path.join("/", name)
+        if os.path.islink(target):
+            args += ["--symlink", os.readlink(target), target]
+        elif os.path.isdir(target):
+            args += ["--ro-bind", target, target]
+    for path in (*course_readonly_paths(), *spec.readonly):
+        args += ["--ro-bind", path, path]
+    args += ["--bind", str(spec.work), str(spec.work), "--bind", str(spec.conn), str(spec.conn),
+             "--chdir", str(spec.work), "--unsetenv", "JPY_PARENT_PID"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return [*prlimit_prefix(spec.limits), *args, "--", *cmd], env
+
+
+def run_in_sandbox(cmd: list[str], spec: Spec, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a plain command in the sandbox (the sandbox tests use it)."""
+    full, env = wrap(cmd, spec)
+    return subprocess.run(full, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# ---------------------------------------------------------------------------------------------- the kernel manager
+
+# The sandbox the next kernel gets. A grading worker grades one student at a time and sets it before nbgrader
+# starts the kernel (nbgrader builds its own kernel manager, so the spec cannot be passed down as an argument).
+CURRENT: Spec | None = None
+# Every kernel launched in this process, as (kernel id, pid of its sandbox, work folder): the warm-pool test and
+# the end-of-batch check read it.
+LAUNCHED: list[tuple[str, int, str]] = []
+
+
+def _kernel_manager_class() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SandboxKernelManager(AsyncKernelManager):
+        """A kernel in `CURRENT`'s sandbox, reached over ipc sockets in its bound folder."""
+
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            spec = CURRENT
+            if spec is None:
+                raise RuntimeError("no sandbox set for this kernel (autograder.grading.sandbox.CURRENT)")
+            self._spec = spec
+            spec.conn.mkdir(parents=True, exist_ok=True)
+            spec.work.mkdir(parents=True, exist_ok=True)
+            self.transport = "ipc"
+            self.ip = str(spec.conn / "k")
+            self.connection_file = str(spec.conn / "kernel.json")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
+            stage_work_folder(Path(str(kw.pop("cwd", "") or self._spec.work)), self._spec.work)
+            cmd, env = wrap(list(kernel_cmd), self._spec)
+            kw["env"] = env
+            kw["cwd"] = str(self._spec.work)
+            # The kernel's own start-up chatter goes to a log beside (not inside) its work folder.
+            log = self._spec.conn.parent / "kernel.log"
+            log.write_text(" ".join(cmd) + "\n")
+            kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115 - the kernel process holds it
+            await super()._async_launch_kernel(cmd, **kw)
+            pid = getattr(self.provisioner, "pid", None) or 0
+            LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
+
+        async def _async_interrupt_kernel(self) -> None:
+            # A signal to the sandbox's outer process would not reach the kernel in its own pid namespace and
+            # session; ipykernel interrupts itself on an interrupt_request over the control channel.
+            if self.has_kernel:
+                msg = self.session.msg("interrupt_request", content={})
+                self._connect_control_socket()
+                self.session.send(self._control_socket, msg)
+            else:
+                await super()._async_interrupt_kernel()
+
+    return SandboxKernelManager
+
+
+def stage_work_folder(source: Path, work: Path) -> None:
+    """Copy the lab's files nbgrader prepared in `source` (the student's editable files, the lab's others) into
+    the kernel's own work folder: no notebook (the one nbgrader runs holds the hidden tests), no symlinks."""
+    if source.resolve() == work.resolve() or not source.is_dir():
+        return
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if path.is_symlink() or path.suffix == ".ipynb" or rel.parts[0] in SHADOWING_NAMES:
+            continue
+        dest = work / rel
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+
+
+def kernel_manager_class() -> type:
+    global _KM_CLASS
+    if _KM_CLASS is None:
+        _KM_CLASS = _kernel_manager_class()
+    return _KM_CLASS
+
+
+_KM_CLASS: type | None = None

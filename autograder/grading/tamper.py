@@ -1,0 +1,249 @@
+"""Tamper defences: a static scan of what a student submitted, and the guard that restores the kernel's execution
+machinery before every graded test cell.
+
+The scan flags (never zeroes) code that registers IPython transformers or hooks, writes to builtins or sys.modules,
+signals or kills processes, loads native code through ctypes, or names paths outside the work folder; each finding
+carries its file and line. A flagged submission keeps its score and is listed for a person's review.
+
+The guard runs inside the kernel, so it is a defence in depth and not a proof: it is installed before any student
+code runs, and before each graded test cell the trusted side asks it (through `user_expressions`, which IPython
+evaluates without input transformers or execution hooks) to put back the input and AST transformers, the event
+callbacks, the exception hooks, the shell's own methods, builtins and every name a locked (read-only) cell
+defined. What it had to put back is reported and flags the submission.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GUARD_MODULE = "_grader_guard"
+
+# Installed first, as a user expression, before any cell of the student's runs.
+GUARD_SETUP = r'''
+import builtins as _b, sys as _s, types as _t
+_ip = get_ipython()
+_m = _t.ModuleType("_grader_guard")
+_SHELL_METHODS = ("run_cell", "run_cell_async", "run_ast_nodes", "run_code", "transform_cell", "transform_ast",
+                  "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async", "ex", "ev")
+_snap = {
+    "builtins": dict(_b.__dict__),
+    "excepthook": _s.excepthook, "displayhook": _s.displayhook,
+    "cleanup": list(_ip.input_transformers_cleanup), "post": list(_ip.input_transformers_post),
+    "mgr_cleanup": list(_ip.input_transformer_manager.cleanup_transforms),
+    "mgr_line": list(_ip.input_transformer_manager.line_transforms),
+    "mgr_token": list(_ip.input_transformer_manager.token_transformers),
+    "ast": list(_ip.ast_transformers),
+    "events": {k: list(v) for k, v in _ip.events.callbacks.items()},
+    "custom_exceptions": _ip.custom_exceptions, "CustomTB": _ip.CustomTB,
+    "class": {n: getattr(type(_ip), n) for n in _SHELL_METHODS if hasattr(type(_ip), n)},
+    "instance": {n: _ip.__dict__[n] for n in _SHELL_METHODS if n in _ip.__dict__},
+    "keep": {},
+}
+_MISSING = object()
+def restore(snap=_snap, ip=_ip, b=_b, s=_s, list=list, dict=dict, setattr=setattr, getattr=getattr):
+    done = []
+    bd = b.__dict__
+    changed = [k for k, v in snap["builtins"].items() if bd.get(k, None) is not v]
+    extra = [k for k in list(bd) if k not in snap["builtins"]]
+    if changed or extra:
+        for k in extra:
+            del bd[k]
+        bd.update(snap["builtins"])
+        done.append("builtins " + ", ".join(sorted(changed + extra))[:120])
+    if ip.user_ns.get("__builtins__", b) is not b:
+        ip.user_ns["__builtins__"] = b
+        done.append("__builtins__")
+    if s.excepthook is not snap["excepthook"]:
+        s.excepthook = snap["excepthook"]; done.append("sys.excepthook")
+    if s.displayhook is not snap["displayhook"]:
+        s.displayhook = snap["displayhook"]; done.append("sys.displayhook")
+    mgr = ip.input_transformer_manager
+    for label, current, saved in (("input transformers", ip.input_transformers_cleanup, snap["cleanup"]),
+                                  ("input transformers", ip.input_transformers_post, snap["post"]),
+                                  ("input transformers", mgr.cleanup_transforms, snap["mgr_cleanup"]),
+                                  ("input transformers", mgr.line_transforms, snap["mgr_line"]),
+                                  ("input transformers", mgr.token_transformers, snap["mgr_token"]),
+                                  ("AST transformers", ip.ast_transformers, snap["ast"])):
+        if list(current) != saved:
+            current[:] = saved
+            done.append(label)
+    for event, saved in snap["events"].items():
+        if list(ip.events.callbacks.get(event, [])) != saved:
+            ip.events.callbacks[event] = list(saved); done.append("event hooks (" + event + ")")
+    if ip.custom_exceptions != snap["custom_exceptions"] or ip.CustomTB is not snap["CustomTB"]:
+        ip.custom_exceptions = snap["custom_exceptions"]; ip.CustomTB = snap["CustomTB"]
+        done.append("custom exception handler")
+    for name, saved in snap["class"].items():
+        if name in ip.__dict__ and ip.__dict__[name] is not snap["instance"].get(name, _MISSING):
+            if name in snap["instance"]:
+                ip.__dict__[name] = snap["instance"][name]
+            else:
+                del ip.__dict__[name]
+            done.append("shell." + name)
+        if getattr(type(ip), name) is not saved:
+            setattr(type(ip), name, saved); done.append("shell." + name)
+    for name, value in snap["keep"].items():
+        if ip.user_ns.get(name, _MISSING) is not value:
+            ip.user_ns[name] = value; done.append("locked name " + name)
+    return sorted(set(done))
+def keep(names, snap=_snap, ip=_ip):
+    for n in names:
+        if n in ip.user_ns:
+            snap["keep"][n] = ip.user_ns[n]
+    return len(snap["keep"])
+_m.restore = restore
+_m.keep = keep
+_s.modules["_grader_guard"] = _m
+'''
+
+
+def setup_expression() -> str:
+    return f"exec(compile({GUARD_SETUP!r}, '<grader-guard>', 'exec'), {{'get_ipython': get_ipython}}) or 'ok'"
+
+
+RESTORE_EXPRESSION = f"__import__('sys').modules['{GUARD_MODULE}'].restore()"
+
+
+def keep_expression(names: list[str]) -> str:
+    return f"__import__('sys').modules['{GUARD_MODULE}'].keep({sorted(names)!r})"
+
+
+def defined_names(source: str) -> list[str]:
+    """The top-level names a cell binds (def, class, assignment, import): what a locked cell gives the tests."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+    return sorted(set(names))
+
+
+# ---------------------------------------------------------------------------------------------- the static scan
+
+
+@dataclass
+class Finding:
+    where: str  # "cell 4 line 2", "app.py:12"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+_ATTR_FLAGS = {
+    "input_transformers_cleanup": "registers an IPython input transformer",
+    "input_transformers_post": "registers an IPython input transformer",
+    "input_transformer_manager": "touches IPython's input transformer manager",
+    "ast_transformers": "registers an IPython AST transformer",
+    "register_magic_function": "registers an IPython magic",
+    "set_custom_exc": "replaces IPython's exception handler",
+    "excepthook": "replaces the exception hook",
+    "displayhook": "replaces the display hook",
+    "CustomTB": "replaces IPython's exception handler",
+    "showtraceback": "replaces IPython's traceback display",
+    "run_cell": "replaces IPython's cell runner",
+    "transform_cell": "replaces IPython's cell transformer",
+    "settrace": "installs a trace function",
+    "setprofile": "installs a profile function",
+    "addaudithook": "installs an audit hook",
+    "killpg": "sends signals to other processes (os.killpg)",
+    "pidfd_send_signal": "sends signals to other processes",
+    "__code__": "rewrites a function's code object",
+    "__builtins__": "touches __builtins__",
+}
+_NAME_FLAGS = {
+    "ctypes": "loads native code (ctypes)",
+    "cffi": "loads native code (cffi)",
+    GUARD_MODULE: "touches the grader's guard",
+}
+_EVENTS = re.compile(r"\bevents\s*\.\s*register\b")
+_OUTSIDE_PATH = re.compile(r"^/(work|home|root|etc|proc|sys|var|opt|mnt|srv|run|usr|farm)/[^\s]|^~/|(^|/)\.\./|"
+                           r"(^|/)(solutions|autograded|submitted)/|gradebook\.db|\.ipython/profile")
+
+
+def _flag_node(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute):
+        if node.attr in _ATTR_FLAGS:
+            return _ATTR_FLAGS[node.attr]
+        base = node.value
+        if isinstance(base, ast.Name):
+            if base.id == "os" and node.attr == "kill":
+                return "sends signals to other processes (os.kill)"
+            if base.id in ("builtins", "__builtins__") and isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
+                return "writes to builtins"
+            if base.id == "sys" and node.attr == "modules":
+                return "touches sys.modules"
+            if base.id == "signal" and node.attr in ("pthread_kill", "raise_signal"):
+                return "sends signals"
+    if isinstance(node, ast.Name) and node.id in _NAME_FLAGS:
+        return _NAME_FLAGS[node.id]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        for mod in mods:
+            top = mod.split(".")[0]
+            if top in _NAME_FLAGS:
+                return _NAME_FLAGS[top]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+        if node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("builtins", "__builtins__"):
+            return "writes to builtins"
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
+        value = node.value.strip()
+        if value and "\n" not in value and _OUTSIDE_PATH.search(value):
+            return f"names a path outside the work folder ({value[:60]!r})"
+    return None
+
+
+def scan_source(source: str, where: str) -> list[Finding]:
+    """Findings in one piece of Python (a cell or a file); `where` is 'cell 4' or 'app.py'."""
+    text = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    found: list[Finding] = []
+    seen: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        what = _flag_node(node)
+        line = getattr(node, "lineno", 0)
+        if what and (line, what) not in seen:
+            seen.add((line, what))
+            found.append(Finding(f"{where} line {line}" if where.startswith("cell") else f"{where}:{line}", what))
+    for number, line in enumerate(text.splitlines(), start=1):
+        if _EVENTS.search(line) and (number, "registers an IPython event hook") not in seen:
+            found.append(Finding(f"{where} line {number}" if where.startswith("cell") else f"{where}:{number}",
+                                 "registers an IPython event hook"))
+    return sorted(found, key=lambda f: (f.where, f.what))
+
+
+def scan_submission(nb: Any, files_dir: Path | None, editable: tuple[str, ...]) -> list[Finding]:
+    """Scan the cells a student could edit (not the locked ones, which grading restores) and their Python files."""
+    findings: list[Finding] = []
+    for index, cell in enumerate(getattr(nb, "cells", []), start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("locked") and not meta.get("solution"):
+            continue  # replaced from the source by nbgrader before it runs
+        findings += scan_source(str(cell.get("source", "")), f"cell {index}")
+    if files_dir is not None:
+        for rel in editable:
+            path = files_dir / rel
+            if path.suffix == ".py" and path.is_file() and not path.is_symlink():
+                try:
+                    findings += scan_source(path.read_text(errors="replace")[:500_000], rel)
+                except OSError:
+                    continue
+    return findings

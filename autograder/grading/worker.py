@@ -1,0 +1,295 @@
+"""Grade ONE student: nbgrader autograde in a course folder of the student's own, the kernel in its sandbox.
+
+`grade_one(plan, student)` is the trusted side: it runs outside the sandbox, reads scores only from nbgrader's
+gradebook and the notebook nbgrader wrote after the kernel was killed (what the executor observed over the
+Jupyter protocol), never from a file in the kernel's work folder. The local engine runs it in long-lived worker
+processes (`pool.py`); the Airflow engine runs it in its tasks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlinfra.base.results import (
+    COMPLETED,
+    ERROR,
+    FAILED,
+    FLAGGED,
+    GRADER_ERROR,
+    KERNEL_DIED,
+    MISSING,
+    NOT_RUN,
+    PASSED,
+    SKIPPED,
+    TIMEOUT,
+    UNREADABLE,
+    Check,
+    Outcome,
+)
+
+if TYPE_CHECKING:
+    from autograder.grading.plan import BatchPlan
+    from autograder.labs import Lab
+
+COURSE_ID = "mlinfra-workbook"
+
+
+def _zero(plan: BatchPlan, student: str, status: str, reason: str, notes: list[str], flags: list[str],
+          started: float) -> Outcome:
+    checks = [Check(gid, NOT_RUN, 0.0, mp, reason[:200]) for gid, mp in plan.tests.items()]
+    return Outcome(student, checks, notes=[*notes, reason] if reason else list(notes),
+                   status=FLAGGED if flags and status == COMPLETED else status,
+                   data={"flags": flags, "seconds": round(time.monotonic() - started, 3)})
+
+
+def _kill_leftovers(first: int) -> list[int]:
+    """Kill every sandbox launched for this student that is still alive (normally none: nbclient kills its
+    kernel, and the sandbox's pid namespace takes everything the kernel started with it)."""
+    import psutil
+
+    from autograder.grading import sandbox
+
+    killed = []
+    for _kid, pid, _work in sandbox.LAUNCHED[first:]:
+        try:
+            proc = psutil.Process(pid)
+            procs = [*proc.children(recursive=True), proc]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            try:
+                p.kill()
+                killed.append(p.pid)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=5)
+    return killed
+
+
+def _cell_results(autograded: Path, scores: dict[str, tuple[float, float]], lab: Lab) -> dict[str, Check]:
+    """One check per graded code cell, from the notebook nbgrader wrote after execution."""
+    import nbformat
+
+    from autograder.notebooks import TIMEOUT_ERRORS, cell_error
+
+    checks: dict[str, Check] = {}
+    if not autograded.is_file():
+        return checks
+    nb = nbformat.read(autograded, as_version=4)
+    for index, cell in enumerate(nb.cells, start=1):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("grade_id") not in scores:
+            continue
+        gid = meta["grade_id"]
+        score, max_points = scores[gid]
+        error = cell_error(cell)
+        where = f"cell {index}"
+        if error and error[0] in TIMEOUT_ERRORS:
+            status, message = TIMEOUT, f"ran past {lab.cell_timeout} s and was interrupted"
+        elif error:
+            status = FAILED if error[0] == "AssertionError" else ERROR
+            message = f"{error[0]}: {error[1]}".strip().rstrip(":")[:300]
+        elif cell.get("execution_count") is None and not cell.get("outputs"):
+            status, message = NOT_RUN, "never executed"
+        elif score < max_points:
+            stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in cell.outputs)
+            status = FAILED
+            message = ("wrote to stderr: nbgrader gives no points to a test cell that writes to stderr" if stderr
+                       else "no points")
+        else:
+            status, message = PASSED, ""
+        checks[gid] = Check(gid, status, score, max_points, message, where)
+    return checks
+
+
+def _timeouts(autograded: Path) -> list[str]:
+    import nbformat
+
+    from autograder.notebooks import TIMEOUT_ERRORS, cell_error
+
+    if not autograded.is_file():
+        return []
+    nb = nbformat.read(autograded, as_version=4)
+    out = []
+    for index, cell in enumerate(nb.cells, start=1):
+        error = cell_error(cell) if cell.cell_type == "code" else None
+        if error and error[0] in TIMEOUT_ERRORS:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            out.append(f"cell {index}" + (f" ({gid})" if gid else ""))
+    return out
+
+
+def _root_cause(log: str) -> str:
+    import re
+
+    pattern = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Timeout\w*)): (.*)$")
+    for line in log.splitlines():
+        match = pattern.match(line)
+        if match and not match.group(1).endswith("NbGraderException"):
+            return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(3)}"[:300]
+    return "see nbgrader.log in the student's work folder (--keep-work keeps it)"
+
+
+def run_deploy_checks(lab: Lab, files: Path, work: Path) -> tuple[list[Check], list[str]]:
+    """The lab's `deploy_checks` (module:function), on the trusted side, each given a copy of the student's files."""
+    import importlib
+
+    checks: list[Check] = []
+    notes: list[str] = []
+    for ref in getattr(lab, "deploy_checks", ()) or ():
+        module_name, _, func_name = ref.partition(":")
+        copy = work / "deploy" / func_name
+        if copy.exists():
+            shutil.rmtree(copy)
+        shutil.copytree(files, copy, symlinks=True)
+        try:
+            func = getattr(importlib.import_module(module_name), func_name)
+            result = list(func(lab, copy, work / "deploy"))
+            bad = [c for c in result if not isinstance(c, Check)]
+            if bad:
+                raise TypeError(f"returned {type(bad[0]).__name__}, not Check")
+            checks += result
+        except Exception as exc:  # noqa: BLE001 - a broken check is the course's fault: recorded, never fatal
+            checks.append(Check(func_name, SKIPPED, 0.0, 0.0, f"the deploy check {ref} failed to run: "
+                                f"{type(exc).__name__}: {str(exc)[:150]}"))
+            notes.append(f"deploy check {ref} could not run ({type(exc).__name__})")
+    return checks, notes
+
+
+def grade_one(plan: BatchPlan, student: str) -> Outcome:
+    """One student, graded in their own course folder with a fresh sandboxed kernel. Never raises for the
+    student's faults (a grader fault becomes status 'grader error' with the reason)."""
+    import warnings
+
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            # nbgrader's gradebook warns about its own SQLAlchemy sessions on every submission
+            warnings.simplefilter("ignore")
+            return _grade_one(plan, student, started)
+    except Exception as exc:  # noqa: BLE001 - recorded as this student's reason; the batch goes on
+        detail = traceback.format_exc(limit=3)
+        sub = plan.submissions.get(student, {})
+        outcome = _zero(plan, student, GRADER_ERROR, f"the grader failed: {type(exc).__name__}: {str(exc)[:200]}",
+                        list(sub.get("notes", [])), list(sub.get("flags", [])), started)
+        outcome.data["traceback"] = detail
+        return outcome
+
+
+def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.errors import UsageError
+    from autograder.grading import execute, sandbox, tamper
+    from autograder.labs import load_lab
+    from autograder.nbgrader_course import course_config, quiet_nbgrader
+    from autograder.notebooks import read_notebook
+    from autograder.submissions import sanitize_notebook
+
+    lab = load_lab(Path(plan.lab_folder))
+    sub = plan.submissions[student]
+    notes: list[str] = list(sub.get("notes", []))
+    flags: list[str] = list(sub.get("flags", []))
+    if not sub.get("files"):
+        if sub.get("unreadable"):
+            return _zero(plan, student, UNREADABLE, sub["unreadable"], notes, flags, started)
+        return _zero(plan, student, MISSING, "nothing was handed in", notes, flags, started)
+    files = Path(sub["files"])
+    nb_path = files / lab.notebook
+    if not nb_path.is_file() or nb_path.is_symlink():
+        return _zero(plan, student, MISSING, f"no {lab.notebook} in the submission", notes, flags, started)
+    try:
+        nb = read_notebook(nb_path)
+    except UsageError as exc:
+        return _zero(plan, student, UNREADABLE, str(exc).replace(str(files) + "/", ""), notes, flags, started)
+    findings = tamper.scan_submission(nb, files, lab.editable)
+    flags += [f"tampering? {f}" for f in findings]
+
+    work = Path(plan.work_dir)
+    course = work / "courses" / student
+    if course.exists():
+        shutil.rmtree(course)
+    shutil.copytree(work / "template", course)
+    target = course / "submitted" / student / lab.name
+    shutil.copytree(files, target, symlinks=True)
+    notes += sanitize_notebook(nb)
+    import nbformat
+
+    nbformat.write(nb, target / lab.notebook)
+
+    box = work / "sandboxes" / student
+    if box.exists():
+        shutil.rmtree(box)
+    spec = sandbox.Spec(work=box / "home", conn=box / "conn", kind=plan.sandbox,
+                        limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
+                                              file_mb=plan.file_mb))
+    sandbox.CURRENT = spec
+    execute.GUARD_LOG.clear()
+    first_kernel = len(sandbox.LAUNCHED)
+    config = course_config(course, lab)
+    config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
+    setup_seconds = time.monotonic() - started
+    t_exec = time.monotonic()
+    try:
+        with quiet_nbgrader():
+            api = NbGraderAPI(config=config)
+            result = api.autograde(lab.name, student, force=True, create=True)
+    finally:
+        sandbox.CURRENT = None
+        killed = _kill_leftovers(first_kernel)
+    exec_seconds = time.monotonic() - t_exec
+    kernels = [kid for kid, _pid, _w in sandbox.LAUNCHED[first_kernel:]]
+    if killed:
+        notes.append(f"{len(killed)} process(es) of the submission were still alive after grading and were killed")
+    log = (result.get("log") or "") + (result.get("error") or "")
+    (course / "nbgrader.log").write_text(log)
+    data: dict[str, Any] = {"kernels": kernels, "course": str(course), "sandbox": plan.sandbox}
+    if not result.get("success"):
+        cause = _root_cause(log)
+        if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():
+            outcome = _zero(plan, student, KERNEL_DIED, "the kernel died while running the notebook (os._exit, "
+                            "a crash in native code, or a limit); nbgrader scores nothing once that happens",
+                            notes, flags, started)
+        else:
+            outcome = _zero(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags,
+                            started)
+        outcome.data.update(data)
+        return outcome
+
+    scores: dict[str, tuple[float, float]] = {}
+    with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
+        submission = gb.find_submission_notebook(Path(lab.notebook).stem, lab.name, student)
+        for grade in submission.grades:
+            if grade.cell_type == "code" and grade.max_score:
+                scores[grade.name] = (float(grade.score), float(grade.max_score))
+    autograded = course / "autograded" / student / lab.name / lab.notebook
+    by_id = _cell_results(autograded, scores, lab)
+    checks = []
+    for gid, max_points in plan.tests.items():
+        if gid in by_id:
+            checks.append(by_id[gid])
+        elif gid in scores:
+            score, mp = scores[gid]
+            checks.append(Check(gid, PASSED if score >= mp else FAILED, score, mp))
+        else:
+            checks.append(Check(gid, NOT_RUN, 0.0, max_points, "not in the graded notebook"))
+    timeouts = _timeouts(autograded)
+    if timeouts:
+        notes.append(f"timeout: {', '.join(timeouts)} ran past {lab.cell_timeout} s and were interrupted")
+    notes += [f"{c.name}: {c.message}" for c in checks if c.status in (ERROR, FAILED, TIMEOUT) and c.message
+              and c.status != FAILED]
+    for label, restored in execute.GUARD_LOG:
+        flags.append(f"tampering? before {label} the grader had to restore: {', '.join(restored)}")
+    deploy, deploy_notes = run_deploy_checks(lab, files, box)
+    checks += deploy
+    notes += deploy_notes
+    data.update({"flags": flags, "autograded": str(autograded),
+                 "seconds": round(time.monotonic() - started, 3),
+                 "timing": {"setup": round(setup_seconds, 3), "nbgrader": round(exec_seconds, 3),
+                            "after": round(time.monotonic() - t_exec - exec_seconds, 3)}})
+    return Outcome(student, checks, notes=notes, status=FLAGGED if flags else COMPLETED, data=data)
