@@ -3,6 +3,8 @@
 Docker's semantics (docs.docker.com, "Dockerignore files"): one pattern a line, `#` comments, Go filepath.Match
 globs plus `**` for any number of folders, a leading `/` ignored, `!` re-including; the LAST matching line decides.
 A pattern that matches a folder excludes everything inside it.
+Hand-written on purpose: gitignore matchers (pathspec) match `.env` at any depth where Docker means only the root,
+and the Docker SDK's PatternMatcher is not a course dependency (docs/deploy-checks.md).
 """
 
 from __future__ import annotations
