@@ -37,8 +37,8 @@ lab: setup  ## open the workbook in JupyterLab on 127.0.0.1:$(PORT) (or the next
 test: setup  ## run everything CI checks (unit tests, notebooks, release sync, graded samples)
 	$(PY) -m pytest
 
-test-fast: setup  ## the tests that need no notebook kernel, server or engine
-	$(PY) -m pytest -m "not slow"
+test-fast: setup  ## the unit tests not marked slow: no lesson notebooks (nbval), kernels, servers or engines
+	$(PY) -m pytest -m "not slow" tests
 
 release: setup  ## regenerate labs/ from solutions/ (instructor)
 	$(PY) -m autograder release $(LAB)

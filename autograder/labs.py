@@ -27,7 +27,9 @@ from autograder.paths import labs_dir, solutions_dir
 MANIFEST = "lab.yaml"
 # What a lab folder may hold that is not part of the lab: caches, editor litter, and the data and runs a lab's
 # code writes when executed. Release, submit and grade all skip these names wherever they appear in a path.
-NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data"})
+# environment_report.json: what running lab01's notebook writes (the machine's paths), never part of the lab
+NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data",
+                           "environment_report.json"})
 _FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb", "outcomes"}
 
 

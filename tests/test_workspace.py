@@ -127,3 +127,16 @@ def test_make_lab_prints_the_port_jupyter_really_serves(course: Path, tmp_path: 
     start = json.loads((course / "workspace" / "START-HERE.ipynb").read_text())
     outputs = [o for c in start["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
     assert outputs and not any(o["output_type"] == "error" for o in outputs), "the start page ran cleanly"
+
+
+def test_released_lab01_ships_no_environment_report(tmp_path: Path) -> None:
+    """Running lab01 writes environment_report.json (with that machine's paths): never released, never committed."""
+    from autograder.labs import lab_files
+
+    assert not (ROOT / "labs" / "lab01-environment" / "environment_report.json").exists() or \
+        subprocess.run(["git", "ls-files", "--error-unmatch", "labs/lab01-environment/environment_report.json"],
+                       cwd=ROOT, capture_output=True, check=False).returncode != 0
+    lab = tmp_path / "lab01-environment"
+    shutil.copytree(ROOT / "solutions" / "lab01-environment", lab)
+    (lab / "environment_report.json").write_text('{"prefix": "/home/author/.venv"}')
+    assert "environment_report.json" not in {p.name for p in lab_files(lab)}
