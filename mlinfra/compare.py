@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlinfra.base.errors import UsageError
+from mlinfra.base import runner
+from mlinfra.base.errors import UsageError, unwritable
 from mlinfra.config import NOT_IDENTITY, flatten
 from mlinfra.runs import CONFIG_FILE, METRICS_FILE, read_metrics
 
@@ -116,37 +117,63 @@ def table(summaries: Sequence[RunSummary]) -> str:
     return format_table(headers, rows)
 
 
+def legend_label(s: RunSummary) -> str:
+    """What tells this run apart: the config values that differ ("lr=0.003, optimizer=adam"), named by their last
+    key part unless two differing keys share it; the run id only when nothing differs (or as a tie-breaker)."""
+    if not s.differs:
+        return s.run_id
+    tails = [k.rsplit(".", 1)[-1] for k in s.differs]
+    names = [tail if tails.count(tail) == 1 else key for key, tail in zip(s.differs, tails)]
+    return ", ".join(f"{name}={_short(value)}" for name, value in zip(names, s.differs.values()))
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def plot(summaries: Sequence[RunSummary], dest: Path | str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = figure(summaries)
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(dest, dpi=110)
+    except OSError as exc:
+        raise unwritable(dest, exc) from None
+    finally:
+        plt.close(fig)
+    return dest
+
+
+def figure(summaries: Sequence[RunSummary]):  # -> matplotlib Figure
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, works in CI
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for s in summaries:
+    labels = [legend_label(s) for s in summaries]
+    if len(set(labels)) < len(labels):  # the same differing values twice (e.g. one run unfinished): add the id
+        labels = [f"{label} ({s.run_id})" for label, s in zip(labels, summaries)]
+    for s, label in zip(summaries, labels):
         ep = [e["epoch"] for e in s.epochs]
-        (line,) = ax_loss.plot(ep, [e["train_loss"] for e in s.epochs], marker=".", label=f"{s.run_id} train")
+        (line,) = ax_loss.plot(ep, [e["train_loss"] for e in s.epochs], marker=".", label=f"{label} train")
         ax_loss.plot(
             ep,
             [e["val_loss"] for e in s.epochs],
             linestyle="--",
             marker=".",
             color=line.get_color(),
-            label=f"{s.run_id} val",
+            label=f"{label} val",
         )
-        ax_acc.plot(
-            ep, [e["val_accuracy"] for e in s.epochs], color=line.get_color(), marker="o", label=s.run_id
-        )
+        ax_acc.plot(ep, [e["val_accuracy"] for e in s.epochs], color=line.get_color(), marker="o", label=label)
     ax_loss.set(title="loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="cross-entropy")
     ax_loss.set_yscale("log")
     ax_acc.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
     ax_acc.legend(fontsize="small")
     fig.tight_layout()
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(dest, dpi=110)
-    plt.close(fig)
-    return dest
+    return fig
 
 
 def _pct(value: float | None) -> str:
@@ -171,21 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        summaries = summarize(find_runs(args.paths))
-    except UsageError as exc:
-        print(f"mlinfra.compare: {exc}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> runner.Done:
+    summaries = summarize(find_runs(args.paths))
     print(table(summaries))
     if args.plot:
-        print(f"curves: {plot(summaries, args.plot)}")
-    if args.json_out:
-        from mlinfra.base.output import write_json
+        print(f"curves: {plot(summaries, args.plot)} (legend: the config values that differ)")
+    return runner.Done(0, summaries)
 
-        write_json(summaries, args.json_out)
-    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return runner.main("mlinfra.compare", build_parser(), argv, body=run)
 
 
 if __name__ == "__main__":
