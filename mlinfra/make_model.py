@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
+from mlinfra.base.output import add_json_option
+from mlinfra.base.runner import Done
 from mlinfra.config import TrainConfig, load_config
 from mlinfra.modelstore import DEFAULT_MODEL_DIR, MODEL_DIR_ENV, ModelCard, load_model, save_model
 from mlinfra.train import RunResult, run_training
@@ -129,29 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs-dir", metavar="DIR", help="where the training run goes (default: runs/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    add_json_option(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> Done:
     import logging
 
-    args = build_parser().parse_args(argv)
     log = logging.getLogger("mlinfra.train")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     try:
         cfg = load_config(args.config, args.overrides)
+        print(f"make model: training {cfg.model.name} for {cfg.training.epochs} epochs (a line per epoch, and "
+              "one every 15 s within an epoch when there is no progress bar)", flush=True)
         made = make_model(cfg, args.out, args.runs_dir, progress=False if args.no_progress else None)
-    except UsageError as exc:
-        print(f"mlinfra.make_model: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(
-            "mlinfra.make_model: interrupted; rerun to resume training from the last finished epoch",
-            file=sys.stderr,
-        )
-        return 2
+        print("rerun to resume training from the last finished epoch", file=sys.stderr)
+        raise
     finally:
         log.removeHandler(handler)
     card = made.card
@@ -167,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     default = Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve()
     env = "" if default else f"{MODEL_DIR_ENV}={args.out} "
     print(f"serve it: {env}make serve   (then: curl -F file=@digit.png http://127.0.0.1:8000/predict)")
-    return 0
+    return Done(0, {"folder": made.folder, "run_id": made.run.run_id, "reused": made.run.reused,
+                    "served_accuracy": made.served_accuracy, "card": card})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return runner.main("mlinfra.make_model", build_parser(), argv, body=run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
+from mlinfra.base.runner import Done
 from mlinfra.config import TrainConfig, config_to_dict, dump_config, load_config, resolve, run_id
 from mlinfra.runs import (
     CHECKPOINT_FILE,
@@ -67,6 +69,9 @@ if TYPE_CHECKING:
 
 EVAL_BATCH = 512
 log = logging.getLogger("mlinfra.train")
+# Without a progress bar (output to a log, CI), a line at most this often within an epoch, so a long epoch is
+# never silent: an epoch of ResNet-18 takes minutes on a busy 2-core machine.
+PROGRESS_EVERY = 15.0
 
 
 @dataclass
@@ -271,6 +276,7 @@ def _train(cfg: TrainConfig, rid: str, run_dir: Path, show: bool, max_epochs: in
                 unit="batch",
                 file=sys.stderr,
             )
+            noted = start
             for step in bar:
                 idx = order[step * t.batch_size : (step + 1) * t.batch_size]
                 loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
@@ -281,6 +287,19 @@ def _train(cfg: TrainConfig, rid: str, run_dir: Path, show: bool, max_epochs: in
                 total += loss.item() * len(idx)
                 seen += len(idx)
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+                now = time.perf_counter()
+                if not show and now - noted >= PROGRESS_EVERY and step + 1 < steps_per_epoch:
+                    noted = now
+                    log.info(
+                        "  epoch %d/%d: batch %d/%d, train_loss %.4f, %.0f s so far, about %.0f s to go",
+                        epoch,
+                        t.epochs,
+                        step + 1,
+                        steps_per_epoch,
+                        total / seen,
+                        now - start,
+                        (now - start) / (step + 1) * (steps_per_epoch - step - 1),
+                    )
             bar.close()
             val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
             row = {
@@ -454,8 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> Any:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
@@ -463,15 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = [*args.overrides, *(["data.download=true"] if args.download else [])]
         cfg = load_config(args.config, overrides)
         result = run_training(cfg, args.runs_dir, progress=False if args.no_progress else None)
-    except UsageError as exc:
-        print(f"mlinfra.train: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(
-            "mlinfra.train: interrupted; rerun the same command to resume from the last finished epoch",
-            file=sys.stderr,
-        )
-        return 2
+        print("rerun the same command to resume from the last finished epoch", file=sys.stderr)
+        raise
     finally:
         log.removeHandler(handler)
     if result.reused:
@@ -481,11 +493,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"test accuracy: {result.test_accuracy:.4f} ({result.dataset.get('name', '?')}, "
         f"{result.dataset.get('n_test', '?')} test images)"
     )
-    if args.json_out:
-        from mlinfra.base.output import write_json
+    return Done(0, result)
 
-        write_json(result, args.json_out)
-    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return runner.main("mlinfra.train", build_parser(), argv, body=run)
 
 
 if __name__ == "__main__":

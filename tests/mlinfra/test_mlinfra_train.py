@@ -189,3 +189,28 @@ def test_unwritable_runs_dir_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_default_config_values_are_the_dataclass_defaults() -> None:
     assert TrainConfig().model.name == "cnn" and TrainConfig().data.source == "auto"
+
+
+def test_a_long_epoch_logs_progress_lines_without_a_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output to a log (no terminal): lines within an epoch, not silence until it ends (issue: make model was
+    silent for minutes)."""
+    from mlinfra import train
+
+    monkeypatch.setattr(train, "PROGRESS_EVERY", 0.0)  # every batch; the real interval is 15 s
+    result = run_training(tiny_config(training={"epochs": 1}), tmp_path / "runs", progress=False)
+    text = (result.run_dir / LOG_FILE).read_text()
+    within = [line for line in text.splitlines() if "epoch 1/1: batch" in line]
+    assert within and "s to go" in within[0], text
+    assert "epoch 1/1  train_loss" in text, "the end-of-epoch line is still there"
+
+
+def test_cli_json_stdout_is_only_json_and_bad_config_is_one_line(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "mlinfra.train", "--config", "baseline", "--set", "data.limit_train=64",
+           "--set", "training.epochs=1", "--set", "model.name=mlp", "--runs-dir", str(tmp_path), "--no-progress"]
+    done = subprocess.run([*cmd, "--json", "-"], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["run_id"], "stdout holds only the JSON"
+    assert "test accuracy" in done.stderr
+    bad = subprocess.run([*cmd, "--set", "training.lr=fast"], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "training.lr" in bad.stderr
