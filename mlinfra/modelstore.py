@@ -163,9 +163,9 @@ def predict_rows(model: LoadedModel, batch: torch.Tensor, k: int = 5) -> list[li
     """One forward pass over ``N x C x S x S``; the top k of each row, in the batch's order."""
     import torch
 
-    with torch.inference_mode():
-        logits = model.module(batch)
-    return [top_k(row, model.labels, k) for row in logits]
+    with torch.inference_mode(mode=True):
+        scores = model.module(batch)
+    return [top_k(row, model.labels, k) for row in scores]
 
 
 @dataclass

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from autograder.errors import UsageError
-from autograder.reports import add_json_option, write_json
+from autograder.reports import add_json_option
 
 DESCRIPTION = """\
 Score an image-classification service over real HTTP (on 127.0.0.1 with --app) against the contract
@@ -24,8 +23,18 @@ Score an image-classification service over real HTTP (on 127.0.0.1 with --app) a
   5 basic error handling: not an image, corrupt, empty, 12 MB, missing field and wrong method each get a 4xx
     with a JSON reason, and the service answers /health after each one
 
-The assessment passes when every requirement passes (100/100). Exit 0 passed, 1 fell short (including a service
-that never becomes ready), 2 the command could not run (a bad --app spec, a missing file).
+The assessment passes when every requirement passes (100/100). Beside the score it reports, for information
+only, where the latency goes: the served model's raw forward p50 (when the model folder loads: --model-dir, else
+$MLINFRA_MODEL_DIR, else the workbook's models/digits-resnet18) against the service's p50, and requests/s with
+1, 4 and 8 clients at once (a plot in the --report).
+
+--pack scores a hand-in from `autograder submit practical`: its service as with --app, plus the README's four
+required sections (how to run, API, latency measured, limitations; 5 points each, 120 in all).
+
+While it waits for the service it shows the elapsed time; a service whose /health keeps answering the same 503
+(e.g. "model folder ... lacks model.pt") stops the wait after a few seconds with that reason.
+Exit 0 passed, 1 fell short (including a service that never becomes ready), 2 the command could not run (a bad
+--app spec, a missing file, an unwritable --json or --report path).
 """
 
 EPILOG = """\
@@ -35,6 +44,7 @@ examples:
   autograder assess --url http://127.0.0.1:8000          a service you already run
   autograder assess --torchserve http://127.0.0.1:8085 --model digits
   autograder assess --app app.py:app --report out/assessment.md --json out/assessment.json
+  autograder assess --pack alice-practical.zip --report out/alice.md    a practical hand-in
 """
 
 
@@ -58,7 +68,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="score a TorchServe inference API at URL (e.g. http://127.0.0.1:8085); needs --model",
     )
+    what.add_argument(
+        "--pack",
+        metavar="ZIP_OR_DIR",
+        type=Path,
+        help="score a practical hand-in made by `autograder submit practical` (service + README sections)",
+    )
     parser.add_argument("--model", metavar="NAME", help="the TorchServe model name (with --torchserve)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        metavar="DIR",
+        help="the model folder the service serves, for the latency breakdown (default $MLINFRA_MODEL_DIR, "
+        "else models/digits-resnet18 under the workbook)",
+    )
+    parser.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip the informational breakdown (raw forward vs service, throughput at 1/4/8 clients)",
+    )
     add_json_option(parser)
     parser.add_argument(
         "--report",
@@ -106,108 +134,35 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--concurrency {args.concurrency}: use 1 or more clients")
     if args.startup_timeout is not None and args.startup_timeout <= 0:
         raise UsageError(f"--startup-timeout {args.startup_timeout:g}: give a positive number of seconds")
+    if args.model_dir is not None and not args.model_dir.is_dir():
+        raise UsageError(f"--model-dir {args.model_dir}: no such folder; give the folder holding model.pt")
     if args.report is not None and args.report.suffix.lower() != ".md":
         raise UsageError(f"--report {args.report}: give a Markdown file name ending in .md")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Any:
+    """Parse, call the engine, print the table (and write the report), return the Outcome for the runner."""
     check_args(args)
-    from autograder.assess.probes import Options
+    from autograder.assess.engine import Request, assess
 
-    opts = Options(requests=args.requests, concurrency=args.concurrency)
-    if args.app:
-        from autograder.assess.server import AppSpec
-
-        spec = AppSpec.parse(
-            args.app
-        )  # a bad spec or a missing file is a UsageError (exit 2) before any start
-        result = assess_app(spec, opts, args.startup_timeout or 60.0)
-    else:
-        from autograder.assess.targets import ContractTarget, TorchServeTarget
-
-        target: Any = (
-            TorchServeTarget(args.torchserve, args.model) if args.torchserve else ContractTarget(args.url)
-        )
-        result = assess_target(target, opts, args.startup_timeout or 15.0, {"kind": target.kind})
+    result = assess(
+        Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=args.pack,
+                model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
+                startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown)
+    )
     return finish(result, args)
 
 
-def assess_app(spec: Any, opts: Any, timeout_s: float) -> Any:
-    from autograder.assess.probes import say
-    from autograder.assess.server import UvicornServer
-    from autograder.assess.targets import ContractTarget
+def finish(result: Any, args: argparse.Namespace) -> Any:
+    """Print the human rendering; the runner writes --json from the returned Outcome (stdout is stderr with -)."""
+    from autograder.assess.report import markdown, terminal, to_outcome
+    from mlinfra.base.errors import unwritable
 
-    with UvicornServer(spec) as server:
-        for attempt in range(3):
-            server.start()
-            say(f"started uvicorn {spec.target} on {server.url} (pid {server.proc.pid}); waiting for /health")
-            result = assess_target(
-                ContractTarget(server.url),
-                opts,
-                timeout_s,
-                {"kind": "app", "app": spec.target, "description": f"{spec.target} at {server.url}"},
-                exited=server.exit_code,
-                log_tail=server.log_tail,
-            )
-            # Another process can take the free port between our probe and uvicorn's bind: try another port.
-            if (
-                server.exit_code() is not None
-                and any("address already in use" in line.lower() for line in server.log_tail())
-                and attempt < 2
-            ):
-                server.stop()
-                continue
-            return result
-    return result
-
-
-def assess_target(
-    target: Any,
-    opts: Any,
-    timeout_s: float,
-    info: dict[str, Any],
-    exited: Any = lambda: None,
-    log_tail: Any = list,
-) -> Any:
-    from autograder.assess.probes import never_came_up, run_all, say
-    from autograder.assess.report import Assessment
-    from autograder.assess.server import wait_until_ready
-    from autograder.assess.targets import new_client
-
-    info = {"description": target.describe(), **info, "url": getattr(target, "base_url", "")}
-    with new_client() as client:
-        readiness = wait_until_ready(lambda: target.ready(client), timeout_s, exited)
-    if not readiness.ready:
-        reason = f"never became ready ({target.readiness_rule()}): {readiness.reason}"
-        return Assessment(info, never_came_up(reason), startup_seconds=None, server_log=log_tail())
-    say(f"ready after {readiness.seconds:.1f} s")
-    criteria, evidence = run_all(target, readiness.reply, readiness.seconds, opts, progress_bar)
-    return Assessment(info, criteria, evidence, readiness.seconds, server_log=log_tail())
-
-
-def progress_bar(name: str, total: int) -> Any:
-    """A tqdm bar on a terminal (silent in CI logs); returns the function that advances it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=f"  {name}", unit="req", leave=False, disable=None)
-
-    def tick() -> None:  # a round near the limit is measured again: the bar then simply stays closed
-        if not bar.disable:
-            bar.update(1)
-            if bar.n >= total:
-                bar.close()
-
-    return tick
-
-
-def finish(result: Any, args: argparse.Namespace) -> int:
-    from autograder.assess.report import markdown, terminal, to_json
-
-    # With `--json -` stdout is the machine's: the table goes to stderr then.
-    out = sys.stderr if args.json_out == "-" else sys.stdout
-    print(terminal(result), file=out)
+    print(terminal(result))
     if args.report is not None:
-        path = markdown(result, args.report)
-        print(f"report: {path}", file=out)
-    write_json(to_json(result), args.json_out)
-    return 0 if result.passed else 1
+        try:
+            path = markdown(result, args.report)
+        except OSError as exc:
+            raise unwritable(args.report, exc) from None
+        print(f"report: {path}")
+    return to_outcome(result)

@@ -25,14 +25,17 @@ MAX_ROUNDS = 3
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 1]): the smallest sample with at least q of all samples at or below it."""
-    if not samples:
+    """Nearest-rank percentile (q in [0, 1]): the smallest sample with at least q of all samples at or below it.
+
+    numpy's ``inverted_cdf`` method is exactly that definition (Hyndman and Fan's type 1).
+    """
+    import numpy as np
+
+    if len(samples) == 0:
         raise ValueError("percentile of no samples")
     if not 0 <= q <= 1:
         raise ValueError(f"q must lie in [0, 1], got {q}")
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
+    return float(np.percentile(np.asarray(samples, dtype=float), q * 100, method="inverted_cdf"))
 
 
 @dataclass(frozen=True)

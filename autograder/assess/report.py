@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograder.assess.breakdown import Breakdown
 from autograder.assess.latency import LIMIT_MS
 from autograder.assess.probes import Criterion, Evidence
 from autograder.reports import format_table
+from mlinfra.base.results import FAILED, INFO, PASSED, Check, Outcome
 
 PASS_RULE = "passes when every requirement passes (all checks, 100 of 100 points)"
+PACK_PASS_RULE = "passes when every requirement and every README section passes (120 of 120 points)"
 
 
 @dataclass
@@ -20,24 +23,96 @@ class Assessment:
     evidence: Evidence = field(default_factory=Evidence)
     startup_seconds: float | None = None
     server_log: list[str] = field(default_factory=list)
+    breakdown: Breakdown | None = None  # where the latency goes (informational)
+    handin: list[Check] = field(default_factory=list)  # a hand-in's README sections (scored) and notes (info)
+
+    @property
+    def pass_rule(self) -> str:
+        return PACK_PASS_RULE if self.handin else PASS_RULE
 
     @property
     def score(self) -> float:
-        return round(sum(c.points for c in self.criteria), 1)
+        return round(sum(c.points for c in self.criteria) + sum(c.points for c in self.handin), 1)
 
     @property
     def max_score(self) -> float:
-        return sum(c.max_points for c in self.criteria)
+        return sum(c.max_points for c in self.criteria) + sum(c.max_points for c in self.handin)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.criteria)
+        return all(c.passed for c in self.criteria) and all(c.passed for c in self.handin)
 
     def next_step(self) -> str:
         failed = [c for c in self.criteria if not c.passed]
+        readme = [c for c in self.handin if not c.passed]
+        if not failed and not readme:
+            return "All five requirements pass." + (" The README has every required section." if self.handin else "")
         if not failed:
-            return "All five requirements pass."
+            return f"Fix the README: {readme[0].message}; then run the same command again."
         return f"Fix requirement {failed[0].number} first, then run the same command again."
+
+
+class AssessmentOutcome(Outcome):
+    """The assessment as an Outcome; its JSON also keeps the keys readers used before (criteria, latency, ...)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for key, value in self.data.items():
+            out.setdefault(key, value)
+        return out
+
+
+def to_outcome(result: Assessment) -> AssessmentOutcome:
+    """One scored Check per requirement (and per README section of a hand-in), the breakdown as info Checks."""
+    where = result.target.get("url", "")
+    checks = [
+        Check(f"{c.number}. {c.title}", PASSED if c.passed else FAILED, c.points, c.max_points, c.verdict, where)
+        for c in result.criteria
+    ]
+    checks += result.handin
+    checks += breakdown_checks(result.breakdown)
+    return AssessmentOutcome(
+        subject=result.target.get("description", where), checks=checks, notes=[result.next_step()],
+        data=to_json(result),
+    )
+
+
+def ms(value: float) -> str:
+    """Milliseconds with the digits that matter: 0.05, 2.31, 17.4."""
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def breakdown_checks(b: Breakdown | None) -> list[Check]:
+    if b is None:
+        return []
+    if not b.measured:
+        return [Check("where the latency goes", INFO, message=f"not measured: {b.reason}")]
+    out = []
+    for label, raw in b.raw_p50_ms.items():
+        served = b.served_p50_ms.get(label)
+        extra = f", service p50 {ms(served)} ms, +{ms(served - raw)} ms around it" if served is not None else ""
+        out.append(Check(f"latency at {label}: model vs service", INFO,
+                         message=f"raw forward p50 {ms(raw)} ms{extra}"))
+    if b.throughput:
+        rates = ", ".join(f"{c} client{'s' if c > 1 else ''} {r:.0f}/s" for c, r in b.throughput.items())
+        out.append(Check("throughput", INFO, message=f"requests per second: {rates}"))
+    return out
+
+
+def breakdown_rows(b: Breakdown) -> list[list[str]]:
+    rows = []
+    for label, raw in b.raw_p50_ms.items():
+        served = b.served_p50_ms.get(label)
+        rows.append([label, ms(raw), "-" if served is None else ms(served),
+                     "-" if served is None else f"+{ms(served - raw)}"])
+    return rows
+
+
+def throughput_line(b: Breakdown) -> str:
+    return "Throughput: " + ", ".join(
+        f"{c} client{'s' if c > 1 else ''} {r:.0f} req/s" + (f" ({b.errors[c]} failed)" if b.errors.get(c) else "")
+        for c, r in b.throughput.items()
+    )
 
 
 def fmt_points(value: float) -> str:
@@ -83,11 +158,25 @@ def terminal(result: Assessment) -> str:
             "Latency (ms, one keep-alive connection, after warm-up):",
             format_table(["size", "n", "p50", "p95", "p99", "max", "verdict"], latency_rows(result)),
         ]
+    b = result.breakdown
+    if b is not None:
+        lines += ["", "Where the latency goes (information only, not scored):"]
+        if b.measured:
+            lines.append(format_table(["size", "raw forward p50", "service p50", "difference"], breakdown_rows(b)))
+            if b.throughput:
+                lines.append(throughput_line(b))
+        else:
+            lines.append(f"  not measured: {b.reason}")
+    if result.handin:
+        lines += ["", "Hand-in:"]
+        lines += [f"  {'pass' if c.status == PASSED else 'info' if c.status == INFO else 'FAIL'}: {c.name}"
+                  + (f" ({fmt_points(c.points)}/{fmt_points(c.max_points)})" if c.max_points else "")
+                  + f": {c.message}" for c in result.handin]
     if result.server_log and not result.passed:
         lines += ["", "Last lines of the server's log:", *(f"  {line}" for line in result.server_log)]
     status = "PASSED" if result.passed else "NOT PASSED"
     score = f"Score {fmt_points(result.score)}/{fmt_points(result.max_score)}: {status}"
-    lines += ["", f"{score} (the assessment {PASS_RULE}).", result.next_step()]
+    lines += ["", f"{score} (the assessment {result.pass_rule}).", result.next_step()]
     return "\n".join(lines)
 
 
@@ -113,7 +202,7 @@ def to_json(result: Assessment) -> dict[str, Any]:
         "passed": result.passed,
         "score": result.score,
         "max_score": result.max_score,
-        "pass_rule": PASS_RULE,
+        "pass_rule": result.pass_rule,
         "target": result.target,
         "startup_seconds": result.startup_seconds,
         "criteria": [
@@ -141,6 +230,8 @@ def to_json(result: Assessment) -> dict[str, Any]:
                 "requests_per_second": round(conc.throughput, 1),
             },
         },
+        "breakdown": None if result.breakdown is None else result.breakdown.to_dict(),
+        "handin": to_jsonable(result.handin),
         "server_log": result.server_log,
         "next_step": result.next_step(),
     }
@@ -182,7 +273,7 @@ def markdown(result: Assessment, path: Path) -> Path:
         f"# Practical assessment: {status}",
         "",
         f"Service: {result.target['description']}  ",
-        f"Score: **{fmt_points(result.score)} / {fmt_points(result.max_score)}**; the assessment {PASS_RULE}.",
+        f"Score: **{fmt_points(result.score)} / {fmt_points(result.max_score)}**; the assessment {result.pass_rule}.",
         "",
         "| # | Requirement | Points | Result | Verdict |",
         "|---|---|---|---|---|",
@@ -221,8 +312,43 @@ def markdown(result: Assessment, path: Path) -> Path:
         if png is not None:
             out += ["", f"![latency histogram]({png.name})"]
         out.append("")
+    out += breakdown_markdown(result, path)
+    if result.handin:
+        out += ["## Hand-in", "", "| Item | Points | Result |", "|---|---|---|"]
+        for c in result.handin:
+            points = f"{fmt_points(c.points)}/{fmt_points(c.max_points)}" if c.max_points else "-"
+            out.append(f"| {c.name} | {points} | {c.message.replace('|', '/')} |")
+        out.append("")
     if result.server_log and not result.passed:
         out += ["## Server log (last lines)", "", "```", *result.server_log, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out))
     return path
+
+
+def breakdown_markdown(result: Assessment, path: Path) -> list[str]:
+    """The "where the latency goes" section: always present, saying why when it could not be measured."""
+    from autograder.assess.breakdown import plot
+
+    b = result.breakdown
+    out = ["## Where the latency goes", "", "Information only: it does not change the score.", ""]
+    if b is None:
+        return [*out, "Not measured: the latency check did not run to the end.", ""]
+    if not b.measured:
+        return [*out, f"Not measured: {b.reason}", ""]
+    out += [
+        (f"The model in `{b.model_dir}` timed alone (batch 1, {b.torch_threads} torch threads), beside the service's "
+        "answer time for the same upload. The difference is HTTP, multipart parsing, decoding, resizing, "
+        "queueing and JSON: what serving adds around the model."),
+        "",
+        "| Upload | Raw forward p50 (ms) | Service p50 (ms) | Difference (ms) |",
+        "|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in breakdown_rows(b)),
+        "",
+    ]
+    png = plot(b, path.with_name(f"{path.stem}-throughput.png"))
+    if png is not None:
+        out += [throughput_line(b) + ". With one client the service is idle between requests; with more, a "
+                "service that batches requests or runs one forward per core should serve more per second, never fewer.",
+                "", f"![throughput]({png.name})", ""]
+    return out
