@@ -18,6 +18,7 @@ QUIZ ?= module01
 CONFIG ?= baseline
 SET ?=
 APP  ?= mlinfra.service:app
+MODE ?= batch
 PORT ?= 8888
 
 .DEFAULT_GOAL := help
@@ -61,11 +62,11 @@ compare: setup  ## compare the runs under runs/ and plot their curves into runs/
 model: setup  ## train the course's ResNet-18 digit classifier into models/ (offline)
 	$(PY) -m mlinfra.make_model
 
-serve: setup  ## serve the reference FastAPI app on 127.0.0.1:8000
-	$(PY) -m uvicorn $(APP) --host 127.0.0.1 --port 8000
+serve: setup  ## serve the reference FastAPI app on 127.0.0.1:8000 (MODE=batch or threads; docs/serving.md)
+	MLINFRA_SERVE_MODE=$(MODE) $(PY) -m uvicorn $(APP) --host 127.0.0.1 --port 8000
 
-assess: setup  ## score a service against the practical assessment: make assess APP=module:attr
-	$(PY) -m autograder assess --app $(APP) --startup-timeout 30
+assess: setup  ## score a service (the practical): make assess APP=module:attr [REPORT=out/assessment.md]
+	$(PY) -m autograder assess --app $(APP) --startup-timeout 30 $(if $(REPORT),--report $(REPORT))
 
 torchserve: setup  ## archive the model and start TorchServe on 127.0.0.1:8085-8087, ready when it predicts
 	$(PY) -m mlinfra.torchserve_local start
