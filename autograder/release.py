@@ -15,6 +15,8 @@ from autograder.errors import UsageError
 from autograder.labs import NOT_LAB_FILES, Lab, lab_files, lab_names, load_lab
 from autograder.nbgrader_course import course_config, quiet_nbgrader
 from autograder.paths import labs_dir, repo_root, solutions_dir
+from autograder.reports import add_json_option
+from mlinfra.base.results import FAILED, PASSED, Check, Outcome
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -226,34 +228,50 @@ def check_in_sync(root: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- distribution
 
-DIST_ITEMS = ("labs", "modules", "mlinfra", "autograder", "scripts", "bench", "pyproject.toml", "Makefile",
-              "README.md", "environment.yml", ".gitignore")
-
 
 def student_dist(root: Path, dest: Path) -> list[str]:
-    """What an instructor-led class receives: no solutions/, no tests/ (samples derive from solutions), no
-    plaintext quiz keys (learner copies of the banks replace quizzes/)."""
-    from autograder.quiz.learner import write_learner_copies
+    """Write the class copy (autograder/classcopy.py): no solutions/, no tests/, no key of a summative quiz, and
+    no library code a lab asks learners to write; a README and Makefile for students. What was written."""
+    from autograder.classcopy import build_class_copy
 
-    if dest.resolve() == root.resolve() or root.resolve() in dest.resolve().parents and dest.name in DIST_ITEMS:
-        raise UsageError(f"--student-dist {dest}: choose a folder outside the course's own folders")
-    if dest.exists() and any(dest.iterdir()):
-        raise UsageError(f"--student-dist {dest}: the folder is not empty; name a new or empty folder")
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    ignore = shutil.ignore_patterns(*NOT_LAB_FILES, "*.egg-info")
-    for item in DIST_ITEMS:
-        src = root / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=ignore)
-        elif src.is_file():
-            shutil.copy2(src, dest / item)
-        else:
-            continue
-        written.append(item)
-    copies = write_learner_copies(root, dest / "quizzes")
-    written.append(f"quizzes ({len(copies)} learner copies)")
-    return written
+    return build_class_copy(root, dest)
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def release_outcome(root: Path, labs: list[str] | None = None) -> Outcome:
+    """Regenerate labs/ (all, or `labs`) and check that no solution line reached it."""
+    outcome = Outcome(subject="release")
+    for result in release(root, labs or None):
+        outcome.checks.append(Check(f"release {result.lab}", PASSED, message=f"{len(result.files)} files",
+                                    where=f"labs/{result.lab}/"))
+    outcome.checks += [Check("leak", FAILED, message=leak, where=leak.split(":")[0]) for leak in find_leaks(root)]
+    return outcome
+
+
+def check_outcome(root: Path) -> Outcome:
+    """Change nothing: is labs/ in sync with solutions/, and free of solution lines?"""
+    outcome = Outcome(subject="release --check")
+    problems = check_in_sync(root) + [f"leak: {leak}" for leak in find_leaks(root)]
+    outcome.checks += [Check("labs/", FAILED, message=p, where=p.split(":")[0]) for p in problems]
+    if not problems:
+        outcome.checks.append(Check("labs/", PASSED, message=f"in sync with solutions/ ({len(lab_names(root))} labs) "
+                                    "and no solution lines"))
+    return outcome
+
+
+def dist_outcome(root: Path, dest: Path) -> Outcome:
+    """Write the class copy, then read it back as an attacker would (the leak check)."""
+    from autograder.classcopy import find_class_copy_leaks
+
+    written = student_dist(root, dest)
+    outcome = Outcome(subject=f"class copy {dest}", data={"dest": str(dest), "written": written})
+    leaks = find_class_copy_leaks(root, dest)
+    outcome.checks += [Check("leak", FAILED, message=leak, where=leak.split(":")[0]) for leak in leaks]
+    if not leaks:
+        outcome.checks.append(Check("leak check", PASSED, message="no solution line, hidden test or summative key"))
+    return outcome
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -262,40 +280,51 @@ def student_dist(root: Path, dest: Path) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "release",
-        help="regenerate labs/ (student versions) from solutions/ (instructor)",
+        help="regenerate labs/ (student versions) from solutions/, or export a class copy (instructor)",
         description="Regenerate labs/<lab>/ from solutions/<lab>/: nbgrader generate_assignment for notebooks, "
         "solution regions in the lab's other files replaced by '# YOUR CODE HERE'. With --check, change "
-        "nothing and report whether labs/ is in sync and free of solution lines.",
+        "nothing and report whether labs/ is in sync and free of solution lines. With --student-dist DIR, write "
+        "the class copy an instructor-led class receives (labs, lessons, learner copies of the quizzes with no "
+        "key of a graded quiz, the course library minus the code the labs ask learners to write, a README and "
+        "Makefile for students) and check it for leaks. Exit 0 done and clean, 1 problems found, 2 could not run.",
     )
     parser.add_argument("labs", nargs="*", metavar="LAB", help="labs to release (default: all)")
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if labs/ differs from a fresh release or leaks solution lines")
     parser.add_argument("--student-dist", metavar="DIR", type=Path,
-                        help="export what an instructor-led class receives into DIR (no solutions, no keys)")
+                        help="write the class copy into DIR (new or empty) and check it for leaks")
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     root = repo_root()
     if args.student_dist:
-        written = student_dist(root, args.student_dist)
-        print(f"student distribution written to {args.student_dist}: {', '.join(written)}")
-        return 0
+        outcome = dist_outcome(root, args.student_dist)
+        print(f"class copy written to {args.student_dist}: {', '.join(outcome.data['written'])}")
+        for check in outcome.checks:
+            if not check.passed:
+                print(f"leak: {check.message}")
+        if outcome.passed:
+            print("leak check: no solution line, hidden test or summative quiz key in it")
+        else:
+            print(f"{len(outcome.checks)} leak(s): mark the code with '# class-copy: omit-begin/omit-end' or move "
+                  "it out of the course library, then export again")
+        return outcome
     if args.check:
-        problems = check_in_sync(root) + [f"leak: {leak}" for leak in find_leaks(root)]
-        for problem in problems:
-            print(problem)
-        if problems:
-            print(f"{len(problems)} problem(s): run `autograder release` to regenerate labs/ from solutions/")
-            return 1
-        print(f"labs/ is in sync with solutions/ ({len(lab_names(root))} labs) and holds no solution lines")
-        return 0
-    for result in release(root, args.labs or None):
-        print(f"released {result.lab}: {len(result.files)} files -> labs/{result.lab}/")
-    leaks = find_leaks(root)
-    if leaks:
-        for leak in leaks:
-            print(f"leak: {leak}")
+        outcome = check_outcome(root)
+        for check in outcome.checks:
+            print(check.message)
+        if not outcome.passed:
+            print(f"{len(outcome.checks)} problem(s): run `autograder release` to regenerate labs/ from solutions/")
+        return outcome
+    outcome = release_outcome(root, args.labs or None)
+    for check in outcome.checks:
+        if check.name.startswith("release "):
+            lab = check.name.removeprefix("release ")
+            print(f"released {lab}: {check.message} -> labs/{lab}/")
+        else:
+            print(f"leak: {check.message}")
+    if not outcome.passed:
         print("solution lines reached labs/: put them between solution markers in solutions/ and release again")
-        return 1
-    return 0
+    return outcome

@@ -167,6 +167,9 @@ def probe_image() -> bytes:
 
 
 def archive(model_dir: Path, dep: Deployment, handler: Path = HANDLER) -> Path:
+    if not handler.is_file():  # the class copy leaves the reference handler out (docs/class-copy.md)
+        raise StartError(f"no TorchServe handler at {handler}: a class copy does not ship the course's reference "
+                         "handler (exercise 05 asks you to write one); archive yours as lab05-torchserve shows")
     missing = [n for n in (MODEL_FILE, LABELS_FILE, CARD_FILE) if not (model_dir / n).is_file()]
     if missing:
         raise StartError(

@@ -78,3 +78,31 @@ def test_repository_labs_are_in_sync_and_leak_free() -> None:
     assert problems == [], f"labs/ is stale; run `make release`: {problems[:5]}"
     leaks = find_leaks(ROOT)
     assert leaks == [], f"solution lines under labs/: {leaks[:5]}"
+
+
+def test_student_dist_verb_prints_only_json_with_json_dash(tmp_path: Path, capsys) -> None:
+    import json
+
+    from autograder.cli import main
+
+    code = main(["release", "--student-dist", str(tmp_path / "class"), "--json", "-"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout is the JSON and nothing else
+    assert "class copy written to" in captured.err
+    assert data["subject"].startswith("class copy") and "leak" in json.dumps(data["checks"])
+    assert code == (0 if data["passed"] else 1)
+
+
+def test_release_verb_usage_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    from autograder.cli import main
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("x")
+    assert main(["release", "--student-dist", str(tmp_path / "full")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0]
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["release", "--student-dist", str(tmp_path / "c"), "--json", str(blocker / "out.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0]

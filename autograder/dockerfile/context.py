@@ -47,6 +47,11 @@ def stage_service(context: Path, model_dir: Path | None = None, *, replace: bool
     package = context / "mlinfra"
     if replace or not package.is_dir():
         package.mkdir(parents=True, exist_ok=True)
+        absent = [n for n in SERVICE_MODULES if not (service_package() / n).is_file()]
+        if absent:  # a class copy leaves the reference service out (docs/class-copy.md)
+            raise UsageError(f"{service_package() / absent[0]} is not in this copy of the course: a class copy does "
+                             "not ship the reference service; put your own service (exercise 07) in "
+                             f"{package} and build again")
         for name in SERVICE_MODULES:
             shutil.copyfile(service_package() / name, package / name)
         copied.append("mlinfra/")

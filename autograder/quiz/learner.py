@@ -89,6 +89,8 @@ def learner_copy(quiz: Quiz) -> dict[str, Any]:
             item = {"id": q.id, "type": q.type, "topic": q.topic, "points": q.points, "prompt": q.prompt}
             if q.options:
                 item["options"] = dict(q.options)
+            if q.outcomes:  # what it asks about, for `quiz coverage` in a class copy: not key material
+                item["outcomes"] = list(q.outcomes)
             questions.append(item)
             continue
         salt = secrets.token_hex(8)
@@ -96,6 +98,8 @@ def learner_copy(quiz: Quiz) -> dict[str, Any]:
                                 "prompt": q.prompt}
         if q.options:
             item["options"] = dict(q.options)
+        if q.outcomes:
+            item["outcomes"] = list(q.outcomes)
         item["explanation"] = q.explanation
         item["salt"] = salt
         item.update(_hashed_fields(q, salt))

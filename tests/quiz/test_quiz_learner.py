@@ -15,7 +15,7 @@ from autograder.quiz.learner import learner_copy, write_learner_copies
 
 KEY_FIELDS = ("answer", "accept", "regex", "tolerance", "range")
 # What the learner is meant to see: prose, and the points (a numeric key may equal them by coincidence).
-SHOWN_FIELDS = ("prompt", "explanation", "topic", "id", "type", "points")
+SHOWN_FIELDS = ("prompt", "explanation", "topic", "id", "type", "points", "outcomes")
 
 
 def _key_values(q) -> list[Any]:
@@ -131,7 +131,7 @@ def test_write_learner_copies(workbook: Path, tmp_path: Path) -> None:
         if path.stem in ("module01", "phase1"):
             assert "no answers, no explanations" in text
             items = yaml.safe_load(text)["questions"]
-            assert all(set(item) <= {"id", "type", "topic", "points", "prompt", "options"} for item in items)
+            assert all(set(item) <= {"id", "type", "topic", "points", "prompt", "options", "outcomes"} for item in items)
         else:
             assert "recoverable with effort" in text
     with pytest.raises(ValueError, match="source banks"):
