@@ -201,6 +201,12 @@ class _Display:
 def show_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None = None) -> None:
     """Display the quiz QUIZ (an id such as "lesson03", or a path to a bank) in the notebook."""
     root = _root()
+    loaded = load_quiz(resolve(quiz, root), schema_check=False)
+    if loaded.summative and loaded.learner_copy:  # a class copy's graded quiz: no self-check here, by design
+        print(f"{loaded.title} is a graded quiz: take it once in a terminal with "
+              f"`make exam EXAM={loaded.id} LEARNER=<your id>` (autograder quiz take {loaded.id} --exam "
+              "--learner <your id>); your instructor grades it.")
+        return
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython

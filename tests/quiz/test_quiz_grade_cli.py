@@ -98,3 +98,11 @@ def test_validate_cli(workbook: Path, write_bank, capsys) -> None:
     captured = capsys.readouterr()
     assert f"{bad}: line 3, pass_mark" in captured.err
     assert '"valid": false' in captured.out
+
+
+def test_an_unwritable_out_folder_is_one_line_exit_2(workbook: Path, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["quiz", "grade", "module01", str(REFERENCE), "--out", str(blocker / "grades")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a-file/grades" in err[0]

@@ -93,3 +93,13 @@ def test_runs_headless_in_a_real_kernel(workbook: Path) -> None:
     assert "application/vnd.jupyter.widget-view+json" in output.data
     assert "autograder quiz take lesson03" in output.data["text/plain"]
     assert not (workbook / "workspace" / ".progress").exists()
+
+
+def test_a_summative_learner_copy_shows_how_to_take_the_exam(workbook: Path, tmp_path: Path, capsys) -> None:
+    from autograder.quiz.learner import write_learner_copies
+    from autograder.quiz.widget import show_quiz
+
+    copies = {p.stem: p for p in write_learner_copies(workbook, tmp_path / "dist")}
+    show_quiz(copies["phase1"])
+    out = capsys.readouterr().out
+    assert "graded quiz" in out and "--exam" in out
