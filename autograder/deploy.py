@@ -142,20 +142,65 @@ def torchserve(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     model, note = course_model(work_dir)
     ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
     dep = Deployment(state=(work_dir / "torchserve").resolve(), name="digits", ports=ports)
+    watcher = _CrashWatcher(dep, stop)
     try:
         try:
+            watcher.start()
             start(dep, model, timeout=TORCHSERVE_START_S, handler=handler.resolve())
         except StartError as exc:
             return _all(names, FAILED, f"TorchServe could not start with your handler: {exc}", "handler.py")
         except TimeoutError as exc:
-            return _all(names, FAILED, f"TorchServe started but your handler never answered a prediction: {exc}. "
-                        "Run `make torchserve` with your handler and read logs/model_log.log", "handler.py")
+            why = watcher.reason or str(exc)
+            return _all(names, FAILED, f"TorchServe started but your handler never answered a prediction: {why}. "
+                        "Run the lab's `serve` cell (or `make torchserve`) and read logs/model_log.log",
+                        "handler.py")
+        finally:
+            watcher.done = True
+            watcher.thread.join(timeout=90)  # a stop it began waits for Java and the workers to exit
         checks = _from_criteria(names, _assess(dep.inference_url, dep.name), "handler.py")
     finally:
         stop(dep)
     if note:
         checks = [Check(c.name, c.status, c.points, c.max_points, c.message + note, c.where) for c in checks]
     return checks
+
+
+class _CrashWatcher:
+    """Stops a TorchServe whose worker keeps dying while it loads the handler (TorchServe restarts it forever and
+    /ping stays healthy), so a broken handler fails in seconds, not at the start-up timeout, with its error."""
+
+    DEATHS = 3
+
+    def __init__(self, dep: Any, stop: Callable[[Any], Any]) -> None:
+        import threading
+
+        self.dep, self.stop, self.reason, self.done = dep, stop, "", False
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def watch(self) -> None:
+        import time
+
+        log = self.dep.logs / "model_log.log"
+        while not self.done:
+            time.sleep(0.5)
+            try:
+                lines = log.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            if sum("Backend worker process died" in ln for ln in lines) >= self.DEATHS:
+                import re
+
+                said = [ln.split("MODEL_LOG - ", 1)[1].rstrip() for ln in lines if "MODEL_LOG - " in ln]
+                # The handler's own exception; TorchServe's wrapper then adds "RuntimeError: 500 - ...".
+                errors = [m for m in said if re.match(r"[A-Za-z_][\w.]*(Error|Exception)\b", m)
+                          and not m.startswith("RuntimeError: 500 - ")]
+                last = errors[-1] if errors else "see model_log.log"
+                self.reason = f"its worker died {self.DEATHS} times while loading it (last error: {last[:200]})"
+                self.stop(self.dep)
+                return
 
 
 # ---------------------------------------------------------------------------------------------- lab06
@@ -182,9 +227,11 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         return _all(names, FAILED, "no Dockerfile in the submission: hand in the lab folder with its Dockerfile",
                     "Dockerfile")
     model, note = course_model(work_dir)
-    tag = f"autograder-grade/{_slug(files_dir.name)}:latest"
+    # One tag per student's work folder, replaced on a regrade. The image is kept: removing it would also drop the
+    # layer cache, and then every student's build would install the dependencies again (minutes each).
+    tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]}:latest"
     outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
-                               requests=ASSESS_REQUESTS, isolated=True, remove_image=True, log=lambda m: None)
+                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None)
     built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
                   f"built in {outcome.build_seconds:.0f} s" if outcome.built else (outcome.error or "not built"),
                   "Dockerfile")
@@ -197,12 +244,6 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     if note:
         checks = [Check(c.name, c.status, c.points, c.max_points, c.message + note, c.where) for c in checks]
     return checks
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "student"
 
 
 # ---------------------------------------------------------------------------------------------- phase1-lab1

@@ -95,10 +95,10 @@ def run_assessment(url: str, requests: int | None = None) -> dict[str, Any]:
 def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Path | None = None,
                      tag: str | None = None, no_cache: bool = False, assess: bool = True,
                      health_timeout: float = 180.0, log: Callable[[str], None] = print,
-                     requests: int | None = None, isolated: bool = False, remove_image: bool = False) -> BuildOutcome:
+                     requests: int | None = None, isolated: bool = False) -> BuildOutcome:
     """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): the build's RUN
     steps get no network on podman (pip finds the course's wheels at /wheels), so they cannot reach the grading
-    machine's own 127.0.0.1 services; `remove_image` removes the image afterwards."""
+    machine's own 127.0.0.1 services."""
     from autograder.errors import UsageError
     from autograder.paths import repo_root
 
@@ -137,8 +137,6 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     finally:
         if container is not None:
             container.stop()
-        if remove_image and outcome.built:
-            engine.run("rmi", "-f", outcome.tag, check=False, timeout=120)
         shutil.rmtree(context.parent, ignore_errors=True)
     return outcome
 

@@ -79,3 +79,100 @@ def test_a_broken_record_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
 
 def test_a_record_without_the_dag_file_fails(tmp_path: Path) -> None:
     assert any("no dag.py" in p for p in ui_run_problems(record(), None))
+
+
+QUICK_DAG = '''
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="course_pipeline", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+     catchup=False, default_args={"retries": 1})
+def course_pipeline():
+    @task
+    def ingest():
+        return "raw"
+
+    @task
+    def validate(raw):
+        return {"ok": True}
+
+    @task
+    def engineer_features(raw):
+        return {"features": 1}
+
+    @task
+    def train(features, checked):
+        return {"checkpoint": "model.pt"}
+
+    @task
+    def evaluate(trained):
+        return {"accuracy": 1.0}
+
+    raw = ingest()
+    evaluate(train(engineer_features(raw), validate(raw)))
+
+
+course_pipeline()
+'''
+
+
+@pytest.mark.slow
+def test_verify_ui_run_against_a_real_airflow(tmp_path: Path, monkeypatch) -> None:
+    """A real `airflow standalone` (the course's launcher, its own home and port), a DAG with the lab's five task
+    ids doing nothing (seconds), triggered through the REST API exactly as the UI's button does; then the verify
+    command finds that run, saves the record, and the deploy check accepts it. About a minute, 2 GB while it runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from mlinfra import airflow_local
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "dag.py").write_text(QUICK_DAG)
+    local = airflow_local.resolve(home=tmp_path / "home", dags=dags, port=8095)
+    if any(airflow_local.port_busy("127.0.0.1", p) for p in (8095, *airflow_local.LOG_SERVER_PORTS)):
+        pytest.skip("port 8095, 8793 or 8794 is taken (another Airflow is running)")
+    env = {"AIRFLOW_HOME": str(local.home)}
+    try:
+        assert airflow_local.start(local, wait=300) == 0, airflow_local.tail(local.log)
+        password = json.loads(local.password_file.read_text())["admin"]
+        with httpx.Client(base_url=local.url, timeout=30) as client:
+            token = client.post("/auth/token", json={"username": "admin", "password": password}).json()
+            client.headers["Authorization"] = f"Bearer {token['access_token']}"
+            api = "/api/v2/dags/course_pipeline"
+            deadline = time.monotonic() + 120
+            while client.get(api).status_code != 200:  # the DAG processor has not parsed the file yet
+                assert time.monotonic() < deadline, "Airflow never listed course_pipeline"
+                time.sleep(2)
+            assert client.patch(api, json={"is_paused": False}).status_code == 200
+            run = client.post(f"{api}/dagRuns", json={"logical_date": None})
+            assert run.status_code == 200, run.text
+            run_id = run.json()["dag_run_id"]
+            while (state := client.get(f"{api}/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
+                assert time.monotonic() < deadline + 180, f"the run is still {state}"
+                time.sleep(2)
+            assert state == "success"
+        saved = tmp_path / "ui_run.json"
+        proc = subprocess.run([sys.executable, "-m", "autograder", "dag", "--verify-ui-run", str(dags / "dag.py"),
+                               "--url", local.url, "--save", str(saved), "--json", "-"],
+                              capture_output=True, text=True, env={**os.environ, **env}, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["passed"] and result["record"]["dag_run_id"] == run_id
+        assert result["record"]["run_type"] == "manual" and set(result["record"]["tasks"]) == set(MUST_FOLLOW)
+        files = tmp_path / "submitted"
+        files.mkdir()
+        (files / "dag.py").write_text(QUICK_DAG)
+        (files / UI_RUN_FILE).write_text(saved.read_text())
+        [check] = airflow_ui_run(None, files, tmp_path)
+        assert check.status == "passed" and check.points == 1, check.message
+        (files / "dag.py").write_text(QUICK_DAG + "\n# edited after the run\n")
+        [check] = airflow_ui_run(None, files, tmp_path)
+        assert check.status == "failed" and "different dag.py" in check.message
+    finally:
+        airflow_local.stop(local)
