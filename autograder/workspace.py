@@ -3,7 +3,7 @@ first open, so `git pull` never conflicts and labs/ stays exactly as released; t
 
 `python -m autograder.workspace open` is what `make lab` runs. It
 - keeps all of Jupyter's config, data and runtime files under .state/jupyter/ (nothing in ~/.jupyter or
-  ~/.local/share/jupyter), with the learner's nbgrader tools only (see docs/jupyter-learner.md);
+  ~/.local/share/jupyter), with the learner's nbgrader tools only (see docs/setup.md);
 - refreshes the learner's start page, workspace/START-HERE.ipynb, by executing modules/START-HERE.ipynb, so its
   prerequisites and progress sections show results when opened;
 - prints the URL Jupyter really serves (port and token read from Jupyter's own server-info file) once it answers.

@@ -85,7 +85,7 @@ def _docker_engine_answers() -> bool:
 def course_container_state() -> Path:
     """Where scripts/container-engine.sh (`make container-engine`) keeps the course's podman configuration and
     storage: $WORKBOOK_CONTAINER_STATE, else ~/.cache/mlinfra-workbook/containers (the script's own rule; the
-    grading side reads the same place, see docs/learner-setup.md)."""
+    grading side reads the same place, see docs/setup.md)."""
     explicit = os.environ.get("WORKBOOK_CONTAINER_STATE")
     if explicit:
         return Path(explicit)
