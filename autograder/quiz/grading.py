@@ -346,6 +346,9 @@ def grade_batch(quiz: Quiz, target: Path) -> list[StudentGrade]:
                                            f"'{answers['quiz']}', not '{quiz.id}'; grade it with that quiz"))
                 continue
             learner = str(answers["learner"])
+            if learner.strip().casefold() != student.strip().casefold():
+                notes.append(f"the file is named '{path.name}' but the record is learner '{learner}': check who "
+                             "handed it in")
             shown = answers.get("drawn")
             answers = {str(k): v for k, v in answers["answers"].items()}
             expected = drawn_ids(quiz, learner)

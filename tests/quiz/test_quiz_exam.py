@@ -93,6 +93,12 @@ def test_a_tampered_record_is_graded_on_the_learners_real_draw(workbook: Path, t
     expected = len(drawn_ids(quiz, "ada") & {q.id for q in quiz.questions[:20]})
     assert student["score"] == expected < 20
     assert any("differs from this learner's draw" in n for n in student["notes"])
+    path.rename(tmp_path / "grace.yaml")  # handed in under another name: graded on ada's draw, and flagged
+    assert main(["quiz", "grade", "module01", str(tmp_path / "grace.yaml"), "--out", str(tmp_path / "o"),
+                 "--json", "-"]) == 0
+    student = json.loads(capsys.readouterr().out)["students"][0]
+    assert student["learner"] == "ada" and student["score"] == expected
+    assert any("is learner 'ada'" in n for n in student["notes"])
 
 
 def test_a_summative_learner_copy_cannot_be_self_checked(workbook: Path, monkeypatch, capsys,
