@@ -1,6 +1,7 @@
-"""Running a notebook in a fresh kernel and reading its graded cells; `autograder check` (the learner's self-check).
+"""Running a notebook in a fresh kernel and reading its graded cells (`run_notebook`, the engine), and the verb
+`autograder check` (the learner's self-check), a thin face over it.
 
-Execution errors become result objects naming the failing cell, never a traceback wall (as nbmake does).
+Execution errors become checks naming the failing cell, never a traceback wall (as nbmake does).
 """
 
 from __future__ import annotations
@@ -11,46 +12,28 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autograder.errors import UsageError
 from autograder.labs import Lab, find_lab
 from autograder.paths import repo_root, workspace_dir
-from autograder.reports import add_json_option, format_table, write_json
+from autograder.reports import add_json_option, format_table
+from mlinfra.base.results import (
+    COMPLETED,
+    ERROR,
+    FAILED,
+    KERNEL_DIED,
+    NOT_RUN,
+    PASSED,
+    STOPPED,
+    TIMEOUT,
+    UNREADABLE,
+    Check,
+    Outcome,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass
-class CellResult:
-    grade_id: str
-    cell_index: int  # 1-based, as a person counts cells in JupyterLab
-    points: float
-    max_points: float
-    status: str  # "passed", "failed" (an assertion), "error" (another exception), "timeout", "not run"
-    message: str = ""
-
-
-@dataclass
-class NotebookRun:
-    notebook: str
-    status: str  # "completed", "unreadable", "kernel died", "timeout"
-    reason: str = ""
-    cells: list[CellResult] = field(default_factory=list)
-
-    @property
-    def score(self) -> float:
-        return sum(c.points for c in self.cells)
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.max_points for c in self.cells)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "completed" and bool(self.cells) and all(c.status == "passed" for c in self.cells)
 
 
 def read_notebook(path: Path) -> Any:
@@ -86,11 +69,13 @@ def cell_error(cell: Any) -> tuple[str, str] | None:
     return None
 
 
-def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
+def run_notebook(path: Path, lab: Lab) -> Outcome:
     """Run a copy of the notebook at `path` in a fresh kernel, with the lab's folder as the working directory.
 
     The file on disk is never modified. Each cell gets `lab.cell_timeout` seconds; a cell past it is
-    interrupted and reported as a timeout, and the rest of the notebook still runs.
+    interrupted and reported as a timeout, and the rest of the notebook still runs. The kernel is killed at the
+    end rather than asked to shut down (a graceful shutdown costs up to seconds and nothing of it is kept).
+    One check per graded cell; the outcome's status says how far the run got.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -100,7 +85,7 @@ def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
     try:
         nb = read_notebook(path)
     except UsageError as exc:
-        return NotebookRun(str(path), "unreadable", str(exc))
+        return Outcome(str(path), notes=[str(exc)], status=UNREADABLE)
     ensure_venv_tools_on_path()
     # As nbgrader's own validate does: lab cells that start servers or long demos skip themselves when set.
     os.environ["NBGRADER_EXECUTION"] = "validate"
@@ -113,8 +98,9 @@ def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
     client = NotebookClient(
         nb, timeout=lab.cell_timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
         resources={"metadata": {"path": str(path.parent)}}, on_cell_error=on_cell_error,
+        shutdown_kernel="immediate",
     )
-    status, reason = "completed", ""
+    status, reason = COMPLETED, ""
     try:
         with client.setup_kernel():
             for index, cell in enumerate(nb.cells):
@@ -123,28 +109,28 @@ def execute_notebook(path: Path, lab: Lab) -> NotebookRun:
                 except CellTimeoutError:
                     timed_out.add(index)
     except DeadKernelError as exc:
-        status, reason = "kernel died", f"the kernel died ({str(exc)[:100]}): out of memory, or os._exit?"
+        status, reason = KERNEL_DIED, f"the kernel died ({str(exc)[:100]}): out of memory, or os._exit?"
     except CellTimeoutError:
-        status, reason = "timeout", f"a cell ran past {lab.cell_timeout} s"
-    results = []
+        status, reason = STOPPED, f"a cell ran past {lab.cell_timeout} s"
+    checks = []
     for index, cell in graded_cells(nb):
         meta = cell.metadata["nbgrader"]
         max_points = float(meta.get("points", 0))
         error = cell_error(cell)
         if index in timed_out or (error and error[0] in TIMEOUT_ERRORS):
-            cell_status, message = "timeout", f"ran past {lab.cell_timeout} s and was interrupted"
+            cell_status, message = TIMEOUT, f"ran past {lab.cell_timeout} s and was interrupted"
         elif cell.get("execution_count") is None and not cell.get("outputs"):
-            cell_status, message = "not run", reason or "never executed"
+            cell_status, message = NOT_RUN, reason or "never executed"
         elif error:
-            cell_status = "failed" if error[0] == "AssertionError" else "error"
+            cell_status = FAILED if error[0] == "AssertionError" else ERROR
             message = f"{error[0]}: {error[1]}".strip().rstrip(":")
         else:
-            cell_status, message = "passed", ""
-        results.append(CellResult(meta.get("grade_id", f"cell-{index + 1}"), index + 1,
-                                  max_points if cell_status == "passed" else 0.0, max_points, cell_status, message))
-    if timed_out and status == "completed":
+            cell_status, message = PASSED, ""
+        checks.append(Check(meta.get("grade_id", f"cell-{index + 1}"), cell_status,
+                            max_points if cell_status == PASSED else 0.0, max_points, message, f"cell {index + 1}"))
+    if timed_out and status == COMPLETED:
         reason = f"{len(timed_out)} cell(s) ran past {lab.cell_timeout} s"
-    return NotebookRun(str(path), status, reason, results)
+    return Outcome(str(path), checks, notes=[reason] if reason else [], status=status)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -176,7 +162,7 @@ def _default_notebook(root: Path, lab: Lab) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from autograder import progress
 
     root = repo_root()
@@ -185,25 +171,23 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"{path}: no such notebook")
     print(f"checking {path} in a fresh kernel ...", flush=True)
-    result = execute_notebook(path.resolve(), lab)
-    write_json(result, args.json_out)
+    result = run_notebook(path.resolve(), lab)
     rerun = f"autograder check {shlex.quote(lab.name)}" + (f" {shlex.quote(str(args.notebook))}" if args.notebook else "")
-    if result.status == "unreadable":
-        print(result.reason)
-        return 1
-    rows = [(c.grade_id, f"cell {c.cell_index}", c.status, f"{c.points:g}/{c.max_points:g}", c.message[:90])
-            for c in result.cells]
+    if result.status == UNREADABLE:
+        print(result.notes[0])
+        return result
+    rows = [(c.name, c.where, c.status, f"{c.points:g}/{c.max_points:g}", c.message[:90]) for c in result.checks]
     print(format_table(("test", "where", "result", "points", "message"), rows))
     print(f"\nvisible tests: {result.score:g}/{result.max_score:g} points")
-    if result.reason:
-        print(f"note: {result.reason}")
+    for note in result.notes:
+        print(f"note: {note}")
     progress.record(root, "lab", lab.name, passed=result.passed, score=result.score, max_score=result.max_score)
     if result.passed:
         print("all visible tests pass. Your instructor's grading also runs hidden tests: test edge cases too.")
-        return 0
-    failing = [c for c in result.cells if c.status != "passed"]
+        return result
+    failing = [c for c in result.checks if c.status != PASSED]
     if failing:
         first = failing[0]
-        print(f"next: fix {first.grade_id} (cell {first.cell_index}): {first.message or first.status}; "
+        print(f"next: fix {first.name} ({first.where}): {first.message or first.status}; "
               f"then run `{rerun}` again")
-    return 1
+    return result

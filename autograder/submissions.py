@@ -85,7 +85,7 @@ def _copy_folder(src: Path, dest: Path, budget: _Budget, label: str) -> list[str
             f"{label}: could not read {e.filename} ({e.strerror})")):
         base = Path(dirpath)
         rel_dir = base.relative_to(src)
-        for name in sorted(list(dirnames)):
+        for name in sorted(dirnames):
             path = base / name
             rel = rel_dir / name
             if path.is_symlink():

@@ -12,7 +12,9 @@ from pathlib import Path
 from autograder.errors import UsageError
 from autograder.labs import find_lab, lab_files
 from autograder.paths import repo_root, workspace_dir
+from autograder.reports import add_json_option
 from autograder.submissions import MANIFEST_NAME, sha256, student_id
+from mlinfra.base.results import PASSED, Check, Outcome
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # checkpoints and data sets stay home; the grader regenerates what it needs
 
@@ -49,14 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--student", help="your name or id as your instructor knows it (default: your login)")
     parser.add_argument("--folder", type=Path, help="the lab folder to pack (default: workspace/LAB)")
     parser.add_argument("--out", type=Path, default=Path("."), help="where to write the archive (default: here)")
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.lab == "practical":  # the practical's hand-in: service, model card, README, demo (autograder.assess.handin)
-        from autograder.assess.handin import submit_practical
-
-        return submit_practical(args)
+def run(args: argparse.Namespace) -> Outcome:
     root = repo_root()
     lab = find_lab(root, args.lab, source=False)
     folder = args.folder or workspace_dir(root) / lab.name
@@ -67,4 +66,5 @@ def run(args: argparse.Namespace) -> int:
     for item in skipped:
         print(f"left out {item}")
     print(f"wrote {archive}: hand it in; your instructor grades it with `autograder grade {lab.name} FOLDER`")
-    return 0
+    return Outcome(f"{student}-{lab.name}", [Check("packed", PASSED, message=str(archive))],
+                   notes=[f"left out {item}" for item in skipped], data={"archive": str(archive)})

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples"
 REFERENCE = "reference"
 _KEYS = {"description", "base", "cells", "files", "expect", "reason", "notebook_text", "delete_cells",
-         "duplicate_cells"}
+         "duplicate_cells", "status", "entry"}
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Sample:
     notebook_text: str | None = None
     delete_cells: list[str] = field(default_factory=list)  # grade_ids of cells the student deleted
     duplicate_cells: list[str] = field(default_factory=list)  # grade_ids of cells the student copied
+    status: str | None = None  # the outcome status it must get (default: anything but "flagged")
+    entry: dict[str, Any] | None = None  # hostile samples: how the entry is handed in (see tests/samples/_hostile)
 
     def expected_points(self, tests: dict[str, float]) -> dict[str, float]:
         default_full = self.base == "solution" and self.notebook_text is None
@@ -89,3 +91,91 @@ def build_submission(sample: Sample | None, lab: Lab, dest: Path) -> None:
         (dest / rel).write_text(text)
     if sample.notebook_text is not None:
         nb_path.write_text(sample.notebook_text)
+
+
+# ---------------------------------------------------------------------------------------------- hostile samples
+
+HOSTILE = SAMPLES / "_hostile"
+HOSTILE_LAB = "lab01-environment"
+
+
+def load_hostile() -> list[Sample]:
+    out = []
+    for path in sorted(HOSTILE.glob("*.yaml")):
+        data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+        unknown = set(data) - _KEYS
+        assert not unknown, f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}"
+        assert data.get("status"), f"{path}: a hostile sample states the status it must get"
+        out.append(Sample(lab=HOSTILE_LAB, name=path.stem, **data))
+    return out
+
+
+def _zip_folder(folder: Path, archive: Path, manifest: Any, *, with_manifest: bool) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                zf.write(path, path.relative_to(folder).as_posix())
+        if with_manifest:
+            zf.writestr("submission.json", json.dumps(manifest))
+
+
+def _corrupt_member(archive: Path, member: str, how: str) -> None:
+    """Mark one entry encrypted (flag bit 0) or deflate64 (method 9), in both its headers, as other zip tools do."""
+    import struct
+
+    data = bytearray(archive.read_bytes())
+    name = member.encode()
+    pos = 0
+    while (pos := data.find(b"PK\x01\x02", pos)) != -1:
+        name_len = struct.unpack_from("<H", data, pos + 28)[0]
+        if bytes(data[pos + 46: pos + 46 + name_len]) == name:
+            local = struct.unpack_from("<I", data, pos + 42)[0]
+            for flags_at, method_at in ((pos + 8, pos + 10), (local + 6, local + 8)):
+                if how == "encrypted":
+                    struct.pack_into("<H", data, flags_at, struct.unpack_from("<H", data, flags_at)[0] | 1)
+                else:
+                    struct.pack_into("<H", data, method_at, 9)
+        pos += 4
+    archive.write_bytes(bytes(data))
+
+
+def build_hostile(sample: Sample, lab: Lab, subs: Path) -> str:
+    """Hand in one hostile sample the way its `entry` says; return the student id it should be graded as."""
+    import os
+
+    entry = dict(sample.entry or {})
+    kind = entry.get("kind", "folder")
+    name = entry.get("name", sample.name)
+    subs.mkdir(parents=True, exist_ok=True)
+    if kind == "symlink":
+        link = subs / name
+        target = entry["target"]
+        os.symlink(link if target == "self" else target, link)
+        return name
+    folder = subs / f".build-{name}" if kind == "zip" else subs / name
+    build_submission(sample, lab, folder)
+    for rel, text in (entry.get("extra_files") or {}).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    for rel, target in (entry.get("links") or {}).items():
+        (folder / rel).unlink(missing_ok=True)
+        if target == "SOLUTION_NOTEBOOK":
+            target = str(lab.notebook_path.resolve())
+        os.symlink(target, folder / rel)
+    for rel, size_mb in (entry.get("sparse_mb") or {}).items():
+        with open(folder / rel, "wb") as fh:
+            fh.truncate(int(size_mb) * 1024 * 1024)
+    if entry.get("second") == "zip":
+        older = subs / f"{name}-{lab.name}.zip"
+        _zip_folder(folder, older, {"student": name}, with_manifest=True)
+        os.utime(older, (1_000_000_000, 1_000_000_000))
+    if kind == "zip":
+        archive = subs / f"{name}-{lab.name}.zip"
+        _zip_folder(folder, archive, entry.get("manifest"), with_manifest="manifest" in entry)
+        if entry.get("corrupt"):
+            _corrupt_member(archive, entry["corrupt"]["member"], entry["corrupt"]["how"])
+        shutil.rmtree(folder)
+    return name

@@ -31,7 +31,7 @@ def test_reference_passes_and_records_progress(learner_root: Path, capsys: pytes
     before = notebook.read_bytes()
     assert main(["check", LAB, str(notebook), "--json", str(learner_root / "r.json")]) == 0
     result = json.loads((learner_root / "r.json").read_text())
-    assert result["status"] == "completed" and all(c["status"] == "passed" for c in result["cells"])
+    assert result["status"] == "completed" and result["checks"] and all(c["status"] == "passed" for c in result["checks"])
     assert notebook.read_bytes() == before, "self-check never modifies the learner's notebook"
     record = json.loads((learner_root / "workspace" / ".progress" / f"lab-{LAB}.json").read_text())
     assert record["passed"] is True and record["score"] == record["max_score"] == 10
@@ -51,3 +51,19 @@ def test_unreadable_notebook_is_one_line(learner_root: Path, capsys: pytest.Capt
     assert main(["check", LAB, str(broken)]) == 1
     out = capsys.readouterr().out.strip().splitlines()
     assert any("not a readable notebook" in line and "broken.ipynb" in line for line in out)
+
+
+def test_json_to_stdout_is_only_json(learner_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = learner_root / "labs" / LAB / f"{LAB}.ipynb"
+    assert main(["check", LAB, str(notebook), "--json", "-"]) == 1
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    assert result["score"] == 0 and result["max_score"] == 10
+
+
+def test_unwritable_json_path_is_one_line(learner_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = learner_root / "solutions" / LAB / f"{LAB}.ipynb"
+    (learner_root / "afile").write_text("")
+    assert main(["check", LAB, str(notebook), "--json", str(learner_root / "afile" / "r.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "afile" in err[0]

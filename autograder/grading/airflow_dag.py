@@ -99,8 +99,8 @@ with DAG(
             if student not in outcomes:
                 outcomes[student] = Outcome(
                     student, status=GRADER_ERROR,
-                    notes=[f"the Airflow task grading {student} failed after its retries; see its log in the "
-                           f"grid view (DAG {DAG_ID}) and regrade"],
+                    notes=[(f"the Airflow task grading {student} failed after its retries; see its log in the "
+                           f"grid view (DAG {DAG_ID}) and regrade")],
                 )
         summary = finish_batch(plan, [outcomes[s] for s in plan.students], Path(conf["out_dir"]),
                                reveal_hidden=bool(conf["reveal_hidden"]))

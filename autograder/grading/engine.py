@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlinfra.base.results import GRADER_ERROR, Outcome
-
 from autograder.errors import UsageError
 from autograder.grading.plan import BatchPlan, load_plan
 from autograder.labs import NOT_LAB_FILES, Lab, find_lab, load_lab
 from autograder.paths import repo_root
+from mlinfra.base.results import GRADER_ERROR, Outcome
 
 __all__ = ["BatchPlan", "finish_batch", "grade_class", "grade_student", "load_plan", "prepare_batch"]
 

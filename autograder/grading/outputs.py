@@ -14,9 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlinfra.base.results import Outcome
-
 from autograder.reports import ensure_dir, to_jsonable, write_json, write_text
+from mlinfra.base.results import Outcome
 
 
 def reason(outcome: Outcome) -> str:

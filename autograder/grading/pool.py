@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from mlinfra.base.results import GRADER_ERROR, STOPPED, Outcome
-
 from autograder.grading.plan import BatchPlan, load_plan
+from mlinfra.base.results import GRADER_ERROR, STOPPED, Outcome
 
 
 def _warm_imports() -> None:

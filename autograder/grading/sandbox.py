@@ -209,7 +209,7 @@ def _kernel_manager_class() -> type:
             # The kernel's own start-up chatter goes to a log beside (not inside) its work folder.
             log = self._spec.conn.parent / "kernel.log"
             log.write_text(" ".join(cmd) + "\n")
-            kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115 - the kernel process holds it
+            kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
             await super()._async_launch_kernel(cmd, **kw)
             pid = getattr(self.provisioner, "pid", None) or 0
             LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
@@ -223,6 +223,8 @@ def _kernel_manager_class() -> type:
                 self.session.send(self._control_socket, msg)
             else:
                 await super()._async_interrupt_kernel()
+
+        interrupt_kernel = _async_interrupt_kernel  # the base class binds its own at class creation
 
     return SandboxKernelManager
 

@@ -196,9 +196,9 @@ def _flag_node(node: ast.AST) -> str | None:
             top = mod.split(".")[0]
             if top in _NAME_FLAGS:
                 return _NAME_FLAGS[top]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
-        if node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("builtins", "__builtins__"):
-            return "writes to builtins"
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr")
+            and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("builtins", "__builtins__")):
+        return "writes to builtins"
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
         value = node.value.strip()
         if value and "\n" not in value and _OUTSIDE_PATH.search(value):

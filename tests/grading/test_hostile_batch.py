@@ -1,0 +1,122 @@
+"""Issue #11 end to end: every hostile sample in tests/samples/_hostile, graded in ONE real sandboxed batch next to
+honest students, gets exactly its stated status, reason and points; the honest students' grades do not move; and
+nothing the hostile code did survives the batch (no forged output, no escaped file, no process left)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from graded_samples import (  # noqa: E402
+    HOSTILE_LAB,
+    build_hostile,
+    build_submission,
+    lab_source,
+    load_hostile,
+    load_samples,
+)
+
+from autograder.grading.sandbox import bwrap_works  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(bwrap_works()), reason=f"no sandbox here: {bwrap_works()} (make sandbox)")]
+HONEST = ["reference", "partly-done", "blank"]
+HOSTILE = load_hostile()
+# The hidden tests of lab01 (solution source only): no feedback page may contain them.
+HIDDEN_MARKERS = ['"/opt/conda/envs/course", "/opt/conda"', "### BEGIN HIDDEN TESTS"]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from autograder.grading.engine import grade_class
+
+    lab = lab_source(HOSTILE_LAB)
+    root = tmp_path_factory.mktemp("hostile")
+    subs = root / "submissions"
+    samples = {s.name: s for s in load_samples(HOSTILE_LAB)}
+    build_submission(None, lab, subs / "reference")
+    for name in HONEST[1:]:
+        build_submission(samples[name], lab, subs / name)
+    graded_as = {s.name: build_hostile(s, lab, subs) for s in HOSTILE}
+    started = time.monotonic()
+    result = grade_class(lab, subs, root / "out", workers=2, sandbox="bwrap")
+    seconds = time.monotonic() - started
+    grades = (root / "out" / "grades.csv").read_text()
+    time.sleep(4)  # the detached rewriter in sabotage-classmates would strike 3 s after its cell ran
+    return {"root": root, "result": result, "graded_as": graded_as, "grades": grades, "samples": samples,
+            "seconds": seconds}
+
+
+def _student(batch: dict[str, Any], name: str):
+    parts = {p.subject: p for p in batch["result"].parts}
+    assert name in parts, f"{name} missing from the batch; graded: {sorted(parts)}"
+    return parts[name]
+
+
+def _reason(outcome) -> str:
+    return "; ".join([*outcome.data.get("flags", []), *outcome.notes])
+
+
+@pytest.mark.parametrize("sample", HOSTILE, ids=[s.name for s in HOSTILE])
+def test_hostile_sample_gets_exactly_its_grade(batch: dict[str, Any], sample) -> None:
+    got = _student(batch, batch["graded_as"][sample.name])
+    tests = batch["result"].data["tests"]
+    expected = sample.expected_points(tests)
+    points = {c.name: c.points for c in got.checks if c.name in tests}
+    assert points == expected, f"{sample.name}: {points} != {expected} ({got.status}: {_reason(got)})"
+    assert got.status == sample.status, f"{sample.name}: status {got.status} ({_reason(got)})"
+    assert sample.reason.lower() in f"{got.status} {_reason(got)}".lower(), _reason(got)
+
+
+def test_honest_students_do_not_move(batch: dict[str, Any]) -> None:
+    tests = batch["result"].data["tests"]
+    for name in HONEST:
+        got = _student(batch, name)
+        expected = dict(tests) if name == "reference" else batch["samples"][name].expected_points(tests)
+        assert {c.name: c.points for c in got.checks} == expected, (name, _reason(got))
+        assert got.status == "completed" and not got.data.get("flags"), (name, got.status, _reason(got))
+
+
+def test_outputs_are_the_graders_own(batch: dict[str, Any]) -> None:
+    out = batch["root"] / "out"
+    assert (out / "grades.csv").read_text() == batch["grades"], "grades.csv changed after the batch ended"
+    rows = [line.split(",")[0] for line in batch["grades"].splitlines()[1:]]
+    assert sorted(rows) == sorted({*HONEST, *batch["graded_as"].values()}), "every student listed, thieves too"
+    assert "forged" not in batch["grades"] and "sabotaged" not in batch["grades"]
+    for page in (out / "feedback").glob("*.html"):
+        text = page.read_text()
+        assert "sabotaged" not in text, f"{page.name} was rewritten by a student"
+        for marker in HIDDEN_MARKERS:
+            assert marker not in text, f"{page.name} shows hidden-test source"
+    assert not list(out.rglob("result.json")), "a forged result file was left in the outputs"
+
+
+def test_nothing_escaped_and_no_process_left(batch: dict[str, Any]) -> None:
+    assert not (ROOT / "PWNED-hostile-sample").exists(), "a submission wrote into the repository"
+    assert not (Path.home() / ".ipython" / "profile_default" / "startup" / "00-sabotage.py").exists()
+    left = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+            if p.info["cmdline"] and ("4242" in p.info["cmdline"] or
+                                      any("hostile" in part and "grades.csv" in part for part in p.info["cmdline"]))]
+    assert not left, f"student processes outlived the batch: {left}"
+    assert not (batch["root"] / "out" / "work" / "sandboxes").exists(), "work folders removed (no --keep-work)"
+
+
+def test_each_kernel_serves_one_student(batch: dict[str, Any]) -> None:
+    """The pool's kernel ids against the students: never one kernel for two students."""
+    owners: dict[str, str] = {}
+    for part in batch["result"].parts:
+        for kernel in part.data.get("kernels", []):
+            assert kernel not in owners, f"kernel {kernel} served {owners[kernel]} and {part.subject}"
+            owners[kernel] = part.subject
+    graded = [p for p in batch["result"].parts if p.status in ("completed", "flagged")]
+    assert all(len(p.data.get("kernels", [])) == 1 for p in graded), [(p.subject, p.data.get("kernels"))
+                                                                      for p in graded]
+    print(f"\nhostile batch: {len(batch['result'].parts)} students in {batch['seconds']:.1f} s")

@@ -1,0 +1,181 @@
+"""The sandbox itself (bubblewrap), probed with plain Python processes inside it: each test costs ~0.1 s."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder.errors import UsageError
+from autograder.grading import sandbox
+from autograder.grading.sandbox import Limits, Spec, bwrap_works, run_in_sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_bwrap = pytest.mark.skipif(bool(bwrap_works()), reason=f"no sandbox here: {bwrap_works()} (make sandbox)")
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Spec:
+    return Spec(work=tmp_path / "box" / "home", conn=tmp_path / "box" / "conn",
+                limits=Limits(memory_mb=1024, cpu_seconds=20, file_mb=8))
+
+
+def probe(spec: Spec, code: str, *args: str) -> dict:
+    spec.work.mkdir(parents=True, exist_ok=True)
+    spec.conn.mkdir(parents=True, exist_ok=True)
+    result = run_in_sandbox([sys.executable, "-c", textwrap.dedent(code), *args], spec)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@needs_bwrap
+def test_no_network_but_loopback(spec: Spec) -> None:
+    with socket.socket() as server:  # a port open on the host's loopback: unreachable from inside
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        got = probe(spec, """
+            import json, socket, sys
+            out = {}
+            try:
+                socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2); out["host"] = "reached"
+            except OSError as exc:
+                out["host"] = type(exc).__name__
+            try:
+                socket.create_connection(("192.0.2.1", 80), timeout=2); out["outside"] = "reached"
+            except OSError as exc:
+                out["outside"] = str(exc)
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+            c = socket.create_connection(s.getsockname(), timeout=2); out["loopback"] = "ok"
+            print(json.dumps(out))
+        """, str(port))
+    assert got["host"] != "reached" and got["outside"] != "reached"
+    assert "unreachable" in got["outside"].lower()
+    assert got["loopback"] == "ok", "loopback is up inside (a kernel hangs without it)"
+
+
+@needs_bwrap
+def test_sees_neither_solutions_nor_repo_nor_home(spec: Spec, tmp_path: Path) -> None:
+    secret = tmp_path / "box" / "gradebook.db"  # beside the work folder, as the course folders are
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("grades")
+    got = probe(spec, """
+        import json, os, sys
+        paths = sys.argv[1:]
+        print(json.dumps({p: os.path.exists(p) for p in paths}))
+    """, str(ROOT / "solutions"), str(ROOT / "solutions" / "lab01-environment" / "lab01-environment.ipynb"),
+        str(ROOT / "README.md"), str(ROOT / "tests"), str(secret), str(Path.home() / ".ipython"), "/root/.ssh",
+        str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "mlinfra" / "__init__.py"))
+    visible = {p for p, seen in got.items() if seen}
+    assert visible == {str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "mlinfra" / "__init__.py")}, visible
+
+
+@needs_bwrap
+def test_grader_invisible_and_unkillable(spec: Spec) -> None:
+    got = probe(spec, """
+        import json, os, sys
+        host_pid = int(sys.argv[1])
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+        try:
+            os.kill(host_pid, 9); killed = "yes"
+        except OSError as exc:
+            killed = type(exc).__name__
+        for pid in pids:
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        print(json.dumps({"pids": pids, "killed": killed, "me": os.getpid()}))
+    """, str(os.getpid()))
+    assert len(got["pids"]) <= 3, f"the sandbox sees other processes: {got['pids']}"
+    assert got["killed"] in ("ProcessLookupError", "PermissionError")
+    assert psutil.pid_exists(os.getpid())
+
+
+@needs_bwrap
+def test_writes_stay_in_the_work_folder(spec: Spec, tmp_path: Path) -> None:
+    targets = [str(ROOT / "escaped.txt"), str(ROOT / ".venv" / "escaped.txt"), "/usr/escaped.txt",
+               str(tmp_path / "escaped.txt"), str(spec.work.parent / "escaped.txt"), "/escaped.txt"]
+    got = probe(spec, """
+        import json, sys
+        out = {}
+        for path in sys.argv[1:]:
+            try:
+                open(path, "w").write("x"); out[path] = "written"
+            except OSError as exc:
+                out[path] = type(exc).__name__
+        open("mine.txt", "w").write("ok")
+        print(json.dumps(out))
+    """, *targets)
+    for path in targets:
+        assert not Path(path).exists(), f"{path} was written from inside the sandbox ({got[path]})"
+    assert (spec.work / "mine.txt").read_text() == "ok"
+
+
+@needs_bwrap
+def test_limits_apply_inside(spec: Spec) -> None:
+    got = probe(spec, """
+        import json, resource
+        out = {"data": resource.getrlimit(resource.RLIMIT_DATA)[0], "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
+               "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0]}
+        try:
+            bytearray(2 * 1024**3); out["alloc"] = "ok"
+        except MemoryError:
+            out["alloc"] = "MemoryError"
+        try:
+            with open("big", "wb") as fh:
+                fh.seek(64 * 1024 * 1024); fh.write(b"x")
+            out["big"] = "ok"
+        except OSError as exc:
+            out["big"] = exc.errno
+        print(json.dumps(out))
+    """)
+    assert got["data"] == 1024 * 1024 * 1024 and got["cpu"] == 20 and got["fsize"] == 8 * 1024 * 1024
+    assert got["alloc"] == "MemoryError" and got["big"] == 27  # EFBIG
+
+
+@needs_bwrap
+def test_no_process_survives_the_sandbox(spec: Spec) -> None:
+    probe(spec, """
+        import json, subprocess
+        for _ in range(5):
+            subprocess.Popen(["sleep", "4243"], start_new_session=True)
+        print(json.dumps({"spawned": 5}))
+    """)
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "4243"]]
+    assert not left, f"processes outlived their sandbox: {left}"
+
+
+def test_no_sandbox_refuses_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox.bwrap_works.cache_clear()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    try:
+        with pytest.raises(UsageError) as info:
+            sandbox.choose("auto")
+        message = str(info.value)
+        assert "make sandbox" in message and "--sandbox none" in message and "\n" not in message
+        assert sandbox.choose("none") == "none"
+        with pytest.raises(UsageError):
+            sandbox.choose("chroot")
+    finally:
+        sandbox.bwrap_works.cache_clear()
+
+
+def test_grade_refuses_without_a_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI says it in one line and exits 2."""
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + ":/nonexistent"}
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "lab01-environment", str(tmp_path / "subs"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, check=False,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "make sandbox" in lines[0], lines
