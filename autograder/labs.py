@@ -30,7 +30,8 @@ MANIFEST = "lab.yaml"
 # environment_report.json: what running lab01's notebook writes (the machine's paths), never part of the lab
 NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data",
                            "environment_report.json"})
-_FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb", "outcomes"}
+_FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb", "outcomes",
+           "deploy_checks"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Lab:
     notebook_timeout: int = 600
     memory_mb: int = 4096
     outcomes: tuple[str, ...] = ()
+    deploy_checks: tuple[str, ...] = ()  # "module:function", run on the trusted side after the notebook is graded
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +89,11 @@ def load_lab(folder: Path) -> Lab:
     if not isinstance(outcomes, list) or not all(isinstance(o, str) and o.strip() for o in outcomes):
         raise BadConfig(path, "outcomes", "expected a list of learning-outcome ids, e.g. [u1-api] (the ids are in "
                         "quizzes/outcomes.yaml)")
+    deploy_checks = data.get("deploy_checks", [])
+    if not isinstance(deploy_checks, list) or not all(
+            isinstance(d, str) and d.count(":") == 1 and all(part.strip() for part in d.split(":")) for d in deploy_checks):
+        raise BadConfig(path, "deploy_checks", "expected a list of \"module:function\" strings, e.g. "
+                        "[\"autograder.deploy:torchserve\"] (docs/grading.md, 'Deploy checks')")
     return Lab(
         name=folder.name,
         folder=folder,
@@ -97,6 +104,7 @@ def load_lab(folder: Path) -> Lab:
         notebook_timeout=_positive_int(path, data, "notebook_timeout", 600),
         memory_mb=_positive_int(path, data, "memory_mb", 4096),
         outcomes=tuple(outcomes),
+        deploy_checks=tuple(deploy_checks),
     )
 
 
