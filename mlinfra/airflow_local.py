@@ -15,7 +15,8 @@ Note: Airflow's task-log servers bind 0.0.0.0:8793 and 8794 (hard-coded by Airfl
 keep those two ports free and do not run this on an untrusted network.
 
 `stop` ends the whole process group recorded at start; `status` says whether it runs and is healthy.
-Exit codes: 0 done, 1 started but never became healthy, 2 could not start (or nothing to stop/inspect).
+Exit codes: 0 done, 1 started but never became healthy (status: running but not healthy), 2 could not start
+(or status: not running), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlinfra.base import runner
+from mlinfra.base.errors import UsageError
 
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
@@ -100,26 +101,49 @@ def airflow_env(local: Local) -> dict[str, str]:
 
 
 def running_pid(local: Local) -> int | None:
-    """The recorded process group leader if it is still alive, else None (a stale pid file is removed)."""
+    """The recorded process group leader if it is still the process we started, else None (a stale pid file,
+    or one whose pid now belongs to another process, is removed). The file holds "pid create-time"."""
+    import psutil
+
     try:
-        pid = int(local.pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        local.pid_file.unlink(missing_ok=True)
-        return None
-    except PermissionError:
-        return pid
-    return pid
+        pid, created = local.pid_file.read_text().split()[:2]
+        leader = psutil.Process(int(pid))
+        if abs(leader.create_time() - float(created)) < 1.0 and leader.is_running():
+            return leader.pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    local.pid_file.unlink(missing_ok=True)
+    return None
+
+
+def record_pid(local: Local, pid: int) -> None:
+    import psutil
+
+    local.pid_file.write_text(f"{pid} {psutil.Process(pid).create_time()}\n")
+
+
+def group_processes(pgid: int) -> list:  # -> list[psutil.Process]
+    """Every live process of the process group: standalone's scheduler, API server, workers and their children.
+    Found by group, not by parentage, so daemons that re-parented themselves are included."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue  # exited meanwhile, or not ours to inspect
+    return found
 
 
 def health(local: Local, timeout: float = 2.0) -> dict | None:
+    import httpx
+
     try:
-        with urllib.request.urlopen(f"{local.url}/api/v2/monitor/health", timeout=timeout) as resp:
-            return json.loads(resp.read().decode()) if resp.status == 200 else None
-    except (urllib.error.URLError, OSError, ValueError):
+        reply = httpx.get(f"{local.url}/api/v2/monitor/health", timeout=timeout)
+        return reply.json() if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
         return None
 
 
@@ -144,19 +168,13 @@ def start(local: Local, wait: float = 240.0) -> int:
         )
         return 0
     if not local.dags.is_dir():
-        print(
-            f"airflow: the DAGs folder {local.dags} does not exist; open the lab first (make lab)",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"the DAGs folder {local.dags} does not exist; open the lab first (make lab)")
     busy = [p for p in (local.port, *LOG_SERVER_PORTS) if port_busy("127.0.0.1", p)]
     if busy:
-        print(
-            f"airflow: port{'s' * (len(busy) > 1)} {', '.join(map(str, busy))} in use: stop what uses "
-            f"{'them' if len(busy) > 1 else 'it'} (another Airflow?) and retry",
-            file=sys.stderr,
+        raise UsageError(
+            f"port{'s' * (len(busy) > 1)} {', '.join(map(str, busy))} in use: stop what uses "
+            f"{'them' if len(busy) > 1 else 'it'} (another Airflow? `make airflow-stop`) and retry"
         )
-        return 2
     local.home.mkdir(parents=True, exist_ok=True)
     with local.log.open("ab") as log:
         proc = subprocess.Popen(
@@ -168,22 +186,24 @@ def start(local: Local, wait: float = 240.0) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    local.pid_file.write_text(f"{proc.pid}\n")
+    record_pid(local, proc.pid)
     print(f"airflow: starting standalone (process group {proc.pid}); DAGs from {local.dags}")
     print(f"airflow: log {local.log}; first start migrates the database (~30-60 s)", flush=True)
-    began = time.monotonic()
+    began = noted = time.monotonic()
     while time.monotonic() - began < wait:
         if proc.poll() is not None:
             local.pid_file.unlink(missing_ok=True)
-            print(
-                f"airflow: standalone exited with code {proc.returncode} before it was healthy; "
-                f"last log lines:\n{tail(local.log)}",
-                file=sys.stderr,
-            )
-            return 2
+            print(f"last log lines:\n{tail(local.log)}", file=sys.stderr)
+            raise UsageError(f"standalone exited with code {proc.returncode} before it was healthy "
+                             f"(log above and in {local.log}); fix what it names and retry")
         if healthy(health(local)):
             break
-        time.sleep(1.0)  # polling the health endpoint: the readiness probe itself
+        if time.monotonic() - noted >= 10:
+            noted = time.monotonic()
+            print(f"airflow: waiting for health ... {noted - began:.0f} s", flush=True)
+        # The health endpoint is the readiness probe; the loop also watches the process, which tenacity's
+        # retry-on-result would not, so it stays a plain loop.
+        time.sleep(1.0)
     else:
         print(
             f"airflow: not healthy after {wait:.0f} s; see {local.log}; stop it with `make airflow-stop`",
@@ -207,22 +227,27 @@ def password_hint(local: Local) -> str:
 
 
 def stop(local: Local, wait: float = 30.0) -> int:
+    import psutil
+
     pid = running_pid(local)
     if not pid:
         print("airflow: not running (no live process group recorded)")
         return 0
-    os.killpg(pid, signal.SIGTERM)
-    began = time.monotonic()
-    while time.monotonic() - began < wait:
+    procs = group_processes(pid)
+    for proc in procs:
         try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        os.killpg(pid, signal.SIGKILL)
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=wait)
+    for proc in alive:  # psutil checks each process is still the one found (no pid reuse)
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=10)
     local.pid_file.unlink(missing_ok=True)
-    print(f"airflow: stopped (process group {pid})")
+    print(f"airflow: stopped (process group {pid}, {len(procs)} processes)")
     return 0
 
 
@@ -246,11 +271,12 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlinfra.airflow_local",
         description=__doc__.split("\n\n")[0],
-        epilog="make airflow / make airflow-stop call this",
+        epilog="make airflow / make airflow-stop call this. Exit codes: 0 done; 1 started but not healthy "
+        "(status: running, not healthy yet); 2 could not start (status: not running); 130 interrupted.",
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--port", type=int, default=8080, help="API server and UI port on 127.0.0.1 (8080)")
@@ -259,13 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--home", type=Path, default=None, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .state)"
     )
     parser.add_argument("--wait", type=float, default=240.0, help="seconds to wait for health on start (240)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     local = resolve(home=args.home, dags=args.dags, port=args.port)
     if args.action == "start":
         return start(local, wait=args.wait)
     if args.action == "stop":
         return stop(local)
     return status(local)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return runner.main("mlinfra.airflow_local", build_parser(), argv, body=run)
 
 
 if __name__ == "__main__":

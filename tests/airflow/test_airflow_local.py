@@ -53,6 +53,43 @@ def test_stop_without_start_is_harmless(tmp_path: Path, capsys):
     assert not local.pid_file.exists()
 
 
+def test_a_reused_pid_is_never_stopped(tmp_path: Path, capsys):
+    """A pid file whose pid now belongs to another process (here: this test's) names a stale start."""
+    local = al.resolve(root=tmp_path, home=tmp_path / "h", dags=tmp_path)
+    local.home.mkdir()
+    local.pid_file.write_text(f"{os.getpid()} 12345.0\n")  # our pid, but not our start time
+    assert al.running_pid(local) is None and not local.pid_file.exists()
+    assert al.stop(local) == 0 and "not running" in capsys.readouterr().out
+
+
+def test_stop_ends_the_whole_process_group(tmp_path: Path):
+    import subprocess
+
+    import psutil
+
+    local = al.resolve(root=tmp_path, home=tmp_path / "h", dags=tmp_path)
+    local.home.mkdir()
+    # a leader with a child and a grandchild that ignores SIGTERM: all three must end
+    script = "sleep 300 & (trap '' TERM; sleep 300) & wait"
+    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    al.record_pid(local, proc.pid)
+    deadline = time.monotonic() + 10
+    while len(al.group_processes(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the shell forks its children asynchronously
+    members = al.group_processes(proc.pid)
+    assert len(members) >= 3 and al.running_pid(local) == proc.pid
+    assert al.stop(local, wait=2) == 0
+    proc.wait(timeout=5)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
+    assert not local.pid_file.exists()
+
+
+def test_missing_dags_folder_is_one_line_exit_2(tmp_path: Path, capsys):
+    code = al.main(["start", "--home", str(tmp_path / "h"), "--dags", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "does not exist" in err and "make lab" in err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +108,7 @@ def test_start_is_healthy_and_stop_leaves_nothing(tmp_path: Path, write_dag):
     try:
         assert al.start(local, wait=400) == 0
         assert al.healthy(al.health(local))
-        group = int(local.pid_file.read_text())
+        group = int(local.pid_file.read_text().split()[0])
     finally:
         al.stop(local)
     deadline = time.monotonic() + 10
