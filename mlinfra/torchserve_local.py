@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlinfra.base import runner
+from mlinfra.base.errors import UsageError
 from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE, model_dir_from_env
 
 HANDLER = Path(__file__).with_name("torchserve_handler.py")
@@ -38,7 +40,7 @@ JAVA_HINT = (
 )
 
 
-class StartError(RuntimeError):
+class StartError(UsageError):
     """TorchServe could not be started (exit 2); the message says what to do."""
 
 
@@ -196,8 +198,12 @@ def wait_until_predicting(dep: Deployment, timeout: float) -> dict:
     import httpx
 
     image, deadline, last = probe_image(), time.monotonic() + timeout, "no answer yet"
+    began = noted = time.monotonic()
     with httpx.Client(timeout=10) as client:
         while time.monotonic() < deadline:
+            if time.monotonic() - noted >= 10:
+                noted = time.monotonic()
+                print(f"  waiting for the first prediction ... {noted - began:.0f} s (last: {last})", flush=True)
             if running_pid(dep) is None:
                 raise TimeoutError(f"TorchServe exited during start-up; see {dep.logs / 'ts_log.log'}")
             try:
@@ -320,7 +326,7 @@ def _print_urls(dep: Deployment) -> None:
     print("  stop:       make torchserve-stop")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlinfra.torchserve_local",
         description="Archive the course model and serve it on a local TorchServe bound to 127.0.0.1.",
@@ -363,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="how long to wait for the first prediction (default 120)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     dep = _deployment(args)
 
     if args.action == "status":
@@ -380,15 +389,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     try:
         answer = start(dep, model_dir, args.timeout)
-    except StartError as exc:
-        print(f"torchserve_local: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError as exc:
+    except TimeoutError as exc:  # started but never predicted: the service fell short (StartError: exit 2)
         print(f"torchserve_local: {exc}", file=sys.stderr)
         return 1
     print(f"ready in {time.monotonic() - began:.1f} s; a grey test image got: {json.dumps(answer)}")
     _print_urls(dep)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return runner.main("mlinfra.torchserve_local", build_parser(), argv, body=run)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def test_missing_model_says_make_model(tmp_path: Path) -> None:
         tl.archive(tmp_path / "no-model", dep)
 
 
+def test_start_without_a_model_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java: start stops at the Java check (covered above) before it looks for the model")
+    code = tl.main(["start", "--state", str(tmp_path / "s"), "--model-dir", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "make model" in err and "Traceback" not in err
+
+
 def test_stop_and_status_when_nothing_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert tl.main(["status", "--state", str(tmp_path)]) == 1
     assert tl.main(["stop", "--state", str(tmp_path)]) == 0
