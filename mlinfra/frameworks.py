@@ -1,0 +1,172 @@
+"""One small model in three runtimes: PyTorch, Keras 3 (on its torch backend) and ONNX Runtime.
+
+Lesson 1.4 and ``bench/bench_frameworks.py`` use this module; docs/frameworks.md records why the course runs
+Keras on the torch backend instead of installing TensorFlow (size, import time, conflicts, measured).
+
+- ``torch_mlp`` / ``keras_mlp``: the same architecture (dense -> ReLU -> dense) in each framework;
+- ``copy_torch_to_keras``: copy the weights across (a ``Linear`` keeps ``out x in``, a ``Dense`` kernel keeps
+  ``in x out``: the copy transposes);
+- ``export_onnx`` / ``onnx_session`` / ``run_onnx``: export the PyTorch model with a dynamic batch dimension and
+  run it with ONNX Runtime on the CPU;
+- ``max_abs_diff``: the one number every comparison reports.
+
+Nothing here imports at module import time; Keras is imported through ``import_keras``, which selects the
+torch backend unless ``KERAS_BACKEND`` already names another.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlinfra.base.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+# Tolerance used to call two float32 forwards "the same": the frameworks sum in different orders, so bits differ
+# (typically ~1e-7 for a model this size), but nothing a prediction could notice.
+ATOL = 1e-5
+
+
+def import_keras() -> Any:
+    """Import Keras 3 on the torch backend (the course installs no TensorFlow: docs/frameworks.md).
+
+    Keras reads ``KERAS_BACKEND`` once, at its first import; afterwards the backend cannot change in the
+    process, so a different backend already loaded is an error that says what to do.
+    """
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError as exc:  # pragma: no cover - the pinned environment has it
+        raise UsageError(
+            f"Keras is not installed ({exc}); run `make setup` to install the course environment"
+        ) from exc
+    backend = keras.backend.backend()
+    if backend != "torch":
+        raise UsageError(
+            f"Keras is running on the {backend!r} backend; the course uses 'torch': "
+            "unset KERAS_BACKEND (or set it to torch) and restart the kernel"
+        )
+    return keras
+
+
+def torch_mlp(in_features: int = 64, hidden: int = 32, classes: int = 10) -> torch.nn.Module:
+    """Dense -> ReLU -> dense, in PyTorch (seed torch first for the same weights every time)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+def keras_mlp(in_features: int = 64, hidden: int = 32, classes: int = 10) -> Any:
+    """The same architecture in Keras 3, built (its weights exist) and ready for ``copy_torch_to_keras``."""
+    keras = import_keras()
+    return keras.Sequential(
+        [
+            keras.Input(shape=(in_features,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(classes),
+        ]
+    )
+
+
+def _linears(model: torch.nn.Module) -> list[torch.nn.Linear]:
+    from torch import nn
+
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def copy_torch_to_keras(torch_model: torch.nn.Module, keras_model: Any) -> Any:
+    """Copy every ``Linear`` of ``torch_model`` into the ``Dense`` layers of ``keras_model``, in order.
+
+    A ``Linear`` stores ``weight`` as ``out x in`` and computes ``x @ weight.T + bias``; a ``Dense`` stores its
+    kernel as ``in x out`` and computes ``x @ kernel + bias``: the kernel is the transposed weight.
+    """
+    linears = _linears(torch_model)
+    denses = [layer for layer in keras_model.layers if layer.weights]
+    if len(linears) != len(denses):
+        raise ValueError(
+            f"the PyTorch model has {len(linears)} Linear layers, the Keras model {len(denses)} dense layers"
+        )
+    for i, (linear, dense) in enumerate(zip(linears, denses)):
+        kernel = linear.weight.detach().cpu().numpy().T
+        bias = linear.bias.detach().cpu().numpy()
+        want = [tuple(w.shape) for w in dense.get_weights()]
+        if [kernel.shape, bias.shape] != want:
+            raise ValueError(
+                f"layer {i}: PyTorch gives kernel {kernel.shape} and bias {bias.shape}, Keras wants {want}"
+            )
+        dense.set_weights([kernel, bias])
+    return keras_model
+
+
+def keras_predict(keras_model: Any, x: np.ndarray) -> np.ndarray:
+    """Keras forward on a NumPy batch, as NumPy (``model(x)`` rather than ``predict``: no batching loop)."""
+    keras = import_keras()
+    return keras.ops.convert_to_numpy(keras_model(x, training=False))
+
+
+def torch_predict(torch_model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """PyTorch forward on a NumPy batch, without recording a graph, as NumPy."""
+    import torch
+
+    with torch.inference_mode():
+        return torch_model(torch.from_numpy(x)).numpy()
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+    """Export ``model`` to an ONNX file at ``path``, input ``input`` and output ``output``, batch size dynamic.
+
+    Uses PyTorch's default exporter (``torch.export`` underneath, needs ``onnxscript``), which records the
+    forward in inference mode; the model is put in eval mode first all the same, so the PyTorch outputs it is
+    compared with afterwards are the inference ones too.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    return path
+
+
+def onnx_session(path: str | Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime session on the CPU (``threads`` caps its intra-op threads, like ``torch.set_num_threads``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only: its info lines go to stderr, which a notebook shows in red
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
+    """One ONNX Runtime forward: feed the session's (only) input, return its first output."""
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: x})[0]
+
+
+def max_abs_diff(a: Any, b: Any) -> float:
+    """The largest absolute element-wise difference of two arrays or tensors of the same shape."""
+    import numpy as np
+
+    a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+    b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
