@@ -10,10 +10,11 @@ and the output folder. Three steps:
   (plan.json); it returns the student names, which the grade step is mapped over (dynamic task mapping).
 - grade: `grade_student` for one student (sandboxed, a fresh kernel), returning the student's Outcome as a small
   JSON dict through XCom. Nothing a student's code can write is read as a result: the dict is what the trusted
-  grading code observed. Retries (2, 10 s apart) cover the machinery failing (a lost worker, a killed process);
-  `grade_student` itself never raises for the student's own faults, so a retry never regrades a bad notebook.
+  grading code observed. Retries (2, 10 s apart) cover the machinery failing (a lost worker, a killed process,
+  an outcome "grader error"); `grade_student` never fails for the student's own faults, so a retry never
+  regrades a bad notebook for being bad.
 - merge: `finish_batch` writes grades.csv, summary.json and feedback/ exactly as the local engine does. It runs
-  even when some grade tasks failed for good; those students are recorded as "grader error" with the reason.
+  even when some grade tasks failed for good; `finish_batch` records those students as "grader error".
 
 The file imports only Airflow's SDK at parse time (parsing stays fast); the grading code is imported inside the
 tasks, in whichever process (local, Celery worker, Kubernetes pod) runs them.
@@ -21,6 +22,7 @@ tasks, in whichever process (local, Celery worker, Kubernetes pod) runs them.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -48,8 +50,11 @@ with DAG(
         "out_dir": Param("", type="string", description="where grades.csv, summary.json, feedback/ go"),
         "sandbox": Param("auto", type="string", description="bwrap, container, none or auto"),
         "reveal_hidden": Param(False, type="boolean", description="show hidden tests' code in feedback"),
+        "keep_work": Param(False, type="boolean", description="keep each student's work folder"),
     },
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    # The Celery queue the grading workers listen on (the engine sets it; Airflow's own default otherwise).
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10),
+                  "queue": os.environ.get("AUTOGRADER_GRADING_QUEUE", "default")},
 ) as dag:
 
     @task
@@ -60,7 +65,7 @@ with DAG(
 
         conf = _conf()
         plan = prepare_batch(conf["lab"], Path(conf["submissions"]), Path(conf["work_dir"]),
-                             sandbox=conf["sandbox"])
+                             sandbox=conf["sandbox"], keep_work=bool(conf["keep_work"]))
         print(f"prepared {conf['lab']}: {len(plan.students)} student(s) in {conf['work_dir']}")
         return list(plan.students)
 
@@ -71,40 +76,46 @@ with DAG(
         from pathlib import Path
 
         from autograder.grading.engine import grade_student, load_plan
+        from mlinfra.base.results import GRADER_ERROR
 
-        conf = _conf()
+        context = get_current_context()
+        conf = dict(context["params"])
         started = time.monotonic()
         outcome = grade_student(load_plan(Path(conf["work_dir"])), student)
         seconds = round(time.monotonic() - started, 2)
+        ti, task_ = context["ti"], context["task"]
+        if outcome.status == GRADER_ERROR and ti.try_number <= (task_.retries or 0):
+            # The grading machinery failed (kernel start-up, a lost output), not the student's code: let
+            # Airflow retry the task. The last try's result is kept, whatever it is.
+            raise RuntimeError(f"grading {student} failed in the grader (try {ti.try_number}): "
+                               f"{'; '.join(outcome.notes)[:300]}")
         result = outcome.to_dict()
-        result.setdefault("data", {})["airflow"] = {"host": socket.gethostname(), "seconds": seconds}
-        print(f"graded {student}: {outcome.status}, {outcome.score:g}/{outcome.max_score:g} in {seconds:.1f} s")
+        result.setdefault("data", {})["airflow"] = {"host": socket.gethostname(), "seconds": seconds,
+                                                    "try": ti.try_number}
+        print(f"graded {student}: {outcome.status}, {outcome.score:g}/{outcome.max_score:g} in {seconds:.1f} s "
+              f"on {socket.gethostname()}")
         return result
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def merge(results: Any) -> dict[str, Any]:
+        from datetime import datetime, timezone
         from pathlib import Path
 
         from autograder.grading.engine import finish_batch, load_plan
-        from mlinfra.base.results import GRADER_ERROR, Outcome
+        from mlinfra.base.results import Outcome
 
-        conf = _conf()
+        context = get_current_context()
+        conf = dict(context["params"])
         plan = load_plan(Path(conf["work_dir"]))
-        outcomes: dict[str, Outcome] = {}
+        outcomes: list[Outcome] = []
         for raw in results or []:
-            if raw:  # a grade task that failed for good leaves no result
-                outcome = Outcome.from_dict(raw)
-                outcomes[outcome.subject] = outcome
-        for student in plan.students:
-            if student not in outcomes:
-                outcomes[student] = Outcome(
-                    student, status=GRADER_ERROR,
-                    notes=[(f"the Airflow task grading {student} failed after its retries; see its log in the "
-                           f"grid view (DAG {DAG_ID}) and regrade")],
-                )
-        summary = finish_batch(plan, [outcomes[s] for s in plan.students], Path(conf["out_dir"]),
-                               reveal_hidden=bool(conf["reveal_hidden"]))
-        print(f"merged {len(outcomes)} result(s) into {conf['out_dir']}")
+            if raw:  # a grade task that failed for good leaves no result: finish_batch records a grader error
+                outcomes.append(Outcome.from_dict(raw))
+        began = context["dag_run"].start_date
+        seconds = round((datetime.now(timezone.utc) - began).total_seconds(), 2) if began else None
+        summary = finish_batch(plan, outcomes, Path(conf["out_dir"]), reveal_hidden=bool(conf["reveal_hidden"]),
+                               seconds=seconds)
+        print(f"merged {len(outcomes)} of {len(plan.students)} result(s) into {conf['out_dir']}")
         return summary.to_dict()
 
     merge(grade.expand(student=prepare()))

@@ -165,7 +165,7 @@ def airflow_env(dep: Deployment) -> dict[str, str]:
             # One task at a time per worker process, none held back: students spread over every worker.
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": dep.queue,
+            "AUTOGRADER_GRADING_QUEUE": dep.queue,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{dep.api_url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(dep.api_port),
@@ -274,8 +274,8 @@ def _tail(log: Path, lines: int = 1) -> str:
 def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, executor: str = "local",
                      airflow_home: Path | None = None, airflow_db: str | None = None, broker: str | None = None,
                      queue: str | None = None, celery_workers: int = 0, sandbox: str = "auto",
-                     reveal_hidden: bool = False, progress: bool = False, timeout: float = 6 * 3600,
-                     work_dir: Path | None = None, **_ignored: Any) -> Outcome:
+                     reveal_hidden: bool = False, keep_work: bool = False, progress: bool = False,
+                     timeout: float = 6 * 3600, work_dir: Path | None = None, **_ignored: Any) -> Outcome:
     """Grade a class through Airflow and return the class's Outcome (the merge task's, one part per student).
 
     executor "local": dag.test() runs every task in one process, in the Airflow home's own database.
@@ -297,7 +297,7 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     run_dir.mkdir(parents=True, exist_ok=True)
     conf = {"lab": lab_name, "submissions": str(submissions_dir),
             "work_dir": str((work_dir or out_dir / "work").resolve()), "out_dir": str(out_dir),
-            "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden)}
+            "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden), "keep_work": bool(keep_work)}
     spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir)}
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     workers: list[subprocess.Popen[bytes]] = []
@@ -368,7 +368,8 @@ def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: fl
     if result.get("error"):
         raise UsageError(f"the Airflow grading run could not run: {result['error']}; log: {run_dir / 'airflow.log'}")
     if result.get("merge") is None:
-        failed = [t for t in result.get("tasks", []) if t["state"] not in ("success", "skipped")]
+        tasks = result.get("tasks", [])
+        failed = [t for t in tasks if t["state"] == "failed"] or [t for t in tasks if t["state"] != "success"]
         first = failed[0] if failed else {"task_id": "?", "log": run_dir / "airflow.log"}
         raise UsageError(f"the grading DAG run ended {result.get('state')} without merged grades: task "
                          f"{first['task_id']} {first.get('state', '')}; see its log {first.get('log')}")
