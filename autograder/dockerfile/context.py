@@ -20,9 +20,9 @@ MODEL_FILES = ("model.pt", "labels.json", "model_card.json")
 
 
 def service_package() -> Path:
-    import mlinfra
+    import mlinfra.base  # a module's own file: with tests/ on sys.path, `mlinfra` alone is a namespace (no __file__)
 
-    return Path(mlinfra.__file__).resolve().parent
+    return Path(mlinfra.base.__file__).resolve().parents[1]
 
 
 def default_model_dir() -> Path:
