@@ -6,6 +6,7 @@ Imports nbgrader at module level: only grading workers import this module.
 from __future__ import annotations
 
 import ast
+import time
 from typing import Any
 
 from nbclient.util import run_sync
@@ -16,6 +17,12 @@ from autograder.grading import sandbox, tamper
 # What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
 # student; a non-empty entry flags the submission.
 GUARD_LOG: list[tuple[str, list[str]]] = []
+# Where the current student's time went inside nbgrader's execution (seconds): reset by the worker per student.
+TIMING: dict[str, float] = {}
+
+
+def _add(key: str, seconds: float) -> None:
+    TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
 
 
 class SandboxedExecute(Execute):
@@ -47,12 +54,36 @@ class SandboxedExecute(Execute):
 
     _user_expr = run_sync(_async_user_expr)
 
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        started = time.monotonic()
+        await super().async_start_new_kernel(**kwargs)
+        _add("kernel start", time.monotonic() - started)
+
+    async def async_start_new_kernel_client(self) -> Any:
+        started = time.monotonic()
+        result = await super().async_start_new_kernel_client()
+        _add("kernel ready", time.monotonic() - started)
+        return result
+
+    async def _async_cleanup_kernel(self) -> None:
+        started = time.monotonic()
+        await super()._async_cleanup_kernel()
+        _add("kernel kill", time.monotonic() - started)
+
+    # nbclient binds the sync faces to its own coroutines at class creation: rebind them to ours.
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
+
     def _guard(self, expr: str, label: str) -> Any:
+        started = time.monotonic()
         try:
             return self._user_expr(expr)
         except Exception as exc:  # noqa: BLE001 - a kernel that breaks the guard is flagged, never trusted
             GUARD_LOG.append((label, [f"the grader's guard did not answer ({str(exc)[:100]})"]))
             return None
+        finally:
+            _add("guard", time.monotonic() - started)
 
     def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
         if cell.cell_type != "code" or not cell.source.strip():
@@ -66,8 +97,10 @@ class SandboxedExecute(Execute):
             restored = self._guard(tamper.RESTORE_EXPRESSION, label)
             if isinstance(restored, list) and restored:
                 GUARD_LOG.append((label, [str(r) for r in restored]))
+        started = time.monotonic()
         result = super().preprocess_cell(cell, resources, index)
-        if meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+        _add("cells", time.monotonic() - started)
+        if meta.get("locked") and not meta.get("solution"):  # the course's own code: what it binds is trusted
             names = tamper.defined_names(cell.source)
             if names:
                 self._guard(tamper.keep_expression(names), label)

@@ -156,7 +156,8 @@ def run_deploy_checks(lab: Lab, files: Path, work: Path) -> tuple[list[Check], l
         except Exception as exc:  # noqa: BLE001 - a broken check is the course's fault: recorded, never fatal
             checks.append(Check(func_name, SKIPPED, 0.0, 0.0, f"the deploy check {ref} failed to run: "
                                 f"{type(exc).__name__}: {str(exc)[:150]}"))
-            notes.append(f"deploy check {ref} could not run ({type(exc).__name__})")
+            notes.append(f"deploy check {ref} could not run ({type(exc).__name__}: {str(exc)[:120]})")
+            (work / "deploy" / f"{func_name}.traceback").write_text(traceback.format_exc())
     return checks, notes
 
 
@@ -230,6 +231,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
                                               file_mb=plan.file_mb))
     sandbox.CURRENT = spec
     execute.GUARD_LOG.clear()
+    execute.TIMING.clear()
     first_kernel = len(sandbox.LAUNCHED)
     config = course_config(course, lab)
     config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
@@ -290,6 +292,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     notes += deploy_notes
     data.update({"flags": flags, "autograded": str(autograded),
                  "seconds": round(time.monotonic() - started, 3),
-                 "timing": {"setup": round(setup_seconds, 3), "nbgrader": round(exec_seconds, 3),
+                 "timing": {"stage": round(setup_seconds, 3), **execute.TIMING,
+                            "nbgrader other": round(exec_seconds - sum(execute.TIMING.values()), 3),
                             "after": round(time.monotonic() - t_exec - exec_seconds, 3)}})
     return Outcome(student, checks, notes=notes, status=FLAGGED if flags else COMPLETED, data=data)

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from graded_samples import (  # noqa: E402
+from graded_samples import (
     HOSTILE_LAB,
     build_hostile,
     build_submission,
@@ -24,7 +24,7 @@ from graded_samples import (  # noqa: E402
     load_samples,
 )
 
-from autograder.grading.sandbox import bwrap_works  # noqa: E402
+from autograder.grading.sandbox import bwrap_works
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(bwrap_works()), reason=f"no sandbox here: {bwrap_works()} (make sandbox)")]
