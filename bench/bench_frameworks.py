@@ -2,6 +2,7 @@
 
     python bench/bench_frameworks.py [--repeats 300] [--threads 1] [--batches 1,32,256]
     python bench/bench_frameworks.py --imports [--tf-python /tmp/tfvenv/bin/python]
+    python bench/bench_frameworks.py --sizes [--tf-python /tmp/tfvenv/bin/python]
 
 The model is lesson 1.4's (mlinfra.frameworks: 64 -> 32 -> ReLU -> 10, the 8x8 digits' size), with the same
 weights in all three runtimes; the outputs are compared first (largest absolute difference), then the median
@@ -10,7 +11,8 @@ time of one forward is printed for each batch size, side by side, with the same 
 --imports measures instead what each runtime costs to start: the wall time of `import X` in a fresh interpreter
 (median of --import-runs), for torch, keras on the torch backend (which imports torch), onnxruntime and onnx;
 with --tf-python, also tensorflow and keras on the tensorflow backend in that other environment (the course does
-not install TensorFlow: docs/frameworks.md). Prints figures only; never fails on time.
+not install TensorFlow: docs/frameworks.md). --sizes prints the installed size of the packages the frameworks
+part adds (and, with --tf-python, of those tensorflow-cpu adds). Prints figures only; never fails on time.
 """
 
 from __future__ import annotations
@@ -96,6 +98,82 @@ def bench_imports(args: argparse.Namespace) -> int:
     return 0
 
 
+SIZE_SCRIPT = """
+import os, sys
+from importlib.metadata import PackageNotFoundError, distribution
+for name in sys.argv[1:]:
+    try:
+        d = distribution(name)
+    except PackageNotFoundError:
+        print(name, "-", -1)
+        continue
+    total = 0
+    for f in d.files or []:
+        try:
+            total += os.path.getsize(d.locate_file(f))
+        except OSError:
+            pass
+    print(name, d.version, total)
+"""
+COURSE_DISTS = [
+    "keras",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "onnx-ir",
+    "h5py",
+    "ml_dtypes",
+    "optree",
+    "absl-py",
+    "flatbuffers",
+    "namex",
+    "tokenizers",
+    "huggingface_hub",
+    "hf-xet",
+]
+TF_DISTS = [
+    "tensorflow-cpu",
+    "libclang",
+    "keras",
+    "h5py",
+    "ml_dtypes",
+    "optree",
+    "absl-py",
+    "gast",
+    "google-pasta",
+    "opt_einsum",
+    "astunparse",
+    "flatbuffers",
+    "namex",
+]
+
+
+def bench_sizes(args: argparse.Namespace) -> int:
+    """Installed size of each distribution: the files its RECORD lists, summed."""
+    envs = [("course environment", sys.executable, COURSE_DISTS)]
+    if args.tf_python:
+        envs.append(("with tensorflow-cpu", args.tf_python, TF_DISTS))
+    for label, python, names in envs:
+        try:
+            out = subprocess.run(
+                [python, "-c", SIZE_SCRIPT, *names], check=True, capture_output=True, text=True
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"{label}: not measured ({exc})")
+            continue
+        print(f"Installed size, {label} ({python}):")
+        total = 0
+        for line in out.stdout.splitlines():
+            name, version, size = line.split()
+            if int(size) < 0:
+                print(f"  {name:<18} not installed")
+                continue
+            total += int(size)
+            print(f"  {name:<18}{version:>12}{int(size) / 1e6:9.1f} MB")
+        print(f"  {'total':<30}{total / 1e6:9.1f} MB")
+    return 0
+
+
 def bench_forward(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -166,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--imports", action="store_true", help="measure import times instead of forwards")
     parser.add_argument(
+        "--sizes", action="store_true", help="print the installed size of each framework package"
+    )
+    parser.add_argument(
         "--import-runs", type=int, default=3, help="fresh interpreters per import (default 3)"
     )
     parser.add_argument(
-        "--tf-python", help="with --imports: a python with tensorflow-cpu installed, to compare"
+        "--tf-python", help="with --imports or --sizes: a python with tensorflow-cpu installed, to compare"
     )
     args = parser.parse_args(argv)
     try:
@@ -184,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         or args.import_runs < 1
     ):
         parser.error("--batches, --repeats, --threads and --import-runs must be positive")
+    if args.sizes:
+        return bench_sizes(args)
     return bench_imports(args) if args.imports else bench_forward(args)
 
 
