@@ -91,7 +91,8 @@ with DAG(
                                f"{'; '.join(outcome.notes)[:300]}")
         result = outcome.to_dict()
         result.setdefault("data", {})["airflow"] = {"host": socket.gethostname(), "seconds": seconds,
-                                                    "try": ti.try_number}
+                                                    "try": ti.try_number,
+                                                    "worker": os.environ.get("AUTOGRADER_WORKER_NAME", "")}
         print(f"graded {student}: {outcome.status}, {outcome.score:g}/{outcome.max_score:g} in {seconds:.1f} s "
               f"on {socket.gethostname()}")
         return result
