@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -77,3 +78,67 @@ def test_pack_keeps_the_labs_dotfiles(lab_copy: Path, tmp_path: Path) -> None:
     (lab_copy / ".dockerignore").write_text(".env\n")
     archive, _ = pack(lab_copy, LAB.name, "cy", tmp_path / "inbox")
     assert ".dockerignore" in zipfile.ZipFile(archive).namelist()
+
+
+def test_identity_is_the_entry_name_and_a_disagreeing_manifest_flags(lab_copy: Path, tmp_path: Path) -> None:
+    archive, _ = pack(lab_copy, LAB.name, "ada", tmp_path / "made")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    archive.rename(inbox / f"mallory-{LAB.name}.zip")  # mallory hands in a copy of ada's archive
+    [sub] = collect(inbox, LAB, tmp_path / "staging")
+    assert sub.student == "mallory", "the manifest never overrides the archive's name"
+    assert sub.flags and "names 'ada'" in sub.flags[0]
+
+
+def test_two_entries_for_one_student_are_both_listed(lab_copy: Path, tmp_path: Path) -> None:
+    import os
+
+    inbox = tmp_path / "inbox"
+    pack(lab_copy, LAB.name, "bo", inbox)
+    os.utime(inbox / f"bo-{LAB.name}.zip", (1_000_000_000, 1_000_000_000))  # the older one
+    shutil.copytree(lab_copy, inbox / "bo")
+    [sub] = collect(inbox, LAB, tmp_path / "staging")
+    assert sub.entry == "bo" and "2 submissions for bo" in sub.flags[0] and f"bo-{LAB.name}.zip" in sub.flags[0]
+
+
+def test_links_are_never_followed_and_sizes_are_capped(lab_copy: Path, tmp_path: Path) -> None:
+    import os
+
+    inbox = tmp_path / "inbox"
+    folder = inbox / "cy"
+    shutil.copytree(lab_copy, folder)
+    os.symlink(ROOT / "solutions", folder / "answers")
+    os.symlink("/nonexistent", folder / "dangling.txt")
+    with open(folder / "big.bin", "wb") as fh:
+        fh.truncate(2 * 1024 * 1024)
+    os.symlink(inbox / "loop", inbox / "loop")
+    subs = {s.student: s for s in collect(inbox, LAB, tmp_path / "staging", max_file_bytes=1024 * 1024)}
+    cy = subs["cy"]
+    assert not (cy.files / "answers").exists() and not (cy.files / "big.bin").exists()
+    assert sum("symbolic link" in n for n in cy.notes) == 2 and any("big.bin" in n for n in cy.notes)
+    assert subs["loop"].files is None and "symbolic link" in subs["loop"].unreadable
+
+
+@pytest.mark.parametrize("manifest", [42, [1, 2], {"student": 7}, {"student": "dee", "files": ["x"]}, "text"])
+def test_malformed_manifests_are_noted_never_fatal(lab_copy: Path, tmp_path: Path, manifest: object) -> None:
+    import json
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with zipfile.ZipFile(inbox / f"dee-{LAB.name}.zip", "w") as zf:
+        zf.write(lab_copy / LAB.notebook, LAB.notebook)
+        zf.writestr("submission.json", json.dumps(manifest))
+    [sub] = collect(inbox, LAB, tmp_path / "staging")
+    assert sub.student == "dee" and (sub.files / LAB.notebook).is_file()
+    assert sub.notes, f"the malformed manifest {manifest!r} is noted"
+
+
+def test_shadowing_packages_are_removed(lab_copy: Path, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    shutil.copytree(lab_copy, inbox / "eve")
+    (inbox / "eve" / "mlinfra").mkdir()
+    (inbox / "eve" / "mlinfra" / "__init__.py").write_text("raise SystemExit")
+    (inbox / "eve" / "sitecustomize.py").write_text("raise SystemExit")
+    [sub] = collect(inbox, LAB, tmp_path / "staging")
+    assert not (sub.files / "mlinfra").exists() and not (sub.files / "sitecustomize.py").exists()
+    assert sum("removed" in n for n in sub.notes) == 2

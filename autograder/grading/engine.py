@@ -130,7 +130,7 @@ def _no_student_process_left() -> list[int]:
     from autograder.grading import sandbox
     from autograder.grading.worker import _kill_leftovers
 
-    return _kill_leftovers(0) if sandbox.LAUNCHED else []
+    return _kill_leftovers(list(sandbox.LAUNCHED))
 
 
 def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, reveal_hidden: bool = False,

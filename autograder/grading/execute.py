@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import time
+from pathlib import Path
 from typing import Any
 
 from nbclient.util import run_sync
@@ -23,6 +24,10 @@ TIMING: dict[str, float] = {}
 
 def _add(key: str, seconds: float) -> None:
     TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
+
+
+# A kernel started ahead (sandbox.take_warm) for the notebook about to run: set by the worker, taken once here.
+WARM_KM: Any = None
 
 
 class SandboxedExecute(Execute):
@@ -84,6 +89,23 @@ class SandboxedExecute(Execute):
             return None
         finally:
             _add("guard", time.monotonic() - started)
+
+    def preprocess(self, nb: Any, resources: Any = None, km: Any = None) -> Any:
+        global WARM_KM
+        warm, WARM_KM = WARM_KM, None
+        if warm is None or km is not None:
+            return super().preprocess(nb, resources, km)
+        folder = ((resources or {}).get("metadata") or {}).get("path")
+        if folder:
+            sandbox.stage_work_folder(Path(folder), warm._spec.work)
+        try:
+            return super().preprocess(nb, resources, km=warm)
+        finally:
+            started = time.monotonic()
+            if self.kc is not None:
+                self.kc.stop_channels()
+            sandbox.discard(warm)  # killed, never reused
+            _add("kernel kill", time.monotonic() - started)
 
     def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
         if cell.cell_type != "code" or not cell.source.strip():

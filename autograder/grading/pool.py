@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -35,8 +36,9 @@ def _warm_imports() -> None:
 def _worker_main(conn: Connection, work_dir: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
-    from autograder.grading.worker import grade_one
+    from autograder.grading import worker
 
+    worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
     plan = load_plan(work_dir)
     while True:
         try:
@@ -44,8 +46,13 @@ def _worker_main(conn: Connection, work_dir: str) -> None:
         except EOFError:
             return
         if student is None:
+            from autograder.grading import sandbox
+
+            while (warm := sandbox.take_warm()) is not None:  # the kernel started ahead that nobody needed
+                sandbox.discard(warm[0])
+                shutil.rmtree(warm[1].conn, ignore_errors=True)
             return
-        outcome = grade_one(plan, student)
+        outcome = worker.grade_one(plan, student)
         conn.send(outcome.to_dict())
 
 

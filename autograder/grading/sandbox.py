@@ -206,8 +206,8 @@ def _kernel_manager_class() -> type:
             cmd, env = wrap(list(kernel_cmd), self._spec)
             kw["env"] = env
             kw["cwd"] = str(self._spec.work)
-            # The kernel's own start-up chatter goes to a log beside (not inside) its work folder.
-            log = self._spec.conn.parent / "kernel.log"
+            # The kernel's own start-up chatter goes to a log outside its work folder.
+            log = self._spec.conn / "kernel.log"
             log.write_text(" ".join(cmd) + "\n")
             kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
             await super()._async_launch_kernel(cmd, **kw)
@@ -254,3 +254,49 @@ def kernel_manager_class() -> type:
 
 
 _KM_CLASS: type | None = None
+
+
+# ---------------------------------------------------------------------------------------------- the warm pool
+
+# Kernels started ahead in this process, each in a fresh sandbox of its own that no student has touched: a worker
+# starts the next one while it grades the current student, so a kernel is ready when the next student is. Each
+# is taken ONCE (`take_warm`), used for one student and killed; none is ever handed to a second student.
+WARM: list[tuple[object, Spec]] = []
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # what nbgrader's Execute passes to a python kernel
+
+
+def prestart(spec: Spec) -> None:
+    from jupyter_core.utils import run_sync
+
+    global CURRENT
+    saved, CURRENT = CURRENT, spec
+    try:
+        km = kernel_manager_class()(kernel_name="python3")
+        run_sync(km.start_kernel)(extra_arguments=list(KERNEL_ARGS), cwd=str(spec.work))
+    finally:
+        CURRENT = saved
+    WARM.append((km, spec))
+
+
+def take_warm() -> tuple[object, Spec] | None:
+    """A kernel started ahead and still alive, or None. It is removed from the pool: it serves one student."""
+    from jupyter_core.utils import run_sync
+
+    while WARM:
+        km, spec = WARM.pop(0)
+        try:
+            if run_sync(km.is_alive)():  # type: ignore[attr-defined]
+                return km, spec
+        except Exception:  # noqa: BLE001, S110 - a dead or broken warm kernel is simply not used
+            pass
+        discard(km)
+    return None
+
+
+def discard(km: object) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001, S110 - it is being thrown away; its sandbox dies with its process
+        pass

@@ -71,9 +71,14 @@ def restore(snap=_snap, ip=_ip, b=_b, s=_s, list=list, dict=dict, setattr=setatt
         if list(current) != saved:
             current[:] = saved
             done.append(label)
-    for event, saved in snap["events"].items():
-        if list(ip.events.callbacks.get(event, [])) != saved:
-            ip.events.callbacks[event] = list(saved); done.append("event hooks (" + event + ")")
+    for event, current in ip.events.callbacks.items():
+        # Libraries register hooks when imported (matplotlib, torch): only hooks defined in the notebook itself
+        # are the student's, and only those are removed.
+        theirs = [cb for cb in current if cb not in snap["events"].get(event, [])
+                  and (getattr(cb, "__module__", None) or type(cb).__module__ or "__main__") in ("__main__", "builtins")]
+        if theirs:
+            current[:] = [cb for cb in current if cb not in theirs]
+            done.append("event hooks (" + event + ")")
     if ip.custom_exceptions != snap["custom_exceptions"] or ip.CustomTB is not snap["CustomTB"]:
         ip.custom_exceptions = snap["custom_exceptions"]; ip.CustomTB = snap["CustomTB"]
         done.append("custom exception handler")

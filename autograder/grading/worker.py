@@ -9,6 +9,7 @@ processes (`pool.py`); the Airflow engine runs it in its tasks.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -46,15 +47,13 @@ def _zero(plan: BatchPlan, student: str, status: str, reason: str, notes: list[s
                    data={"flags": flags, "seconds": round(time.monotonic() - started, 3)})
 
 
-def _kill_leftovers(first: int) -> list[int]:
-    """Kill every sandbox launched for this student that is still alive (normally none: nbclient kills its
-    kernel, and the sandbox's pid namespace takes everything the kernel started with it)."""
+def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
+    """Kill every process of these sandboxes that is still alive (normally none: the kernel is killed after its
+    notebook, and the sandbox's pid namespace takes everything the kernel started with it)."""
     import psutil
 
-    from autograder.grading import sandbox
-
     killed = []
-    for _kid, pid, _work in sandbox.LAUNCHED[first:]:
+    for _kid, pid, _work in entries:
         try:
             proc = psutil.Process(pid)
             procs = [*proc.children(recursive=True), proc]
@@ -161,6 +160,25 @@ def run_deploy_checks(lab: Lab, files: Path, work: Path) -> tuple[list[Check], l
     return checks, notes
 
 
+# Start the next kernel ahead while a student is graded (the local engine's workers set it; a caller that grades
+# one student and returns, as an Airflow task does, must not leave a kernel behind).
+PRESTART = False
+
+
+def new_spec(plan: BatchPlan, lab: Lab) -> Any:
+    """A fresh sandbox folder nobody has used; ipc socket paths must fit in 107 bytes (sun_path), so the
+    connection folder gets a short name of its own under /tmp."""
+    import uuid
+
+    from autograder.grading import sandbox
+
+    box = Path(plan.work_dir) / "sandboxes" / uuid.uuid4().hex[:12]
+    conn = Path(tempfile.mkdtemp(prefix="ag-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox,
+                        limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
+                                              file_mb=plan.file_mb))
+
+
 def grade_one(plan: BatchPlan, student: str) -> Outcome:
     """One student, graded in their own course folder with a fresh sandboxed kernel. Never raises for the
     student's faults (a grader fault becomes status 'grader error' with the reason)."""
@@ -223,16 +241,19 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
 
     nbformat.write(nb, target / lab.notebook)
 
-    box = work / "sandboxes" / student
-    if box.exists():
-        shutil.rmtree(box)
-    spec = sandbox.Spec(work=box / "home", conn=box / "conn", kind=plan.sandbox,
-                        limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
-                                              file_mb=plan.file_mb))
+    warm = sandbox.take_warm() if PRESTART else None
+    if warm is not None:
+        execute.WARM_KM, spec = warm
+    else:
+        spec = new_spec(plan, lab)
+    box, conn = spec.work.parent, spec.conn
+    if PRESTART:
+        sandbox.prestart(new_spec(plan, lab))  # the next student's kernel boots while this one is graded
     sandbox.CURRENT = spec
     execute.GUARD_LOG.clear()
     execute.TIMING.clear()
     first_kernel = len(sandbox.LAUNCHED)
+    warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
     config = course_config(course, lab)
     config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
     setup_seconds = time.monotonic() - started
@@ -243,14 +264,19 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             result = api.autograde(lab.name, student, force=True, create=True)
     finally:
         sandbox.CURRENT = None
-        killed = _kill_leftovers(first_kernel)
+        mine = [e for e in sandbox.LAUNCHED if e[0] == warm_id] + sandbox.LAUNCHED[first_kernel:]
+        killed = _kill_leftovers(mine)
+        if (conn / "kernel.log").is_file() and box.is_dir():
+            shutil.copyfile(conn / "kernel.log", box / "kernel.log")  # a log only: never read as a result
+        shutil.rmtree(conn, ignore_errors=True)
     exec_seconds = time.monotonic() - t_exec
-    kernels = [kid for kid, _pid, _w in sandbox.LAUNCHED[first_kernel:]]
+    kernels = [kid for kid, _pid, _w in mine]
     if killed:
         notes.append(f"{len(killed)} process(es) of the submission were still alive after grading and were killed")
     log = (result.get("log") or "") + (result.get("error") or "")
     (course / "nbgrader.log").write_text(log)
-    data: dict[str, Any] = {"kernels": kernels, "course": str(course), "sandbox": plan.sandbox}
+    data: dict[str, Any] = {"kernels": kernels, "warm": warm is not None, "course": str(course),
+                            "sandbox": plan.sandbox}
     if not result.get("success"):
         cause = _root_cause(log)
         if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():

@@ -110,7 +110,7 @@ def test_nothing_escaped_and_no_process_left(batch: dict[str, Any]) -> None:
 
 
 def test_each_kernel_serves_one_student(batch: dict[str, Any]) -> None:
-    """The pool's kernel ids against the students: never one kernel for two students."""
+    """The warm pool's kernel ids against the students: every kernel served one student, never two."""
     owners: dict[str, str] = {}
     for part in batch["result"].parts:
         for kernel in part.data.get("kernels", []):
@@ -119,4 +119,7 @@ def test_each_kernel_serves_one_student(batch: dict[str, Any]) -> None:
     graded = [p for p in batch["result"].parts if p.status in ("completed", "flagged")]
     assert all(len(p.data.get("kernels", [])) == 1 for p in graded), [(p.subject, p.data.get("kernels"))
                                                                       for p in graded]
-    print(f"\nhostile batch: {len(batch['result'].parts)} students in {batch['seconds']:.1f} s")
+    warm = [p.subject for p in graded if p.data.get("warm")]
+    assert warm, "the workers started kernels ahead (the warm pool), and students got them"
+    print(f"\nhostile batch: {len(batch['result'].parts)} students in {batch['seconds']:.1f} s; "
+          f"{len(warm)} of {len(graded)} graded on a kernel started ahead")
