@@ -78,7 +78,8 @@ def test_dag_shape(tmp_path: Path) -> None:
         "t = dag.task_dict\n"
         "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()},\n"
         "  'tasks': sorted(t), 'mapped': type(t['grade']).__name__,\n"
-        "  'retries': t['grade'].retries, 'merge_rule': str(t['merge'].trigger_rule),\n"
+        "  'retries': t['grade'].retries,\n"
+        "  'merge_rule': getattr(t['merge'].trigger_rule, 'value', t['merge'].trigger_rule),\n"
         "  'up': {k: sorted(v.upstream_task_ids) for k, v in t.items()}, 'schedule': dag.schedule}))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe, str(dag_file)], env=ae.airflow_env(dep),
