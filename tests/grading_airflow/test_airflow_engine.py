@@ -20,10 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from graded_samples import build_submission, lab_source, load_samples  # noqa: E402
+from graded_samples import build_submission, lab_source, load_samples
 
-from autograder.errors import UsageError  # noqa: E402
-from autograder.grading import airflow_engine as ae  # noqa: E402
+from autograder.errors import UsageError
+from autograder.grading import airflow_engine as ae
 
 LAB = "lab01-environment"
 BAD = ("boundary-off-by-one", "partly-done")  # each loses a known set of points
