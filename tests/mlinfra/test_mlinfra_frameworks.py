@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mlinfra import frameworks as fw
+from mlinfra.base.errors import UsageError
 
 
 def test_max_abs_diff_is_absolute_and_elementwise() -> None:
@@ -30,7 +31,9 @@ def test_torch_mlp_shapes() -> None:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras' own NumPy 2 notices, not ours
-def test_keras_and_onnx_compute_what_pytorch_computes(tmp_path: Path) -> None:
+def test_keras_and_onnx_compute_what_pytorch_computes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keras import (~2 s) and the first ONNX export (~5 s) make this the one slow test here."""
     torch.manual_seed(0)
     model = fw.torch_mlp(6, 6, 6)  # square layers: a copy without the transpose would still fit the shapes
@@ -46,6 +49,12 @@ def test_keras_and_onnx_compute_what_pytorch_computes(tmp_path: Path) -> None:
     assert fw.max_abs_diff(fw.torch_predict(model, x), fw.keras_predict(keras_model, x)) > 0.1, (
         "the Keras model holds copies, not views of the PyTorch weights"
     )
+
+    keras = fw.import_keras()
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(UsageError, match="'jax' backend; the course uses 'torch'"):
+        fw.import_keras()
+    monkeypatch.undo()
 
     path = fw.export_onnx(model, torch.zeros(1, 6), tmp_path / "sub" / "mlp.onnx")
     assert path.is_file()
