@@ -175,29 +175,34 @@ class _Job:
 
 
 class Batcher:
-    """Dynamic batching: requests queue up; ONE inference thread runs them as batches and splits the answers back.
+    """Dynamic batching: requests queue up; inference threads run them as batches and split the answers back.
 
-    The thread takes the first waiting request, then every other request already waiting (up to ``max_batch``),
-    waiting at most ``wait_ms`` for more to arrive. With ``wait_ms=0`` (the default) a lone request never waits:
-    batches form only from requests that queued while the previous forward pass ran, so latency at concurrency 1
-    is the plain forward's, and under load one batched forward replaces several single ones. ``max_batch=1`` is
-    the one-at-a-time service. Every forward uses ``threads`` torch threads (all the cores): the model is the
-    only thing running torch, so the cores are never oversubscribed.
+    Each of the ``workers`` threads takes the first waiting request, then every other request already waiting (up
+    to ``max_batch``), waiting at most ``wait_ms`` for more to arrive, and runs them as one forward pass on
+    ``threads`` torch threads. With ``wait_ms=0`` (the default) a lone request never waits: batches form only from
+    requests that queued while every worker was busy, so latency at one client is the plain forward's, and under
+    load one batched forward replaces several single ones.
+
+    Settings worth knowing (docs/serving.md has the figures): ``workers`` = cores with ``threads=1`` keeps every
+    core busy without oversubscribing it (the service's default); ``max_batch=1`` turns batching off (one request
+    per forward); ``workers=1, threads=cores`` runs one forward at a time on every core.
     """
 
     def __init__(self, model: LoadedModel, max_batch: int = 8, wait_ms: float = 0.0, threads: int | None = None,
-                 k: int = 5) -> None:
+                 k: int = 5, workers: int = 1) -> None:
         import queue
         import threading
 
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be 1 or more, got {max_batch}")
+        if max_batch < 1 or workers < 1:
+            raise ValueError(f"max_batch and workers must be 1 or more, got {max_batch} and {workers}")
         self.model, self.max_batch, self.wait_s, self.k = model, max_batch, max(0.0, wait_ms) / 1000, k
         self.threads = threads or torch_threads()
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.batch_sizes: list[int] = []  # every batch run, for the lesson's and the bench's figures
-        self._thread = threading.Thread(target=self._loop, name="inference-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"inference-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, tensor: torch.Tensor) -> Any:
         """Queue one ``1 x C x S x S`` input; returns a concurrent.futures.Future of its top-k list."""
@@ -212,8 +217,10 @@ class Batcher:
         return self.submit(tensor).result()
 
     def close(self) -> None:
-        self.queue.put(None)
-        self._thread.join(timeout=30)
+        for _ in self._threads:
+            self.queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
         import queue

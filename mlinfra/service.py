@@ -7,19 +7,19 @@ service still starts and ``/health`` answers 503 saying what to run.
 
 How requests reach the model (docs/serving.md has the measurements): the endpoint is ``async``; it checks and
 decodes the upload on the event loop (a few hundred microseconds), then hands the input tensor to the inference
-engine and awaits the answer, so the event loop keeps parsing other requests meanwhile. Two engines, chosen with
-``$MLINFRA_SERVE_MODE``:
+engine, `mlinfra.modelstore.Batcher`, and awaits the answer, so the event loop keeps parsing other requests
+meanwhile. The engine runs ``$MLINFRA_INFERENCE_WORKERS`` inference threads (default: one per core), each forward
+on ``$MLINFRA_TORCH_THREADS`` torch threads (default 1): as many requests in flight as cores, none oversubscribed.
+``$MLINFRA_SERVE_MODE`` picks what a worker takes from the queue:
 
-- ``batch`` (default): dynamic batching (`mlinfra.modelstore.Batcher`). One inference thread runs every forward
-  with all the cores' torch threads; requests that arrive while a forward runs are stacked into the next one
-  (at most ``$MLINFRA_MAX_BATCH``, default 8; ``$MLINFRA_BATCH_WAIT_MS``, default 0, lets a batch wait for more).
-  A lone request never waits, and under load one batched forward replaces several single ones.
-- ``threads``: as many inference threads as cores (``$MLINFRA_INFERENCE_WORKERS``), each forward on ONE torch
-  thread, so N requests in flight use N cores without oversubscribing them.
+- ``batch`` (default): dynamic batching. A free worker takes every request waiting (at most ``$MLINFRA_MAX_BATCH``,
+  default 8; ``$MLINFRA_BATCH_WAIT_MS``, default 0, lets a batch wait for more) and runs them as one forward. A lone
+  request never waits; under load one batched forward replaces several single ones.
+- ``threads``: one request per forward.
 
-A plain ``def`` endpoint would do neither: Starlette's thread pool would run up to 40 forwards of all-cores torch
-threads at once, and throughput under load falls below the sequential one. ``$MLINFRA_TORCH_THREADS`` sets the
-batch engine's thread count (1 on a machine crowded by other work avoids OpenMP threads spinning at barriers).
+A plain ``def`` endpoint would do neither: Starlette's thread pool would run up to 40 forwards at once, each asking
+torch for every core, and throughput under load falls below the sequential one (on a crowded machine, OpenMP
+threads spinning at barriers for a busy core make it far worse).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlinfra.service")
 
-MODE_ENV, MAX_BATCH_ENV, WAIT_ENV, WORKERS_ENV = (
+MODE_ENV, MAX_BATCH_ENV, WAIT_ENV, WORKERS_ENV, THREADS_ENV = (
     "MLINFRA_SERVE_MODE", "MLINFRA_MAX_BATCH", "MLINFRA_BATCH_WAIT_MS", "MLINFRA_INFERENCE_WORKERS",
+    "MLINFRA_TORCH_THREADS",
 )
 MODES = ("batch", "threads")
 # A multipart body carries boundaries and part headers around the file; allow for them before refusing by size.
@@ -75,7 +76,8 @@ class EngineConfig:
     mode: str = "batch"
     max_batch: int = 8
     wait_ms: float = 0.0
-    workers: int = 1
+    workers: int = 1  # inference threads
+    threads: int = 1  # torch threads per forward
 
     @classmethod
     def from_env(cls) -> EngineConfig:
@@ -101,48 +103,30 @@ class EngineConfig:
             max_batch=number(MAX_BATCH_ENV, 8),
             wait_ms=number(WAIT_ENV, 0.0, float, 0),
             workers=number(WORKERS_ENV, os.cpu_count() or 1),
+            threads=number(THREADS_ENV, 1),
         )
 
     def describe(self) -> str:
+        each = f"{self.workers} inference threads x {self.threads} torch thread{'s' if self.threads > 1 else ''}"
         if self.mode == "threads":
-            return f"threads: {self.workers} inference threads x 1 torch thread"
-        return f"batch: up to {self.max_batch} requests a forward, waiting up to {self.wait_ms:g} ms"
-
-
-class ThreadEngine:
-    """``workers`` inference threads, each forward on one torch thread: one request per core at a time."""
-
-    def __init__(self, model: LoadedModel, workers: int) -> None:
-        import torch
-
-        self.model = model
-        self.pool = ThreadPoolExecutor(workers, "inference", initializer=torch.set_num_threads, initargs=(1,))
-
-    def submit(self, tensor: torch.Tensor) -> Any:
-        from mlinfra.modelstore import predict_rows
-
-        return self.pool.submit(lambda: predict_rows(self.model, tensor, contract.TOP_K)[0])
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
+            return f"threads: {each}, one request a forward"
+        return f"batch: {each}, up to {self.max_batch} requests a forward, waiting up to {self.wait_ms:g} ms"
 
 
 def start_engine(model: LoadedModel, config: EngineConfig) -> Any:
+    """Both modes are a `Batcher`: ``threads`` is one request per forward (no batching), one forward per core."""
     from mlinfra.modelstore import Batcher
 
-    if config.mode == "threads":
-        return ThreadEngine(model, config.workers)
-    return Batcher(model, max_batch=config.max_batch, wait_ms=config.wait_ms, k=contract.TOP_K)
+    max_batch = 1 if config.mode == "threads" else config.max_batch
+    return Batcher(model, max_batch=max_batch, wait_ms=config.wait_ms, threads=config.threads, k=contract.TOP_K,
+                   workers=config.workers)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model once, before the first request; remember why not when it cannot be loaded."""
-    import torch
+    from mlinfra.modelstore import ModelNotFound, load_model, model_dir_from_env
 
-    from mlinfra.modelstore import ModelNotFound, load_model, model_dir_from_env, torch_threads
-
-    torch.set_num_threads(torch_threads())
     app.state.model, app.state.engine, app.state.model_error = None, None, "the model is loading"
     folder = model_dir_from_env()
     loader = ThreadPoolExecutor(1, "model-loader")
