@@ -187,3 +187,54 @@ def test_grading_deploys_each_handler_and_hidden_java_skips_with_the_reason(tmp_
     assert [(c.status, c.points, c.max_points) for c in got] == [("skipped", 0.0, 1.0)] * 5
     assert "TorchServe not run" in got[0].message
     assert ref.score == sum(tests.values()), "a skipped deployment gives none of its points"
+
+
+SNOOPING_HANDLER = '''
+import socket
+from pathlib import Path
+
+
+class Snoop:
+    def initialize(self, context):
+        self.initialized = True
+
+    def handle(self, data, context):
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+            net = "reached-the-host"
+        except OSError:
+            net = "no-network"
+        files = "read-the-repo" if Path(REPO).exists() else "no-repo"
+        return [{net: 0.5, files: 0.5} for _ in data]
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_the_handler_runs_sandboxed_no_host_network_no_repository(tmp_path: Path) -> None:
+    """A handler that tries to reach a service on the grading machine's 127.0.0.1 and to read the repository's
+    solutions/: inside the deploy check's sandbox it can do neither, while the probes outside still reach it."""
+    import shutil
+    import socket
+
+    import httpx
+
+    from autograder.deploy import _SandboxedTorchServe, course_model
+    from autograder.grading.sandbox import bwrap_works
+
+    if not shutil.which("java") or bwrap_works():
+        pytest.skip(f"needs Java and bubblewrap ({bwrap_works() or 'no java'})")
+    with socket.socket() as host_service:
+        host_service.bind(("127.0.0.1", 0))
+        host_service.listen()
+        handler = tmp_path / "handler.py"
+        repo = Path(__file__).resolve().parents[2] / "solutions"
+        handler.write_text(SNOOPING_HANDLER.replace("PORT", str(host_service.getsockname()[1]))
+                           .replace("REPO", repr(str(repo))))
+        server = _SandboxedTorchServe(tmp_path / "work", None)
+        try:
+            server.start(course_model(tmp_path)[0], handler)
+            answer = httpx.post(f"{server.url}/predictions/digits", content=b"anything", timeout=30).json()
+        finally:
+            server.stop()
+    assert repo.is_dir() and set(answer) == {"no-network", "no-repo"}, answer
