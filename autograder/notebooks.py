@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +102,21 @@ def run_notebook(path: Path, lab: Lab) -> Outcome:
         shutdown_kernel="immediate",
     )
     status, reason = COMPLETED, ""
+    timing = {"kernel start": 0.0, "cells": 0.0, "kernel kill": 0.0}
+    started = time.monotonic()
     try:
         with client.setup_kernel():
+            timing["kernel start"] = time.monotonic() - started
             for index, cell in enumerate(nb.cells):
+                began = time.monotonic()
                 try:
                     client.execute_cell(cell, index)
                 except CellTimeoutError:
                     timed_out.add(index)
+                finally:
+                    timing["cells"] += time.monotonic() - began
+            ended = time.monotonic()
+        timing["kernel kill"] = time.monotonic() - ended
     except DeadKernelError as exc:
         status, reason = KERNEL_DIED, f"the kernel died ({str(exc)[:100]}): out of memory, or os._exit?"
     except CellTimeoutError:
@@ -130,7 +139,8 @@ def run_notebook(path: Path, lab: Lab) -> Outcome:
                             max_points if cell_status == PASSED else 0.0, max_points, message, f"cell {index + 1}"))
     if timed_out and status == COMPLETED:
         reason = f"{len(timed_out)} cell(s) ran past {lab.cell_timeout} s"
-    return Outcome(str(path), checks, notes=[reason] if reason else [], status=status)
+    timing = {k: round(v, 3) for k, v in timing.items()}
+    return Outcome(str(path), checks, notes=[reason] if reason else [], status=status, data={"timing": timing})
 
 
 # ---------------------------------------------------------------------------------------------- CLI

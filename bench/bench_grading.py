@@ -107,6 +107,15 @@ def main() -> None:
             print(f"  scores identical to nbgrader's: {args.students - len(differ)}/{args.students}"
                   + (f"; differ: {differ}" if differ else ""))
 
+        from autograder.notebooks import run_notebook
+
+        started = time.perf_counter()
+        checked = run_notebook(lab.notebook_path, load_lab(ROOT / "labs" / args.lab))
+        whole = time.perf_counter() - started
+        cells = checked.data["timing"]["cells"]
+        print(f"  autograder check on the reference: {whole:5.2f} s, of which the notebook's cells {cells:5.2f} s "
+              f"(+{whole - cells:4.2f} s; the goal is within 1 s)")
+
         steps: dict[str, list[float]] = {}
         for part in batch.parts:
             for key, value in part.data.get("timing", {}).items():

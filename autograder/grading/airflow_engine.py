@@ -28,7 +28,8 @@ child prints progress lines that this process turns into a bar; the merge task's
 comes back through Airflow's XCom, never through a file a student could write.
 
     python -m autograder.grading.airflow_engine worker NAME [--home DIR] [--database URL] [--broker URL]
-        starts one Celery worker for the grading queue in the foreground (what a second machine runs).
+        starts one Celery worker for the grading queue in the foreground (what a second machine runs; it needs
+        AUTOGRADER_AIRFLOW_API_PORT and AUTOGRADER_AIRFLOW_SECRET set as for the grading run).
 """
 
 from __future__ import annotations
@@ -127,11 +128,15 @@ def deployment(executor: str = "local", *, home: Path | None = None, database: s
         raise UsageError("--executor celery needs a PostgreSQL metadata database: give --airflow-db "
                          "postgresql+psycopg2://USER@HOST:5432/DB (or set AUTOGRADER_AIRFLOW_DB); "
                          "see docs/grading-at-scale.md")
+    # Workers on other machines must know the execution API's port and the secret its tokens are signed with:
+    # fix both through the environment for such a run (docs/grading-at-scale.md), else they are per run.
+    api_port = api_port or int(os.environ.get("AUTOGRADER_AIRFLOW_API_PORT") or 0)
     dep = Deployment(home=(home or default_home()).resolve(), executor=executor, database=database,
                      broker=broker or os.environ.get("AUTOGRADER_CELERY_BROKER") or DEFAULT_BROKER,
                      queue=queue or DEFAULT_QUEUE, api_port=api_port or (free_port() if executor == "celery" else 0))
-    if jwt_secret:
-        dep.jwt_secret = jwt_secret
+    secret = jwt_secret or os.environ.get("AUTOGRADER_AIRFLOW_SECRET")
+    if secret:
+        dep.jwt_secret = secret
     return dep
 
 
@@ -362,7 +367,8 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
                      airflow_home: Path | None = None, airflow_db: str | None = None, broker: str | None = None,
                      queue: str | None = None, celery_workers: int = 0, sandbox: str = "auto",
                      reveal_hidden: bool = False, keep_work: bool = False, progress: bool = False,
-                     timeout: float = 6 * 3600, work_dir: Path | None = None, **_ignored: Any) -> Outcome:
+                     timeout: float = 6 * 3600, queued_timeout: float = 600, work_dir: Path | None = None,
+                     **_ignored: Any) -> Outcome:
     """Grade a class through Airflow and return the class's Outcome (the merge task's, one part per student).
 
     executor "local": dag.test() runs every task in one process, in the Airflow home's own database.
@@ -385,7 +391,7 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     conf = {"lab": lab_name, "submissions": str(submissions_dir),
             "work_dir": str((work_dir or out_dir / "work").resolve()), "out_dir": str(out_dir),
             "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden), "keep_work": bool(keep_work)}
-    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir)}
+    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir), "queued_timeout": queued_timeout}
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     workers: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
@@ -501,11 +507,17 @@ def _child(spec_path: Path, result_path: Path) -> int:
             log = Path(spec["run_dir"]) / "api-server.log"
             api = start_api_server(dep, log)
             wait_for_api_server(dep, api, log)
-        watcher = _Watcher(progress)
+        celery = dep.executor == "celery"
+        watcher = _Watcher(progress, float(spec.get("queued_timeout", 600)) if celery else None, dep.queue)
         watcher.start()
         t1 = time.perf_counter()
         try:
-            dr = dag.test(run_conf=spec["conf"], use_executor=dep.executor == "celery")
+            dr = dag.test(run_conf=spec["conf"], use_executor=celery)
+        except KeyboardInterrupt:
+            if not watcher.stalled:
+                raise
+            result["error"] = watcher.stalled
+            return 0
         finally:
             watcher.stop()
         result["seconds"] = round(time.perf_counter() - t1, 2)
@@ -525,12 +537,18 @@ def _child(spec_path: Path, result_path: Path) -> int:
 
 
 class _Watcher(threading.Thread):
-    """Counts finished grade tasks of the running DAG run every second: `total N` once, then `done K`."""
+    """Counts finished grade tasks of the running DAG run every second: `total N` once, then `done K`. With an
+    executor, a task that waits `queued_timeout` seconds with no worker taking it stops the run (SIGINT to this
+    process, which dag.test() sees as Ctrl-C) with `stalled` saying why."""
 
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, queued_timeout: float | None = None, queue: str = "") -> None:
         super().__init__(daemon=True)
         self.out = out
         self.halt = threading.Event()
+        self.queued_timeout = queued_timeout
+        self.queue = queue
+        self.stalled = ""
+        self.queued_since: float | None = None
 
     def stop(self) -> None:
         self.halt.set()
@@ -556,9 +574,12 @@ class _Watcher(threading.Thread):
                                   .order_by(DagRun.id.desc()).limit(1)).first()
             if run is None:
                 return
+            all_states = session.scalars(select(TaskInstance.state).where(
+                TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id)).all()
             states = session.scalars(select(TaskInstance.state).where(
                 TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id,
                 TaskInstance.task_id == "grade", TaskInstance.map_index >= 0)).all()
+        self.check_stall(all_states)
         if not states:
             return
         if not getattr(self, "total", None):
@@ -568,6 +589,23 @@ class _Watcher(threading.Thread):
         if done != getattr(self, "done", -1):
             self.done = done
             self.out.write(f"done {done}\n")
+
+
+    def check_stall(self, states: Sequence[Any]) -> None:
+        """Queued tasks and none running: no worker is taking them (none started, wrong queue, broker down)."""
+        if self.queued_timeout is None or self.stalled:
+            return
+        names = {str(getattr(s, "value", s)) for s in states}
+        if "queued" in names and "running" not in names:
+            self.queued_since = self.queued_since or time.monotonic()
+            if time.monotonic() - self.queued_since > self.queued_timeout:
+                self.stalled = (f"no Celery worker took a task from queue {self.queue!r} in "
+                                f"{self.queued_timeout:.0f} s: start workers for that queue (--celery-workers N, or "
+                                f"`python -m autograder.grading.airflow_engine worker NAME` where they run) and "
+                                f"check the broker")
+                os.kill(os.getpid(), signal.SIGINT)
+        else:
+            self.queued_since = None
 
 
 def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
@@ -591,6 +629,38 @@ def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
             "tasks": sorted(tasks, key=lambda t: (t["task_id"], t["map_index"])), "merge": merge}
 
 
+# ---------------------------------------------------------------------------------------------- grade's options
+
+
+def add_airflow_options(parser: argparse.ArgumentParser) -> None:
+    """The options `autograder grade` offers for --engine airflow (they live here, beside the engine)."""
+    group = parser.add_argument_group("with --engine airflow (docs/grading-at-scale.md)")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local (default): Airflow's dag.test() in the course's Airflow home, one student after "
+                       "another; celery: tasks go to Celery workers (needs --airflow-db and a Redis broker)")
+    group.add_argument("--airflow-home", type=Path, metavar="DIR",
+                       help="AIRFLOW_HOME (default: $AIRFLOW_HOME, else .state/airflow, what `make airflow` uses)")
+    group.add_argument("--airflow-db", metavar="URL",
+                       help="metadata database, e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/grading "
+                       "(default SQLite in the Airflow home; or set AUTOGRADER_AIRFLOW_DB)")
+    group.add_argument("--broker", metavar="URL", help=f"Celery broker (default {DEFAULT_BROKER})")
+    group.add_argument("--queue", metavar="NAME", default=DEFAULT_QUEUE,
+                       help=f"Celery queue the workers listen on (default {DEFAULT_QUEUE})")
+    group.add_argument("--celery-workers", type=int, default=0, metavar="N",
+                       help="start N Celery workers on this machine for the run (default 0: use workers already "
+                       "running, started with `python -m autograder.grading.airflow_engine worker`)")
+
+
+def airflow_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for grade_on_airflow from the options above."""
+    if getattr(args, "celery_workers", 0) < 0:
+        raise UsageError(f"--celery-workers {args.celery_workers}: give 0 or more")
+    return {"executor": getattr(args, "executor", "local"), "airflow_home": getattr(args, "airflow_home", None),
+            "airflow_db": getattr(args, "airflow_db", None), "broker": getattr(args, "broker", None),
+            "queue": getattr(args, "queue", None), "celery_workers": getattr(args, "celery_workers", 0),
+            "progress": sys.stderr.isatty()}
+
+
 # ---------------------------------------------------------------------------------------------- command line
 
 
@@ -612,12 +682,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--database", default=None, help="PostgreSQL SQLAlchemy URL (or AUTOGRADER_AIRFLOW_DB)")
     worker.add_argument("--broker", default=None, help=f"Celery broker URL (default {DEFAULT_BROKER})")
     worker.add_argument("--queue", default=DEFAULT_QUEUE, help=f"queue (default {DEFAULT_QUEUE})")
-    worker.add_argument("--api-url", required=True,
-                        help="the grading run's execution API server, e.g. http://HOST:PORT")
-    worker.add_argument("--secret", required=True, help="the grading run's JWT secret")
+    worker.add_argument("--api-port", type=int, default=int(os.environ.get("AUTOGRADER_AIRFLOW_API_PORT") or 0),
+                        help="the grading run's execution API port on this machine's 127.0.0.1 (an SSH tunnel to "
+                        "the grading machine; default $AUTOGRADER_AIRFLOW_API_PORT)")
     args = parser.parse_args(argv)
+    if not args.api_port or not os.environ.get("AUTOGRADER_AIRFLOW_SECRET"):
+        parser.error("set AUTOGRADER_AIRFLOW_API_PORT (or --api-port) and AUTOGRADER_AIRFLOW_SECRET to the grading "
+                     "run's values (docs/grading-at-scale.md)")
     dep = deployment("celery", home=args.home, database=args.database, broker=args.broker, queue=args.queue,
-                     api_port=int(args.api_url.rsplit(":", 1)[-1].strip("/")), jwt_secret=args.secret)
+                     api_port=args.api_port)
     log = dep.home / f"celery-worker-{args.name}.log"
     proc = start_celery_worker(dep, args.name, log)
     print(f"worker {args.name}: process group {proc.pid}, log {log}; Ctrl-C stops it")

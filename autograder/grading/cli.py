@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-work", action="store_true",
                         help="keep OUT/work (each student's course folder, sandbox folder and logs) for inspection")
     add_json_option(parser)
+    from autograder.grading.airflow_engine import add_airflow_options
+
+    add_airflow_options(parser)  # --executor, --airflow-db, --celery-workers, ...: the Airflow engine's own
     parser.set_defaults(func=run)
 
 
@@ -61,11 +64,11 @@ def run(args: argparse.Namespace) -> Done:
     ensure_dir(out)
     if args.engine == "airflow":
         try:
-            from autograder.grading.airflow_engine import grade_on_airflow
+            from autograder.grading.airflow_engine import airflow_options, grade_on_airflow
         except ImportError as exc:
             raise UsageError(f"--engine airflow is not available here ({exc}); use --engine local") from None
         batch = grade_on_airflow(lab.name, args.submissions, out, workers=args.workers, sandbox=args.sandbox,
-                                 reveal_hidden=args.reveal_hidden, keep_work=args.keep_work)
+                                 reveal_hidden=args.reveal_hidden, keep_work=args.keep_work, **airflow_options(args))
     else:
         from autograder.grading.engine import grade_class
 

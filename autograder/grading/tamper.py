@@ -8,8 +8,8 @@ carries its file and line. A flagged submission keeps its score and is listed fo
 The guard runs inside the kernel, so it is a defence in depth and not a proof: it is installed before any student
 code runs, and before each graded test cell the trusted side asks it (through `user_expressions`, which IPython
 evaluates without input transformers or execution hooks) to put back the input and AST transformers, the event
-callbacks, the exception hooks, the shell's own methods, builtins and every name a locked (read-only) cell
-defined. What it had to put back is reported and flags the submission.
+callbacks, the exception hooks, the shell's own methods, builtins and every function or class a locked (read-only)
+cell defined. What it had to put back is reported and flags the submission.
 """
 
 from __future__ import annotations
@@ -118,21 +118,15 @@ def keep_expression(names: list[str]) -> str:
 
 
 def defined_names(source: str) -> list[str]:
-    """The top-level names a cell binds (def, class, assignment, import): what a locked cell gives the tests."""
+    """The helpers a locked cell defines at top level (functions and classes): what the tests call, and what a
+    student could redefine to make them pass. Plain variables are left alone: locked cells and tests rebind them
+    as they go (inside `with` blocks, loops, hidden tests), and a student rebinding one is not a forgery."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    names: list[str] = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names += [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
+    names = [node.name for node in tree.body
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     return sorted(set(names))
 
 
