@@ -136,8 +136,27 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--startup-timeout {args.startup_timeout:g}: give a positive number of seconds")
     if args.model_dir is not None and not args.model_dir.is_dir():
         raise UsageError(f"--model-dir {args.model_dir}: no such folder; give the folder holding model.pt")
+    for given in (args.report, None if args.json_out in (None, "-") else Path(args.json_out)):
+        if given is not None:
+            must_be_writable(given)
     if args.report is not None and args.report.suffix.lower() != ".md":
         raise UsageError(f"--report {args.report}: give a Markdown file name ending in .md")
+
+
+def must_be_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written before the assessment runs, not after it: try it."""
+    import tempfile
+
+    from mlinfra.base.errors import unwritable
+
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as exc:
+        raise unwritable(path, exc) from None
 
 
 def run(args: argparse.Namespace) -> Any:

@@ -105,7 +105,7 @@ def assess_target(
 
     info = {"description": target.describe(), **info, "url": getattr(target, "base_url", "")}
     with new_client() as client:
-        readiness = wait_until_ready(lambda: target.ready(client), timeout_s, exited, what=target.readiness_rule())
+        readiness = wait_until_ready(lambda: target.ready(client), timeout_s, exited, what=target.describe())
     if not readiness.ready:
         reason = f"never became ready ({target.readiness_rule()}): {readiness.reason}"
         return Assessment(info, never_came_up(reason), startup_seconds=None, server_log=log_tail())

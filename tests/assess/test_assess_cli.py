@@ -206,6 +206,9 @@ def test_torchserve_ping_alone_is_not_ready(tmp_path: Path, monkeypatch: pytest.
         (["--url", "127.0.0.1:8000"], "not an http"),
         (["--url", "http://127.0.0.1:9", "--requests", "5"], "at least 20"),
         (["--url", "http://127.0.0.1:9", "--report", "out.html"], ".md"),
+        (["--url", "http://127.0.0.1:9", "--report", "/proc/no/report.md"], "cannot write /proc/no"),
+        (["--url", "http://127.0.0.1:9", "--json", "/proc/result.json"], "cannot write /proc"),
+        (["--pack", "/nonexistent/alice-practical.zip"], "not found"),
     ],
 )
 def test_commands_that_cannot_run_exit_2(
