@@ -368,18 +368,20 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
                      queue: str | None = None, celery_workers: int = 0, sandbox: str = "auto",
                      reveal_hidden: bool = False, keep_work: bool = False, progress: bool = False,
                      timeout: float = 6 * 3600, queued_timeout: float = 600, work_dir: Path | None = None,
-                     **_ignored: Any) -> Outcome:
+                     api_port: int = 0, jwt_secret: str | None = None, **_ignored: Any) -> Outcome:
     """Grade a class through Airflow and return the class's Outcome (the merge task's, one part per student).
 
     executor "local": dag.test() runs every task in one process, in the Airflow home's own database.
     executor "celery": tasks go to Celery workers on `queue`; `celery_workers` > 0 starts that many here (each a
-    separate process, stopped by its process group at the end), 0 uses workers already running elsewhere.
+    separate process, stopped by its process group at the end), 0 uses workers already running elsewhere: give
+    them the same api_port and jwt_secret (or set AUTOGRADER_AIRFLOW_API_PORT and AUTOGRADER_AIRFLOW_SECRET).
     """
     submissions_dir = Path(submissions_dir).resolve()
     out_dir = Path(out_dir).resolve()
     if not submissions_dir.is_dir():
         raise UsageError(f"{submissions_dir}: not a folder; give the folder holding one folder or .zip per student")
-    dep = deployment(executor, home=airflow_home, database=airflow_db, broker=broker, queue=queue)
+    dep = deployment(executor, home=airflow_home, database=airflow_db, broker=broker, queue=queue,
+                     api_port=api_port, jwt_secret=jwt_secret)
     try:
         dep.home.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -461,7 +463,8 @@ def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: fl
     if result.get("error"):
         raise UsageError(f"the Airflow grading run could not run: {result['error']}; log: {run_dir / 'airflow.log'}")
     if result.get("merge") is None:
-        tasks = result.get("tasks", [])
+        order = {"prepare": 0, "grade": 1, "merge": 2}  # the first task that failed is the one to read
+        tasks = sorted(result.get("tasks", []), key=lambda t: (order.get(t["task_id"], 3), t["map_index"]))
         failed = [t for t in tasks if t["state"] == "failed"] or [t for t in tasks if t["state"] != "success"]
         first = failed[0] if failed else {"task_id": "?", "log": run_dir / "airflow.log"}
         raise UsageError(f"the grading DAG run ended {result.get('state')} without merged grades: task "

@@ -170,7 +170,8 @@ def test_celery_two_workers_match_local_engine(klass: Path, local_grades: str, t
             ae.wait_for_worker(proc, log)
         out = tmp_path / "out"
         batch = ae.grade_on_airflow(LAB, klass, out, executor="celery", airflow_home=home, airflow_db=db,
-                                    broker=BROKER, queue=queue, sandbox=_sandbox())
+                                    broker=BROKER, queue=queue, api_port=dep.api_port, jwt_secret=dep.jwt_secret,
+                                    sandbox=_sandbox())
     finally:
         for proc, _ in workers:
             ae.stop_process(proc)
