@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mlinfra.base.runner import ArgumentParser  # a bad argument: one line pointing at --help, exit 2
+
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: first calls allocate and pick kernels
@@ -230,8 +232,8 @@ def bench_forward(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ArgumentParser(
+        prog="bench_frameworks.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--repeats", type=int, default=300, help="timed forwards per runtime and batch (default 300)"
