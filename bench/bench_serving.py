@@ -139,7 +139,9 @@ class BatchingTorchServe:
 
         from autograder.assess.targets import TorchServeTarget
 
-        self.ts.start(self.dep, self.model_dir, timeout=240)
+        # TorchServe 0.11+ refuses to register models over its API unless the config allows it (405 otherwise).
+        config = self.ts.config_properties(self.dep) + "enable_model_api=true\n"
+        self.ts.start(self.dep, self.model_dir, timeout=240, config_text=config)
         manage = self.dep.management_url
         try:
             # Register the same archive again with batching on (batch_size requests a forward, waiting up to
