@@ -1,0 +1,54 @@
+"""finish_batch's outputs from hand-made outcomes (no kernel): grades.csv, summary.json, feedback without tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from autograder.grading.engine import finish_batch
+from autograder.grading.plan import BatchPlan, load_plan
+from mlinfra.base.results import Check, Outcome
+
+
+def _plan(tmp_path: Path) -> BatchPlan:
+    plan = BatchPlan(lab_name="lab01-environment", lab_folder=str(tmp_path), work_dir=str(tmp_path / "work"),
+                     sandbox="bwrap", tests={"test-a": 2.0, "test-b": 1.0}, students=["ada", "bob", "cy"],
+                     submissions={s: {"files": None, "notes": [], "flags": [], "entry": s, "unreadable": ""}
+                                  for s in ("ada", "bob", "cy")})
+    (tmp_path / "work").mkdir()
+    plan.save()
+    return plan
+
+
+def test_plan_round_trips(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    assert load_plan(tmp_path / "work") == plan
+
+
+def test_outputs_list_flags_deploy_checks_and_missing_students(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    ada = Outcome("ada", [Check("test-a", "passed", 2, 2), Check("test-b", "failed", 0, 1, "AssertionError: no"),
+                          Check("deploy: reachable", "passed", 1, 1)],
+                  notes=["a note"], status="flagged", data={"flags": ["tampering? cell 3 line 1: os.kill"]})
+    bob = Outcome("bob", [Check("test-a", "passed", 2, 2, where="cell 4"), Check("test-b", "passed", 1, 1)])
+    batch = finish_batch(plan, [bob, ada], tmp_path / "out")  # cy never came back
+    assert [p.subject for p in batch.parts] == ["ada", "bob", "cy"]
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert [r["student"] for r in rows] == ["ada", "bob", "cy"]
+    assert rows[0]["status"] == "flagged" and rows[0]["reason"].startswith("tampering? cell 3 line 1: os.kill")
+    assert rows[0]["deploy: reachable"] == "1" and rows[0]["score"] == "3" and rows[0]["max_score"] == "4"
+    assert rows[2]["status"] == "grader error" and "no result came back" in rows[2]["reason"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["flagged"] == {"ada": ["tampering? cell 3 line 1: os.kill"]}
+    assert summary["statuses"] == {"completed": 1, "flagged": 1, "grader error": 1}
+    page = (tmp_path / "out" / "feedback" / "ada.html").read_text()
+    assert "test-b" in page and "AssertionError: no" in page and "a note" in page
+
+
+def test_feedback_escapes_what_students_wrote(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    evil = Outcome("ada", [Check("test-a", "failed", 0, 2, "<script>alert(1)</script>")])
+    finish_batch(plan, [evil], tmp_path / "out")
+    page = (tmp_path / "out" / "feedback" / "ada.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
