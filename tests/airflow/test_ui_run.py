@@ -118,11 +118,16 @@ course_pipeline()
 
 
 @pytest.mark.slow
-def test_verify_ui_run_against_a_real_airflow(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.skipif(
+    __import__("os").environ.get("AIRFLOW_STANDALONE_TEST") != "1",
+    reason="starts a whole Airflow (about 2 minutes on a busy machine, 2 GB): AIRFLOW_STANDALONE_TEST=1",
+)
+def test_verify_ui_run_against_a_real_airflow(tmp_path: Path) -> None:
     """A real `airflow standalone` (the course's launcher, its own home and port), a DAG with the lab's five task
     ids doing nothing (seconds), triggered through the REST API exactly as the UI's button does; then the verify
     command finds that run, saves the record, and the deploy check accepts it. About a minute, 2 GB while it runs."""
     import os
+    import socket
     import subprocess
     import sys
     import time
@@ -134,9 +139,12 @@ def test_verify_ui_run_against_a_real_airflow(tmp_path: Path, monkeypatch) -> No
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "dag.py").write_text(QUICK_DAG)
-    local = airflow_local.resolve(home=tmp_path / "home", dags=dags, port=8095)
-    if any(airflow_local.port_busy("127.0.0.1", p) for p in (8095, *airflow_local.LOG_SERVER_PORTS)):
-        pytest.skip("port 8095, 8793 or 8794 is taken (another Airflow is running)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    local = airflow_local.resolve(home=tmp_path / "home", dags=dags, port=port)
+    if any(airflow_local.port_busy("127.0.0.1", p) for p in airflow_local.LOG_SERVER_PORTS):
+        pytest.skip("Airflow's log-server ports 8793/8794 are taken (another Airflow is running)")
     env = {"AIRFLOW_HOME": str(local.home)}
     try:
         assert airflow_local.start(local, wait=300) == 0, airflow_local.tail(local.log)
