@@ -57,3 +57,37 @@ def test_validation_fails_loudly_and_leaves_its_report(tmp_path: Path):
         pipeline.validate(tmp_path, DS)
     report = (tmp_path / "validated" / DS / "report.json").read_text()
     assert '"ok": false' in report
+
+
+# ---------------------------------------------------------------------------------------------- the DAG's contract
+CHAIN = {"ingest": [], "validate": ["ingest"], "engineer_features": ["validate"], "train": ["engineer_features"],
+         "evaluate": ["train"]}
+FAN = {"ingest": [], "validate": ["ingest"], "engineer_features": ["ingest"], "train": ["engineer_features", "validate"],
+       "evaluate": ["train"]}
+
+
+@pytest.mark.parametrize("shape", [CHAIN, FAN, {**FAN, "notify": ["evaluate"]}, {**CHAIN, "report": ["validate"]}],
+                         ids=["chain", "fan-out-fan-in", "extra-task-after", "extra-branch"])
+def test_any_shape_that_keeps_the_contract_is_accepted(shape):
+    from mlinfra.pipeline import order_problems
+
+    assert order_problems(shape) == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "says"),
+    [
+        ({**FAN, "train": ["engineer_features"]}, "train can start before validate has finished"),
+        ({**CHAIN, "evaluate": []}, "evaluate can start before train"),
+        ({k: v for k, v in CHAIN.items() if k != "validate"} | {"engineer_features": ["ingest"]},
+         "there is no task 'validate'"),
+        ({**FAN, "ingest": ["evaluate"], "validate": []}, "validate can start before ingest"),
+    ],
+    ids=["train-not-gated", "evaluate-unwired", "missing-task", "ingest-last"],
+)
+def test_each_broken_wiring_is_named_with_a_fix(shape, says):
+    from mlinfra.pipeline import order_problems
+
+    problems = order_problems(shape)
+    assert any(says in p for p in problems), problems
+    assert all("upstream of" in p or "add a @task" in p for p in problems), problems
