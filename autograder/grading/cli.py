@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "other students or this process) with the lab's time and memory limits; scores come only from what the "
         "grader observed. A broken submission is recorded with its reason and never stops the batch; signs of "
         "tampering flag it for review (score kept). Writes OUT/grades.csv, OUT/summary.json and "
-        "OUT/feedback/<student>.html (test names, points and messages; never the tests' code). Exit 0 when every "
+        "OUT/gradebook.db (nbgrader's, one for the class) and OUT/feedback/<student>.html (test names, points and "
+        "messages; never the tests' code). Exit 0 when every "
         "submission was graded, whatever the scores; 2 when grading could not run.",
     )
     parser.add_argument("lab", metavar="LAB", help="the lab, e.g. lab01-environment")
@@ -91,5 +92,6 @@ def render(batch, out: Path) -> None:
     per = seconds / len(batch.parts)
     flagged = sum(1 for p in batch.parts if p.status == "flagged")
     print(f"\ngraded {len(batch.parts)} submission(s) in {seconds:.1f} s ({per:.1f} s each; sandbox "
-          f"{batch.data.get('sandbox')}); wrote {out}/grades.csv, summary.json and feedback/"
+          f"{batch.data.get('sandbox')}); wrote {out}/grades.csv, summary.json, gradebook.db and "
+          "feedback/"
           + (f"; {flagged} flagged for review (see the reason column)" if flagged else ""))

@@ -125,6 +125,30 @@ def _nbgrader_feedback(plan: BatchPlan, outcomes: list[Outcome]) -> dict[str, Pa
     return pages
 
 
+def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) -> str | None:
+    """One nbgrader gradebook for the class (OUT/gradebook.db), written here by the parent alone: the template's
+    gradebook with a submission per student and each graded cell's score as graded. None, or why not."""
+    from nbgrader.api import Gradebook
+
+    template = Path(plan.work_dir) / "template" / "gradebook.db"
+    if not template.is_file():
+        return f"no template gradebook in {template.parent}"
+    tmp = out_dir / ".gradebook.db.tmp"
+    shutil.copyfile(template, tmp)
+    stem = Path(load_lab(Path(plan.lab_folder)).notebook).stem
+    with Gradebook(f"sqlite:///{tmp}", "mlinfra-workbook") as gb:
+        for o in outcomes:
+            gb.update_or_create_student(o.subject)
+            gb.update_or_create_submission(plan.lab_name, o.subject)
+            notebook = gb.find_submission_notebook(stem, plan.lab_name, o.subject)
+            for grade in notebook.grades:
+                check = o.check(grade.name)
+                grade.auto_score = check.points if check is not None else 0.0
+            gb.db.commit()
+    tmp.replace(out_dir / "gradebook.db")
+    return None
+
+
 def _no_student_process_left() -> list[int]:
     """Kill any sandbox this process launched that is still alive; return the pids killed."""
     from autograder.grading import sandbox
@@ -154,7 +178,19 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
     revealed = _nbgrader_feedback(plan, ordered) if reveal_hidden else None
     took = seconds if seconds is not None else round(sum(o.data.get("seconds", 0.0) for o in ordered), 2)
     out_dir = Path(out_dir)
-    outputs.write_all(out_dir, plan.lab_name, plan.tests, ordered, seconds=took, notes=plan.notes,
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notes = list(plan.notes)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbgrader's SQLAlchemy session warnings
+            why = _merge_gradebook(plan, ordered, out_dir)
+    except Exception as exc:  # noqa: BLE001 - the CSV and JSON are the results; the gradebook is a convenience
+        why = f"{type(exc).__name__}: {str(exc)[:150]}"
+    if why:
+        notes.append(f"gradebook.db not written: {why}")
+    outputs.write_all(out_dir, plan.lab_name, plan.tests, ordered, seconds=took, notes=notes,
                       sandbox=plan.sandbox, revealed=revealed)
     if not plan.keep_work:
         for sub in ("courses", "sandboxes", "staging"):

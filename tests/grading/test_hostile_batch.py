@@ -97,6 +97,11 @@ def test_outputs_are_the_graders_own(batch: dict[str, Any]) -> None:
         for marker in HIDDEN_MARKERS:
             assert marker not in text, f"{page.name} shows hidden-test source"
     assert not list(out.rglob("result.json")), "a forged result file was left in the outputs"
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", "mlinfra-workbook") as gb:  # the parent's one gradebook
+        for part in batch["result"].parts:
+            assert gb.find_submission(HOSTILE_LAB, part.subject).score == part.score, part.subject
 
 
 def test_nothing_escaped_and_no_process_left(batch: dict[str, Any]) -> None:
