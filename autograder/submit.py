@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    if args.lab == "practical":  # the practical's hand-in: service, model card, README, demo (autograder.assess.handin)
+        from autograder.assess.handin import submit_practical
+
+        return submit_practical(args)
     root = repo_root()
     lab = find_lab(root, args.lab, source=False)
     folder = args.folder or workspace_dir(root) / lab.name
