@@ -38,6 +38,7 @@ from mlinfra.base.errors import UsageError
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 LOG_SERVER_PORTS = (8793, 8794)
+GRADING_DAGS = "grading-dags"  # the grading DAG's bundle (autograder/grading/airflow_engine.py writes it)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,14 @@ def airflow_env(local: Local) -> dict[str, str]:
             "AIRFLOW__API__PORT": str(local.port),
             # Task workers report back through the execution API: it lives on the same server and port.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{local.url}/execution/",
+            # A second DAG bundle: the class-grading DAG `autograder grade --engine airflow --executor standalone`
+            # puts in <home>/grading-dags (docs/grading-at-scale.md), looked at every 10 s.
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+                {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                 "kwargs": {}},
+                {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                 "kwargs": {"path": str(local.home / GRADING_DAGS), "refresh_interval": 10}},
+            ]),
         }
     )
     return env
@@ -176,6 +185,7 @@ def start(local: Local, wait: float = 240.0) -> int:
             f"{'them' if len(busy) > 1 else 'it'} (another Airflow? `make airflow-stop`) and retry"
         )
     local.home.mkdir(parents=True, exist_ok=True)
+    (local.home / GRADING_DAGS).mkdir(exist_ok=True)
     with local.log.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "airflow", "standalone"],

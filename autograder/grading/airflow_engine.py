@@ -9,6 +9,9 @@ Which engine to use:
   home (SQLite). Students are graded one after another in one process, so it is slower than the local engine; what
   it adds is Airflow's record of the run: per-task logs, retries and the grid view of the DAG run in the UI that
   `make airflow` starts (same Airflow home). Use it to watch and audit a run, or to try the DAG before scaling out.
+- `--engine airflow --executor standalone`: the run is triggered on the Airflow `make airflow` runs for the same
+  home, through its REST API; its scheduler's LocalExecutor grades a few students at once and the instructor
+  watches the grid view live. The DAG reaches it through a second DAG bundle (`<AIRFLOW_HOME>/grading-dags/`).
 - `--engine airflow --executor celery`: the grade tasks go to Celery workers through a Redis broker, with a
   PostgreSQL metadata database. Workers on other machines share the submissions and output folders (NFS or any
   shared mount at the same path). Use it when one machine is not enough: cost per student is the grading itself
