@@ -187,12 +187,13 @@ def pack(folder: Path, student: str, dest: Path, model_dir: Path | None = None) 
     return archive, left_out
 
 
-def submit_practical(args: Any) -> int:
-    """`autograder submit practical [--folder DIR] [--student ID] [--out DIR]`."""
+def submit_practical(args: Any) -> Any:
+    """`autograder submit practical [--folder DIR] [--student ID] [--out DIR]`; returns the Outcome for the runner."""
     import getpass
 
     from autograder.paths import repo_root
     from autograder.submissions import student_id
+    from mlinfra.base.results import Outcome
 
     folder = practical_folder(repo_root(), getattr(args, "folder", None))
     student = student_id(getattr(args, "student", None) or getpass.getuser())
@@ -201,12 +202,14 @@ def submit_practical(args: Any) -> int:
         print(f"left out {item}")
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
-    demo = "with a demo" if any(n.startswith(DEMO_DIR + "/") for n in names) else (
-        "no demo (optional: add demo.md, demo.cast or demo.ipynb)")
+    has_demo = any(n.startswith(DEMO_DIR + "/") for n in names)
+    demo = "with a demo" if has_demo else "no demo (optional: add demo.md, demo.cast or demo.ipynb)"
     print(f"wrote {archive}: {sum(n.startswith(SERVICE_DIR + '/') for n in names)} service files, README, model card, "
           f"{demo}")
     print(f"check it as your instructor will: autograder assess --pack {archive}")
-    return 0
+    return Outcome(f"{student}-{PRACTICAL}", [Check("packed", PASSED, message=str(archive))],
+                   notes=[f"left out {item}" for item in left_out],
+                   data={"archive": str(archive), "files": names, "demo": has_demo})
 
 
 # --- Unpacking, for assess --------------------------------------------------------------------------------------
