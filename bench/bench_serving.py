@@ -36,6 +36,7 @@ from autograder.assess.latency import percentile
 
 LEVELS = (1, 4, 8)
 TS_PORTS = (18085, 18086, 18087, 17070, 17071)  # not the course's 8085-8087: a `make torchserve` may be running
+MODEL_NAME = "bench_digits"  # torch-model-archiver works in $TMPDIR/<name>: a name of its own, and a TMPDIR too
 
 
 def uploads() -> dict[str, images.Sample]:
@@ -131,7 +132,7 @@ class BatchingTorchServe:
         from mlinfra import torchserve_local as ts
 
         self.ts = ts
-        self.dep = ts.Deployment(state=state, name="digits", ports=ts.Ports(*TS_PORTS))
+        self.dep = ts.Deployment(state=state, name=MODEL_NAME, ports=ts.Ports(*TS_PORTS))
         self.model_dir, self.batch_size, self.delay_ms = model_dir, batch_size, delay_ms
 
     def __enter__(self) -> Any:
@@ -139,6 +140,8 @@ class BatchingTorchServe:
 
         from autograder.assess.targets import TorchServeTarget
 
+        os.environ["TMPDIR"] = str(self.dep.state / "archiver-tmp")  # the archiver's scratch folder, ours alone
+        (self.dep.state / "archiver-tmp").mkdir(parents=True, exist_ok=True)
         # TorchServe 0.11+ refuses to register models over its API unless the config allows it (405 otherwise).
         config = self.ts.config_properties(self.dep) + "enable_model_api=true\n"
         self.ts.start(self.dep, self.model_dir, timeout=240, config_text=config)
@@ -148,11 +151,11 @@ class BatchingTorchServe:
             # delay_ms for them), then take the unbatched one's worker away so the two never share the cores.
             httpx.post(
                 f"{manage}/models",
-                params={"url": "digits.mar", "model_name": "digits_batched", "batch_size": self.batch_size,
+                params={"url": f"{MODEL_NAME}.mar", "model_name": "digits_batched", "batch_size": self.batch_size,
                         "max_batch_delay": self.delay_ms, "initial_workers": 1, "synchronous": "true"},
                 timeout=240,
             ).raise_for_status()
-            httpx.put(f"{manage}/models/digits", params={"min_worker": 0, "max_worker": 0, "synchronous": "true"},
+            httpx.put(f"{manage}/models/{MODEL_NAME}", params={"min_worker": 0, "max_worker": 0, "synchronous": "true"},
                       timeout=120)
         except BaseException:
             self.ts.stop(self.dep)  # started here: stopped here, whatever went wrong
