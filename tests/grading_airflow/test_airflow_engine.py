@@ -184,3 +184,35 @@ def test_celery_two_workers_match_local_engine(klass: Path, local_grades: str, t
     # The grade tasks really ran on the workers, and on both of them.
     assert run["workers"] == ["grader1", "grader2"], run["workers"]
     assert all(proc.poll() is not None for proc, _ in workers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("AIRFLOW_STANDALONE_TEST") != "1",
+    reason="starts a whole Airflow (`make airflow`, ~60 s on a busy machine): AIRFLOW_STANDALONE_TEST=1",
+)
+def test_standalone_matches_local_engine(klass: Path, local_grades: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """--executor standalone: the run is triggered on what `make airflow` starts, and its UI lists it."""
+    from mlinfra import airflow_local as al
+
+    if any(al.port_busy("127.0.0.1", p) for p in al.LOG_SERVER_PORTS):
+        pytest.skip("Airflow's log-server ports 8793/8794 are taken (another Airflow is running)")
+    port = ae.free_port()
+    monkeypatch.setenv("AUTOGRADER_AIRFLOW_PORT", str(port))
+    local = al.resolve(root=ROOT, home=tmp_path / "home", dags=ROOT / "solutions" / "phase1-lab1-airflow-dag",
+                       port=port)
+    try:
+        assert al.start(local, wait=400) == 0
+        out = tmp_path / "out"
+        batch = ae.grade_on_airflow(LAB, klass, out, executor="standalone", airflow_home=local.home,
+                                    sandbox=_sandbox())
+        users = json.loads(local.password_file.read_text())
+        token = ae._api(f"{local.url}/auth/token", "POST", {"username": "admin", "password": users["admin"]})
+        runs = ae._api(f"{local.url}/api/v2/dags/{ae.DAG_ID}/dagRuns", token=token["access_token"])
+    finally:
+        al.stop(local)
+    assert (out / "grades.csv").read_text() == local_grades
+    _assert_expected_points(batch)
+    assert batch.data["airflow"]["state"] == "success"
+    assert [r["dag_run_id"] for r in runs["dag_runs"]] == [batch.data["airflow"]["run_id"]]  # the UI has it
