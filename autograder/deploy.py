@@ -422,7 +422,8 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     # layer cache, and then every student's build would install the dependencies again (minutes each).
     tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]}:latest"
     outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
-                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None)
+                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None,
+                               run_args=(f"--memory={int(getattr(lab, 'memory_mb', 0) or 4096)}m", "--pids-limit=512"))
     built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
                   f"built in {outcome.build_seconds:.0f} s" if outcome.built else (outcome.error or "not built"),
                   "Dockerfile")

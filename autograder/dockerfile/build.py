@@ -95,10 +95,11 @@ def run_assessment(url: str, requests: int | None = None) -> dict[str, Any]:
 def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Path | None = None,
                      tag: str | None = None, no_cache: bool = False, assess: bool = True,
                      health_timeout: float = 180.0, log: Callable[[str], None] = print,
-                     requests: int | None = None, isolated: bool = False) -> BuildOutcome:
+                     requests: int | None = None, isolated: bool = False,
+                     run_args: tuple[str, ...] = ()) -> BuildOutcome:
     """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): the build's RUN
     steps get no network on podman (pip finds the course's wheels at /wheels), so they cannot reach the grading
-    machine's own 127.0.0.1 services."""
+    machine's own 127.0.0.1 services. `run_args`: more options for the container (limits)."""
     from autograder.errors import UsageError
     from autograder.paths import repo_root
 
@@ -119,7 +120,7 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log),
                           network="none" if isolated and engine.name == "podman" else None)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
-        container = eng.run_container(engine, outcome.tag, container_port)
+        container = eng.run_container(engine, outcome.tag, container_port, extra=run_args)
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")

@@ -194,11 +194,12 @@ class Container:
 
 
 def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[str, str] | None = None,
-                  name: str | None = None) -> Container:
-    """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port."""
+                  name: str | None = None, extra: Sequence[str] = ()) -> Container:
+    """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port; `extra`: more `run`
+    options (grading passes limits: --memory, --pids-limit)."""
     port = free_port()
     name = name or f"autograder-{os.getpid()}-{port}"
-    args = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}"]
+    args = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}", *extra]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
     if engine.name == "podman":
