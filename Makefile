@@ -23,7 +23,7 @@ PORT ?= 8888
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lab test test-fast release grade check quiz train compare model serve assess torchserve torchserve-stop \
-        airflow airflow-stop container-engine docker-check dag-check bench clean sandbox
+        airflow airflow-stop browser container-engine docker-check dag-check bench clean sandbox
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,9 @@ airflow-stop:  ## stop Airflow
 
 sandbox:  ## install bubblewrap when missing, so grading runs every kernel sandboxed (root, Debian/Ubuntu)
 	bash scripts/install-sandbox.sh
+
+browser:  ## install headless Chromium (Debian's package) for the browser tests, when missing
+	bash scripts/browser.sh
 
 container-engine:  ## no Docker engine? set up podman with the course's private storage (root, Debian/Ubuntu)
 	bash scripts/container-engine.sh --base python:3.11-slim-bookworm --wheels solutions/lab06-docker/requirements.txt

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,9 +32,13 @@ START_PAGE = Path("modules") / "START-HERE.ipynb"
 LEARNER_START_PAGE = Path("workspace") / "START-HERE.ipynb"
 
 # nbgrader's instructor tools, switched off in the learner's Jupyter (the names nbgrader 0.9 registers). The
-# assignment and course lists need an nbgrader exchange (a JupyterHub class), which self-paced learners lack.
+# assignment and course lists need an nbgrader exchange (a JupyterHub class), which self-paced learners lack; the
+# Nbgrader menu only opens those panels. The Validate button (validate-assignment) stays.
 INSTRUCTOR_LAB_EXTENSIONS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
-                             "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:assignment-list")
+                             "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:assignment-list",
+                             "@jupyter/nbgrader:menu")
+# JupyterLab's news pop-up asks to fetch announcements from the internet: the course works offline.
+OFFLINE_LAB_EXTENSIONS = ("@jupyterlab/apputils-extension:announcements",)
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list",
                                 "nbgrader.server_extensions.assignment_list")
 READY_TIMEOUT = 180.0
@@ -76,7 +81,8 @@ def write_jupyter_config(config_dir: Path, *, instructor: bool = False) -> None:
     server = {"ServerApp": {"jpserver_extensions": {name: not off for name in INSTRUCTOR_SERVER_EXTENSIONS}}}
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(server, indent=2) + "\n")
     (config_dir / "labconfig").mkdir(exist_ok=True)
-    page = {"disabledExtensions": {name: off for name in INSTRUCTOR_LAB_EXTENSIONS}}
+    page = {"disabledExtensions": {**{name: off for name in INSTRUCTOR_LAB_EXTENSIONS},
+                                   **{name: True for name in OFFLINE_LAB_EXTENSIONS}}}
     (config_dir / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2) + "\n")
     # nbgrader's extensions warn "No nbgrader_config.py" unless one exists on Jupyter's config path. Grading
     # configures nbgrader in code (autograder/nbgrader_course.py), so this file deliberately sets nothing.
@@ -93,25 +99,23 @@ def _relink(text: str) -> str:
     return re.sub(r"\]\((?!https?:|#|/|\.\./)([^)]+)\)", r"](../modules/\1)", text)
 
 
-def render_start_page(root: Path, env: dict[str, str], timeout: float = 120.0) -> Path:
-    """Execute the start page in a fresh kernel and store the result as the learner's copy (ignored by git)."""
+def render_start_page(root: Path, timeout: float = 120.0) -> Path:
+    """Execute the start page in a fresh kernel and store the result as the learner's copy (ignored by git).
+    Runs in its own process (`start-page`), so `make lab`'s long-lived process holds no kernel machinery."""
     import nbclient
     import nbformat
     from jupyter_client.manager import KernelManager
 
     source = root / START_PAGE
     nb = nbformat.read(source, as_version=4)
-    saved = dict(os.environ)
-    os.environ.update(env)  # the kernel inherits this process's environment: Jupyter's folders inside .state/
-    try:
-        km = KernelManager(kernel_name="python3", transport="ipc")  # ipc: no kernel port to clash or warn about
-        km.connection_file = str(Path(env["JUPYTER_RUNTIME_DIR"]) / f"start-page-{os.getpid()}.json")
-        km.ip = str(Path(env["JUPYTER_RUNTIME_DIR"]) / f"start-page-{os.getpid()}")
-        nbclient.NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(source.parent)}},
-                                allow_errors=True).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    # ipc: no kernel port to clash or warn about. Its sockets go in a short temporary folder: a unix socket path
+    # longer than about 107 bytes (a deep checkout's .state/jupyter/runtime) cannot be bound.
+    with tempfile.TemporaryDirectory(prefix="mlw-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc")
+        km.connection_file = str(Path(sockets) / "kernel.json")
+        km.ip = str(Path(sockets) / "k")
+        nbclient.NotebookClient(nb, km=km, timeout=timeout, startup_timeout=60,
+                                resources={"metadata": {"path": str(source.parent)}}, allow_errors=True).execute()
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = _relink(cell.source)
@@ -128,7 +132,19 @@ def render_start_page(root: Path, env: dict[str, str], timeout: float = 120.0) -
     return dest
 
 
-# --------------------------------------------------------------------------------------------------- the server
+def refresh_start_page(root: Path, env: dict[str, str], timeout: float = 180.0) -> Path | None:
+    """Run `start-page` in a child process with Jupyter's folders; None (and why, printed) when it fails."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "autograder.workspace", "start-page"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        print(f"start page: not ready within {timeout:g} s; opening {START_PAGE} instead (run its cells yourself)")
+        return None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"start page: could not run it ({last[:160]}); opening {START_PAGE} instead (run its cells yourself)")
+        return None
+    return root / LEARNER_START_PAGE
 
 
 def server_info(runtime_dir: Path, pid: int) -> dict | None:
@@ -182,12 +198,10 @@ def open_lab(root: Path, port: int, open_browser: bool, *, instructor: bool = Fa
         if refresh:
             print("start page: checking your machine and progress (a few seconds)...", flush=True)
             began = time.monotonic()
-            try:
-                start = render_start_page(root, env).relative_to(root)
+            rendered = refresh_start_page(root, env)
+            if rendered is not None:
+                start = rendered.relative_to(root)
                 print(f"start page: ready in {time.monotonic() - began:.0f} s ({start})", flush=True)
-            except Exception as exc:  # noqa: BLE001 - any kernel trouble: open the plain page, say why, go on
-                print(f"start page: could not run it ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-                      f"opening {START_PAGE} instead (run its cells yourself)", flush=True)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port),
            f"--ServerApp.root_dir={root}", str(start)]
     if not open_browser:
@@ -224,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Jupyter's config, data and runtime files stay in .state/jupyter/.")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("ensure", help="copy released labs into workspace/ (never overwrites)")
+    sub.add_parser("start-page", help="run modules/START-HERE.ipynb into workspace/START-HERE.ipynb (open does it)")
     opener = sub.add_parser("open", help="ensure the workspace, refresh the start page, open JupyterLab at it")
     opener.add_argument("--port", type=int, default=8888, help="port to try first (Jupyter moves on if taken)")
     opener.add_argument("--no-browser", action="store_true", help="print the URL only")
@@ -239,6 +254,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "ensure":
         created = ensure_workspace(root)
         print(f"workspace: {len(created)} lab(s) copied" + (f": {', '.join(created)}" if created else ""))
+        return 0
+    if args.action == "start-page":
+        print(f"start page: {render_start_page(root)}")
         return 0
     return open_lab(root, args.port, not args.no_browser, instructor=args.instructor, refresh=not args.no_refresh)
 

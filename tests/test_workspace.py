@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,7 @@ def test_learner_jupyter_config_hides_instructor_tools(tmp_path: Path) -> None:
     assert (tmp_path / "nbgrader_config.py").is_file()
     write_jupyter_config(tmp_path, instructor=True)
     page = json.loads((tmp_path / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
-    assert not any(page.values())
+    assert not page["@jupyter/nbgrader:formgrader"] and not page["@jupyter/nbgrader:menu"]
 
 
 def test_jupyter_folders_stay_inside_the_state_folder(course: Path) -> None:
@@ -68,7 +70,8 @@ def test_lab_url_carries_the_token() -> None:
 
 
 def start_lab(course: Path, port: int, home: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    """Run what `make lab` runs and return the process, the URL it printed and every line it printed before."""
+    """Run what `make lab` runs and return the process, the URL it printed and the lines printed so far (a
+    thread keeps draining the output into that list: a full pipe would block Jupyter, and its shutdown)."""
     env = dict(os.environ, WORKBOOK_ROOT=str(course), HOME=str(home))
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "JUPYTER_TOKEN"):
         env.pop(name, None)
@@ -76,16 +79,20 @@ def start_lab(course: Path, port: int, home: Path) -> tuple[subprocess.Popen, st
                              "--no-browser"], env=env, cwd=course, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:  # ends when the process does: the URL line comes once Jupyter answers
-        lines.append(line.rstrip())
-        if "JupyterLab is ready" in line:
-            return proc, proc.stdout.readline().strip(), lines
+    threading.Thread(target=lambda: lines.extend(line.rstrip() for line in proc.stdout or ()), daemon=True).start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready = next((i for i, line in enumerate(lines) if "JupyterLab is ready" in line), None)
+        if ready is not None and ready + 1 < len(lines):
+            return proc, lines[ready + 1].strip(), lines
+        time.sleep(0.2)  # waiting for make lab's own readiness line
+    stop_lab(proc)
     raise AssertionError("make lab never printed its URL:\n" + "\n".join(lines[-30:]))
 
 
 def stop_lab(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
 
@@ -115,7 +122,8 @@ def test_make_lab_prints_the_port_jupyter_really_serves(course: Path, tmp_path: 
             found = re.search(r'"disabledExtensions": (\[[^]]*\])', page)
             assert found, "JupyterLab's page config lists the disabled extensions"
             disabled = json.loads(found.group(1))
-            assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"} <= set(disabled)
+            assert {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                    "@jupyter/nbgrader:menu"} <= set(disabled)
             assert "@jupyter/nbgrader:validate-assignment" not in disabled
             copy = httpx.get(f"{base}/api/contents/workspace/lab01-environment", params={"token": token})
             assert copy.status_code == 200, "the learner's workspace copy is made on first open"
