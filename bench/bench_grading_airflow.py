@@ -109,6 +109,7 @@ def main(argv: list[str]) -> int:
             rows.append(("airflow, CeleryExecutor", float("nan"), f"    skipped: {why}"))
         else:
             name = f"autograder_airflow_bench_{uuid.uuid4().hex[:8]}"
+            queue = f"autograder-bench-{uuid.uuid4().hex[:8]}"
             home = work / "af-celery-home"
             t0 = time.perf_counter()
             db = ae.create_scratch_database(args.postgres, name, home)
@@ -117,10 +118,11 @@ def main(argv: list[str]) -> int:
                 start = time.perf_counter()
                 batch = ae.grade_on_airflow(args.lab, klass, work / "af-celery", executor="celery",
                                             airflow_home=home, airflow_db=db, celery_workers=2,
-                                            queue=f"autograder-bench-{uuid.uuid4().hex[:8]}", sandbox=kind)
+                                            queue=queue, sandbox=kind)
                 wall = time.perf_counter() - start
             finally:
                 ae.drop_database(args.postgres, name)
+                ae.forget_queue(ae.DEFAULT_BROKER, queue)
             grades["airflow celery"] = (work / "af-celery" / "grades.csv").read_text()
             rows.append(("airflow, CeleryExecutor (2 workers started for the run)", wall,
                          f"    scratch database from the template: {clone:.1f} s (not in the wall time)\n"

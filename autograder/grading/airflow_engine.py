@@ -344,6 +344,18 @@ def drop_database(server_url: str, name: str) -> None:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
+def forget_queue(broker: str, queue: str) -> None:
+    """Remove a Celery queue of our own from a Redis broker (its pending messages and kombu's binding key), so
+    scratch runs with queues of their own leave nothing behind."""
+    import redis
+
+    client = redis.Redis.from_url(broker, socket_timeout=3)
+    try:
+        client.delete(queue, f"_kombu.binding.{queue}")
+    finally:
+        client.close()
+
+
 def services_answer(server_url: str, broker: str = DEFAULT_BROKER) -> str:
     """'' when the PostgreSQL server and the Redis broker both answer, else why not (one line)."""
     try:
@@ -476,6 +488,7 @@ def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: fl
         raise UsageError(f"the grading DAG run ended {result.get('state')} without merged grades: task "
                          f"{first['task_id']} {first.get('state', '')}; see its log {first.get('log')}")
     outcome = Outcome.from_dict(result["merge"])
+    outcome.data["seconds"] = seconds  # the whole run, start-up included (summary.json has the DAG run's own)
     grade_tasks = [t for t in result.get("tasks", []) if t["task_id"] == "grade"]
     outcome.data["airflow"] = {
         "executor": dep.executor, "home": str(dep.home), "database": dep.db_url.split("@")[-1],

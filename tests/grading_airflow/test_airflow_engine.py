@@ -176,6 +176,7 @@ def test_celery_two_workers_match_local_engine(klass: Path, local_grades: str, t
         for proc, _ in workers:
             ae.stop_process(proc)
         ae.drop_database(PG_SERVER, name)
+        ae.forget_queue(BROKER, queue)
     assert (out / "grades.csv").read_text() == local_grades
     _assert_expected_points(batch)
     run = batch.data["airflow"]
