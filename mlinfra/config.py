@@ -17,16 +17,16 @@ in the same ``runs/<run-id>/`` folder.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import json
-import math
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlinfra.base.errors import BadConfig
 
@@ -37,65 +37,53 @@ class ConfigError(BadConfig):
     """A config file or override is wrong: the message names the file, the dotted key and what was wanted."""
 
 
-def _rule(
-    default: Any,
-    *,
-    check: str = "",
-    choices: Sequence[str] = (),
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-) -> Any:
-    meta = {"choices": tuple(choices), "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
-    return field(default=default, metadata=meta)
+class _Section(BaseModel):
+    # strict: a YAML `2.5` is not an epoch count and `'yes'` is not a boolean; no key outside the schema.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
 
 
-@dataclass
-class DataConfig:
-    source: str = _rule("auto", choices=("auto", "mnist", "sklearn-digits"))
-    root: str = "data"  # where MNIST lives (or is downloaded to); the offline digits need no folder
+class DataConfig(_Section):
+    source: Literal["auto", "mnist", "sklearn-digits"] = "auto"
+    root: str = Field("data", min_length=1)  # where MNIST lives (or is downloaded to); the digits need no folder
     download: bool = False
-    seed: int = _rule(0, lo=0)
-    val_fraction: float = _rule(0.1, lo=0, hi=0.5, hi_open=True)
-    test_fraction: float = _rule(0.2, lo=0, hi=0.5, hi_open=True)
-    limit_train: int | None = _rule(None, lo=1)  # train on the first N (seeded shuffle) images: smoke runs
+    seed: int = Field(0, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=0.5)
+    test_fraction: float = Field(0.2, ge=0, lt=0.5)
+    limit_train: int | None = Field(None, ge=1)  # train on the first N (seeded shuffle) images: smoke runs
 
 
-@dataclass
-class ModelConfig:
-    name: str = _rule("cnn", choices=("mlp", "cnn", "resnet18"))
-    input_size: int = _rule(28, lo=8, hi=512)  # images are resized to this before the model sees them
+class ModelConfig(_Section):
+    name: Literal["mlp", "cnn", "resnet18"] = "cnn"
+    input_size: int = Field(28, ge=8, le=512)  # images are resized to this before the model sees them
 
 
-@dataclass
-class TrainingConfig:
-    epochs: int = _rule(8, lo=1, hi=1000)
-    batch_size: int = _rule(64, lo=1, hi=65536)
-    optimizer: str = _rule("adamw", choices=("adam", "adamw", "sgd"))
-    lr: float = _rule(0.01, lo=0, hi=10, lo_open=True)
-    momentum: float = _rule(0.9, lo=0, hi=1, hi_open=True)  # sgd only
-    weight_decay: float = _rule(1e-4, lo=0, hi=1)
-    schedule: str = _rule("onecycle", choices=("constant", "onecycle", "cosine"))
-    seed: int = _rule(0, lo=0)
+class TrainingConfig(_Section):
+    epochs: int = Field(8, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(0.01, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    schedule: Literal["constant", "onecycle", "cosine"] = "onecycle"
+    seed: int = Field(0, ge=0)
 
 
-@dataclass
-class OutputConfig:
-    runs_dir: str = "runs"  # relative paths are relative to the current directory
+class OutputConfig(_Section):
+    runs_dir: str = Field("runs", min_length=1)  # relative paths are relative to the current directory
 
 
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+class TrainConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
 
 # Keys that say where things live, not what is computed: they do not change the run id.
 NOT_IDENTITY = ("data.root", "data.download", "output.runs_dir")
-SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}  # type: ignore[misc]
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation for name, info in TrainConfig.model_fields.items()  # type: ignore[misc]
+}
 
 
 def packaged_configs() -> list[str]:
@@ -159,14 +147,14 @@ def config_from_dict(data: Any, source: str = "<config>", overrides: Sequence[st
         if section not in SECTIONS:
             raise ConfigError(where, key, _unknown("section", section, list(SECTIONS)))
         merged.setdefault(section, {})[name] = _yaml_scalar(raw, where, key)
-    parts = {}
-    for section, cls in SECTIONS.items():
-        parts[section] = _build_section(cls, section, merged.get(section, {}), source, overrides)
-    return TrainConfig(**parts)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, source, overrides) from None
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
-    return dataclasses.asdict(cfg)
+    return cfg.model_dump()
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
@@ -174,7 +162,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     from mlinfra.data import resolve_source
 
     source = resolve_source(cfg.data.source, cfg.data.root, cfg.data.download)
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=source))
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": source})})
 
 
 def identity(cfg: TrainConfig) -> dict[str, Any]:
@@ -206,69 +194,36 @@ def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _build_section(
-    cls: type, section: str, values: dict[str, Any], source: str, overrides: Sequence[str]
-) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        dotted = f"{section}.{name}"
-        where = next(
-            (f"{source} (--set {o})" for o in overrides if o.split("=", 1)[0].strip() == dotted), source
-        )
-        if name not in fields:
-            raise ConfigError(where, dotted, _unknown("key", str(name), list(fields)))
-        kwargs[name] = _check(value, hints[name], fields[name].metadata, where, dotted)
-    return cls(**kwargs)
+def _config_error(exc: ValidationError, source: str, overrides: Sequence[str]) -> ConfigError:
+    """pydantic's first complaint as the course's one line: file (and --set), dotted key, what was expected."""
+    error = exc.errors()[0]
+    section, name = (str(part) for part in (*error["loc"], "")[:2])
+    dotted = f"{section}.{name}" if name else section
+    where = next((f"{source} (--set {o})" for o in overrides if o.split("=", 1)[0].strip() == dotted), source)
+    if error["type"] == "extra_forbidden":
+        return ConfigError(where, dotted, _unknown("key", name, list(SECTIONS[section].model_fields)))
+    if not name:
+        return ConfigError(where, section, f"expected a mapping of keys, got {error['input']!r}")
+    return ConfigError(where, dotted, f"expected {_describe(SECTIONS[section], name)}, got {error['input']!r}")
 
 
-def _check(value: Any, hint: Any, meta: Mapping[str, Any], where: str, dotted: str) -> Any:
-    optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
-    if value is None and optional:
-        return None
-    want = _describe(base, meta, optional)
-    fail = ConfigError(where, dotted, f"expected {want}, got {value!r}")
-    if base is bool:
-        if not isinstance(value, bool):
-            raise fail
-        return value
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise fail
-    elif base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise fail
-        value = float(value)
-    elif base is str:
-        if not isinstance(value, str) or not value:
-            raise fail
-        if meta.get("choices") and value not in meta["choices"]:
-            raise fail
-        return value
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
-        raise fail
-    if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
-        raise fail
-    return value
-
-
-def _describe(base: Any, meta: Mapping[str, Any], optional: bool) -> str:
-    if base is bool:
+def _describe(section: type[_Section], name: str) -> str:
+    """What a key accepts, in words, from its declared type and bounds."""
+    info = section.model_fields[name]
+    kind = info.annotation
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(typing.get_args(kind))
+    if kind is bool:
         return "true or false"
-    if base is str:
-        choices = meta.get("choices")
-        return "one of " + ", ".join(choices) if choices else "a non-empty string"
-    kind = "an integer" if base is int else "a number"
-    lo, hi = meta.get("lo"), meta.get("hi")
-    bounds = []
-    if lo is not None:
-        bounds.append(f"{'>' if meta.get('lo_open') else '>='} {lo:g}")
-    if hi is not None:
-        bounds.append(f"{'<' if meta.get('hi_open') else '<='} {hi:g}")
-    text = f"{kind} {' and '.join(bounds)}".strip()
+    if kind is str:
+        return "a non-empty string"
+    words = {annotated_types.Gt: (">", "gt"), annotated_types.Ge: (">=", "ge"), annotated_types.Lt: ("<", "lt"),
+             annotated_types.Le: ("<=", "le")}
+    bounds = [f"{words[type(m)][0]} {getattr(m, words[type(m)][1]):g}" for m in info.metadata if type(m) in words]
+    text = f"{'an integer' if kind is int else 'a number'} {' and '.join(bounds)}".strip()
     return text + " or null" if optional else text
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -196,7 +195,7 @@ def test_run_id_is_stable_across_processes_and_names_the_resolved_data(tmp_path:
     assert other.stdout.strip() == run_id(cfg)
     assert run_id(cfg).startswith("mlp-") and len(run_id(cfg)) == len("mlp-") + 10
     # "auto" means the offline digits here (no MNIST under data/): the same run as saying so.
-    explicit = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source="sklearn-digits"))
+    explicit = cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "sklearn-digits"})})
     assert resolve(cfg).data.source == "sklearn-digits" and run_id(cfg) == run_id(explicit)
 
 
