@@ -148,3 +148,16 @@ def test_released_lab01_ships_no_environment_report(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "solutions" / "lab01-environment", lab)
     (lab / "environment_report.json").write_text('{"prefix": "/home/author/.venv"}')
     assert "environment_report.json" not in {p.name for p in lab_files(lab)}
+
+
+@pytest.mark.parametrize("path", ["out/assessment.md", "out/grades/grades.csv", "workspace/lab01-environment/x.py",
+                                  "workspace/START-HERE.ipynb", ".state/jupyter/runtime/jpserver-1.json",
+                                  ".state/setup/install.log", "runs/cnn-1/metrics.json", "models/digits/model.pt",
+                                  "solutions/lab01-environment/environment_report.json"])
+def test_tool_output_paths_are_ignored_by_git(path: str) -> None:
+    """What the tools write (reports under out/, the learner's copies, Jupyter's and setup's state, runs, models)
+    never shows up as untracked work in `git status`."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT, check=False)
+    assert done.returncode == 0, f"{path} is not ignored by .gitignore"
