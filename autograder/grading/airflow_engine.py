@@ -415,6 +415,7 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     if executor == "standalone":
         result = _run_on_standalone(dep, conf, progress=progress, timeout=timeout)
         return _outcome(result, dep, run_dir, round(time.monotonic() - started, 2))
+    previous = _exit_on_sigterm()
     try:
         for i in range(celery_workers if executor == "celery" else 0):
             log = run_dir / f"celery-worker-{i + 1}.log"
@@ -423,7 +424,21 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     finally:
         for proc in workers:
             stop_process(proc)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return _outcome(result, dep, run_dir, round(time.monotonic() - started, 2))
+
+
+def _exit_on_sigterm() -> Any:
+    """SIGTERM unwinds like Ctrl-C (so `finally` stops what was started); returns the handler it replaced, or
+    None off the main thread (where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float) -> dict[str, Any]:
@@ -447,7 +462,7 @@ def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float
         stop_process(proc)
         raise
     finally:
-        stop_process(proc)  # the child's group: its API server and any task process it left
+        stop_process(proc)  # the child (which stops its API server on SIGTERM) and any task process it left
         reader.join(timeout=5)
     if not result_file.is_file():
         raise UsageError(f"the Airflow grading run stopped without a result (exit {proc.returncode}): "
@@ -597,6 +612,7 @@ def _child(spec_path: Path, result_path: Path) -> int:
     """Runs with the deployment's Airflow settings in its environment (set before Airflow is imported)."""
     spec = json.loads(spec_path.read_text())
     dep = Deployment.from_dict(spec["deployment"])
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # so `finally` stops the API server
     progress = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # Airflow's own chatter goes to the log, not the progress channel
     result: dict[str, Any] = {}
