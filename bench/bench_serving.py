@@ -43,6 +43,33 @@ def uploads() -> dict[str, images.Sample]:
     return {"28 px PNG": images.make_sample("PNG", "L", 28), "224 px JPEG": images.make_sample("JPEG", "RGB", 224)}
 
 
+def process_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children: what serving costs, whatever the
+    machine's load does to wall time."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(root_pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def raw_forward_cpu_ms(model: Any, sample: images.Sample, runs: int) -> float:
+    """CPU milliseconds per forward (batch 1, one torch thread), for the CPU overhead column."""
+    start = time.process_time()
+    raw_forward_ms(model, sample, runs, 1)
+    return (time.process_time() - start) * 1000 / (runs + 20)
+
+
 def raw_forward_ms(model: Any, sample: images.Sample, runs: int, threads: int) -> list[float]:
     import torch
     from PIL import Image
@@ -166,6 +193,12 @@ class BatchingTorchServe:
         self.ts.stop(self.dep)
 
 
+def ts_pid(state: Path) -> int:
+    from mlinfra import torchserve_local as ts
+
+    return ts.running_pid(ts.Deployment(state=state, name=MODEL_NAME, ports=ts.Ports(*TS_PORTS))) or 0
+
+
 def fmt(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
@@ -193,21 +226,24 @@ def main(argv: list[str] | None = None) -> int:
     one = raw["28 px PNG"]
     many = percentile(raw_forward_ms(model, samples["28 px PNG"], args.requests, threads), 0.5)
     limit = cores * 1000 / one
+    raw_cpu = {name: raw_forward_cpu_ms(model, s, args.requests) for name, s in samples.items()}
     print(f"Serving benchmark: {model.card.name} ({model.card.architecture}, input {model.card.input_size} px), "
           f"{cores} cores, load average {os.getloadavg()[0]:.1f}, {args.requests} requests a measurement")
     print(f"raw forward p50 (batch 1): {fmt(one)} ms with 1 torch thread (the service's), {fmt(many)} ms with "
           f"{threads}; the cores' limit: {cores} x 1000 / {fmt(one)} = {limit:.0f} requests/s")
     print()
-    header = f"{'server':<28}{'upload':<13}{'p50 ms':>8}{'p99 ms':>8}{'overhead':>10}"
+    header = f"{'server':<28}{'upload':<13}{'p50 ms':>8}{'p99 ms':>8}{'overhead':>10}{'CPU ms':>8}{'CPU over':>9}"
     header += "".join(f"{f'{c} client' + ('s' if c > 1 else ''):>12}" for c in LEVELS)
     print(header)
 
-    def measure(name: str, target: Any) -> None:
+    def measure(name: str, target: Any, pid: int) -> None:
         for label, sample in samples.items():
+            before = process_cpu_s(pid)
             served = sequential_ms(target, sample, args.requests)
+            cpu = (process_cpu_s(pid) - before) * 1000 / (args.requests + 20)
             p50 = percentile(served, 0.5)
             line = f"{name:<28}{label:<13}{fmt(p50):>8}{fmt(percentile(served, 0.99)):>8}"
-            line += f"{f'{p50 - raw[label]:+.2f}':>10}"
+            line += f"{f'{p50 - raw[label]:+.2f}':>10}{fmt(cpu):>8}{f'{cpu - raw_cpu[label]:+.2f}':>9}"
             if label == "28 px PNG":
                 rates = {c: throughput(target, sample, c, args.requests) for c in LEVELS}
                 line += "".join(f"{f'{rates[c]:.0f}/s {100 * rates[c] / limit:.0f}%':>12}" for c in LEVELS)
@@ -216,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         server, target = serve_fastapi(model_dir, mode)
         try:
-            measure(f"FastAPI ({mode})", target)
+            measure(f"FastAPI ({mode})", target, server.proc.pid)
         finally:
             server.close()
     if args.no_torchserve:
@@ -229,10 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-torchserve-") as tmp:
         try:
             with BatchingTorchServe(model_dir, Path(tmp)) as ts_target:
-                measure("TorchServe (batch 8, 5 ms)", ts_target)
+                measure("TorchServe (batch 8, 5 ms)", ts_target, ts_pid(Path(tmp)))
         except (StartError, TimeoutError, OSError, httpx.HTTPError) as exc:
             print(f"TorchServe: not measured ({exc})")
-    print("\nthroughput columns: requests/s with 1, 4, 8 clients sending at once (28 px PNG), and the share of the "
+    print("\noverhead: served p50 - raw forward p50 (wall time: the machine's load is in it). CPU ms: the server's CPU "
+          "time per request (all its processes), CPU over: that minus the raw forward's CPU time (load-independent).")
+    print("throughput columns: requests/s with 1, 4, 8 clients sending at once (28 px PNG), and the share of the "
           "cores' limit")
     return 0
 
