@@ -156,6 +156,14 @@ def airflow_env(dep: Deployment) -> dict[str, str]:
     env.update({
         "AIRFLOW_HOME": str(dep.home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dep.dags),
+        # The DAG registers under the bundle name `make airflow` gives this folder (mlinfra/airflow_local.py), so
+        # runs from either show under one DAG; "dags-folder" stays, as dag.test(use_executor=True) names it.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+            {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+             "kwargs": {"path": str(dep.dags), "refresh_interval": 10}},
+            {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+             "kwargs": {}},
+        ]),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _with_psycopg2(dep.db_url),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(dep.logs),
