@@ -232,7 +232,7 @@ def open_lab(root: Path, port: int, open_browser: bool, *, instructor: bool = Fa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m autograder.workspace",
         description="Make the learner's lab copies and open the workbook in JupyterLab (what `make lab` runs). "
         "Jupyter's config, data and runtime files stay in .state/jupyter/.")

@@ -282,7 +282,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m mlinfra.airflow_local",
         description=__doc__.split("\n\n")[0],
         epilog="make airflow / make airflow-stop call this. Exit codes: 0 done; 1 started but not healthy "

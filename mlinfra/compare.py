@@ -181,7 +181,7 @@ def _pct(value: float | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m mlinfra.compare",
         description="Compare training runs: the config keys that differ, their accuracies, their curves.",
     )

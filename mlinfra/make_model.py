@@ -103,7 +103,7 @@ def _quiet_jit() -> Iterator[None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m mlinfra.make_model",
         description="Train the course's ResNet-18 digit classifier offline (a few minutes on 2 CPU cores) "
         "and write model.pt, labels.json and model_card.json for the serving labs.",

@@ -327,7 +327,7 @@ def _print_urls(dep: Deployment) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m mlinfra.torchserve_local",
         description="Archive the course model and serve it on a local TorchServe bound to 127.0.0.1.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

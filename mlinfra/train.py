@@ -435,7 +435,7 @@ def _show_progress(progress: bool | None) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     from mlinfra.config import packaged_configs
 
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog="python -m mlinfra.train",
         description="Train a model from a YAML config into runs/<run-id>/ (config.yaml, metrics.json, "
         "checkpoint.pt, train.log). A finished run with the same resolved config is reused; an "
