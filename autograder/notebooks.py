@@ -66,8 +66,17 @@ def cell_error(cell: Any) -> tuple[str, str] | None:
     Self-check and grading both read results this way."""
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            return out.get("ename", "Error"), _ANSI.sub("", out.get("evalue", ""))
+            name, value = out.get("ename", "Error"), _ANSI.sub("", out.get("evalue", ""))
+            if not value.strip():  # a bare `raise NotImplementedError()` says nothing: name the function that raised
+                frames = _FRAME.findall(_ANSI.sub("", "\n".join(out.get("traceback", []))))
+                if frames:
+                    stub = " (still the released stub: write it)" if name == "NotImplementedError" else ""
+                    value = f"raised in {frames[-1]}(){stub}"
+            return name, value
     return None
+
+
+_FRAME = re.compile(r"(?:^|\n)(?:Cell In\[\d+\]|File [^\n]*), line \d+, in (?!<module>)(\w+)\(")
 
 
 def run_notebook(path: Path, lab: Lab) -> Outcome:
