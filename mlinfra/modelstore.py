@@ -71,9 +71,11 @@ def default_model_dir() -> Path:
     """``models/digits-resnet18`` under the workbook's root, whatever the current folder (a service started from
     ``workspace/lab07-api`` finds the model ``make model`` wrote); relative to the current folder outside a
     workbook."""
-    from mlinfra.base.errors import UsageError
-    from mlinfra.base.paths import repo_root
-
+    try:  # a container image may ship only the service's modules, without mlinfra.base
+        from mlinfra.base.errors import UsageError
+        from mlinfra.base.paths import repo_root
+    except ImportError:
+        return DEFAULT_MODEL_DIR
     try:
         return repo_root() / DEFAULT_MODEL_DIR
     except UsageError:
