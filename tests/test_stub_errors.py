@@ -8,8 +8,8 @@ from autograder.notebooks import cell_error
 TRACEBACK = [
     "\x1b[31mNotImplementedError\x1b[39m    Traceback (most recent call last)",
     "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[2]\x1b[39m\x1b[32m, line 1\x1b[39m\n----> 1 assert in_virtualenv(1, 2)\n",
-    "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[1]\x1b[39m\x1b[32m, line 3\x1b[39m, in \x1b[36min_virtualenv\x1b[39m"
-    "\x1b[34m(a, b)\x1b[39m\n      1 def in_virtualenv(a, b):\n----> 3     raise NotImplementedError()\n",
+    ("\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[1]\x1b[39m\x1b[32m, line 3\x1b[39m, in \x1b[36min_virtualenv\x1b[39m"
+    "\x1b[34m(a, b)\x1b[39m\n      1 def in_virtualenv(a, b):\n----> 3     raise NotImplementedError()\n"),
     "\x1b[31mNotImplementedError\x1b[39m: ",
 ]
 
