@@ -78,6 +78,7 @@ def test_outcome_vocabulary() -> None:
     assert outcome.data["ok"] is False and not outcome.passed
 
 
+@pytest.mark.slow  # the real probe asks every tool for its version (the cloud CLIs take 2-3 s each)
 def test_doctor_json_stdout_is_only_json() -> None:
     done = subprocess.run([sys.executable, "-m", "autograder", "doctor", "--json", "-"], capture_output=True,
                           text=True, timeout=120, check=False, cwd=ROOT)
