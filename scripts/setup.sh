@@ -85,7 +85,7 @@ for line in out.splitlines():
             sys.stdout.write(f"{flags[name]}\0{item}\0")
 PY
 )
-  cert=$("${PIP[@]}" config list 2>/dev/null | sed -n "s/^[^=]*\.cert='\(.*\)'$/\1/p" | head -1)
+  cert=$("${PIP[@]}" config list 2>/dev/null | sed -n "s/^[^=]*\.cert='\(.*\)'$/\1/p" | head -1 || true)
   [[ -n "$cert" ]] && export SSL_CERT_FILE="$cert"
 fi
 install() {  # install ARGS... with uv (bytecode compiled, every index searched like pip), else pip
