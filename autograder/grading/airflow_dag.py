@@ -36,6 +36,15 @@ def _conf() -> dict[str, Any]:
     return dict(get_current_context()["params"])
 
 
+def _reported(step: Any) -> Any:
+    """Run a step; if it raises, leave its one-line reason as the XCom "error" (the engine prints it) first."""
+    try:
+        return step()
+    except Exception as exc:
+        get_current_context()["ti"].xcom_push(key="error", value=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+
+
 with DAG(
     dag_id=DAG_ID,
     description="autograder grade --engine airflow: one mapped task per student, merged into grades.csv",
@@ -57,15 +66,16 @@ with DAG(
                   "queue": os.environ.get("AUTOGRADER_GRADING_QUEUE", "default")},
 ) as dag:
 
-    @task
+    # No retries: what stops preparation (no such lab, no sandbox, an unwritable folder) does not go away.
+    @task(retries=0)
     def prepare() -> list[str]:
         from pathlib import Path
 
         from autograder.grading.engine import prepare_batch
 
         conf = _conf()
-        plan = prepare_batch(conf["lab"], Path(conf["submissions"]), Path(conf["work_dir"]),
-                             sandbox=conf["sandbox"], keep_work=bool(conf["keep_work"]))
+        plan = _reported(lambda: prepare_batch(conf["lab"], Path(conf["submissions"]), Path(conf["work_dir"]),
+                                               sandbox=conf["sandbox"], keep_work=bool(conf["keep_work"])))
         print(f"prepared {conf['lab']}: {len(plan.students)} student(s) in {conf['work_dir']}")
         return list(plan.students)
 
@@ -114,8 +124,8 @@ with DAG(
                 outcomes.append(Outcome.from_dict(raw))
         began = context["dag_run"].start_date
         seconds = round((datetime.now(timezone.utc) - began).total_seconds(), 2) if began else None
-        summary = finish_batch(plan, outcomes, Path(conf["out_dir"]), reveal_hidden=bool(conf["reveal_hidden"]),
-                               seconds=seconds)
+        summary = _reported(lambda: finish_batch(plan, outcomes, Path(conf["out_dir"]),
+                                                 reveal_hidden=bool(conf["reveal_hidden"]), seconds=seconds))
         print(f"merged {len(outcomes)} of {len(plan.students)} result(s) into {conf['out_dir']}")
         return summary.to_dict()
 

@@ -508,8 +508,9 @@ def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: fl
         tasks = sorted(result.get("tasks", []), key=lambda t: (order.get(t["task_id"], 3), t["map_index"]))
         failed = [t for t in tasks if t["state"] == "failed"] or [t for t in tasks if t["state"] != "success"]
         first = failed[0] if failed else {"task_id": "?", "log": run_dir / "airflow.log"}
+        why = f": {first['error']}" if first.get("error") else ""
         raise UsageError(f"the grading DAG run ended {result.get('state')} without merged grades: task "
-                         f"{first['task_id']} {first.get('state', '')}; see its log {first.get('log')}")
+                         f"{first['task_id']} {first.get('state', '')}{why}; see its log {first.get('log')}")
     outcome = Outcome.from_dict(result["merge"])
     outcome.data["seconds"] = seconds  # the whole run, start-up included (summary.json has the DAG run's own)
     grade_tasks = [t for t in result.get("tasks", []) if t["task_id"] == "grade"]
@@ -760,6 +761,11 @@ def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
         row = session.scalars(XComModel.get_many(run_id=dr.run_id, key="return_value", dag_ids=DAG_ID,
                                                  task_ids="merge")).first()
         merge = XComModel.deserialize_value(row) if row is not None else None
+        errors = {r.task_id: XComModel.deserialize_value(r) for r in session.scalars(
+            XComModel.get_many(run_id=dr.run_id, key="error", dag_ids=DAG_ID, task_ids=["prepare", "merge"]))}
+    for t in tasks:
+        if t["task_id"] in errors:
+            t["error"] = errors[t["task_id"]]
     return {"run_id": dr.run_id, "state": str(getattr(dr.state, "value", dr.state)),
             "tasks": sorted(tasks, key=lambda t: (t["task_id"], t["map_index"])), "merge": merge}
 

@@ -217,3 +217,15 @@ def test_standalone_matches_local_engine(klass: Path, local_grades: str, tmp_pat
     _assert_expected_points(batch)
     assert batch.data["airflow"]["state"] == "success"
     assert [r["dag_run_id"] for r in runs["dag_runs"]] == [batch.data["airflow"]["run_id"]]  # the UI has it
+
+
+@pytest.mark.slow
+def test_a_failed_prepare_is_one_line_naming_why(klass: Path, tmp_path: Path) -> None:
+    """No such lab: the prepare task fails once (no retries: it would fail again) and the engine says why."""
+    with pytest.raises(UsageError) as caught:
+        ae.grade_on_airflow("lab99-no-such-lab", klass, tmp_path / "out", executor="local",
+                            airflow_home=tmp_path / "airflow")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "task prepare failed: UsageError:" in message and "lab99-no-such-lab" in message
+    assert not (tmp_path / "out" / "grades.csv").exists()
