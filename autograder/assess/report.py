@@ -337,7 +337,7 @@ def breakdown_markdown(result: Assessment, path: Path) -> list[str]:
     if not b.measured:
         return [*out, f"Not measured: {b.reason}", ""]
     out += [
-        (f"The model in `{b.model_dir}` timed alone (batch 1, {b.torch_threads} torch threads), beside the service's "
+        (f"The model in `{b.model_dir}` timed alone (batch 1; the faster of 1 and all-core torch threads, here {b.torch_threads}), beside the service's "
         "answer time for the same upload. The difference is HTTP, multipart parsing, decoding, resizing, "
         "queueing and JSON: what serving adds around the model."),
         "",
