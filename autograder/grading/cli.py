@@ -25,10 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "kernel runs in a bubblewrap sandbox (no network, no view of solutions/, the hidden tests, the gradebook, "
         "other students or this process) with the lab's time and memory limits; scores come only from what the "
         "grader observed. A broken submission is recorded with its reason and never stops the batch; signs of "
-        "tampering flag it for review (score kept). Writes OUT/grades.csv, OUT/summary.json and "
-        "OUT/gradebook.db (nbgrader's, one for the class) and OUT/feedback/<student>.html (test names, points and "
-        "messages; never the tests' code). Exit 0 when every "
-        "submission was graded, whatever the scores; 2 when grading could not run.",
+        "tampering flag it for review (score kept). Writes OUT/grades.csv, OUT/summary.json, OUT/gradebook.db (nbgrader's, one for "
+        "the class) and OUT/feedback/<student>.html (test names, points and messages; never the tests' code). Exit 0 "
+        "when every submission was graded, whatever the scores; 1 when the grading machinery failed for a student "
+        "(status 'grader error'); 2 when grading could not run.",
     )
     parser.add_argument("lab", metavar="LAB", help="the lab, e.g. lab01-environment")
     parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
