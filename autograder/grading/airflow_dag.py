@@ -112,12 +112,14 @@ with DAG(
         from datetime import datetime, timezone
         from pathlib import Path
 
-        from autograder.grading.engine import finish_batch, load_plan
+        from autograder.grading.plan import load_plan  # light: no plan (prepare failed) fails fast
         from mlinfra.base.results import Outcome
 
         context = get_current_context()
         conf = dict(context["params"])
-        plan = load_plan(Path(conf["work_dir"]))
+        plan = _reported(lambda: load_plan(Path(conf["work_dir"])))
+        from autograder.grading.engine import finish_batch
+
         outcomes: list[Outcome] = []
         for raw in results or []:
             if raw:  # a grade task that failed for good leaves no result: finish_batch records a grader error

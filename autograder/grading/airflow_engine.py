@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -416,7 +417,8 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     conf = {"lab": lab_name, "submissions": str(submissions_dir),
             "work_dir": str((work_dir or out_dir / "work").resolve()), "out_dir": str(out_dir),
             "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden), "keep_work": bool(keep_work)}
-    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir), "queued_timeout": queued_timeout}
+    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir), "queued_timeout": queued_timeout,
+            "save_template": _use_sqlite_template(dep)}
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     workers: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
@@ -447,6 +449,44 @@ def _exit_on_sigterm() -> Any:
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, stop)
+
+
+def _sqlite_template() -> Path | None:
+    """Where a migrated, empty SQLite database is kept for new Airflow homes (.state/airflow-grading/)."""
+    from importlib.metadata import version
+
+    from mlinfra.base.paths import repo_root, state_dir
+
+    try:
+        return state_dir(repo_root()) / "airflow-grading" / f"empty-{version('apache-airflow-core')}.db"
+    except UsageError:
+        return None
+
+
+def _sqlite_copy(source: Path, dest: Path) -> None:
+    """A consistent copy of a live SQLite database (its write-ahead log included), written aside then renamed."""
+    import sqlite3
+    from contextlib import closing
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(tmp)) as out:
+        src.backup(out)
+    tmp.replace(dest)
+
+
+def _use_sqlite_template(dep: Deployment) -> str | None:
+    """A new SQLite home starts from the template (migrating costs 5-10 s); returns where the child should save
+    the template after migrating, when there is none yet."""
+    db_file = dep.home / "airflow.db"
+    template = _sqlite_template()
+    if dep.database is not None or db_file.exists() or template is None:
+        return None
+    if template.is_file() and template.stat().st_size > 64 * 1024:  # a migrated Airflow 3 database: ~1 MB
+        shutil.copyfile(template, db_file)
+        return None
+    return str(template)
 
 
 def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float) -> dict[str, Any]:
@@ -634,6 +674,8 @@ def _child(spec_path: Path, result_path: Path) -> int:
         progress.write(f"{dep.executor} executor; database {dep.db_url.split('@')[-1]}\n")
         db.initdb()  # creates a new database, upgrades an old one, a no-op check on a current one
         result["migrate_seconds"] = round(time.perf_counter() - t0, 2)
+        if spec.get("save_template"):  # a fresh SQLite database, migrated and still empty: keep a copy
+            _sqlite_copy(dep.home / "airflow.db", Path(spec["save_template"]))
         bag = DagBag(dag_folder=str(dep.dags / DAG_FILE_NAME), safe_mode=False)
         if DAG_ID not in bag.dags:
             result["error"] = f"the grading DAG did not load: {dict(bag.import_errors) or 'no DAG in the file'}"
