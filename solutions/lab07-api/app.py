@@ -3,7 +3,8 @@
 Run it:    uvicorn app:app --host 127.0.0.1 --port 8000     (then open http://127.0.0.1:8000/docs)
 Score it:  autograder assess --app app.py:app
 
-The model folder comes from $MLINFRA_MODEL_DIR (default models/digits-resnet18, made by `make model`).
+The model folder comes from $MLINFRA_MODEL_DIR (default models/digits-resnet18 under the workbook, made by
+`make model`).
 The course library does the model work (mlinfra.modelstore: load_model, preprocess, top_k); this file is about
 the service around it: load once, answer health checks, validate uploads, and say clearly what was wrong.
 """
@@ -23,10 +24,10 @@ from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlinfra.modelstore import ModelNotFound, load_model, preprocess, top_k
+from mlinfra.modelstore import ModelNotFound, default_model_dir, load_model, preprocess, top_k
 
 MODEL_DIR_ENV = "MLINFRA_MODEL_DIR"
-DEFAULT_MODEL_DIR = Path("models") / "digits-resnet18"
+DEFAULT_MODEL_DIR = default_model_dir()  # models/digits-resnet18 under the workbook root, from any folder
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MB: larger uploads get 413
 TOP_K = 5
 # What a PNG and a JPEG file start with. Trust these bytes, not the client's claimed content type.
