@@ -519,22 +519,28 @@ def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float
 
 
 def _show_progress(proc: subprocess.Popen[str], bar_wanted: bool) -> None:
-    """The child's lines: `total N`, `done K` (a bar with ETA on a terminal), anything else goes to stderr."""
+    """The child's lines: `total N`, `done K` (a bar with ETA on a terminal, else a line each time a student is
+    done, for logs), anything else goes to stderr as it is."""
     assert proc.stdout is not None
     bar = None
+    total = 0
     for line in proc.stdout:
         line = line.strip()
         if not line:
             continue
         word, _, rest = line.partition(" ")
-        if word == "total" and bar_wanted and bar is None:
-            from tqdm import tqdm
+        if word == "total":
+            total = int(rest)
+            if bar_wanted and bar is None:
+                from tqdm import tqdm
 
-            bar = tqdm(total=int(rest), desc="grading on Airflow", unit="student", file=sys.stderr)
+                bar = tqdm(total=total, desc="grading on Airflow", unit="student", file=sys.stderr)
         elif word == "done" and bar is not None:
             bar.n = int(rest)
             bar.refresh()
-        elif word not in ("total", "done"):
+        elif word == "done":
+            print(f"airflow: {rest}/{total} student(s) graded", file=sys.stderr, flush=True)
+        else:
             print(f"airflow: {line}", file=sys.stderr, flush=True)
     if bar is not None:
         bar.close()
