@@ -56,7 +56,7 @@ def course_config(course_root: Path, lab: Lab, *, cell_timeout: int | None = Non
     config.Execute.iopub_timeout = max(30, cell_timeout or lab.cell_timeout)
     config.Execute.kernel_name = "python3"
     # Keep the learner's own files: without this nbgrader copies the source (solution) versions over them and
-    # every student would score the solution (FACTS.md).
+    # every student would score the solution (docs/decisions.md, nbgrader).
     config.Autograde.exclude_overwriting = {lab.name: list(lab.editable)}
     # A student who deleted a graded cell gets it back (scored from the original source) instead of a crash.
     config.OverwriteCells.add_missing_cells = True

@@ -21,7 +21,7 @@ from mlinfra.base.results import FAILED, PASSED, Check, Outcome
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
-# The placeholder a stripped region becomes, by file kind (DESIGN.md: Decisions).
+# The placeholder a stripped region becomes, by file kind (docs/architecture.md, solution markers).
 HASH_COMMENT = "# YOUR CODE HERE"
 PYTHON_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 HASH_COMMENT_SUFFIXES = {".yaml", ".yml", ".toml", ".cfg", ".ini", ".properties", ".sh", ".txt", ".conf"}

@@ -28,7 +28,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 PNG_MAGIC, JPEG_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 
-# Suggested status codes for each kind of bad input. The assessment accepts any 4xx (DESIGN.md); a lab's own tests
+# Suggested status codes for each kind of bad input. The assessment accepts any 4xx (docs/architecture.md); a lab's own tests
 # may ask for these exact ones.
 STATUS_NOT_AN_IMAGE = 415
 STATUS_CORRUPT = 400

@@ -66,7 +66,7 @@ if ((${#need[@]})); then
     ca-certificates >&2 || die "apt-get install of podman buildah runc debootstrap failed (see above)"
 fi
 
-# 3. The course's own engine configuration and storage (FACTS.md: what works on these machines).
+# 3. The course's own engine configuration and storage (docs/decisions.md, Containers: what works).
 mkdir -p "$STATE/storage" "$STATE/run" "$STATE/tmp" "$STATE/wheels"
 cat > "$STATE/containers.conf.new" <<EOF
 # Written by scripts/container-engine.sh: the course's private podman configuration.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 FORMATS = ("PNG", "JPEG")
 MODES = {"L": "grayscale", "RGB": "RGB"}
 SIZES = (28, 224)
-OVERSIZE_BYTES = 12 * 1024 * 1024  # the contract's limit is 10 MB; the probe sends 12 (DESIGN.md)
+OVERSIZE_BYTES = 12 * 1024 * 1024  # the contract's limit is 10 MB; the probe sends 12 (docs/architecture.md, service API)
 
 
 @dataclass(frozen=True)

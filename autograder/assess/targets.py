@@ -150,7 +150,7 @@ class TorchServeTarget:
 
     TorchServe answers a classifier's prediction as ``{label: confidence}`` (or a one-item list of it); the adapter
     turns that into the contract's ``{"predictions": [...]}``, ordered by confidence, because a JSON object's key
-    order carries no meaning. `/ping` can say Healthy while the model's worker crash-loops (FACTS.md), so readiness
+    order carries no meaning. `/ping` can say Healthy while the model's worker crash-loops (docs/decisions.md, Serving), so readiness
     also needs a real prediction.
     """
 

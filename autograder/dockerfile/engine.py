@@ -4,7 +4,7 @@ Which engine: $AUTOGRADER_ENGINE (docker | podman) when set; else a Docker engin
 (a real Docker, or podman's Docker-compatible API through $DOCKER_HOST); else the podman CLI, using the course's
 private configuration and storage (see container_state()) when `scripts/container-engine.sh` made them.
 
-How a container runs here (FACTS.md): podman gets `--network=slirp4netns` (its own network namespace, no iptables)
+How a container runs here (docs/decisions.md, Containers): podman gets `--network=slirp4netns` (its own network namespace, no iptables)
 and Docker its default bridge; both publish the service's port on 127.0.0.1 only. `--init` makes the service stop
 on SIGTERM. Builds use `--format docker` on podman, or HEALTHCHECK is dropped from the image.
 """
