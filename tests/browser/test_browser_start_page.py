@@ -68,7 +68,7 @@ def test_make_lab_url_shows_the_rendered_start_page(tmp_path: Path) -> None:
         url = lines[ready + 1].strip() if ready is not None and ready + 1 < len(lines) else ""
         assert url.startswith("http://127.0.0.1:") and "token=" in url, "make lab printed no URL"
         assert "/lab/tree/workspace/START-HERE.ipynb" in url, [line for line in lines if "start page" in line]
-        # FACTS of headless Chromium as root: these flags, a fresh profile, and virtual time for JupyterLab to
+        # Headless Chromium as root needs these flags, a fresh profile, and virtual time for JupyterLab to
         # render (a plain dump fires before the notebook is drawn).
         shown = subprocess.run(
             [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
