@@ -45,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pack your workspace copy of a lab into a .zip with a manifest, for your instructor",
         description="Pack workspace/LAB/ (or --folder) into STUDENT-LAB.zip with a manifest (who, which lab, when, "
         "file checksums). Hand the archive in; your instructor drops it into a submissions folder and runs "
-        "`autograder grade LAB that-folder`.",
+        "`autograder grade LAB that-folder`. `submit quiz QUIZ` copies your exam record (from `autograder quiz "
+        "take QUIZ --exam`) to OUT/QUIZ/STUDENT.yaml; `submit practical` packs the practical assessment.",
     )
-    parser.add_argument("lab", metavar="LAB")
+    parser.add_argument("lab", metavar="LAB", help="a lab, `quiz` (with QUIZ) or `practical`")
+    parser.add_argument("quiz", nargs="?", metavar="QUIZ", help="with `quiz`: the graded quiz (module01, phase1)")
     parser.add_argument("--student", help="your name or id as your instructor knows it (default: your login)")
     parser.add_argument("--folder", type=Path, help="the lab folder to pack (default: workspace/LAB)")
     parser.add_argument("--out", type=Path, default=Path("."), help="where to write the archive (default: here)")
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> Outcome:
 
         return submit_practical(args)
     root = repo_root()
+    if args.lab == "quiz":
+        return _submit_quiz(root, args)
+    if args.quiz:
+        raise UsageError(f"unexpected {args.quiz!r} after {args.lab}: only `submit quiz QUIZ` takes a second name")
     lab = find_lab(root, args.lab, source=False)
     folder = args.folder or workspace_dir(root) / lab.name
     if not (folder / lab.notebook).is_file():
@@ -72,3 +78,14 @@ def run(args: argparse.Namespace) -> Outcome:
     print(f"wrote {archive}: hand it in; your instructor grades it with `autograder grade {lab.name} FOLDER`")
     return Outcome(f"{student}-{lab.name}", [Check("packed", PASSED, message=str(archive))],
                    notes=[f"left out {item}" for item in skipped], data={"archive": str(archive)})
+
+
+def _submit_quiz(root: Path, args: argparse.Namespace) -> Outcome:
+    from autograder.quiz.exam import hand_in
+
+    if not args.quiz:
+        raise UsageError("which quiz? e.g. `autograder submit quiz module01 --student YOUR_ID`")
+    student = student_id(args.student or getpass.getuser())
+    dest = hand_in(root, args.quiz, student, args.out)
+    print(f"wrote {dest}: hand it in; your instructor grades it with `autograder quiz grade {args.quiz} FOLDER`")
+    return Outcome(f"{student}-{args.quiz}", [Check("packed", PASSED, message=str(dest))], data={"record": str(dest)})

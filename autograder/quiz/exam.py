@@ -35,6 +35,19 @@ def default_record(root: Path, quiz_id: str, learner: str) -> Path:
     return root / "workspace" / "quizzes" / quiz_id / f"{safe}.yaml"
 
 
+def hand_in(root: Path, quiz_id: str, learner: str, out: Path) -> Path:
+    """Copy a learner's exam record to OUT/<quiz>/<learner>.yaml, the layout `quiz grade QUIZ OUT/<quiz>` reads."""
+    from mlinfra.base.errors import UsageError
+
+    record = default_record(root, quiz_id, learner)
+    if not record.is_file():
+        raise UsageError(f"{record} not found: take the exam first with `autograder quiz take {quiz_id} --exam "
+                         f"--learner {learner}` (or pass the --student you used then)")
+    dest = out / quiz_id / record.name
+    write_text(dest, record.read_text())
+    return dest
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -115,3 +115,20 @@ def test_a_summative_learner_copy_cannot_be_self_checked(workbook: Path, monkeyp
     assert code == 0 and "Recorded 20 of 20" in out
     assert main(["quiz", "grade", "module01", str(tmp_path / "ada.yaml"), "--out", str(tmp_path / "o")]) == 0
     assert "20/20" in capsys.readouterr().out
+
+
+def test_submit_quiz_hands_in_the_record_where_quiz_grade_reads_it(workbook: Path, monkeypatch, capsys,
+                                                                   tmp_path: Path) -> None:
+    quiz = load_quiz(workbook / "quizzes" / "module01.yaml")
+    key = yaml.safe_load(REFERENCE.read_text())
+    assert main(["submit", "quiz", "module01", "--student", "ada", "--out", str(tmp_path / "in")]) == 2
+    assert "take the exam first" in capsys.readouterr().err
+    typed = screen_answers_for_learner(quiz, key, "ada")
+    assert _exam(monkeypatch, capsys, ["module01", "--exam", "--learner", "ada"], typed)[0] == 0
+    assert main(["submit", "quiz", "module01", "--student", "ada", "--out", str(tmp_path / "in")]) == 0
+    handed = tmp_path / "in" / "module01" / "ada.yaml"
+    assert handed.is_file() and "quiz grade module01" in capsys.readouterr().out
+    out = tmp_path / "grades"
+    assert main(["quiz", "grade", "module01", str(handed.parent), "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert [r["student"] for r in rows] == ["ada"] and float(rows[0]["score"]) == 20
