@@ -78,7 +78,7 @@ class AppSpec:
 
 
 def bound_socket() -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 with a port the kernel picked; uvicorn serves on it through ``--fd``."""
+    """A listening TCP socket on 127.0.0.1 with a port the kernel picked; uvicorn serves on it (launch.py)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
