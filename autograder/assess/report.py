@@ -10,7 +10,7 @@ from autograder.assess.breakdown import Breakdown
 from autograder.assess.latency import LIMIT_MS
 from autograder.assess.probes import Criterion, Evidence
 from autograder.reports import format_table
-from mlinfra.base.results import FAILED, INFO, PASSED, Check, Outcome
+from mlinfra.base.results import FAILED, INFO, PASSED, Check, ReportOutcome
 
 PASS_RULE = "passes when every requirement passes (all checks, 100 of 100 points)"
 PACK_PASS_RULE = "passes when every requirement and every README section passes (120 of 120 points)"
@@ -52,14 +52,8 @@ class Assessment:
         return f"Fix requirement {failed[0].number} first, then run the same command again."
 
 
-class AssessmentOutcome(Outcome):
+class AssessmentOutcome(ReportOutcome):
     """The assessment as an Outcome; its JSON also keeps the keys readers used before (criteria, latency, ...)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for key, value in self.data.items():
-            out.setdefault(key, value)
-        return out
 
 
 def to_outcome(result: Assessment) -> AssessmentOutcome:

@@ -18,7 +18,8 @@ from autograder.dag.engine import check_dag, compose
 from autograder.dag.report import DagReport
 from autograder.errors import UsageError
 from autograder.reports import add_json_option, format_table
-from mlinfra.base.runner import Done
+from mlinfra.base.output import to_jsonable
+from mlinfra.base.results import FAILED, PASSED, Check, ReportOutcome
 
 __all__ = ["check_dag", "compose", "register", "render", "run"]  # the engine's functions, re-exported for callers
 
@@ -105,7 +106,19 @@ def _iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def run(args: argparse.Namespace) -> Done:
+def to_outcome(report: DagReport) -> ReportOutcome:
+    """The report in the common vocabulary: a failed Check per finding, or one passed Check; its JSON keeps the
+    report's own keys (findings, shape, run, ...) that lab notebooks read."""
+    checks = [Check(f.check, FAILED, message=f"{f.message}; {f.fix}".strip("; "),
+                    where=f"{f.file or report.dag_file}:{f.line}" if f.line else (f.task_id or ""))
+              for f in report.findings]
+    if not checks:
+        ran = " and gave the same outputs twice" if report.idempotency and report.idempotency.checked else ""
+        checks = [Check("dag", PASSED, message=f"loads with Airflow and has the lab's shape{ran}")]
+    return ReportOutcome(report.dag_file, checks, notes=list(report.notes), data=to_jsonable(report))
+
+
+def run(args: argparse.Namespace) -> object:
     """The verb: check (and run) the DAG, print the findings, return the report (the runner writes --json and
     sends this printout to stderr when the JSON goes to stdout)."""
     if args.verify_ui_run:
@@ -131,7 +144,7 @@ def run(args: argparse.Namespace) -> Done:
         on_progress=show,
     )
     print(render(report))
-    return Done(0 if report.passed else 1, report)
+    return to_outcome(report)
 
 
 def render(report: DagReport) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 from autograder.dockerfile.rules import Finding, LintResult, lint
 from autograder.errors import UsageError
 from autograder.reports import add_json_option
-from mlinfra.base.runner import Done
+from mlinfra.base.output import to_jsonable
+from mlinfra.base.results import FAILED, INFO, PASSED, Check, ReportOutcome
 
 __all__ = ["Finding", "LintResult", "lint", "register", "run"]
 
@@ -84,7 +85,21 @@ def render(result: LintResult) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> Done:
+def to_outcome(result: LintResult, build_summary: str = "", built: bool | None = None) -> ReportOutcome:
+    """The result in the common vocabulary: a failed Check per failing finding, advice as info, the build as one
+    Check; its JSON keeps the lint result's own keys (findings, facts, build, ...) that lab notebooks read."""
+    checks = [Check(f.rule, FAILED if f.failing else INFO, message=f"{f.message}; {f.fix}".strip("; "),
+                    where=f"{f.file or result.dockerfile}:{f.line}" if f.line else (f.file or result.dockerfile))
+              for f in result.findings]
+    if result.passed:
+        checks.insert(0, Check("dockerfile", PASSED, message="no failing findings", where=result.dockerfile))
+    if built is not None:
+        checks.append(Check("build, run and assess", PASSED if built else FAILED, message=build_summary))
+    notes = [] if result.hadolint == "ran" else [f"hadolint {result.hadolint}"]
+    return ReportOutcome(result.dockerfile, checks, notes=notes, data=to_jsonable(result))
+
+
+def run(args: argparse.Namespace) -> ReportOutcome:
     """The verb: lint (and with --build build, run, assess), print, return the result (the runner writes --json
     and sends this printout to stderr when the JSON goes to stdout)."""
     if args.path.is_dir():
@@ -93,7 +108,6 @@ def run(args: argparse.Namespace) -> Done:
         raise UsageError(f"--health-timeout {args.health_timeout:g}: give a positive number of seconds")
     result = lint(args.path)
     print(render(result))
-    ok = result.passed
     if args.build:
         from autograder.dockerfile.build import build_and_assess
 
@@ -102,5 +116,5 @@ def run(args: argparse.Namespace) -> Done:
                                    health_timeout=args.health_timeout, log=say)
         result.build = outcome.as_dict()
         print(outcome.summary())
-        ok = ok and outcome.passed
-    return Done(0 if ok else 1, result)
+        return to_outcome(result, outcome.summary().splitlines()[-1] if outcome.summary() else "", outcome.passed)
+    return to_outcome(result)

@@ -105,4 +105,19 @@ class Outcome:
         )
 
 
+class ReportOutcome(Outcome):
+    """An Outcome whose JSON carries its `data` keys at the top level instead of under "data".
+
+    For a verb whose JSON readers (lab notebooks, scripts) rely on its earlier keys (`findings`, `criteria`, ...):
+    it speaks the common vocabulary (subject, checks, status, score, passed) and keeps those keys too.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        data = out.pop("data")
+        for key, value in data.items():
+            out.setdefault(key, value)
+        return out
+
+
 _CHECK_FIELDS = {f.name for f in dataclasses.fields(Check)}
