@@ -72,6 +72,14 @@ class _Budget:
     def __init__(self, total: int, per_file: int) -> None:
         self.left, self.per_file = total, per_file
 
+    def refuses(self, size: int) -> str:
+        """Why a file of `size` bytes is not taken ('' when it fits)."""
+        if size > self.per_file:
+            return f"{size // 2**20} MB; the limit is {self.per_file // 2**20} MB a file"
+        if size > self.left:
+            return f"the submission is over its total of {MAX_TOTAL_BYTES // 2**20} MB"
+        return ""
+
 
 def _skip_name(rel_parts: tuple[str, ...]) -> bool:
     return bool(NOT_LAB_FILES.intersection(rel_parts)) or rel_parts[0] == MANIFEST_NAME
@@ -109,13 +117,9 @@ def _copy_folder(src: Path, dest: Path, budget: _Budget, label: str) -> list[str
             if not stat.S_ISREG(info.st_mode):
                 notes.append(f"{label}: skipped {rel} (not a regular file)")
                 continue
-            if info.st_size > budget.per_file:
-                notes.append(f"{label}: skipped {rel} ({info.st_size // 2**20} MB; the limit is "
-                             f"{budget.per_file // 2**20} MB a file)")
-                continue
-            if info.st_size > budget.left:
-                notes.append(f"{label}: skipped {rel} (the submission is over its total of "
-                             f"{MAX_TOTAL_BYTES // 2**20} MB)")
+            too_big = budget.refuses(info.st_size)
+            if too_big:
+                notes.append(f"{label}: skipped {rel} ({too_big})")
                 continue
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -175,13 +179,9 @@ def _unpack_archive(archive: Path, into: Path, budget: _Budget) -> tuple[Any, li
             if member.flag_bits & 0x1:
                 notes.append(f"{label}: skipped {name!r} (encrypted; hand it in without a password)")
                 continue
-            if member.file_size > budget.per_file:
-                notes.append(f"{label}: skipped {name!r} ({member.file_size // 2**20} MB; the limit is "
-                             f"{budget.per_file // 2**20} MB a file)")
-                continue
-            if member.file_size > budget.left:
-                notes.append(f"{label}: skipped {name!r} (the submission is over its total of "
-                             f"{MAX_TOTAL_BYTES // 2**20} MB)")
+            too_big = budget.refuses(member.file_size)
+            if too_big:
+                notes.append(f"{label}: skipped {name!r} ({too_big})")
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
                         help="a PostgreSQL server (the scratch database is created there and dropped after)")
     args = parser.parse_args(argv)
 
-    from autograder.grading import airflow_engine as ae
+    from autograder.grading import airflow as ae
     from autograder.grading.engine import grade_class
 
     rows: list[tuple[str, float, str]] = []

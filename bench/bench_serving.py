@@ -20,11 +20,9 @@ Goal (issue 16): p50 overhead <= +1.5 ms at both sizes; at 4 clients >= 85% of t
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -72,24 +70,15 @@ def raw_forward_cpu_ms(model: Any, sample: images.Sample, runs: int) -> float:
 
 def raw_forward_ms(model: Any, sample: images.Sample, runs: int, threads: int) -> list[float]:
     import torch
-    from PIL import Image
 
-    from mlinfra.modelstore import preprocess
+    from autograder.assess.breakdown import raw_forward_ms as forward_ms
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    batch = preprocess(Image.open(io.BytesIO(sample.data)), model.card)
-    times = []
     try:
-        with torch.inference_mode():
-            for i in range(runs + 20):
-                start = time.perf_counter()
-                model.module(batch)
-                if i >= 20:
-                    times.append((time.perf_counter() - start) * 1000)
+        return forward_ms(model, sample, runs, warmup=20)
     finally:
         torch.set_num_threads(previous)
-    return times
 
 
 def sequential_ms(target: Any, sample: images.Sample, runs: int) -> list[float]:
@@ -106,33 +95,13 @@ def sequential_ms(target: Any, sample: images.Sample, runs: int) -> list[float]:
 
 
 def throughput(target: Any, sample: images.Sample, clients: int, total: int) -> float:
-    from autograder.assess.targets import new_client
+    from autograder.assess.breakdown import throughput as measure
 
-    per = max(10, total // clients)
-    barrier = threading.Barrier(clients + 1, timeout=120)
     errors: list[str] = []
-
-    def worker() -> None:
-        with new_client() as client:
-            for _ in range(3):  # connect and warm up before the clock starts
-                target.predict(client, sample)
-            barrier.wait()
-            for _ in range(per):
-                reply = target.predict(client, sample)
-                if reply.status != 200:
-                    errors.append(reply.describe())
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    rate, _ = measure(target, sample, clients, total, warmup=3, least=10, barrier_timeout=120, errors=errors)
     if errors:
         raise SystemExit(f"bench: {len(errors)} concurrent requests failed, e.g. {errors[0]}")
-    return per * clients / elapsed
+    return rate
 
 
 def serve_fastapi(model_dir: Path, mode: str) -> tuple[Any, Any]:

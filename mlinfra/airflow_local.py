@@ -38,7 +38,7 @@ from mlinfra.base.errors import UsageError
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 LOG_SERVER_PORTS = (8793, 8794)
-GRADING_DAGS = "grading-dags"  # the grading DAG's bundle (autograder/grading/airflow_engine.py writes it)
+GRADING_DAGS = "grading-dags"  # the grading DAG's bundle (autograder/grading/airflow/ writes it)
 
 
 @dataclass(frozen=True)

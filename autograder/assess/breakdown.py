@@ -80,8 +80,9 @@ def load_served_model(model_dir: Path, health: Any) -> tuple[Any, str]:
     return model, ""
 
 
-def raw_forward_ms(model: Any, sample: images.Sample, runs: int = RAW_RUNS) -> list[float]:
-    """The forward pass alone (batch 1, after preprocessing), as the service's model would run it."""
+def raw_forward_ms(model: Any, sample: images.Sample, runs: int = RAW_RUNS, warmup: int = 5) -> list[float]:
+    """The forward pass alone (batch 1, after preprocessing), as the service's model would run it; `warmup`
+    forwards first, not timed."""
     import torch
     from PIL import Image
 
@@ -90,32 +91,38 @@ def raw_forward_ms(model: Any, sample: images.Sample, runs: int = RAW_RUNS) -> l
     batch = preprocess(Image.open(io.BytesIO(sample.data)), model.card)
     times = []
     with torch.inference_mode():
-        for i in range(runs + 5):
+        for i in range(runs + warmup):
             start = time.perf_counter()
             model.module(batch)
-            if i >= 5:
+            if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
     return times
 
 
-def throughput(target: Any, sample: images.Sample, clients: int, total: int) -> tuple[float, int]:
-    """Requests per second with `clients` keep-alive clients sending back to back; and how many failed."""
-    per = max(1, total // clients)
-    barrier = threading.Barrier(clients + 1, timeout=60)
+def throughput(target: Any, sample: images.Sample, clients: int, total: int, *, warmup: int = 1, least: int = 1,
+               barrier_timeout: float = 60, errors: list[str] | None = None) -> tuple[float, int]:
+    """Requests per second with `clients` keep-alive clients sending back to back (at least `least` requests
+    each, after `warmup` untimed ones); and how many failed, described in `errors` when a list is given."""
+    per = max(least, total // clients)
+    barrier = threading.Barrier(clients + 1, timeout=barrier_timeout)
     failed = [0]
     lock = threading.Lock()
 
     def worker() -> None:
         with new_client() as client:
-            target.predict(client, sample)  # connect before the clock starts
+            for _ in range(warmup):
+                target.predict(client, sample)  # connect (and warm up) before the clock starts
             try:
                 barrier.wait()
             except threading.BrokenBarrierError:
                 return
             for _ in range(per):
-                if target.predict(client, sample).status != 200:
+                reply = target.predict(client, sample)
+                if reply.status != 200:
                     with lock:
                         failed[0] += 1
+                        if errors is not None:
+                            errors.append(reply.describe())
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
     for t in threads:

@@ -1,6 +1,6 @@
 """The Airflow DAG behind `autograder grade --engine airflow`: grade a class, one mapped task per student.
 
-`autograder.grading.airflow_engine` copies this file into the grading DAGs folder of the course's Airflow home
+`autograder.grading.airflow` copies this file into the grading DAGs folder of the course's Airflow home
 (`<AIRFLOW_HOME>/grading-dags/`) and runs it with a DAG-run conf naming the lab, the submissions, the work folder
 and the output folder. Three steps:
 

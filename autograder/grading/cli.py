@@ -1,5 +1,5 @@
-"""`autograder grade`: the verb. Parses, calls an engine (engine.py locally, airflow_engine.py on Airflow), prints a
-table, and returns the batch Outcome (exit 0 once every submission was graded, whatever the scores)."""
+"""`autograder grade`: the verb. Parses, calls an engine (engine.py locally, the airflow/ package on Airflow),
+prints a table, and returns the batch Outcome (exit 0 once every submission was graded, whatever the scores)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-work", action="store_true",
                         help="keep OUT/work (each student's course folder, sandbox folder and logs) for inspection")
     add_json_option(parser)
-    from autograder.grading.airflow_engine import add_airflow_options
+    from autograder.grading.airflow import add_airflow_options
 
     add_airflow_options(parser)  # --executor, --airflow-db, --celery-workers, ...: the Airflow engine's own
     parser.set_defaults(func=run)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> Done:
     ensure_dir(out)
     if args.engine == "airflow":
         try:
-            from autograder.grading.airflow_engine import airflow_options, grade_on_airflow
+            from autograder.grading.airflow import airflow_options, grade_on_airflow
         except ImportError as exc:
             raise UsageError(f"--engine airflow is not available here ({exc}); use --engine local") from None
         batch = grade_on_airflow(lab.name, args.submissions, out, workers=args.workers, sandbox=args.sandbox,

@@ -73,19 +73,9 @@ class _Worker:
         self.conn.send(student)
 
     def kill(self) -> None:
-        import psutil
+        from autograder.grading.sandbox import kill_tree
 
-        try:
-            proc = psutil.Process(self.proc.pid)
-            procs = [*proc.children(recursive=True), proc]
-        except psutil.NoSuchProcess:
-            procs = []
-        for p in procs:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(procs, timeout=10)
+        kill_tree(self.proc.pid, timeout=10)
         self.proc.join(timeout=5)
         self.conn.close()
 

@@ -183,6 +183,27 @@ CURRENT: Spec | None = None
 LAUNCHED: list[tuple[str, int, str]] = []
 
 
+def kill_tree(pid: int, timeout: float) -> list[int]:
+    """SIGKILL a process we started and everything under it (children first), then wait up to `timeout` s for
+    them; returns the pids killed (none when the process is already gone)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [*proc.children(recursive=True), proc]
+    except psutil.NoSuchProcess:
+        return []
+    killed = []
+    for p in procs:
+        try:
+            p.kill()
+            killed.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=timeout)
+    return killed
+
+
 def _kernel_manager_class() -> type:
     from jupyter_client.manager import AsyncKernelManager
 

@@ -50,22 +50,11 @@ def _zero(plan: BatchPlan, student: str, status: str, reason: str, notes: list[s
 def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
     """Kill every process of these sandboxes that is still alive (normally none: the kernel is killed after its
     notebook, and the sandbox's pid namespace takes everything the kernel started with it)."""
-    import psutil
+    from autograder.grading.sandbox import kill_tree
 
     killed = []
     for _kid, pid, _work in entries:
-        try:
-            proc = psutil.Process(pid)
-            procs = [*proc.children(recursive=True), proc]
-        except psutil.NoSuchProcess:
-            continue
-        for p in procs:
-            try:
-                p.kill()
-                killed.append(p.pid)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(procs, timeout=5)
+        killed += kill_tree(pid, timeout=5)
     return killed
 
 

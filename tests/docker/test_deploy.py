@@ -84,7 +84,8 @@ def test_an_image_listening_on_its_own_loopback_keeps_only_the_build_point(tmp_p
     """uvicorn --host 127.0.0.1 inside the container: it builds (1 point) but nothing outside reaches it."""
     _engine_or_skip()
     monkeypatch.setenv("MLINFRA_MODEL_DIR", str(tmp_path / "no-model-here"))
-    monkeypatch.setattr("autograder.deploy.HEALTH_TIMEOUT_S", 10.0)  # it never answers: do not wait 3 minutes
+    # it never answers: do not wait 3 minutes
+    monkeypatch.setattr("autograder.deploy.container_check.HEALTH_TIMEOUT_S", 10.0)
     sample = yaml.safe_load((ROOT / "tests" / "samples" / "lab06-docker" /
                              "listens-on-container-loopback.yaml").read_text())
     files = tmp_path / "loopback"

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from graded_samples import build_submission, lab_source, load_samples
 
 from autograder.errors import UsageError
-from autograder.grading import airflow_engine as ae
+from autograder.grading import airflow as ae
 
 LAB = "lab01-environment"
 BAD = ("boundary-off-by-one", "partly-done")  # each loses a known set of points
@@ -209,8 +209,8 @@ def test_standalone_matches_local_engine(klass: Path, local_grades: str, tmp_pat
         batch = ae.grade_on_airflow(LAB, klass, out, executor="standalone", airflow_home=local.home,
                                     sandbox=_sandbox())
         users = json.loads(local.password_file.read_text())
-        token = ae._api(f"{local.url}/auth/token", "POST", {"username": "admin", "password": users["admin"]})
-        runs = ae._api(f"{local.url}/api/v2/dags/{ae.DAG_ID}/dagRuns", token=token["access_token"])
+        token = ae.api_request(f"{local.url}/auth/token", "POST", {"username": "admin", "password": users["admin"]})
+        runs = ae.api_request(f"{local.url}/api/v2/dags/{ae.DAG_ID}/dagRuns", token=token["access_token"])
     finally:
         al.stop(local)
     assert (out / "grades.csv").read_text() == local_grades

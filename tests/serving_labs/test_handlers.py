@@ -219,7 +219,8 @@ def test_the_handler_runs_sandboxed_no_host_network_no_repository(tmp_path: Path
 
     import httpx
 
-    from autograder.deploy import _SandboxedTorchServe, course_model
+    from autograder.deploy import course_model
+    from autograder.deploy.torchserve_sandbox import SandboxedTorchServe
     from autograder.grading.sandbox import bwrap_works
 
     if not shutil.which("java") or bwrap_works():
@@ -231,7 +232,7 @@ def test_the_handler_runs_sandboxed_no_host_network_no_repository(tmp_path: Path
         repo = Path(__file__).resolve().parents[2] / "solutions"
         handler.write_text(SNOOPING_HANDLER.replace("PORT", str(host_service.getsockname()[1]))
                            .replace("REPO", repr(str(repo))))
-        server = _SandboxedTorchServe(tmp_path / "work", None)
+        server = SandboxedTorchServe(tmp_path / "work", None)
         try:
             server.start(course_model(tmp_path)[0], handler)
             answer = httpx.post(f"{server.url}/predictions/digits", content=b"anything", timeout=30).json()

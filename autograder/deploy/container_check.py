@@ -1,0 +1,66 @@
+"""The lab06 deploy check (`autograder.deploy:container`): build the learner's Dockerfile (their folder plus the
+course's service code and model) with the container engine `autograder dockerfile` uses, run the image with its
+port published on 127.0.0.1 and memory and pid limits, and score it with `autograder assess`'s five requirements,
+plus one point for the build. With no container engine (or one hidden by $AUTOGRADER_HIDE_ENGINES) the six
+checks are skipped with 0 points and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from autograder.deploy.common import (
+    ASSESS_REQUESTS,
+    HIDE_ENV,
+    POINTS_EACH,
+    all_checks,
+    course_model,
+    from_criteria,
+    hidden,
+    named,
+    with_note,
+)
+from mlinfra.base.results import FAILED, PASSED, SKIPPED, Check
+
+HEALTH_TIMEOUT_S = 180.0
+
+
+def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
+    """Lab06: build the learner's image, run it on 127.0.0.1, score it with the practical assessment's probes."""
+    from autograder.dockerfile import engine as eng
+    from autograder.dockerfile.build import build_and_assess
+    from autograder.dockerfile.rules import lint
+    from autograder.errors import UsageError
+    from autograder.paths import repo_root
+
+    names = ["container: image builds", *named("container")]
+    if hidden("container"):
+        return all_checks(names, SKIPPED, f"image not built: the container engine is hidden by ${HIDE_ENV}; unset it to "
+                    "build and run the image")
+    try:
+        eng.detect(repo_root())
+    except UsageError as exc:
+        return all_checks(names, SKIPPED, f"image not built: {exc}")
+    dockerfile = files_dir / "Dockerfile"
+    if not dockerfile.is_file():
+        return all_checks(names, FAILED, "no Dockerfile in the submission: hand in the lab folder with its Dockerfile",
+                    "Dockerfile")
+    model, note = course_model(work_dir)
+    # One tag per student's work folder, replaced on a regrade. The image is kept: removing it would also drop the
+    # layer cache, and then every student's build would install the dependencies again (minutes each).
+    tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]}:latest"
+    outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
+                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None,
+                               run_args=(f"--memory={int(getattr(lab, 'memory_mb', 0) or 4096)}m", "--pids-limit=512"))
+    built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
+                  f"built in {outcome.build_seconds:.0f} s" if outcome.built else (outcome.error or "not built"),
+                  "Dockerfile")
+    assessment = outcome.assessment or {}
+    if assessment.get("criteria"):
+        checks = [built, *from_criteria(names[1:], assessment["criteria"], "Dockerfile")]
+    else:
+        why = outcome.error or assessment.get("error") or "the assessment did not run"
+        checks = [built, *all_checks(names[1:], FAILED, f"not assessed: {why}", "Dockerfile")]
+    return with_note(checks, note)

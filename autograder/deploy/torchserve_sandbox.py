@@ -1,0 +1,170 @@
+"""TorchServe, and so the learner's handler, inside the grading sandbox for the lab05 deploy check: the server
+is started through `python -m autograder.deploy _inner` inside bubblewrap (own network, pid and mount
+namespaces), which runs TorchServe in the foreground and relays a unix socket bound into the sandbox to its
+inference port; a relay on the host's 127.0.0.1 forwards TCP to that socket for the probes. Everything inside is
+stopped by process id when the check ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autograder.deploy.common import TORCHSERVE_START_S
+
+
+class SandboxedTorchServe:
+    """TorchServe, and so the learner's handler, inside the grading sandbox (autograder.grading.sandbox: own
+    network, pid and mount namespaces; the course read-only; one writable folder). Its API on the sandbox's own
+    127.0.0.1 is reached through two relays: a unix socket in a folder bound into the sandbox (a socket file
+    crosses a network namespace, TCP does not), and a TCP port on the host's 127.0.0.1 for the probes. The relay
+    inside can only change answers the handler gives anyway; scores come from what the probes outside observe."""
+
+    def __init__(self, work_dir: Path, lab: Any) -> None:
+        import tempfile
+
+        from mlinfra.torchserve_local import Deployment, Ports
+
+        self.dep = Deployment(state=(work_dir / "torchserve").resolve(), name="digits", ports=Ports(8085, 8086, 8087))
+        # A short folder of its own: a unix socket path must fit in 107 bytes.
+        self.conn = Path(tempfile.mkdtemp(prefix="ag-ts-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        self.memory_mb = int(getattr(lab, "memory_mb", 4096) or 4096)
+        self.proc: Any = None
+        self.relay: _Relay | None = None
+        self.url = ""
+
+    def start(self, model: Path, handler: Path) -> None:
+        import subprocess
+        import sys
+        import time
+
+        from autograder.grading import sandbox
+        from mlinfra.torchserve_local import _venv_tool, archive, config_properties, probe_image
+
+        dep = self.dep
+        for folder in (dep.state, dep.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        archive(model, dep, handler)  # on the trusted side: zips the handler file, never runs it
+        config = dep.state / "config.properties"
+        # A bounded Java heap: the sandbox's memory limit applies to Java too.
+        config.write_text(config_properties(dep) + "vmargs=-Xmx512m -XX:+UseSerialGC\n")
+        sock = self.conn / "ts.sock"
+        inner = [sys.executable, "-m", "autograder.deploy", "_inner", str(sock), str(dep.ports.inference), "--",
+                 _venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
+                 str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
+        spec = sandbox.Spec(work=dep.state, conn=self.conn, kind="bwrap",
+                            limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600),
+                            env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs)})
+        cmd, env = sandbox.wrap(inner, spec)
+        with (dep.logs / "torchserve.out").open("ab") as out:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.relay = _Relay(sock)
+        self.url = f"http://127.0.0.1:{self.relay.port}"
+        import httpx
+
+        image, deadline, last = probe_image(), time.monotonic() + TORCHSERVE_START_S, "no answer yet"
+        with httpx.Client(timeout=10) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise TimeoutError(f"TorchServe exited during start-up; see {dep.logs / 'ts_log.log'}")
+                try:
+                    reply = client.post(f"{self.url}/predictions/{dep.name}", content=image)
+                    if reply.status_code == 200:
+                        return
+                    last = f"HTTP {reply.status_code}: {reply.text[:200]}"
+                except httpx.TransportError as exc:
+                    last = type(exc).__name__
+                time.sleep(0.5)  # a retry interval: each round is a real prediction
+        raise TimeoutError(f"no successful prediction within {TORCHSERVE_START_S:.0f} s (last: {last})")
+
+    def stop(self) -> None:
+        """Every process of the sandbox, by pid (they are in sessions of their own inside it), then the relay."""
+        import shutil
+
+        from autograder.grading.sandbox import kill_tree
+
+        if self.proc is not None and self.proc.poll() is None:
+            kill_tree(self.proc.pid, timeout=30)
+            self.proc.wait(timeout=30)
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
+        shutil.rmtree(self.conn, ignore_errors=True)
+
+
+class _Relay:
+    """A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to a unix socket."""
+
+    def __init__(self, sock: Path) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        box: dict[str, Any] = {}
+
+        async def handle(reader: Any, writer: Any) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_unix_connection(str(sock))
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+        async def serve() -> None:
+            box["server"] = await asyncio.start_server(handle, "127.0.0.1", 0)
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(serve())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        self.server = box["server"]
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+async def _pipe(reader: Any, writer: Any) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def inner_main(argv: list[str]) -> int:
+    """Inside the sandbox: run TorchServe in the foreground and relay the unix socket to its inference port."""
+    import asyncio
+    import subprocess
+
+    sock, port, cmd = argv[0], int(argv[1]), argv[3:]
+    proc = subprocess.Popen(cmd)
+
+    async def handle(reader: Any, writer: Any) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    async def main() -> None:
+        server = await asyncio.start_unix_server(handle, path=sock)
+        async with server:
+            while proc.poll() is None:
+                await asyncio.sleep(0.5)
+
+    asyncio.run(main())
+    return proc.returncode or 0

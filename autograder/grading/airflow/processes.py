@@ -1,0 +1,101 @@
+"""The processes a grading run starts besides its child, and how they stop: Airflow's execution API server (the only
+part Celery workers talk to, bound to 127.0.0.1) and Celery workers for the grading queue, each in a process group
+of its own, with readiness waits that turn an early exit into one line from its log, and `stop_process`, which
+stops a process we started and its whole group (TERM, then KILL). Everything is stopped by process id.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autograder.grading.airflow.environment import Deployment, airflow_env, install_dag
+from mlinfra.base.errors import UsageError
+
+
+def start_api_server(dep: Deployment, log: Path) -> subprocess.Popen[bytes]:
+    """Airflow's execution API (the only part Celery workers talk to), on 127.0.0.1 only."""
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--apps", "execution", "--host", "127.0.0.1",
+             "--port", str(dep.api_port), "--workers", "1"],
+            env=airflow_env(dep), cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_for_api_server(dep: Deployment, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    import urllib.error
+    import urllib.request
+
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise UsageError(f"Airflow's API server exited ({proc.returncode}) before it answered: {log_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{dep.api_url}/execution/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)  # readiness probe
+    raise UsageError(f"Airflow's API server did not answer on {dep.api_url} within {timeout:.0f} s; see {log}")
+
+
+def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Popen[bytes]:
+    """One Celery worker process for the grading queue, in its own process group (stop it with stop_process)."""
+    install_dag(dep)
+    dep.logs.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(dep)
+    env["AUTOGRADER_WORKER_NAME"] = name  # each grade task records which worker ran it
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
+             "--queues", dep.queue, "--concurrency", "1", "--skip-serve-logs", "--without-gossip",
+             "--without-mingle"],
+            env=env, cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_for_worker(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until Celery logs that the worker is ready to take tasks."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise UsageError(f"a Celery worker exited ({proc.returncode}) before it was ready: {log_tail(log)}")
+        if log.is_file() and " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)  # readiness probe
+    raise UsageError(f"a Celery worker was not ready within {timeout:.0f} s; see {log}")
+
+
+def stop_process(proc: subprocess.Popen[Any], wait: float = 20) -> None:
+    """Stop a process started here and its group (started with start_new_session): TERM, then KILL."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever the group still holds (task processes, kernels)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def log_tail(log: Path, lines: int = 1) -> str:
+    if not log.is_file():
+        return "no output"
+    text = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(text[-lines:])[:300] if text else "no output"
+
