@@ -142,7 +142,7 @@ def _text_lines(path: Path) -> list[str]:
 
 def _regions(path: Path) -> tuple[set[str], set[str], set[str]]:
     """(solution-region lines, hidden-test lines, lines outside both) of one source file, stripped."""
-    from autograder.release import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
+    from autograder.generate import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 
     solution: set[str] = set()
     hidden: set[str] = set()
@@ -168,7 +168,7 @@ def _regions(path: Path) -> tuple[set[str], set[str], set[str]]:
 
 def _secret_lines(root: Path) -> dict[str, tuple[set[str], set[str]]]:
     """lab -> (solution lines, hidden-test lines) that appear nowhere outside those regions in the lab."""
-    from autograder.release import _is_distinctive
+    from autograder.generate import _is_distinctive
 
     secrets = {}
     for name in lab_names(root):

@@ -18,7 +18,7 @@ from mlinfra.base.errors import UsageError
 
 # verb -> module that registers it; order is the order of `autograder --help`.
 COMMANDS: dict[str, str] = {
-    "check": "autograder.notebooks",
+    "check": "autograder.check",
     "submit": "autograder.submit",
     "grade": "autograder.grading.cli",
     "release": "autograder.release",

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.errors import UsageError
-from autograder.release import check_in_sync, find_leaks, release, strip_solution_regions
+from autograder.generate import check_in_sync, find_leaks, release, strip_solution_regions
 
 ROOT = Path(__file__).resolve().parent.parent
 

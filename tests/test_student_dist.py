@@ -15,7 +15,7 @@ import yaml
 
 from autograder.classcopy import OMIT_LIBRARY, assess_fails, find_class_copy_leaks, shipped_apps
 from autograder.errors import UsageError
-from autograder.release import student_dist
+from autograder.generate import student_dist
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent
