@@ -47,13 +47,13 @@ def stage_service(context: Path, model_dir: Path | None = None, *, replace: bool
     package = context / "mlinfra"
     if replace or not package.is_dir():
         package.mkdir(parents=True, exist_ok=True)
-        absent = [n for n in SERVICE_MODULES if not (service_package() / n).is_file()]
-        if absent:  # a class copy leaves the reference service out (docs/class-copy.md)
-            raise UsageError(f"{service_package() / absent[0]} is not in this copy of the course: a class copy does "
-                             "not ship the reference service; put your own service (exercise 07) in "
-                             f"{package} and build again")
         for name in SERVICE_MODULES:
-            shutil.copyfile(service_package() / name, package / name)
+            source = service_package() / name
+            if name == "service.py" and not source.is_file():
+                # A class copy leaves the reference service out (docs/class-copy.md): the image serves the
+                # learner's own API from exercise 07 instead, under the name the Dockerfile's CMD expects.
+                source = _learners_own_service()
+            shutil.copyfile(source, package / name)
         copied.append("mlinfra/")
     target = context / "model"
     if replace or not target.is_dir():
@@ -68,6 +68,16 @@ def stage_service(context: Path, model_dir: Path | None = None, *, replace: bool
             shutil.copyfile(source / name, target / name)
         copied.append("model/")
     return copied
+
+
+def _learners_own_service() -> Path:
+    from autograder.paths import repo_root, workspace_dir
+
+    own = workspace_dir(repo_root()) / "lab07-api" / "app.py"
+    if not own.is_file():
+        raise UsageError(f"{own} not found: this copy of the course has no reference service, so the image serves "
+                         "your exercise 07 app; open lab07-api with `make lab`, write app.py, then build again")
+    return own
 
 
 def needs_service(dockerfile_text: str) -> bool:
