@@ -45,18 +45,18 @@ COURSE: tuple[Lesson, ...] = (
     Lesson(1, 6, "Model serving", f"{_U1}/06-model-serving.ipynb", 2.0, "lab05-torchserve", "lesson06"),
     Lesson(1, 7, "Docker basics", f"{_U1}/07-docker-basics.ipynb", 2.0, "lab06-docker", "lesson07"),
     Lesson(1, 8, "API development for ML", f"{_U1}/08-api-development-for-ml.ipynb", 2.0, "lab07-api", "lesson08"),
-    Lesson(2, 1, "The MLOps lifecycle", f"{_U2}/01-mlops-lifecycle.ipynb", 1.0, None, "phase1"),
+    Lesson(2, 1, "The MLOps lifecycle", f"{_U2}/01-mlops-lifecycle.ipynb", 1.0, None, "lesson09"),
     Lesson(2, 2, "Orchestration with Airflow", f"{_U2}/02-orchestration-with-airflow.ipynb", 2.0,
-           "phase1-lab1-airflow-dag", "phase1"),
+           "phase1-lab1-airflow-dag", "lesson10"),
     Lesson(2, 3, "PyTorch core concepts", f"{_U2}/03-pytorch-core-concepts.ipynb", 2.0,
-           "phase1-lab2-pytorch-training", "phase1"),
+           "phase1-lab2-pytorch-training", "lesson11"),
     Lesson(2, 4, "Configuration-driven development", f"{_U2}/04-configuration-driven-development.ipynb", 1.5,
-           "phase1-lab3-config-driven", "phase1"),
-    Lesson(2, 5, "Four habits of reliable pipelines", f"{_U2}/05-four-habits.ipynb", 1.0, None, "phase1"),
+           "phase1-lab3-config-driven", "lesson12"),
+    Lesson(2, 5, "Four habits of reliable pipelines", f"{_U2}/05-four-habits.ipynb", 1.0, None, "lesson13"),
 )
 
 
-# The end-of-unit quiz of each unit (unit 2's lessons share theirs, so it is also their lesson quiz).
+# The end-of-unit quiz of each unit (summative: graded, taken once with `--exam`).
 UNIT_QUIZ: dict[int, str] = {1: "module01", 2: "phase1"}
 
 

@@ -43,23 +43,24 @@ def test_every_course_item_listed_once_in_course_order(learner: Path) -> None:
     rows = startpage.progress_rows(learner)
     names = [r.name for r in rows]
     assert names == startpage.labs() + startpage.quizzes()
-    assert len(startpage.labs()) == 10 and len(startpage.quizzes()) == 10
-    assert startpage.quizzes()[-2:] == ["module01", "phase1"]
+    assert len(startpage.labs()) == 10 and len(startpage.quizzes()) == 15
+    assert startpage.quizzes() == [*(f"lesson{n:02d}" for n in range(1, 9)), "module01",
+                                   *(f"lesson{n:02d}" for n in range(9, 14)), "phase1"]
 
 
 def test_summary_and_next_step_point_at_the_failing_lab(learner: Path) -> None:
     rows = startpage.progress_rows(learner)
-    assert startpage.summary(rows) == {"lab": (1, 10), "quiz": (1, 10)}
+    assert startpage.summary(rows) == {"lab": (1, 10), "quiz": (1, 15)}
     assert "autograder check lab02-ml-lifecycle" in startpage.next_step(rows)
 
 
 def test_text_and_html_views(learner: Path) -> None:
     text = startpage.progress_text(learner)
-    assert "labs passed 1/10, quizzes passed 1/10" in text
+    assert "labs passed 1/10, quizzes passed 1/15" in text
     line = next(l for l in text.splitlines() if "lab02-ml-lifecycle" in l)
     assert "not yet" in line and "3/8" in line
     page = startpage.progress_html(learner)
-    assert page.count("<tr>") == 1 + 20
+    assert page.count("<tr>") == 1 + 25
     assert "lab02-ml-lifecycle" in page
 
 
@@ -94,7 +95,7 @@ def test_plot_shows_passed_counts(learner: Path) -> None:
     matplotlib.use("Agg")
     fig = startpage.plot_progress(learner)
     widths = sorted(round(p.get_width()) for p in fig.axes[0].patches)
-    assert widths == [1, 1, 10, 10]  # passed labs, passed quizzes, lab total, quiz total
+    assert widths == [1, 1, 10, 15]  # passed labs, passed quizzes, lab total, quiz total
     import matplotlib.pyplot as plt
 
     plt.close(fig)

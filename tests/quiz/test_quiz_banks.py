@@ -14,7 +14,7 @@ from autograder.quiz.bank import bank_paths, load_quiz, validate_bank
 from autograder.quiz.grading import grade_answers
 from autograder.quiz.shuffle import arrange, drawn_ids
 
-EXPECTED = ["module01", "phase1", *(f"lesson{n:02d}" for n in range(1, 9))]
+EXPECTED = ["module01", "phase1", *(f"lesson{n:02d}" for n in range(1, 14))]
 SUMMATIVE = {"module01": 20, "phase1": 12}  # quiz -> questions each learner is asked
 LEARNERS = [f"learner-{i:03d}" for i in range(100)]
 
@@ -32,7 +32,7 @@ def test_the_course_has_its_banks_and_outcomes_file_is_not_one() -> None:
     assert (BANKS / "outcomes.yaml").is_file()
 
 
-@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("n", range(1, 14))
 def test_lesson_banks_are_formative_with_three_to_five_questions(n: int) -> None:
     quiz = load_quiz(BANKS / f"lesson{n:02d}.yaml")
     assert 3 <= len(quiz.questions) <= 5 and not quiz.summative
