@@ -43,6 +43,21 @@ def test_question_ids_are_unique_across_the_course() -> None:
     assert len(ids) == len(set(ids))
 
 
+def test_no_summative_question_is_also_a_practice_question() -> None:
+    """Practice keys may be recovered from a learner copy (docs/quizzes.md): a graded prompt must not be one."""
+    def prompts(summative: bool) -> dict[str, str]:
+        found = {}
+        for path in bank_paths(REPO):
+            quiz = load_quiz(path)
+            if quiz.summative == summative:
+                found.update({" ".join(q.prompt.lower().split()): f"{quiz.id}:{q.id}" for q in quiz.questions})
+        return found
+
+    graded, practice = prompts(True), prompts(False)
+    shared = sorted(f"{graded[p]} = {practice[p]}" for p in graded.keys() & practice.keys())
+    assert shared == [], f"graded questions also asked in a practice quiz: {shared}"
+
+
 @pytest.mark.parametrize(("quiz_id", "asked"), SUMMATIVE.items())
 def test_summative_pools_are_at_least_twice_what_they_ask(quiz_id: str, asked: int) -> None:
     quiz = load_quiz(BANKS / f"{quiz_id}.yaml")
