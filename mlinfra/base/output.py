@@ -88,6 +88,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_widt
     """A plain-text table that survives a terminal, a CI log and a copy into an email.
 
     Cells show their first line; one longer than `max_width` ends in an ellipsis, so a cut is never silent.
+    Hand-written, not tabulate: a dozen lines, and the one thing every table here needs (a visible cut) is ours.
     """
     body = [[shorten("" if cell is None else str(cell), max_width) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
