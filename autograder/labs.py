@@ -62,7 +62,7 @@ def _positive_int(path: Path, data: dict[str, Any], key: str, default: int) -> i
 
 def load_lab(folder: Path) -> Lab:
     # Validated by hand, not with pydantic (as mlinfra.config is): most fields need checks against the lab folder
-    # (files exist, no globs, importable deploy checks) that would be custom validators anyway.
+    # (files exist, no globs, "module:function" deploy checks) that would be custom validators anyway.
     path = folder / MANIFEST
     if not path.is_file():
         raise UsageError(f"{path} is missing: every lab folder needs a {MANIFEST} (see README, 'Adding a lab')")
