@@ -34,6 +34,7 @@ from pathlib import Path
 
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
+from mlinfra.base.paths import repo_root
 
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
@@ -66,15 +67,12 @@ class Local:
         return self.home / PASSWORD_FILE
 
 
-def workbook_root() -> Path:
-    env = os.environ.get("WORKBOOK_ROOT")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
 def resolve(
     root: Path | None = None, home: Path | None = None, dags: Path | None = None, port: int = 8080
 ) -> Local:
-    root = root or workbook_root()
+    root = root or repo_root()
     home = home or Path(os.environ.get("AIRFLOW_HOME") or root / ".state" / "airflow")
     if dags is None:
         own = root / "workspace" / LAB

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
+from mlinfra.base.paths import repo_root
 from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE, model_dir_from_env
 
 HANDLER = Path(__file__).with_name("torchserve_handler.py")
@@ -309,7 +310,7 @@ def stop(dep: Deployment, timeout: float = 60.0) -> bool:
 
 
 def _deployment(args: argparse.Namespace) -> Deployment:
-    root = Path(os.environ.get("WORKBOOK_ROOT") or ".")
+    root = repo_root()  # the workbook root whatever the current folder, as assess resolves it
     state = Path(args.state) if args.state else root / ".state" / "torchserve"
     ports = Ports(
         args.inference_port, args.management_port, args.metrics_port, args.grpc_port, args.grpc_port + 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 from autograder.assess.targets import Reply
 from autograder.errors import UsageError
+from mlinfra.base.procs import stop_group
 
 HOST = "127.0.0.1"
 POLL_S = 0.2
@@ -144,23 +144,7 @@ class UvicornServer:
     def stop(self, grace_s: float = 10.0) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # start_new_session: its pgid is its pid
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=grace_s)
-        # Anything the app forked into the group and left behind goes too.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc, grace_s)  # the app and anything it forked into its group
 
     def close(self) -> None:
         self.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.errors import UsageError
+from mlinfra.base.procs import stop_group
 
 TEMPLATE_ENV = "AUTOGRADER_AIRFLOW_TEMPLATE"  # a folder for the migrated template DB (tests point it at tmp)
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def run_worker(
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
-        _stop_group(proc)  # also reaps anything the DAG's tasks started
+        stop_group(proc, 10)  # also reaps anything the DAG's tasks started
     reader.join(timeout=5)
     result = json.loads(result_file.read_text()) if result_file.is_file() else None
     if result is None and not timed_out:
@@ -124,18 +124,6 @@ def _pump(proc: subprocess.Popen[str], on_progress: Callable[[str], None]) -> No
     for line in proc.stdout:
         if line.strip():
             on_progress(line.strip())
-
-
-def _stop_group(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM if proc.poll() is None else signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _tail(log: Path) -> str:

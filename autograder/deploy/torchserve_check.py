@@ -89,7 +89,7 @@ class _HostTorchServe:
     """TorchServe as `make torchserve` runs it (free ports on 127.0.0.1): where no sandbox can be made."""
 
     def __init__(self, work_dir: Path) -> None:
-        from autograder.dockerfile.engine import free_port
+        from mlinfra.base.procs import free_port
         from mlinfra.torchserve_local import Deployment, Ports
 
         ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.errors import UsageError
+from mlinfra.base.procs import free_port
 
 ENGINE_ENV = "AUTOGRADER_ENGINE"
 SETUP_HINT = "start Docker, or run `make container-engine` (sets up podman where there is no engine)"
@@ -94,12 +94,6 @@ def detect(root: Path) -> Engine:
                          "to write the course's configuration, then retry")
     raise UsageError(f"no container engine answers ({'docker: no engine' if shutil.which('docker') else 'none'} "
                      f"found): {SETUP_HINT}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -174,7 +174,7 @@ def test_celery_two_workers_match_local_engine(klass: Path, local_grades: str, t
                                     sandbox=_sandbox())
     finally:
         for proc, _ in workers:
-            ae.stop_process(proc)
+            ae.stop_group(proc)
         ae.drop_database(PG_SERVER, name)
         ae.forget_queue(BROKER, queue)
     assert (out / "grades.csv").read_text() == local_grades

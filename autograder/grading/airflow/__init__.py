@@ -22,7 +22,6 @@ from autograder.grading.airflow.environment import (
     airflow_env,
     default_home,
     deployment,
-    free_port,
     install_dag,
 )
 from autograder.grading.airflow.options import add_airflow_options, airflow_options
@@ -38,16 +37,16 @@ from autograder.grading.airflow.postgres import (
 from autograder.grading.airflow.processes import (
     start_api_server,
     start_celery_worker,
-    stop_process,
     wait_for_api_server,
     wait_for_worker,
 )
 from autograder.grading.airflow.standalone import api_request
+from mlinfra.base.procs import free_port, stop_group
 
 __all__ = [
     "DAG_FILE_NAME", "DAG_ID", "DEFAULT_BROKER", "DEFAULT_QUEUE", "EXECUTORS", "Deployment", "add_airflow_options",
     "airflow_env", "airflow_options", "api_request", "create_scratch_database", "database_url", "default_home",
     "deployment", "drop_database", "ensure_template", "forget_queue", "free_port", "grade_on_airflow",
-    "install_dag", "services_answer", "start_api_server", "start_celery_worker", "stop_process", "template_name",
+    "install_dag", "services_answer", "start_api_server", "start_celery_worker", "stop_group", "template_name",
     "wait_for_api_server", "wait_for_worker",
 ]

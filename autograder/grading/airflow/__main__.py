@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autograder.grading.airflow.environment import DEFAULT_BROKER, DEFAULT_QUEUE, deployment
-from autograder.grading.airflow.processes import start_celery_worker, stop_process
+from autograder.grading.airflow.processes import start_celery_worker
+from mlinfra.base.procs import stop_group
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        stop_process(proc)
+        stop_group(proc)
         return 130
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from autograder.grading.airflow.environment import DAG_FILE_NAME, DAG_ID, Deployment, sqlite_copy
-from autograder.grading.airflow.processes import start_api_server, stop_process, wait_for_api_server
+from autograder.grading.airflow.processes import start_api_server, wait_for_api_server
 from mlinfra.base.errors import UsageError
+from mlinfra.base.procs import stop_group
 
 
 def child_main(spec_path: Path, result_path: Path) -> int:
@@ -77,7 +78,7 @@ def child_main(spec_path: Path, result_path: Path) -> int:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         if api is not None:
-            stop_process(api)
+            stop_group(api)
         result_path.write_text(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -26,9 +26,10 @@ from autograder.grading.airflow.environment import (
     install_dag,
     use_sqlite_template,
 )
-from autograder.grading.airflow.processes import log_tail, start_celery_worker, stop_process
+from autograder.grading.airflow.processes import log_tail, start_celery_worker
 from autograder.grading.airflow.standalone import run_on_standalone
 from mlinfra.base.errors import UsageError
+from mlinfra.base.procs import stop_group
 from mlinfra.base.results import Outcome
 
 
@@ -78,7 +79,7 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
         result = _run_child(dep, run_dir, progress=progress, timeout=timeout)
     finally:
         for proc in workers:
-            stop_process(proc)
+            stop_group(proc)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return _outcome(result, dep, run_dir, round(time.monotonic() - started, 2))
@@ -111,13 +112,13 @@ def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        stop_process(proc)
+        stop_group(proc)
         raise UsageError(f"the Airflow grading run passed {timeout:.0f} s and was stopped; its log: {log}") from None
     except KeyboardInterrupt:
-        stop_process(proc)
+        stop_group(proc)
         raise
     finally:
-        stop_process(proc)  # the child (which stops its API server on SIGTERM) and any task process it left
+        stop_group(proc)  # the child (which stops its API server on SIGTERM) and any task process it left
         reader.join(timeout=5)
     if not result_file.is_file():
         raise UsageError(f"the Airflow grading run stopped without a result (exit {proc.returncode}): "

@@ -11,13 +11,13 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlinfra.base.errors import UsageError
+from mlinfra.base.procs import free_port
 
 DAG_ID = "autograder_grade_class"
 DAG_FILE_NAME = "autograder_grade_class.py"
@@ -74,14 +74,6 @@ def default_home() -> Path:
     from mlinfra.base.paths import repo_root, state_dir
 
     return state_dir(repo_root()) / "airflow"
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 that was free a moment ago, for a server process we start next."""
-    # Racy (bound, released, handed on); acceptable: a server we start that loses it fails to bind and says so.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def deployment(executor: str = "local", *, home: Path | None = None, database: str | None = None,

@@ -1,18 +1,15 @@
 """The processes a grading run starts besides its child, and how they stop: Airflow's execution API server (the only
 part Celery workers talk to, bound to 127.0.0.1) and Celery workers for the grading queue, each in a process group
-of its own, with readiness waits that turn an early exit into one line from its log, and `stop_process`, which
-stops a process we started and its whole group (TERM, then KILL). Everything is stopped by process id.
+of its own, with readiness waits that turn an early exit into one line from its log. They are stopped by process
+id with `mlinfra.base.procs.stop_group` (the process and its whole group: TERM, then KILL).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from autograder.grading.airflow.environment import Deployment, airflow_env, install_dag
 from mlinfra.base.errors import UsageError
@@ -48,7 +45,7 @@ def wait_for_api_server(dep: Deployment, proc: subprocess.Popen[bytes], log: Pat
 
 
 def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Popen[bytes]:
-    """One Celery worker process for the grading queue, in its own process group (stop it with stop_process)."""
+    """One Celery worker process for the grading queue, in its own process group (stop it with stop_group)."""
     install_dag(dep)
     dep.logs.mkdir(parents=True, exist_ok=True)
     env = airflow_env(dep)
@@ -73,24 +70,6 @@ def wait_for_worker(proc: subprocess.Popen[bytes], log: Path, timeout: float = 1
             return
         time.sleep(0.5)  # readiness probe
     raise UsageError(f"a Celery worker was not ready within {timeout:.0f} s; see {log}")
-
-
-def stop_process(proc: subprocess.Popen[Any], wait: float = 20) -> None:
-    """Stop a process started here and its group (started with start_new_session): TERM, then KILL."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
-        proc.wait(timeout=wait)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever the group still holds (task processes, kernels)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def log_tail(log: Path, lines: int = 1) -> str:

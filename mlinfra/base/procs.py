@@ -1,0 +1,43 @@
+"""Processes the tools start: a free port for a server, and stopping a server's whole process group.
+
+Every server the workbook starts runs in its own session (`start_new_session=True`), so its process group id is
+its pid and one signal reaches everything it forked (task processes, kernels, workers).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from typing import Any
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that was free a moment ago, for a server process we start next.
+
+    Racy (bound, released, handed on), and acceptable for servers we start ourselves: one that loses the port fails
+    to bind and says so. Where a server can take a bound socket (uvicorn), pass the socket instead.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float = 20.0) -> None:
+    """Stop a process started in its own session and everything in its group: TERM, up to `grace` seconds, then
+    KILL whatever the group still holds (also when the leader exited by itself but left children behind)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
