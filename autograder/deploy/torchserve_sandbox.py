@@ -31,6 +31,7 @@ class SandboxedTorchServe:
         self.memory_mb = int(getattr(lab, "memory_mb", 4096) or 4096)
         self.proc: Any = None
         self.relay: _Relay | None = None
+        self.spec: Any = None
         self.url = ""
 
     def start(self, model: Path, handler: Path) -> None:
@@ -52,9 +53,12 @@ class SandboxedTorchServe:
         inner = [sys.executable, "-m", "autograder.deploy", "_inner", str(sock), str(dep.ports.inference), "--",
                  _venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
                  str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
+        # Java's JIT, GC and netty threads count as tasks: a kernel's 256 would stop TorchServe starting.
         spec = sandbox.Spec(work=dep.state, conn=self.conn, kind="bwrap",
-                            limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600),
+                            limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600,
+                                                  processes=2048),
                             env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs)})
+        self.spec = spec
         cmd, env = sandbox.wrap(inner, spec)
         with (dep.logs / "torchserve.out").open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -82,11 +86,13 @@ class SandboxedTorchServe:
         """Every process of the sandbox, by pid (they are in sessions of their own inside it), then the relay."""
         import shutil
 
-        from autograder.grading.sandbox import kill_tree
+        from autograder.grading.sandbox import kill_tree, teardown
 
         if self.proc is not None and self.proc.poll() is None:
             kill_tree(self.proc.pid, timeout=30)
             self.proc.wait(timeout=30)
+        if self.spec is not None:
+            teardown(self.spec)  # its pids cgroup
         if self.relay is not None:
             self.relay.close()
             self.relay = None

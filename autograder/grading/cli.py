@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="batch-grade a class with nbgrader (hidden tests restored), each student sandboxed",
         description="Grade every submission in SUBMISSIONS_DIR (one folder per student holding the lab's files, "
         "or the .zip archives `autograder submit` makes). Every submission is treated as hostile: each student's "
-        "kernel runs in a bubblewrap sandbox (no network, no view of solutions/, the hidden tests, the gradebook, "
-        "other students or this process) with the lab's time and memory limits; scores come only from what the "
+        "kernel runs in a sandbox (bubblewrap, or a podman/Docker container) with no network and no view of "
+        "solutions/, the hidden tests, the gradebook, other students or this process, under the lab's time, memory "
+        "and process limits; scores come only from what the "
         "grader observed. A broken submission is recorded with its reason and never stops the batch; signs of "
         "tampering flag it for review (score kept). Writes OUT/grades.csv, OUT/summary.json, OUT/gradebook.db (nbgrader's, one for "
         "the class) and OUT/feedback/<student>.html (test names, points and messages; never the tests' code). Exit 0 "
@@ -36,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="students graded at once (default: one per core)")
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "container", "none"), default="auto",
-                        help="how student code is isolated (default auto: bubblewrap; without it grade refuses and "
-                        "says what to install). 'none' runs submissions unsandboxed: they can then read solutions/ "
+                        help="how student code is isolated. auto (default): bubblewrap, else a container engine "
+                        "(podman or Docker), else grade refuses and says what to install. bwrap or container: that "
+                        "one, or exit 2 with why it cannot run here. 'none' runs submissions unsandboxed: they can then read solutions/ "
                         "and the hidden tests, forge grades and touch your files. Use it only for trusted work")
     parser.add_argument("--engine", choices=("local", "airflow"), default="local",
                         help="local (default): workers on this machine; airflow: one Airflow task per student")

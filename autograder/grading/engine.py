@@ -149,12 +149,16 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
     return None
 
 
-def _no_student_process_left() -> list[int]:
-    """Kill any sandbox this process launched that is still alive; return the pids killed."""
+def _no_student_process_left(plan: BatchPlan | None = None) -> list[int]:
+    """Kill any sandbox this process launched that is still alive, and tear down every sandbox of the batch a
+    worker left behind (a container outlives a killed worker; so does an empty cgroup); return the pids killed."""
     from autograder.grading import sandbox
     from autograder.grading.worker import _kill_leftovers
 
-    return _kill_leftovers(list(sandbox.LAUNCHED))
+    killed = _kill_leftovers(list(sandbox.LAUNCHED))
+    if plan is not None:
+        sandbox.sweep(Path(plan.work_dir) / "sandboxes")
+    return killed
 
 
 def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, reveal_hidden: bool = False,
@@ -163,7 +167,7 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
     folders unless the plan keeps them, and return the batch as one Outcome (a part per student)."""
     from autograder.grading import outputs
 
-    _no_student_process_left()
+    _no_student_process_left(plan)
     by_student = {o.subject: o for o in outcomes}
     ordered = [by_student[s] for s in sorted(by_student)]
     missing = [s for s in plan.students if s not in by_student]

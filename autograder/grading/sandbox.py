@@ -9,6 +9,10 @@ prlimit before bwrap execs, so the kernel and all it starts inherit them. The ke
 (nbgrader's executor, outside) over the Jupyter protocol on ipc sockets in the bound folder: TCP to the host's
 127.0.0.1 cannot cross a network namespace.
 
+Where bubblewrap is missing, a container engine gives the same view (containers.py). Either way the kernel and
+everything it starts share one process limit that also holds for a root grader: a pids cgroup around bubblewrap
+(cgroups.py), the engine's `--pids-limit` around a container.
+
 Recipe and pitfalls (measured, docs/grading.md "Sandbox recipe"): ipc transport; `--unsetenv JPY_PARENT_PID`
 (in a new pid namespace the parent is pid 1 and ipykernel's parent poller would shut the kernel down);
 `--tmpfs /tmp` before any bind under /tmp; the base interpreter (sys.base_prefix) bound as well as the venv.
@@ -16,6 +20,7 @@ Recipe and pitfalls (measured, docs/grading.md "Sandbox recipe"): ipc transport;
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -25,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from autograder.errors import UsageError
+from autograder.grading import cgroups, containers
 from autograder.submissions import SHADOWING_NAMES
 
 SANDBOXES = ("auto", "bwrap", "container", "none")
@@ -41,7 +47,7 @@ class Limits:
     memory_mb: int = 4096
     cpu_seconds: int = 600
     file_mb: int = 256  # the largest single file the kernel may write
-    processes: int = 256  # threads count too (torch starts a pool); enforced only for a non-root grader
+    processes: int = 256  # tasks, threads included (torch starts a pool): a pids cgroup, or RLIMIT_NPROC
 
 
 @dataclass
@@ -51,9 +57,25 @@ class Spec:
     work: Path  # writable: cwd and HOME
     conn: Path  # connection file and ipc sockets
     limits: Limits = field(default_factory=Limits)
-    kind: str = "bwrap"  # "bwrap" or "none"
+    kind: str = "bwrap"  # "bwrap", "container" or "none"
     readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The sandbox's name (its cgroup, its container), derived from its work folder: whoever knows the folder
+        can tear the sandbox down, even after the process that started it died. It starts with the prefix of the
+        folder holding the batch's sandboxes (`batch_prefix`), so one batch's sandboxes can be swept at once."""
+        return batch_prefix(self.work.parent.parent) + _digest(self.work, 12)
+
+
+def _digest(path: Path, size: int) -> str:
+    return hashlib.sha1(str(path).encode()).hexdigest()[:size]  # noqa: S324 - a name, not a secret
+
+
+def batch_prefix(sandboxes: Path) -> str:
+    """The name prefix of every sandbox whose folder is under `sandboxes` (a batch's work/sandboxes/<id>/home)."""
+    return f"mlinfra-sbx-{_digest(sandboxes, 8)}-"
 
 
 @lru_cache(maxsize=1)
@@ -72,21 +94,34 @@ def bwrap_works() -> str:
     return ""
 
 
+def container_works() -> str:
+    """'' when a container engine can run the container sandbox here, else why not (one line)."""
+    return containers.engine_or_reason()[1]
+
+
 def choose(requested: str) -> str:
-    """The sandbox to use for `requested` (auto|bwrap|container|none), or UsageError saying what to install."""
+    """The sandbox to use for `requested` (auto|bwrap|container|none), or UsageError saying what to install.
+    auto: bubblewrap, else a container engine, else refuse."""
     if requested not in SANDBOXES:
         raise UsageError(f"--sandbox {requested!r}: choose one of {', '.join(SANDBOXES)}")
     if requested == "none":
         return "none"
+    no_bwrap = bwrap_works() if requested in ("auto", "bwrap") else ""
+    if requested == "bwrap" or (requested == "auto" and not no_bwrap):
+        if not no_bwrap:
+            return "bwrap"
+        raise UsageError(f"--sandbox bwrap: {no_bwrap}. Install it with `make sandbox` (root, Debian/Ubuntu: "
+                         "apt-get install bubblewrap), or use --sandbox container where podman or Docker runs")
+    no_engine = container_works()
+    if not no_engine:
+        return "container"
     if requested == "container":
-        raise UsageError("--sandbox container is not available yet: install bubblewrap (`make sandbox`) and use "
-                         "--sandbox bwrap, or pass --sandbox none on a machine where every submission is trusted")
-    why = bwrap_works()
-    if not why:
-        return "bwrap"
-    raise UsageError(f"cannot sandbox student code: {why}. Install it with `make sandbox` (root, Debian/Ubuntu: "
-                     "apt-get install bubblewrap), or pass --sandbox none to run submissions unsandboxed (they "
-                     "could then read solutions/ and the hidden tests, forge grades and touch your files)")
+        raise UsageError(f"--sandbox container: {no_engine}. Or install bubblewrap (`make sandbox`) and use "
+                         "--sandbox bwrap")
+    raise UsageError(f"cannot sandbox student code: {no_bwrap}, and {no_engine}. Install bubblewrap with `make "
+                     "sandbox` (root, Debian/Ubuntu: apt-get install bubblewrap) or a container engine with `make "
+                     "container-engine`, or pass --sandbox none to run submissions unsandboxed (they could then "
+                     "read solutions/ and the hidden tests, forge grades and touch your files)")
 
 
 def course_readonly_paths() -> tuple[str, ...]:
@@ -136,17 +171,27 @@ def prlimit_prefix(limits: Limits) -> list[str]:
             "--core=0"]
     if os.geteuid() != 0:
         # RLIMIT_NPROC counts every process of the real uid; for root it is not enforced (and would count the
-        # whole machine's), so it is set only for an unprivileged grader.
+        # whole machine's): a root grader limits processes with a pids cgroup instead (cgroups.py).
         args.append(f"--nproc={limits.processes}")
     return [*args, "--"]
 
 
+def system_readonly_paths() -> list[str]:
+    """The system files and folders a kernel may read, where they exist here."""
+    return [p for p in _RO_SYSTEM if os.path.exists(p)]
+
+
 def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
-    """The command line that runs `cmd` in `spec`'s sandbox, and the environment to start it with."""
+    """The command line that runs `cmd` in `spec`'s sandbox, and the environment to start it with. For bubblewrap
+    and none, this makes the sandbox's pids cgroup (where cgroups can be written): `teardown` removes it."""
     env = kernel_env(spec)
+    if spec.kind == "container":
+        return containers.wrap(cmd, spec, env, [*system_readonly_paths(), *course_readonly_paths(),
+                                                *spec.readonly])
+    join = cgroups.join_prefix(cgroups.create(spec.name, spec.limits.processes))
     if spec.kind == "none":
         # Unsandboxed: limits and a clean environment only.
-        return [*prlimit_prefix(spec.limits), *cmd], env
+        return [*join, *prlimit_prefix(spec.limits), *cmd], env
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
@@ -164,13 +209,39 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
              "--chdir", str(spec.work), "--unsetenv", "JPY_PARENT_PID"]
     for key, value in env.items():
         args += ["--setenv", key, value]
-    return [*prlimit_prefix(spec.limits), *args, "--", *cmd], env
+    return [*join, *prlimit_prefix(spec.limits), *args, "--", *cmd], env
+
+
+def teardown(spec: Spec) -> None:
+    """Make sure nothing of `spec`'s sandbox is left: its container removed, its cgroup emptied and removed.
+    Safe to call more than once, and for a sandbox that never started."""
+    if spec.kind == "container":
+        containers.remove(spec.name)
+    else:
+        cgroups.release(spec.name)
+
+
+def sweep(sandboxes: Path) -> list[str]:
+    """Tear down every sandbox of the batch whose sandboxes live under `sandboxes`: what a worker that died or was
+    killed could not. Returns the names that were still there (normally none)."""
+    prefix = batch_prefix(sandboxes)
+    parent = cgroups.hierarchy()[0]
+    left = [g.name for g in parent.glob(prefix + "*")] if parent is not None else []
+    for name in left:
+        cgroups.release(name)
+    stray = [n for n in containers.running() if n.startswith(prefix)]
+    for name in stray:
+        containers.remove(name)
+    return [*left, *stray]
 
 
 def run_in_sandbox(cmd: list[str], spec: Spec, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a plain command in the sandbox (the sandbox tests use it)."""
     full, env = wrap(cmd, spec)
-    return subprocess.run(full, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        return subprocess.run(full, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    finally:
+        teardown(spec)
 
 
 # ---------------------------------------------------------------------------------------------- the kernel manager
@@ -246,6 +317,13 @@ def _kernel_manager_class() -> type:
                 await super()._async_interrupt_kernel()
 
         interrupt_kernel = _async_interrupt_kernel  # the base class binds its own at class creation
+
+        async def _async_kill_kernel(self, restart: bool = False) -> None:
+            # A container outlives its killed `run` client, and a cgroup outlives its tasks: remove both.
+            if self._spec.kind == "container":
+                containers.remove(self._spec.name)
+            await super()._async_kill_kernel(restart=restart)
+            teardown(self._spec)
 
     return SandboxKernelManager
 

@@ -24,22 +24,29 @@ from graded_samples import (
     load_samples,
 )
 
-from autograder.grading.sandbox import bwrap_works
+from autograder.grading import cgroups, containers
+from autograder.grading.sandbox import batch_prefix, bwrap_works
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bool(bwrap_works()), reason=f"no sandbox here: {bwrap_works()} (make sandbox)")]
+# The whole batch runs once per sandbox kind: the grades must not depend on which sandbox ran the kernels.
+pytestmark = [pytest.mark.slow]
+KINDS = ("bwrap", "container")
 HONEST = ["reference", "partly-done", "blank"]
 HOSTILE = load_hostile()
 # The hidden tests of lab01 (solution source only): no feedback page may contain them.
 HIDDEN_MARKERS = ['"/opt/conda/envs/course", "/opt/conda"', "### BEGIN HIDDEN TESTS"]
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=KINDS)
+def batch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from autograder.grading.engine import grade_class
 
+    kind = request.param
+    why = bwrap_works() if kind == "bwrap" else request.getfixturevalue("container_engine")
+    if why:
+        pytest.skip(f"no {kind} sandbox here: {why}")
+
     lab = lab_source(HOSTILE_LAB)
-    root = tmp_path_factory.mktemp("hostile")
+    root = tmp_path_factory.mktemp(f"hostile-{kind}")
     subs = root / "submissions"
     samples = {s.name: s for s in load_samples(HOSTILE_LAB)}
     build_submission(None, lab, subs / "reference")
@@ -47,12 +54,12 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         build_submission(samples[name], lab, subs / name)
     graded_as = {s.name: build_hostile(s, lab, subs) for s in HOSTILE}
     started = time.monotonic()
-    result = grade_class(lab, subs, root / "out", workers=2, sandbox="bwrap")
+    result = grade_class(lab, subs, root / "out", workers=2, sandbox=kind)
     seconds = time.monotonic() - started
     grades = (root / "out" / "grades.csv").read_text()
     time.sleep(4)  # the detached rewriter in sabotage-classmates would strike 3 s after its cell ran
     return {"root": root, "result": result, "graded_as": graded_as, "grades": grades, "samples": samples,
-            "seconds": seconds}
+            "seconds": seconds, "kind": kind}
 
 
 def _student(batch: dict[str, Any], name: str):
@@ -111,6 +118,13 @@ def test_nothing_escaped_and_no_process_left(batch: dict[str, Any]) -> None:
             if p.info["cmdline"] and ("4242" in p.info["cmdline"] or
                                       any("hostile" in part and "grades.csv" in part for part in p.info["cmdline"]))]
     assert not left, f"student processes outlived the batch: {left}"
+    prefix = batch_prefix((batch["root"] / "out" / "work").resolve() / "sandboxes")  # this batch's, not a parallel test's
+    parent = cgroups.hierarchy()[0]
+    groups = [g.name for g in parent.glob(prefix + "*")] if parent else []
+    assert not groups, f"pids cgroups outlived the batch: {groups}"
+    if batch["kind"] == "container":
+        mine = [n for n in containers.running() if n.startswith(prefix)]
+        assert not mine, f"sandbox containers outlived the batch: {mine}"
     assert not (batch["root"] / "out" / "work" / "sandboxes").exists(), "work folders removed (no --keep-work)"
 
 
@@ -126,5 +140,5 @@ def test_each_kernel_serves_one_student(batch: dict[str, Any]) -> None:
                                                                       for p in graded]
     warm = [p.subject for p in graded if p.data.get("warm")]
     assert warm, "the workers started kernels ahead (the warm pool), and students got them"
-    print(f"\nhostile batch: {len(batch['result'].parts)} students in {batch['seconds']:.1f} s; "
+    print(f"\nhostile batch ({batch['kind']}): {len(batch['result'].parts)} students in {batch['seconds']:.1f} s; "
           f"{len(warm)} of {len(graded)} graded on a kernel started ahead")

@@ -1,4 +1,7 @@
-"""The sandbox itself (bubblewrap), probed with plain Python processes inside it: each test costs ~0.1 s."""
+"""The sandbox itself, probed with plain Python processes inside it: under bubblewrap (~0.1 s a test) and in a
+container (podman or Docker, ~0.5 s a test). Each test runs for both kinds; a kind that cannot run here skips
+with the reason. The container kind gets its engine from scripts/container-engine.sh (installs podman where
+there is no engine: root, Debian/Ubuntu), as the Docker lab's tests do."""
 
 from __future__ import annotations
 
@@ -14,17 +17,20 @@ import psutil
 import pytest
 
 from autograder.errors import UsageError
-from autograder.grading import sandbox
+from autograder.grading import cgroups, containers, sandbox
 from autograder.grading.sandbox import Limits, Spec, bwrap_works, run_in_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_bwrap = pytest.mark.skipif(bool(bwrap_works()), reason=f"no sandbox here: {bwrap_works()} (make sandbox)")
+KINDS = ("bwrap", "container")
 
 
-@pytest.fixture
-def spec(tmp_path: Path) -> Spec:
-    return Spec(work=tmp_path / "box" / "home", conn=tmp_path / "box" / "conn",
-                limits=Limits(memory_mb=1024, cpu_seconds=20, file_mb=8))
+@pytest.fixture(params=KINDS)
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
+    why = bwrap_works() if request.param == "bwrap" else request.getfixturevalue("container_engine")
+    if why:
+        pytest.skip(f"no {request.param} sandbox here: {why}")
+    return Spec(work=tmp_path / "box" / "home", conn=tmp_path / "box" / "conn", kind=request.param,
+                limits=Limits(memory_mb=1024, cpu_seconds=20, file_mb=8, processes=48))
 
 
 def probe(spec: Spec, code: str, *args: str) -> dict:
@@ -35,7 +41,6 @@ def probe(spec: Spec, code: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@needs_bwrap
 def test_no_network_but_loopback(spec: Spec) -> None:
     with socket.socket() as server:  # a port open on the host's loopback: unreachable from inside
         server.bind(("127.0.0.1", 0))
@@ -61,7 +66,6 @@ def test_no_network_but_loopback(spec: Spec) -> None:
     assert got["loopback"] == "ok", "loopback is up inside (a kernel hangs without it)"
 
 
-@needs_bwrap
 def test_sees_neither_solutions_nor_repo_nor_home(spec: Spec, tmp_path: Path) -> None:
     secret = tmp_path / "box" / "gradebook.db"  # beside the work folder, as the course folders are
     secret.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,6 @@ def test_sees_neither_solutions_nor_repo_nor_home(spec: Spec, tmp_path: Path) ->
     assert visible == {str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "mlinfra" / "__init__.py")}, visible
 
 
-@needs_bwrap
 def test_grader_invisible_and_unkillable(spec: Spec) -> None:
     got = probe(spec, """
         import json, os, sys
@@ -100,7 +103,6 @@ def test_grader_invisible_and_unkillable(spec: Spec) -> None:
     assert psutil.pid_exists(os.getpid())
 
 
-@needs_bwrap
 def test_writes_stay_in_the_work_folder(spec: Spec, tmp_path: Path) -> None:
     targets = [str(ROOT / "escaped.txt"), str(ROOT / ".venv" / "escaped.txt"), "/usr/escaped.txt",
                str(tmp_path / "escaped.txt"), str(spec.work.parent / "escaped.txt"), "/escaped.txt"]
@@ -120,7 +122,6 @@ def test_writes_stay_in_the_work_folder(spec: Spec, tmp_path: Path) -> None:
     assert (spec.work / "mine.txt").read_text() == "ok"
 
 
-@needs_bwrap
 def test_limits_apply_inside(spec: Spec) -> None:
     got = probe(spec, """
         import json, resource
@@ -142,7 +143,56 @@ def test_limits_apply_inside(spec: Spec) -> None:
     assert got["alloc"] == "MemoryError" and got["big"] == 27  # EFBIG
 
 
-@needs_bwrap
+def test_memory_limit_stops_a_hog(spec: Spec) -> None:
+    """Touching more memory than the limit ends in MemoryError (RLIMIT_DATA) or the process killed (a container's
+    memory cgroup): never in the allocation succeeding."""
+    spec.work.mkdir(parents=True, exist_ok=True)
+    spec.conn.mkdir(parents=True, exist_ok=True)
+    result = run_in_sandbox([sys.executable, "-c", textwrap.dedent("""
+        try:
+            block = bytearray(2 * 1024**3)
+            block[::4096] = b"x" * len(block[::4096])
+            print("allocated")
+        except MemoryError:
+            print("MemoryError")
+    """)], spec)
+    assert "allocated" not in result.stdout, "2 GB went through a 1 GB limit"
+    assert "MemoryError" in result.stdout or result.returncode in (137, -9), (result.returncode, result.stderr)
+
+
+def test_process_limit_holds_for_root_too(spec: Spec) -> None:
+    """The sandbox's tasks (threads count) stop at its limit, whoever grades: a pids cgroup or the engine's
+    --pids-limit, since RLIMIT_NPROC does not bind root."""
+    if spec.kind == "bwrap" and os.geteuid() == 0 and cgroups.hierarchy()[0] is None:
+        pytest.skip(f"no process limit for a root grader here: {cgroups.hierarchy()[1]}")
+    got = probe(spec, """
+        import json, threading, time
+        started, error = 0, ""
+        try:
+            for _ in range(200):
+                threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
+                started += 1
+        except RuntimeError as exc:
+            error = str(exc)
+        print(json.dumps({"started": started, "error": error}))
+    """)
+    assert got["started"] < 48 and "thread" in got["error"], got
+
+
+def test_nothing_of_the_sandbox_is_left(spec: Spec) -> None:
+    """After its command ends, the sandbox's cgroup or container is gone."""
+    probe(spec, """
+        import json
+        print(json.dumps({}))
+    """)
+    if spec.kind == "container":
+        assert containers.running(str(spec.work)) == []
+    else:
+        assert cgroups.tasks(spec.name) == 0
+        parent = cgroups.hierarchy()[0]
+        assert parent is None or not (parent / spec.name).exists()
+
+
 def test_no_process_survives_the_sandbox(spec: Spec) -> None:
     probe(spec, """
         import json, subprocess
@@ -156,17 +206,23 @@ def test_no_process_survives_the_sandbox(spec: Spec) -> None:
 
 def test_no_sandbox_refuses_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     sandbox.bwrap_works.cache_clear()
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    containers.engine_or_reason.cache_clear()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)  # no bwrap, no docker, no podman
     try:
         with pytest.raises(UsageError) as info:
             sandbox.choose("auto")
         message = str(info.value)
-        assert "make sandbox" in message and "--sandbox none" in message and "\n" not in message
+        assert "make sandbox" in message and "make container-engine" in message and "--sandbox none" in message
+        assert "\n" not in message
+        for kind, hint in (("bwrap", "make sandbox"), ("container", "no container engine")):
+            with pytest.raises(UsageError, match=hint):
+                sandbox.choose(kind)
         assert sandbox.choose("none") == "none"
         with pytest.raises(UsageError):
             sandbox.choose("chroot")
     finally:
         sandbox.bwrap_works.cache_clear()
+        containers.engine_or_reason.cache_clear()
 
 
 def test_grade_refuses_without_a_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,3 +235,24 @@ def test_grade_refuses_without_a_sandbox(tmp_path: Path, monkeypatch: pytest.Mon
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "make sandbox" in lines[0], lines
+
+
+def test_sweep_tears_down_what_a_dead_worker_left(spec: Spec, tmp_path: Path) -> None:
+    """A worker killed mid-student leaves its sandbox running (a container outlives its client; a cgroup its
+    launcher): the batch's sweep finds it by the batch's name prefix and removes it."""
+    sandboxes = tmp_path / "work" / "sandboxes"
+    left = Spec(work=sandboxes / "abc" / "home", conn=tmp_path / "conn", kind=spec.kind, limits=spec.limits)
+    left.work.mkdir(parents=True)
+    left.conn.mkdir()
+    cmd, env = sandbox.wrap([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"], left)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    proc.kill()  # the "worker" dies without tearing down
+    proc.wait(timeout=30)
+    assert left.name.startswith(sandbox.batch_prefix(sandboxes))
+    assert sandbox.sweep(sandboxes) == [left.name]
+    assert sandbox.sweep(sandboxes) == []
+    if spec.kind == "container":
+        assert containers.running(str(left.work)) == []
+    else:
+        assert cgroups.tasks(left.name) == 0

@@ -1,0 +1,108 @@
+"""What the grading sandbox adds per student: the same work unsandboxed, under bubblewrap and in a container.
+
+    python bench/bench_sandbox.py [--repeat 10]
+
+Two figures per sandbox kind, each the median of --repeat runs, side by side in one run:
+- command: `python -c pass` from launch to exit (the sandbox's own start and end, plus one interpreter start);
+- kernel: a Jupyter kernel started in the sandbox (the grader's own kernel manager, ipc transport), one cell
+  `1 + 1` executed, the kernel killed and its sandbox torn down: what a student's kernel costs beyond its cells.
+A kind that cannot run here is listed with the reason. Prints figures only: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _spec(kind: str, base: Path):  # noqa: ANN202 - a sandbox.Spec
+    from autograder.grading import sandbox
+
+    box = Path(tempfile.mkdtemp(dir=base))
+    conn = Path(tempfile.mkdtemp(prefix="ag-b-", dir="/tmp"))
+    (box / "home").mkdir()
+    return sandbox.Spec(work=box / "home", conn=conn, kind=kind)
+
+
+def command_ms(kind: str, base: Path) -> float:
+    from autograder.grading import sandbox
+
+    started = time.perf_counter()
+    proc = sandbox.run_in_sandbox([sys.executable, "-c", "pass"], _spec(kind, base))
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-200:])
+    return (time.perf_counter() - started) * 1000
+
+
+def kernel_ms(kind: str, base: Path) -> tuple[float, float, float]:
+    """(start to ready, one cell, kill and teardown) in ms."""
+    from jupyter_core.utils import run_sync
+
+    from autograder.grading import sandbox
+
+    spec = _spec(kind, base)
+    sandbox.CURRENT = spec
+    t0 = time.perf_counter()
+    km = sandbox.kernel_manager_class()(kernel_name="python3")
+    run_sync(km.start_kernel)(extra_arguments=list(sandbox.KERNEL_ARGS), cwd=str(spec.work))
+    kc = km.client()
+    kc.start_channels()
+    run_sync(kc.wait_for_ready)(timeout=60)
+    t1 = time.perf_counter()
+    reply = run_sync(kc.execute_interactive)("1 + 1", timeout=30, output_hook=lambda msg: None)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"the cell failed in the {kind} sandbox")
+    t2 = time.perf_counter()
+    kc.stop_channels()
+    run_sync(km.shutdown_kernel)(now=True)
+    t3 = time.perf_counter()
+    sandbox.CURRENT = None
+    return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=10, help="runs per figure (the median is printed)")
+    args = parser.parse_args()
+    from autograder.grading import sandbox
+
+    reasons = {"none": "", "bwrap": sandbox.bwrap_works(), "container": sandbox.container_works()}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        rows = []
+        for kind, why in reasons.items():
+            if why:
+                rows.append((kind, None, None, why))
+                continue
+            command_ms(kind, base)  # warm the page cache and the engine
+            cmd = statistics.median(command_ms(kind, base) for _ in range(args.repeat))
+            kernel = [kernel_ms(kind, base) for _ in range(args.repeat)]
+            medians = tuple(statistics.median(k[i] for k in kernel) for i in range(3))
+            rows.append((kind, cmd, medians, ""))
+    plain = next((r for r in rows if r[0] == "none"), None)
+    print(f"median of {args.repeat} runs, ms (load average {open('/proc/loadavg').read().split()[0]})")
+    print(f"{'sandbox':<10} {'command':>8} {'+ vs none':>10} {'kernel ready':>13} {'cell':>6} {'kill':>6} "
+          f"{'kernel total':>13} {'+ vs none':>10}")
+    for kind, cmd, medians, why in rows:
+        if cmd is None:
+            print(f"{kind:<10} cannot run here: {why}")
+            continue
+        total = sum(medians)
+        extra_cmd = cmd - plain[1] if plain and plain[1] is not None else 0.0
+        extra_total = total - sum(plain[2]) if plain and plain[2] is not None else 0.0
+        print(f"{kind:<10} {cmd:8.0f} {extra_cmd:+10.0f} {medians[0]:13.0f} {medians[1]:6.0f} {medians[2]:6.0f} "
+              f"{total:13.0f} {extra_total:+10.0f}")
+    print("A grading worker starts the next student's kernel while it grades the current one, so 'kernel ready' is "
+          "off the critical path of a class; 'kill' is on it.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
