@@ -120,7 +120,7 @@ def choose(requested: str) -> str:
                          "--sandbox bwrap")
     raise UsageError(f"cannot sandbox student code: {no_bwrap}, and {no_engine}. Install bubblewrap with `make "
                      "sandbox` (root, Debian/Ubuntu: apt-get install bubblewrap) or a container engine with `make "
-                     "container-engine`, or pass --sandbox none to run submissions unsandboxed (they could then "
+                     "container-engine`, or pass --no-sandbox (--sandbox none) to run submissions unsandboxed (they could then "
                      "read solutions/ and the hidden tests, forge grades and touch your files)")
 
 
