@@ -6,6 +6,9 @@ Imports nbgrader at module level: only grading workers import this module.
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
 from autograder.grading import sandbox, tamper
+from autograder.notebooks import start_ready_client
 
 # What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
 # student; a non-empty entry flags the submission.
@@ -28,6 +32,46 @@ def _add(key: str, seconds: float) -> None:
 
 # A kernel started ahead (sandbox.take_warm) for the notebook about to run: set by the worker, taken once here.
 WARM_KM: Any = None
+
+
+# Threads finishing the clean-up of killed kernels (reaping, the sandbox's teardown): the worker joins them all
+# (`join_reapers`) before it reports the student, so every kernel is dead and torn down by then.
+REAPERS: list[threading.Thread] = []
+
+
+def kill_now(km: Any) -> None:
+    """SIGKILL the kernel's process group at once (the sandbox's launcher; the sandbox's own processes die with
+    it: --die-with-parent and the pid namespace). Waiting for it and tearing the sandbox down is `discard`'s."""
+    provisioner = getattr(km, "provisioner", None)
+    pgid, process = getattr(provisioner, "pgid", None), getattr(provisioner, "process", None)
+    try:
+        if pgid:
+            os.killpg(pgid, signal.SIGKILL)
+        elif process is not None:
+            process.kill()
+    except OSError:  # already gone
+        pass
+
+
+def _reap_in_background(km: Any) -> threading.Thread:
+    """jupyter_client waits for a killed kernel by polling every 0.1 s: do that, and the sandbox's teardown, while
+    nbgrader scores the notebook."""
+    thread = threading.Thread(target=sandbox.discard, args=(km,), name="kernel-reaper", daemon=True)
+    thread.start()
+    return thread
+
+
+def join_reapers(timeout: float = 30.0) -> list[str]:
+    """Wait for every kernel handed to a reaper to be dead and torn down; returns the names of reapers still
+    running after `timeout` (the caller then kills what is left by pid)."""
+    deadline = time.monotonic() + timeout
+    late = []
+    while REAPERS:
+        thread = REAPERS.pop()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            late.append(thread.name)
+    return late
 
 
 class SandboxedExecute(Execute):
@@ -66,7 +110,7 @@ class SandboxedExecute(Execute):
 
     async def async_start_new_kernel_client(self) -> Any:
         started = time.monotonic()
-        result = await super().async_start_new_kernel_client()
+        result = await start_ready_client(self)  # nbclient's, without jupyter_client's 0.2 s IOPub drain
         _add("kernel ready", time.monotonic() - started)
         return result
 
@@ -104,7 +148,8 @@ class SandboxedExecute(Execute):
             started = time.monotonic()
             if self.kc is not None:
                 self.kc.stop_channels()
-            sandbox.discard(warm)  # killed, never reused
+            kill_now(warm)
+            REAPERS.append(_reap_in_background(warm))  # never reused; the worker joins it before it answers
             _add("kernel kill", time.monotonic() - started)
 
     def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:

@@ -70,7 +70,7 @@ class Spec:
 
 
 def _digest(path: Path, size: int) -> str:
-    return hashlib.sha1(str(path).encode()).hexdigest()[:size]  # noqa: S324 - a name, not a secret
+    return hashlib.sha1(str(path).encode()).hexdigest()[:size]
 
 
 def batch_prefix(sandboxes: Path) -> str:

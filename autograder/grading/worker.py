@@ -195,7 +195,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     from autograder.errors import UsageError
     from autograder.grading import execute, sandbox, tamper
     from autograder.labs import load_lab
-    from autograder.nbgrader_course import course_config, quiet_nbgrader
+    from autograder.nbgrader_course import course_config, fast_bookkeeping, quiet_nbgrader
     from autograder.notebooks import read_notebook
     from autograder.submissions import sanitize_notebook
 
@@ -248,11 +248,14 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     setup_seconds = time.monotonic() - started
     t_exec = time.monotonic()
     try:
-        with quiet_nbgrader():
+        with quiet_nbgrader(), fast_bookkeeping():
             api = NbGraderAPI(config=config)
             result = api.autograde(lab.name, student, force=True, create=True)
     finally:
         sandbox.CURRENT = None
+        t_reap = time.monotonic()
+        late = execute.join_reapers()  # the kernel was killed at the notebook's end; its reaping overlapped
+        execute.TIMING["kernel reaped"] = round(time.monotonic() - t_reap, 4)
         mine = [e for e in sandbox.LAUNCHED if e[0] == warm_id] + sandbox.LAUNCHED[first_kernel:]
         killed = _kill_leftovers(mine)
         if (conn / "kernel.log").is_file() and box.is_dir():
@@ -260,6 +263,8 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         shutil.rmtree(conn, ignore_errors=True)
     exec_seconds = time.monotonic() - t_exec
     kernels = [kid for kid, _pid, _w in mine]
+    if late:
+        notes.append(f"the kernel's clean-up did not finish in time ({', '.join(late)}); its processes were killed")
     if killed:
         notes.append(f"{len(killed)} process(es) of the submission were still alive after grading and were killed")
     log = (result.get("log") or "") + (result.get("error") or "")
