@@ -131,8 +131,9 @@ def main() -> None:
         checked = run_notebook(lab.notebook_path, load_lab(ROOT / "labs" / args.lab))
         whole = time.perf_counter() - started
         cells = checked.data["timing"]["cells"]
+        split = ", ".join(f"{k} {v:.2f}" for k, v in checked.data["timing"].items() if k != "cells")
         print(f"  autograder check on the reference: {whole:5.2f} s, of which the notebook's cells {cells:5.2f} s "
-              f"(+{whole - cells:4.2f} s; the goal is within 1 s)")
+              f"(+{whole - cells:4.2f} s: {split}; the goal is within 1 s)")
 
         steps: dict[str, list[float]] = {}
         for part in batch.parts:
@@ -144,6 +145,10 @@ def main() -> None:
         cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in batch.parts)
         per_student = statistics.median(p.data.get("seconds", 0.0) - p.data.get("timing", {}).get("cells", 0.0)
                                         for p in batch.parts)
+        cpu = [p.data["cpu"] for p in batch.parts if "cpu" in p.data]
+        if cpu:
+            print(f"  the grading worker's own CPU per student (median; the kernel's is its own): "
+                  f"{statistics.median(cpu):5.2f} s")
         overall = (ours * args.workers - cells) / args.students
         print(f"  not the notebook's own cells, per student: {per_student:5.2f} s of a worker (median); "
               f"{overall:5.2f} s counting the batch's fixed costs (template, forks, imports) and idle workers "

@@ -6,8 +6,6 @@ Imports nbgrader at module level: only grading workers import this module.
 from __future__ import annotations
 
 import ast
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
 from autograder.grading import sandbox, tamper
-from autograder.notebooks import start_ready_client
+from autograder.notebooks import kill_now, start_ready_client
 
 # What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
 # student; a non-empty entry flags the submission.
@@ -37,20 +35,6 @@ WARM_KM: Any = None
 # Threads finishing the clean-up of killed kernels (reaping, the sandbox's teardown): the worker joins them all
 # (`join_reapers`) before it reports the student, so every kernel is dead and torn down by then.
 REAPERS: list[threading.Thread] = []
-
-
-def kill_now(km: Any) -> None:
-    """SIGKILL the kernel's process group at once (the sandbox's launcher; the sandbox's own processes die with
-    it: --die-with-parent and the pid namespace). Waiting for it and tearing the sandbox down is `discard`'s."""
-    provisioner = getattr(km, "provisioner", None)
-    pgid, process = getattr(provisioner, "pgid", None), getattr(provisioner, "process", None)
-    try:
-        if pgid:
-            os.killpg(pgid, signal.SIGKILL)
-        elif process is not None:
-            process.kill()
-    except OSError:  # already gone
-        pass
 
 
 def _reap_in_background(km: Any) -> threading.Thread:

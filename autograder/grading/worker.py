@@ -174,11 +174,15 @@ def grade_one(plan: BatchPlan, student: str) -> Outcome:
     import warnings
 
     started = time.monotonic()
+    cpu = time.process_time()
     try:
         with warnings.catch_warnings():
             # nbgrader's gradebook warns about its own SQLAlchemy sessions on every submission
             warnings.simplefilter("ignore")
-            return _grade_one(plan, student, started)
+            outcome = _grade_one(plan, student, started)
+            # this process's CPU for the student (the kernel's is its own): the grader's part of the fixed cost
+            outcome.data["cpu"] = round(time.process_time() - cpu, 3)
+            return outcome
     except Exception as exc:  # noqa: BLE001 - recorded as this student's reason; the batch goes on
         detail = traceback.format_exc(limit=3)
         sub = plan.submissions.get(student, {})
@@ -284,7 +288,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         return outcome
 
     scores: dict[str, tuple[float, float]] = {}
-    with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
+    with fast_bookkeeping(), Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
         submission = gb.find_submission_notebook(Path(lab.notebook).stem, lab.name, student)
         for grade in submission.grades:
             if grade.cell_type == "code" and grade.max_score:
