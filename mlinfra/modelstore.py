@@ -123,26 +123,35 @@ def preprocess(image: Image.Image, card: ModelCard) -> torch.Tensor:
     from PIL import Image as PILImage
 
     mode = "L" if card.channels == 1 else "RGB"
-    img = image.convert(mode).resize((card.input_size, card.input_size), PILImage.BILINEAR)
-    array = np.asarray(img, dtype=np.float32) / 255.0
-    if array.ndim == 2:
-        array = array[None, :, :]
-    else:
-        array = array.transpose(2, 0, 1)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    mean = torch.tensor(card.mean, dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(card.std, dtype=torch.float32).view(-1, 1, 1)
-    return ((tensor - mean) / std).unsqueeze(0)
+    if image.mode != mode:
+        image = image.convert(mode)
+    img = image.resize((card.input_size, card.input_size), PILImage.BILINEAR)
+    # In numpy, in place, float32 throughout: the same IEEE operations, so the same values, as the torch version
+    # this replaced ((x / 255 - mean) / std), in half its CPU time for a small image (every request pays it).
+    array = np.asarray(img, dtype=np.float32)
+    array /= np.float32(255.0)
+    array -= np.asarray(card.mean, dtype=np.float32)
+    array /= np.asarray(card.std, dtype=np.float32)
+    array = array[None, None] if array.ndim == 2 else array.transpose(2, 0, 1)[None]
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def top_k(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[dict[str, Any]]:
     """Softmax over one row of logits -> ``[{"label", "confidence"}]``, most confident first, k = min(k, classes)."""
+    return top_k_rows(logits.detach().reshape(1, -1), labels, k)[0]
+
+
+def top_k_rows(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[list[dict[str, Any]]]:
+    """`top_k` of every row of ``N x K`` logits, in one softmax and one topk over the batch."""
     import torch
 
-    probs = torch.softmax(logits.detach().reshape(-1).float(), dim=0)
-    k = min(k, probs.numel())
-    values, indices = torch.topk(probs, k)
-    return [{"label": labels[int(i)], "confidence": float(v)} for v, i in zip(values, indices)]
+    probs = torch.softmax(logits.detach().float(), dim=1)
+    values, indices = torch.topk(probs, min(k, probs.shape[1]), dim=1)
+    # .tolist() once: converting element by element costs more than the softmax.
+    return [
+        [{"label": labels[i], "confidence": v} for v, i in zip(vrow, irow)]
+        for vrow, irow in zip(values.tolist(), indices.tolist())
+    ]
 
 
 # --- Running a model under concurrent load -------------------------------------------------------------------
@@ -167,7 +176,7 @@ def predict_rows(model: LoadedModel, batch: torch.Tensor, k: int = 5) -> list[li
 
     with torch.inference_mode(mode=True):
         scores = model.module(batch)
-    return [top_k(row, model.labels, k) for row in scores]
+    return top_k_rows(scores, model.labels, k)
 
 
 @dataclass
@@ -192,6 +201,7 @@ class Batcher:
 
     def __init__(self, model: LoadedModel, max_batch: int = 8, wait_ms: float = 0.0, threads: int | None = None,
                  k: int = 5, workers: int = 1) -> None:
+        import collections
         import queue
         import threading
 
@@ -200,7 +210,9 @@ class Batcher:
         self.model, self.max_batch, self.wait_s, self.k = model, max_batch, max(0.0, wait_ms) / 1000, k
         self.threads = threads or torch_threads()
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.batch_sizes: list[int] = []  # every batch run, for the lesson's and the bench's figures
+        # The size of every forward run (the last 100,000: a long-running service must not grow without bound),
+        # for the lesson's and the bench's figures.
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=100_000)
         self._threads = [threading.Thread(target=self._loop, name=f"inference-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -252,7 +264,8 @@ class Batcher:
             jobs, stop = self._collect(first)
             self.batch_sizes.append(len(jobs))
             try:
-                rows = predict_rows(self.model, torch.cat([j.tensor for j in jobs]), self.k)
+                batch = jobs[0].tensor if len(jobs) == 1 else torch.cat([j.tensor for j in jobs])
+                rows = predict_rows(self.model, batch, self.k)
             except Exception as exc:  # noqa: BLE001 - a failed forward fails its own requests, not the thread
                 for job in jobs:
                     job.future.set_exception(exc)
