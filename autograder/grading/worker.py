@@ -249,6 +249,9 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
     config = course_config(course, lab)
     config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
+    # nbconvert validates the whole notebook after each of autograde's twelve preprocessors; once after the last
+    # of each pass is enough (an invalid notebook still fails the same way, only later)
+    config.Exporter.optimistic_validation = True
     setup_seconds = time.monotonic() - started
     t_exec = time.monotonic()
     try:
