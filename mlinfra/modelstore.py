@@ -200,7 +200,7 @@ class Batcher:
     """
 
     def __init__(self, model: LoadedModel, max_batch: int = 8, wait_ms: float = 0.0, threads: int | None = None,
-                 k: int = 5, workers: int = 1) -> None:
+                 k: int = 5, workers: int = 1, expect_ms: float = 0.0) -> None:
         import collections
         import queue
         import threading
@@ -208,6 +208,8 @@ class Batcher:
         if max_batch < 1 or workers < 1:
             raise ValueError(f"max_batch and workers must be 1 or more, got {max_batch} and {workers}")
         self.model, self.max_batch, self.wait_s, self.k = model, max_batch, max(0.0, wait_ms) / 1000, k
+        self.expect_s, self._expect = max(0.0, expect_ms) / 1000, 1
+        self._collecting = threading.Lock()  # one worker gathers a batch at a time: a burst is not split in two
         self.threads = threads or torch_threads()
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         # The size of every forward run (the last 100,000: a long-running service must not grow without bound),
@@ -240,9 +242,15 @@ class Batcher:
         import queue
         import time
 
-        jobs, deadline = [first], time.perf_counter() + self.wait_s
+        now = time.perf_counter()
+        jobs, deadline = [first], now + self.wait_s
+        # Under load, expect as many requests as the last batch held, and wait a little for them: on a small model
+        # a forward of 2-4 inputs costs little more than one, and requests arrive a decode apart.
+        want = min(self.max_batch, self._expect)
+        expect_deadline = now + self.expect_s if want > 1 else now
         while len(jobs) < self.max_batch:
-            left = deadline - time.perf_counter()
+            until = max(deadline, expect_deadline) if len(jobs) < want else deadline
+            left = until - time.perf_counter()
             try:
                 job = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
             except queue.Empty:
@@ -250,6 +258,7 @@ class Batcher:
             if job is None:
                 return jobs, True
             jobs.append(job)
+        self._expect = len(jobs)
         return jobs, False
 
     def _loop(self) -> None:
@@ -258,10 +267,11 @@ class Batcher:
         torch.set_num_threads(self.threads)  # per thread under OpenMP: set it in the thread that runs forwards
         stop = False
         while not stop:
-            first = self.queue.get()
-            if first is None:
-                break
-            jobs, stop = self._collect(first)
+            with self._collecting:
+                first = self.queue.get()
+                if first is None:
+                    break
+                jobs, stop = self._collect(first)
             self.batch_sizes.append(len(jobs))
             try:
                 batch = jobs[0].tensor if len(jobs) == 1 else torch.cat([j.tensor for j in jobs])

@@ -51,9 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlinfra.service")
 
-MODE_ENV, MAX_BATCH_ENV, WAIT_ENV, WORKERS_ENV, THREADS_ENV = (
+MODE_ENV, MAX_BATCH_ENV, WAIT_ENV, WORKERS_ENV, THREADS_ENV, EXPECT_ENV = (
     "MLINFRA_SERVE_MODE", "MLINFRA_MAX_BATCH", "MLINFRA_BATCH_WAIT_MS", "MLINFRA_INFERENCE_WORKERS",
-    "MLINFRA_TORCH_THREADS",
+    "MLINFRA_TORCH_THREADS", "MLINFRA_BATCH_EXPECT_MS",
 )
 MODES = ("batch", "threads")
 # A multipart body carries boundaries and part headers around the file; allow for them before refusing by size.
@@ -79,6 +79,7 @@ class EngineConfig:
     wait_ms: float = 0.0
     workers: int = 1  # inference threads
     threads: int = 1  # torch threads per forward
+    expect_ms: float = 2.0  # under load, wait up to this for as many requests as the last batch held
 
     @classmethod
     def from_env(cls) -> EngineConfig:
@@ -105,13 +106,15 @@ class EngineConfig:
             wait_ms=number(WAIT_ENV, 0.0, float, 0),
             workers=number(WORKERS_ENV, os.cpu_count() or 1),
             threads=number(THREADS_ENV, 1),
+            expect_ms=number(EXPECT_ENV, 2.0, float, 0),
         )
 
     def describe(self) -> str:
         each = f"{self.workers} inference threads x {self.threads} torch thread{'s' if self.threads > 1 else ''}"
         if self.mode == "threads":
             return f"threads: {each}, one request a forward"
-        return f"batch: {each}, up to {self.max_batch} requests a forward, waiting up to {self.wait_ms:g} ms"
+        return (f"batch: {each}, up to {self.max_batch} requests a forward, waiting up to {self.wait_ms:g} ms "
+                f"(under load up to {self.expect_ms:g} ms for as many as the last batch held)")
 
 
 def start_engine(model: LoadedModel, config: EngineConfig) -> Any:
@@ -120,7 +123,7 @@ def start_engine(model: LoadedModel, config: EngineConfig) -> Any:
 
     max_batch = 1 if config.mode == "threads" else config.max_batch
     return Batcher(model, max_batch=max_batch, wait_ms=config.wait_ms, threads=config.threads, k=contract.TOP_K,
-                   workers=config.workers)
+                   workers=config.workers, expect_ms=config.expect_ms)
 
 
 @asynccontextmanager
