@@ -6,6 +6,7 @@ Imports nbgrader at module level: only grading workers import this module.
 from __future__ import annotations
 
 import ast
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -37,10 +38,24 @@ WARM_KM: Any = None
 REAPERS: list[threading.Thread] = []
 
 
+def _discard(km: Any) -> None:
+    try:
+        sandbox.discard(km)
+    finally:
+        # jupyter_client's sync calls made an event loop for this thread: close it, or every student would
+        # leave a selector and its file descriptors behind in a long-lived worker
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and not loop.is_running():
+            loop.close()
+
+
 def _reap_in_background(km: Any) -> threading.Thread:
     """jupyter_client waits for a killed kernel by polling every 0.1 s: do that, and the sandbox's teardown, while
     nbgrader scores the notebook."""
-    thread = threading.Thread(target=sandbox.discard, args=(km,), name="kernel-reaper", daemon=True)
+    thread = threading.Thread(target=_discard, args=(km,), name="kernel-reaper", daemon=True)
     thread.start()
     return thread
 

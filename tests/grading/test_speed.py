@@ -148,3 +148,18 @@ def test_bookkeeping_schema_check_raises_what_jsonschema_raises() -> None:
         with pytest.raises(jsonschema.ValidationError) as ours:
             _SCHEMA_CHECKER.validate(bad, validator.schema)
     assert ours.value.message == plain.value.message
+
+
+def test_bookkeeping_alembic_head_is_nbgraders() -> None:
+    """A new gradebook is stamped with the same schema revision as nbgrader's `alembic heads` subprocess gives."""
+    pytest.importorskip("nbgrader")
+    import nbgrader.api
+
+    from autograder.nbgrader_course import ensure_venv_tools_on_path
+
+    ensure_venv_tools_on_path()
+    original = nbgrader.api.get_alembic_version
+    with fast_bookkeeping():
+        ours = nbgrader.api.get_alembic_version()
+    assert nbgrader.api.get_alembic_version is original
+    assert ours == original() and len(ours) == 12, ours
