@@ -24,6 +24,7 @@ Goal (issue 16): p50 overhead <= +1.5 ms at both sizes; at 4 clients >= 85% of t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -76,7 +77,7 @@ def raw_forward_cpu_ms(model: Any, sample: images.Sample, runs: int) -> float:
     return (time.process_time() - start) * 1000 / (runs + 20)
 
 
-def raw_forward_ms(model: Any, sample: images.Sample, runs: int, threads: int) -> list[float]:
+def raw_forward_ms(model: Any, sample: images.Sample, runs: int, threads: int, warmup: int = 20) -> list[float]:
     import torch
 
     from autograder.assess.breakdown import raw_forward_ms as forward_ms
@@ -84,7 +85,7 @@ def raw_forward_ms(model: Any, sample: images.Sample, runs: int, threads: int) -
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return forward_ms(model, sample, runs, warmup=20)
+        return forward_ms(model, sample, runs, warmup=warmup)
     finally:
         torch.set_num_threads(previous)
 
@@ -160,34 +161,42 @@ class Client:
 
     kind: str
 
-    def sequential_ms(self, target: Any, sample: images.Sample, runs: int) -> tuple[list[float], float]:
-        """`runs` timed requests one after another (after 20 untimed); and the client's CPU ms a request."""
-        if self.kind == "httpx":
-            from autograder.assess.targets import new_client
+    def sequential_ms(self, target: Any, sample: images.Sample, runs: int, between: Any = None,
+                      every: int = 20) -> tuple[list[float], float]:
+        """`runs` timed requests one after another (after 20 untimed), calling `between()` before every `every`
+        of them; and the client's CPU ms a request."""
+        from autograder.assess.targets import new_client
 
-            with new_client() as client:
-                for _ in range(20):
-                    target.predict(client, sample)
-                cpu = time.process_time()
-                replies = [target.predict(client, sample) for _ in range(runs)]
-                cpu = time.process_time() - cpu
-            bad = [r for r in replies if r.status != 200]
-            if bad:
-                raise SystemExit(f"bench: {len(bad)} requests failed, e.g. {bad[0].describe()}")
-            return [r.elapsed_ms for r in replies], cpu * 1000 / runs
-        raw = RawClient(*encoded_request(target, sample))
-        try:
+        with contextlib.ExitStack() as stack:
+            if self.kind == "httpx":
+                client = stack.enter_context(new_client())
+
+                def send() -> float:
+                    reply = target.predict(client, sample)
+                    if reply.status != 200:
+                        raise SystemExit(f"bench: a request failed: {reply.describe()}")
+                    return reply.elapsed_ms
+            else:
+                raw = RawClient(*encoded_request(target, sample))
+                stack.callback(raw.close)
+
+                def send() -> float:
+                    start = time.perf_counter()
+                    status, body = raw.send()
+                    elapsed = (time.perf_counter() - start) * 1000
+                    check(status, body)
+                    return elapsed
+
             for _ in range(20):
-                check(*raw.send())
-            times, cpu = [], time.process_time()
-            for _ in range(runs):
-                start = time.perf_counter()
-                status, body = raw.send()
-                times.append((time.perf_counter() - start) * 1000)
-                check(status, body)
-            return times, (time.process_time() - cpu) * 1000 / runs
-        finally:
-            raw.close()
+                send()
+            times, cpu = [], 0.0
+            for i in range(runs):
+                if between is not None and i % every == 0:
+                    between()
+                start = time.process_time()
+                times.append(send())
+                cpu += time.process_time() - start
+            return times, cpu * 1000 / runs
 
     def throughput(self, target: Any, sample: images.Sample, clients: int, total: int) -> tuple[float, float]:
         """Requests/s with `clients` keep-alive clients sending back to back; and the clients' CPU ms a request."""
@@ -339,23 +348,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw forward p50 (batch 1): {fmt(one)} ms with 1 torch thread (the service's), {fmt(many)} ms with "
           f"{threads}; the cores' limit: {cores} x 1000 / {fmt(one)} = {limit:.0f} requests/s")
     print()
-    header = f"{'server':<28}{'client':<7}{'upload':<13}{'p50 ms':>8}{'p99 ms':>8}{'overhead':>10}{'CPU ms':>8}"
+    header = f"{'server':<28}{'client':<7}{'upload':<13}{'raw':>7}{'p50 ms':>8}{'p99 ms':>8}{'overhead':>10}{'CPU ms':>8}"
     header += f"{'CPU over':>9}{'client':>8}" + "".join(f"{f'{c} client' + ('s' if c > 1 else ''):>12}" for c in LEVELS)
     print(header)
 
     def measure(name: str, target: Any, pid: int) -> None:
         for client in kinds:
             for label, sample in samples.items():
+                # Raw forwards in blocks between the served requests: both see the same load, whatever it does.
+                forwards: list[float] = []
+
+                def between(sample: images.Sample = sample, forwards: list[float] = forwards) -> None:
+                    forwards.extend(raw_forward_ms(model, sample, 10, 1, warmup=2))
+
                 before = process_cpu_s(pid)
-                served, client_cpu = client.sequential_ms(target, sample, args.requests)
+                served, client_cpu = client.sequential_ms(target, sample, args.requests, between)
                 cpu = (process_cpu_s(pid) - before) * 1000 / (args.requests + 20)
-                p50 = percentile(served, 0.5)
-                line = f"{name:<28}{client.kind:<7}{label:<13}{fmt(p50):>8}{fmt(percentile(served, 0.99)):>8}"
-                line += f"{f'{p50 - raw[label]:+.2f}':>10}{fmt(cpu):>8}{f'{cpu - raw_cpu[label]:+.2f}':>9}"
-                line += f"{client_cpu:>8.2f}"
+                p50, raw_p50 = percentile(served, 0.5), percentile(forwards, 0.5)
+                line = f"{name:<28}{client.kind:<7}{label:<13}{fmt(raw_p50):>7}{fmt(p50):>8}"
+                line += f"{fmt(percentile(served, 0.99)):>8}{f'{p50 - raw_p50:+.2f}':>10}{fmt(cpu):>8}"
+                line += f"{f'{cpu - raw_cpu[label]:+.2f}':>9}{client_cpu:>8.2f}"
                 if label == "28 px PNG":
-                    rates = {c: client.throughput(target, sample, c, args.requests)[0] for c in LEVELS}
-                    line += "".join(f"{f'{rates[c]:.0f}/s {100 * rates[c] / limit:.0f}%':>12}" for c in LEVELS)
+                    for c in LEVELS:
+                        forwards = raw_forward_ms(model, sample, 30, 1, warmup=2)
+                        rate = client.throughput(target, sample, c, args.requests)[0]
+                        forwards += raw_forward_ms(model, sample, 30, 1, warmup=2)
+                        limit_now = cores * 1000 / percentile(forwards, 0.5)
+                        line += f"{f'{rate:.0f}/s {100 * rate / limit_now:.0f}%':>12}"
                 print(line, flush=True)
 
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
@@ -377,11 +396,12 @@ def main(argv: list[str] | None = None) -> int:
                 measure("TorchServe (batch 8, 5 ms)", ts_target, ts_pid(Path(tmp)))
         except (StartError, TimeoutError, OSError, httpx.HTTPError) as exc:
             print(f"TorchServe: not measured ({exc})")
-    print("\noverhead: served p50 - raw forward p50 (wall time: the machine's load is in it). CPU ms: the server's CPU "
+    print("\nraw: the raw forward's p50 (1 torch thread), timed in blocks of 10 between the served requests; overhead: "
+          "served p50 - raw p50 (wall time: the machine's load is in both). CPU ms: the server's CPU "
           "time per request (all its processes), CPU over: that minus the raw forward's CPU time (load-independent); "
           "client: the client's CPU ms per request (one client, one request at a time).")
     print("throughput columns: requests/s with 1, 4, 8 clients sending at once (28 px PNG), and the share of the "
-          "cores' limit; the clients share the cores with the server. Load average now: "
+          "cores' limit, from raw forwards timed just before and after each level; the clients share the cores. Load average now: "
           f"{os.getloadavg()[0]:.1f}")
     return 0
 

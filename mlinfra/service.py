@@ -13,8 +13,10 @@ on ``$MLINFRA_TORCH_THREADS`` torch threads (default 1): as many requests in fli
 ``$MLINFRA_SERVE_MODE`` picks what a worker takes from the queue:
 
 - ``batch`` (default): dynamic batching. A free worker takes every request waiting (at most ``$MLINFRA_MAX_BATCH``,
-  default 8; ``$MLINFRA_BATCH_WAIT_MS``, default 0, lets a batch wait for more) and runs them as one forward. A lone
-  request never waits; under load one batched forward replaces several single ones.
+  default 8; ``$MLINFRA_BATCH_WAIT_MS``, default 0, lets a batch wait for more) and runs them as one forward. Under
+  load, when the last batch held several requests, it waits up to ``$MLINFRA_BATCH_EXPECT_MS`` (default 2) for as
+  many again: requests reach the engine one decode apart, and on a small model a forward of four costs little more
+  than a forward of one. A lone request never waits; under load one batched forward replaces several single ones.
 - ``threads``: one request per forward.
 
 A plain ``def`` endpoint would do neither: Starlette's thread pool would run up to 40 forwards at once, each asking
