@@ -117,19 +117,12 @@ def load_model(folder: Path | None = None) -> LoadedModel:
 
 
 def preprocess(image: Image.Image, card: ModelCard) -> torch.Tensor:
-    """Any PIL image (any size, any mode) -> a normalised ``1 x C x S x S`` tensor the model accepts.
-
-    A colour JPEG not yet decoded, for a one-channel model, is decoded straight to its luma channel (``draft``):
-    libjpeg then skips the colour conversion, which saves about a third of the decoding; the grey levels can differ
-    from decoding to RGB and converting by one level in 255 (rounding), never more (docs/serving.md).
-    """
+    """Any PIL image (any size, any mode) -> a normalised ``1 x C x S x S`` tensor the model accepts."""
     import numpy as np
     import torch
     from PIL import Image as PILImage
 
     mode = "L" if card.channels == 1 else "RGB"
-    if mode == "L" and image.mode == "RGB":
-        image.draft("L", image.size)  # does nothing unless the image is a JPEG that is not yet decoded
     if image.mode != mode:
         image = image.convert(mode)
     img = image.resize((card.input_size, card.input_size), PILImage.BILINEAR)

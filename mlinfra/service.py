@@ -252,7 +252,8 @@ def decode(data: bytes, card: ModelCard) -> torch.Tensor:
                     status_code=contract.STATUS_TOO_LARGE,
                     detail=f"image is {width} x {height} pixels, over {MAX_PIXELS:,}: send a smaller image",
                 )
-            return preprocess(image, card)  # decodes it (after choosing how: see preprocess)
+            image.load()
+            return preprocess(image, card)
     except Image.DecompressionBombError as exc:
         raise HTTPException(status_code=contract.STATUS_TOO_LARGE, detail=f"image too large to decode: {exc}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

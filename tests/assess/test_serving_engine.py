@@ -44,29 +44,6 @@ def test_preprocess_gives_exactly_the_torch_formulas_values(channels: int, mode:
     assert torch.equal(got, want), f"{mode} -> {channels} channels: differs by {(got - want).abs().max()}"
 
 
-def test_a_colour_jpeg_for_a_grey_model_is_decoded_to_grey_within_one_level() -> None:
-    """draft("L") skips libjpeg's colour conversion: at most one grey level in 255 off the RGB-then-convert way, and
-    the service decodes exactly as `preprocess(Image.open(...))` does (the reference of assess and the tests)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from mlinfra.modelstore import ModelCard, preprocess
-    from mlinfra.service import decode
-
-    card = ModelCard(name="t", architecture="t", input_size=32, channels=1, mean=[0.3], std=[0.3])
-    pixels = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buf, format="JPEG")
-    data = buf.getvalue()
-    full = Image.open(io.BytesIO(data))
-    full.load()  # decoded already: no draft possible, the RGB-then-convert way
-    got, want = preprocess(Image.open(io.BytesIO(data)), card), torch_preprocess(full, card)
-    assert not torch.equal(got, want), "the JPEG was not decoded to grey directly"
-    assert float((got - want).abs().max()) <= 1.01 / 255 / 0.3
-    assert torch.equal(decode(data, card), got)
-
-
 def test_top_k_rows_is_top_k_of_each_row() -> None:
     import torch
 
