@@ -145,11 +145,13 @@ class SandboxedExecute(Execute):
             return super().preprocess(nb, resources, km=warm)
         finally:
             started = time.monotonic()
-            if self.kc is not None:
-                self.kc.stop_channels()
-            kill_now(warm)
-            REAPERS.append(_reap_in_background(warm))  # never reused; the worker joins it before it answers
-            _add("kernel kill", time.monotonic() - started)
+            try:
+                if self.kc is not None:
+                    self.kc.stop_channels()
+            finally:
+                kill_now(warm)
+                REAPERS.append(_reap_in_background(warm))  # never reused; the worker joins it before it answers
+                _add("kernel kill", time.monotonic() - started)
 
     def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
         if cell.cell_type != "code" or not cell.source.strip():
