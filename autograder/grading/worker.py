@@ -58,16 +58,20 @@ def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
     return killed
 
 
-def _cell_results(autograded: Path, scores: dict[str, tuple[float, float]], lab: Lab) -> dict[str, Check]:
-    """One check per graded code cell, from the notebook nbgrader wrote after execution."""
+def _read_autograded(autograded: Path) -> Any:
+    """The notebook nbgrader wrote after execution (read once for the checks and the timeouts), or None."""
     import nbformat
 
+    return nbformat.read(autograded, as_version=4) if autograded.is_file() else None
+
+
+def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab) -> dict[str, Check]:
+    """One check per graded code cell, from the notebook nbgrader wrote after execution."""
     from autograder.notebooks import TIMEOUT_ERRORS, cell_error
 
     checks: dict[str, Check] = {}
-    if not autograded.is_file():
+    if nb is None:
         return checks
-    nb = nbformat.read(autograded, as_version=4)
     for index, cell in enumerate(nb.cells, start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("grade_id") not in scores:
@@ -94,14 +98,11 @@ def _cell_results(autograded: Path, scores: dict[str, tuple[float, float]], lab:
     return checks
 
 
-def _timeouts(autograded: Path) -> list[str]:
-    import nbformat
-
+def _timeouts(nb: Any) -> list[str]:
     from autograder.notebooks import TIMEOUT_ERRORS, cell_error
 
-    if not autograded.is_file():
+    if nb is None:
         return []
-    nb = nbformat.read(autograded, as_version=4)
     out = []
     for index, cell in enumerate(nb.cells, start=1):
         error = cell_error(cell) if cell.cell_type == "code" else None
@@ -297,7 +298,8 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             if grade.cell_type == "code" and grade.max_score:
                 scores[grade.name] = (float(grade.score), float(grade.max_score))
     autograded = course / "autograded" / student / lab.name / lab.notebook
-    by_id = _cell_results(autograded, scores, lab)
+    graded_nb = _read_autograded(autograded)
+    by_id = _cell_results(graded_nb, scores, lab)
     checks = []
     for gid, max_points in plan.tests.items():
         if gid in by_id:
@@ -307,7 +309,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             checks.append(Check(gid, PASSED if score >= mp else FAILED, score, mp))
         else:
             checks.append(Check(gid, NOT_RUN, 0.0, max_points, "not in the graded notebook"))
-    timeouts = _timeouts(autograded)
+    timeouts = _timeouts(graded_nb)
     if timeouts:
         notes.append(f"timeout: {', '.join(timeouts)} ran past {lab.cell_timeout} s and were interrupted")
     notes += [f"{c.name}: {c.message}" for c in checks if c.status in (ERROR, FAILED, TIMEOUT) and c.message
