@@ -163,7 +163,7 @@ def _no_student_process_left(plan: BatchPlan | None = None) -> list[int]:
 
     killed = _kill_leftovers(list(sandbox.LAUNCHED))
     if plan is not None:
-        sandbox.sweep(Path(plan.work_dir) / "sandboxes")
+        sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
     return killed
 
 

@@ -250,8 +250,8 @@ def test_sweep_tears_down_what_a_dead_worker_left(spec: Spec, tmp_path: Path) ->
     proc.kill()  # the "worker" dies without tearing down
     proc.wait(timeout=30)
     assert left.name.startswith(sandbox.batch_prefix(sandboxes))
-    assert sandbox.sweep(sandboxes) == [left.name]
-    assert sandbox.sweep(sandboxes) == []
+    assert sandbox.sweep(sandboxes, spec.kind) == [left.name]
+    assert sandbox.sweep(sandboxes, spec.kind) == []
     if spec.kind == "container":
         assert containers.running(str(left.work)) == []
     else:
