@@ -52,16 +52,26 @@ def engine_env() -> Iterator[dict[str, str]]:
 
 
 def dockerfile_cli(*args: str, env: dict[str, str], timeout: float = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autograder", "dockerfile", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **env, "WORKBOOK_ROOT": str(ROOT)}, check=False)
+    """The CLI in a process of its own; `.args` ends with its pid, which names its containers."""
+    with subprocess.Popen([sys.executable, "-m", "autograder", "dockerfile", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **env, "WORKBOOK_ROOT": str(ROOT)}) as popen:
+        try:
+            out, err = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            raise
+    return subprocess.CompletedProcess([*popen.args, popen.pid], popen.returncode, out, err)
 
 
-def leftover_containers(env: dict[str, str]) -> list[str]:
+def leftover_containers(env: dict[str, str], proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The containers the CLI run `proc` started that are still there. Only its own: a lab06 graded sample's
+    deploy check may be building and running its image in another test process at the same time."""
     name = env["AUTOGRADER_ENGINE"]
-    proc = subprocess.run([name, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60, check=False)
-    # Names are autograder-<pid of the build>-<port>: any left over after a build finished is a leak.
-    return [n for n in proc.stdout.split() if n.startswith("autograder-")]
+    listed = subprocess.run([name, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=60, check=False)
+    # Names are autograder-<pid of the build>-<port>: any of this build's left after it finished is a leak.
+    return [n for n in listed.stdout.split() if n.startswith(f"autograder-{proc.args[-1]}-")]
 
 
 def test_reference_image_builds_runs_and_passes_the_assessment(engine_env, tiny_model, tmp_path):
@@ -84,7 +94,7 @@ def test_reference_image_builds_runs_and_passes_the_assessment(engine_env, tiny_
     assert data["findings"] == []
     if not any(not c["passed"] for c in assessment["criteria"]):
         assert proc.returncode == 0, proc.stderr[-2000:]
-    assert leftover_containers(engine_env) == [], "the container must be stopped and removed"
+    assert leftover_containers(engine_env, proc) == [], "the container must be stopped and removed"
 
 
 def test_a_failing_build_is_reported_with_its_output(engine_env, tmp_path):
@@ -110,7 +120,7 @@ def test_a_container_that_exits_is_reported_and_removed(engine_env, tmp_path):
     build = json.loads(proc.stdout)["build"]
     assert build["built"] and not build["healthy"]
     assert "exited (code 4)" in build["error"] and "model file missing" in build["error"]
-    assert leftover_containers(engine_env) == []
+    assert leftover_containers(engine_env, proc) == []
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
