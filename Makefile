@@ -38,9 +38,12 @@ lab: setup  ## open the workbook in JupyterLab on 127.0.0.1:$(PORT) (or the next
 	$(PY) -m autograder.workspace open --port $(PORT)
 
 test: setup  ## run everything CI checks (unit tests, notebooks, release sync, graded samples)
-	@# The grading sandbox and the browser tests' Chromium, installed when missing and possible (root, Debian);
-	@# where they cannot be, their tests skip with the reason, so a failure here never stops the run.
+	@# The grading sandbox, a container engine (the container sandbox and the Docker lab) and the browser tests'
+	@# Chromium, installed when missing and possible (root, Debian); where they cannot be, their tests skip with
+	@# the reason, so a failure here never stops the run. The engine comes first, once, not from two test
+	@# processes at the same time.
 	-@bash scripts/install-sandbox.sh
+	-@bash scripts/container-engine.sh 2>&1 | tail -n 2
 	-@bash scripts/browser.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
