@@ -4,9 +4,9 @@ The image is the course's own and holds nothing: an empty root with the merged-/
 may read is bound in read-only at its own path, exactly as under bubblewrap (the system's /usr, the interpreter,
 the venv, the course library); its work folder and its connection folder (ipc sockets) are the only writable
 binds. The engine sets what bubblewrap gets from prlimit and a pids cgroup: memory, CPU seconds and file size as
-ulimits, `--pids-limit`, and a memory cgroup as a backstop; and `--network none`, every capability dropped, no new privileges, a read-only
-root. A container outlives its `run` client when that is killed, so the kernel's end removes it by name
-(`remove`), and the batch's end sweeps any left by label.
+ulimits, `--pids-limit`, and a memory cgroup as a backstop; and `--network none`, every capability dropped, no new
+privileges, a read-only root. A container outlives its `run` client when that is killed, so the kernel's end
+removes it by name (`remove`), and the batch's end sweeps any left by the batch's name prefix.
 
 Measured here (podman 4.3, runc, rootful): `run` of a trivial command 0.3-0.6 s, `rm -f -t 0` 0.2 s. A kernel is
 started ahead of its student, so neither is on the critical path of a class.
@@ -84,8 +84,8 @@ def ensure_image(engine: Engine) -> None:
         raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or f"exit {proc.returncode}")
 
 
-def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str], readonly: list[str]) -> tuple[list[str],
-                                                                                           dict[str, str]]:
+def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
+         readonly: list[str]) -> tuple[list[str], dict[str, str]]:
     """The `run` command for `cmd` in `spec`'s container, and the environment the engine client starts with."""
     engine, why = engine_or_reason()
     if engine is None:
