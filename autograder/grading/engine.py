@@ -89,6 +89,10 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     subs = collect(submissions_dir, lab, work / "staging")
     plan = BatchPlan(lab_name=lab.name, lab_folder=str(lab.folder.resolve()), work_dir=str(work.resolve()),
                      sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb)
+    limit = sandboxes.process_limit(kind)
+    if limit.startswith("none"):  # said in summary.json, so an instructor knows what did not hold
+        plan.notes.append(f"no limit on the processes a submission may start ({limit[len('none: '):]}): grade as "
+                          "root where /sys/fs/cgroup is writable, as an unprivileged user, or with --sandbox container")
     for sub in subs:
         plan.students.append(sub.student)
         plan.submissions[sub.student] = {"files": str(sub.files) if sub.files else None, "notes": sub.notes,

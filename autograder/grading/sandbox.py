@@ -124,6 +124,19 @@ def choose(requested: str) -> str:
                      "read solutions/ and the hidden tests, forge grades and touch your files)")
 
 
+def process_limit(kind: str) -> str:
+    """What bounds the number of tasks in a `kind` sandbox on this machine: "the engine's --pids-limit", "a pids
+    cgroup", "RLIMIT_NPROC", or "none: <why>" (a root grader that cannot write cgroups)."""
+    if kind == "container":
+        return "the engine's --pids-limit"
+    parent, why = cgroups.hierarchy()
+    if parent is not None:
+        return "a pids cgroup"
+    if os.geteuid() != 0:
+        return "RLIMIT_NPROC"
+    return f"none: {why}"
+
+
 def course_readonly_paths() -> tuple[str, ...]:
     """The interpreter, the venv and the course packages, each bound read-only at its own path."""
     import autograder.errors

@@ -256,3 +256,24 @@ def test_sweep_tears_down_what_a_dead_worker_left(spec: Spec, tmp_path: Path) ->
         assert containers.running(str(left.work)) == []
     else:
         assert cgroups.tasks(left.name) == 0
+
+
+def test_process_limit_says_what_holds_and_when_nothing_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sandbox.process_limit("container") == "the engine's --pids-limit"
+    monkeypatch.setattr(cgroups, "hierarchy", lambda: (None, "no writable pids cgroup (test)"))
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    assert sandbox.process_limit("bwrap") == "none: no writable pids cgroup (test)"
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    assert sandbox.process_limit("bwrap") == "RLIMIT_NPROC"
+    monkeypatch.setattr(cgroups, "hierarchy", lambda: (Path("/sys/fs/cgroup/pids/mlinfra-sandbox"), ""))
+    assert sandbox.process_limit("bwrap") == "a pids cgroup"
+
+
+def test_a_batch_without_a_process_limit_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.json's notes tell the instructor when nothing bounds a submission's processes."""
+    from autograder.grading.engine import prepare_batch
+
+    monkeypatch.setattr(sandbox, "process_limit", lambda kind: "none: no writable pids cgroup (test)")
+    (tmp_path / "subs").mkdir()
+    plan = prepare_batch("lab01-environment", tmp_path / "subs", tmp_path / "work", sandbox="none")
+    assert any("no limit on the processes" in n and "no writable pids cgroup (test)" in n for n in plan.notes)
