@@ -27,7 +27,7 @@ def _spec(kind: str, base: Path):
     from autograder.grading import sandbox
 
     box = Path(tempfile.mkdtemp(dir=base))
-    conn = Path(tempfile.mkdtemp(prefix="ag-b-", dir="/tmp"))
+    conn = Path(tempfile.mkdtemp(prefix="c-", dir=base))  # base is under /tmp: short enough for ipc socket paths
     (box / "home").mkdir()
     return sandbox.Spec(work=box / "home", conn=conn, kind=kind)
 
@@ -75,7 +75,7 @@ def main() -> int:
     from autograder.grading import sandbox
 
     reasons = {"none": "", "bwrap": sandbox.bwrap_works(), "container": sandbox.container_works()}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         base = Path(tmp)
         rows = []
         for kind, why in reasons.items():

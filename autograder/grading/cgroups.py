@@ -100,6 +100,12 @@ def release(name: str, timeout: float = 5.0) -> list[int]:
     return sorted(set(killed))
 
 
+def existing(prefix: str) -> list[str]:
+    """The names of the course's cgroups that start with `prefix`, as they are now."""
+    parent, _why = hierarchy()
+    return sorted(g.name for g in parent.glob(prefix + "*")) if parent is not None else []
+
+
 def tasks(name: str) -> int:
     """How many tasks cgroup `name` holds now (0 when it does not exist)."""
     parent, _why = hierarchy()

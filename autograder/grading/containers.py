@@ -74,12 +74,11 @@ def _empty_root() -> bytes:
 
 def ensure_image(engine: Engine) -> None:
     """Import the empty sandbox image once per engine storage (a few ms; nothing is downloaded)."""
-    env = {**os.environ, **engine.env}
-    if subprocess.run(engine.command("image", "inspect", IMAGE), capture_output=True, env=env, timeout=60,
-                      check=False).returncode == 0:
+    if engine.run("image", "inspect", IMAGE, check=False).returncode == 0:
         return
-    proc = subprocess.run(engine.command("import", "-", IMAGE), input=_empty_root(), capture_output=True, env=env,
-                          timeout=120, check=False)
+    # Engine.run has no stdin: the image's tar goes in through `import -`.
+    proc = subprocess.run(engine.command("import", "-", IMAGE), input=_empty_root(), capture_output=True,
+                          env={**os.environ, **engine.env}, timeout=120, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or f"exit {proc.returncode}")
 
@@ -123,8 +122,7 @@ def remove(name: str) -> bool:
     engine, _why = engine_or_reason()
     if engine is None:
         return False
-    proc = subprocess.run(engine.command("rm", "--force", "--time", "0", name), capture_output=True, text=True,
-                          env={**os.environ, **engine.env}, timeout=60, check=False)
+    proc = engine.run("rm", "--force", "--time", "0", name, check=False)
     return proc.returncode == 0 and name in proc.stdout
 
 
@@ -134,6 +132,5 @@ def running(label_value: str | None = None) -> list[str]:
     if engine is None:
         return []
     label = LABEL if label_value is None else f"{LABEL}={label_value}"
-    proc = subprocess.run(engine.command("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}"),
-                          capture_output=True, text=True, env={**os.environ, **engine.env}, timeout=60, check=False)
+    proc = engine.run("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}", check=False)
     return [n for n in proc.stdout.split() if n]

@@ -159,15 +159,14 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
     return None
 
 
-def _no_student_process_left(plan: BatchPlan | None = None) -> list[int]:
+def _no_student_process_left(plan: BatchPlan) -> list[int]:
     """Kill any sandbox this process launched that is still alive, and tear down every sandbox of the batch a
     worker left behind (a container outlives a killed worker; so does an empty cgroup); return the pids killed."""
     from autograder.grading import sandbox
     from autograder.grading.worker import _kill_leftovers
 
     killed = _kill_leftovers(list(sandbox.LAUNCHED))
-    if plan is not None:
-        sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
+    sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
     return killed
 
 

@@ -106,12 +106,14 @@ def choose(requested: str) -> str:
         raise UsageError(f"--sandbox {requested!r}: choose one of {', '.join(SANDBOXES)}")
     if requested == "none":
         return "none"
-    no_bwrap = bwrap_works() if requested in ("auto", "bwrap") else ""
-    if requested == "bwrap" or (requested == "auto" and not no_bwrap):
+    no_bwrap = ""
+    if requested in ("auto", "bwrap"):
+        no_bwrap = bwrap_works()
         if not no_bwrap:
             return "bwrap"
-        raise UsageError(f"--sandbox bwrap: {no_bwrap}. Install it with `make sandbox` (root, Debian/Ubuntu: "
-                         "apt-get install bubblewrap), or use --sandbox container where podman or Docker runs")
+        if requested == "bwrap":
+            raise UsageError(f"--sandbox bwrap: {no_bwrap}. Install it with `make sandbox` (root, Debian/Ubuntu: "
+                             "apt-get install bubblewrap), or use --sandbox container where podman or Docker runs")
     no_engine = container_works()
     if not no_engine:
         return "container"
@@ -120,8 +122,8 @@ def choose(requested: str) -> str:
                          "--sandbox bwrap")
     raise UsageError(f"cannot sandbox student code: {no_bwrap}, and {no_engine}. Install bubblewrap with `make "
                      "sandbox` (root, Debian/Ubuntu: apt-get install bubblewrap) or a container engine with `make "
-                     "container-engine`, or pass --no-sandbox (--sandbox none) to run submissions unsandboxed (they could then "
-                     "read solutions/ and the hidden tests, forge grades and touch your files)")
+                     "container-engine`, or pass --no-sandbox (--sandbox none) to run submissions unsandboxed "
+                     "(they could then read solutions/ and the hidden tests, forge grades and touch your files)")
 
 
 def process_limit(kind: str) -> str:
@@ -189,18 +191,12 @@ def prlimit_prefix(limits: Limits) -> list[str]:
     return [*args, "--"]
 
 
-def system_readonly_paths() -> list[str]:
-    """The system files and folders a kernel may read, where they exist here."""
-    return [p for p in _RO_SYSTEM if os.path.exists(p)]
-
-
 def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
     """The command line that runs `cmd` in `spec`'s sandbox, and the environment to start it with. For bubblewrap
     and none, this makes the sandbox's pids cgroup (where cgroups can be written): `teardown` removes it."""
     env = kernel_env(spec)
     if spec.kind == "container":
-        return containers.wrap(cmd, spec, env, [*system_readonly_paths(), *course_readonly_paths(),
-                                                *spec.readonly])
+        return containers.wrap(cmd, spec, env, [*_RO_SYSTEM, *course_readonly_paths(), *spec.readonly])
     join = cgroups.join_prefix(cgroups.create(spec.name, spec.limits.processes))
     if spec.kind == "none":
         # Unsandboxed: limits and a clean environment only.
@@ -238,8 +234,7 @@ def sweep(sandboxes: Path, kind: str) -> list[str]:
     """Tear down every sandbox of the batch whose sandboxes live under `sandboxes`: what a worker that died or was
     killed could not. Returns the names that were still there (normally none)."""
     prefix = batch_prefix(sandboxes)
-    parent = cgroups.hierarchy()[0]
-    left = [g.name for g in parent.glob(prefix + "*")] if parent is not None else []
+    left = cgroups.existing(prefix)
     for name in left:
         cgroups.release(name)
     # Asking an engine costs subprocesses (0.4 s): only a container batch can have left containers.
@@ -333,9 +328,7 @@ def _kernel_manager_class() -> type:
         interrupt_kernel = _async_interrupt_kernel  # the base class binds its own at class creation
 
         async def _async_kill_kernel(self, restart: bool = False) -> None:
-            # A container outlives its killed `run` client, and a cgroup outlives its tasks: remove both.
-            if self._spec.kind == "container":
-                containers.remove(self._spec.name)
+            # A container outlives its killed `run` client, and a cgroup outlives its tasks: tear both down.
             await super()._async_kill_kernel(restart=restart)
             teardown(self._spec)
 

@@ -119,8 +119,7 @@ def test_nothing_escaped_and_no_process_left(batch: dict[str, Any]) -> None:
                                       any("hostile" in part and "grades.csv" in part for part in p.info["cmdline"]))]
     assert not left, f"student processes outlived the batch: {left}"
     prefix = batch_prefix((batch["root"] / "out" / "work").resolve() / "sandboxes")  # this batch's, not a parallel test's
-    parent = cgroups.hierarchy()[0]
-    groups = [g.name for g in parent.glob(prefix + "*")] if parent else []
+    groups = cgroups.existing(prefix)
     assert not groups, f"pids cgroups outlived the batch: {groups}"
     if batch["kind"] == "container":
         mine = [n for n in containers.running() if n.startswith(prefix)]
