@@ -36,24 +36,27 @@ def _warm_imports() -> None:
 def _worker_main(conn: Connection, work_dir: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
-    from autograder.grading import worker
+    from autograder.grading import sandbox, worker
 
     worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
     plan = load_plan(work_dir)
-    while True:
-        try:
-            student = conn.recv()
-        except EOFError:
-            return
-        if student is None:
-            from autograder.grading import sandbox
-
-            while (warm := sandbox.take_warm()) is not None:  # the kernel started ahead that nobody needed
-                sandbox.discard(warm[0])
-                shutil.rmtree(warm[1].conn, ignore_errors=True)
-            return
-        outcome = worker.grade_one(plan, student)
-        conn.send(outcome.to_dict())
+    if plan.sandbox == "bwrap":
+        sandbox.start_zygote()  # its kernels are forked already imported (zygote.py)
+    try:
+        while True:
+            try:
+                student = conn.recv()
+            except EOFError:
+                return
+            if student is None:
+                while (warm := sandbox.take_warm()) is not None:  # the kernel started ahead that nobody needed
+                    sandbox.discard(warm[0])
+                    shutil.rmtree(warm[1].conn, ignore_errors=True)
+                return
+            outcome = worker.grade_one(plan, student)
+            conn.send(outcome.to_dict())
+    finally:
+        sandbox.stop_zygote()
 
 
 class _Worker:

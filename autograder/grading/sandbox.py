@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.grading import cgroups, containers
+from autograder.grading import cgroups, containers, zygote
 from autograder.submissions import SHADOWING_NAMES
 
 SANDBOXES = ("auto", "bwrap", "container", "none")
@@ -304,16 +304,66 @@ def _kernel_manager_class() -> type:
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: object) -> None:
             stage_work_folder(Path(str(kw.pop("cwd", "") or self._spec.work)), self._spec.work)
-            cmd, env = wrap(list(kernel_cmd), self._spec)
-            kw["env"] = env
             kw["cwd"] = str(self._spec.work)
-            # The kernel's own start-up chatter goes to a log outside its work folder.
-            log = self._spec.conn / "kernel.log"
-            log.write_text(" ".join(cmd) + "\n")
-            kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
-            await super()._async_launch_kernel(cmd, **kw)
+            argv = zygote.ipykernel_argv(list(kernel_cmd))
+            forked = ZYGOTE is not None and self._spec.kind == "bwrap" and argv is not None
+            if forked:
+                try:
+                    await self._launch_forked(argv or [], dict(kw))
+                except (zygote.ZygoteError, OSError) as exc:
+                    forked = False
+                    _give_up_zygote(f"{type(exc).__name__}: {exc}")
+                    await self._drop_placeholder()
+            if not forked:
+                cmd, env = wrap(list(kernel_cmd), self._spec)
+                kw["env"] = env
+                # The kernel's own start-up chatter goes to a log outside its work folder.
+                log = self._spec.conn / "kernel.log"
+                with open(log, "a") as out:  # noqa: ASYNC230 - a local file
+                    out.write(" ".join(cmd) + "\n")
+                kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
+                await super()._async_launch_kernel(cmd, **kw)
             pid = getattr(self.provisioner, "pid", None) or 0
             LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
+
+        async def _launch_forked(self, argv: list[str], kw: dict[str, object]) -> None:
+            """The sandbox with a placeholder in it, then the kernel forked into it by the zygote (zygote.py)."""
+            spec, log = self._spec, self._spec.conn / "kernel.log"
+            cmd, env = wrap(list(zygote.PLACEHOLDER), spec)
+            log.write_text(" ".join(cmd) + "\n" + "kernel: forked by the worker's zygote into this sandbox\n")
+            keep_r, keep_w = os.pipe()
+            ready_r, ready_w = os.pipe()
+            status_r, status_w = os.pipe()
+            try:
+                kw.update(env=env, stdin=keep_r, stdout=ready_w,
+                          stderr=open(log, "ab"))  # noqa: SIM115, ASYNC230 - the placeholder holds it
+                await super()._async_launch_kernel(cmd, **kw)
+                os.close(keep_r)
+                os.close(ready_w)
+                keep_r = ready_w = -1
+                zygote.read_line(ready_r, 30, "the sandbox")
+                assert ZYGOTE is not None
+                ZYGOTE.spawn({"target": zygote.sandbox_leaf(int(self.provisioner.pid)),  # type: ignore[attr-defined]
+                              "procs": str(procs) if (procs := cgroups.create(spec.name, spec.limits.processes))
+                              else None,
+                              "env": kernel_env(spec), "cwd": str(spec.work), "log": str(log), "argv": argv},
+                             keep_w, status_w)
+            finally:
+                for fd in (keep_r, keep_w, ready_r, ready_w, status_w):
+                    if fd >= 0:
+                        os.close(fd)
+            try:
+                answer = zygote.read_line(status_r, 30, "the zygote's kernel")
+            finally:
+                os.close(status_r)
+            if answer != "ok":
+                raise zygote.ZygoteError(answer)
+
+        async def _drop_placeholder(self) -> None:
+            process = getattr(self.provisioner, "process", None)
+            if process is not None and process.poll() is None:
+                kill_tree(process.pid, timeout=5)
+                process.wait()
 
         async def _async_interrupt_kernel(self) -> None:
             # A signal to the sandbox's outer process would not reach the kernel in its own pid namespace and
@@ -350,6 +400,31 @@ def stage_work_folder(source: Path, work: Path) -> None:
         elif path.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
+
+
+# The worker's zygote (zygote.py), when it has one: bubblewrap kernels are forked from it instead of started.
+ZYGOTE: zygote.Zygote | None = None
+# Why the zygote was given up in this process, if it was (kernels are then started the usual way).
+ZYGOTE_FAILED: list[str] = []
+
+
+def start_zygote() -> None:
+    """Start this process's zygote (a grading worker's, for a bubblewrap batch)."""
+    global ZYGOTE
+    if ZYGOTE is None:
+        ZYGOTE = zygote.Zygote(kernel_env(Spec(work=Path("/nonexistent"), conn=Path("/nonexistent"))))
+
+
+def stop_zygote() -> None:
+    global ZYGOTE
+    if ZYGOTE is not None:
+        ZYGOTE.close()
+        ZYGOTE = None
+
+
+def _give_up_zygote(why: str) -> None:
+    ZYGOTE_FAILED.append(why)
+    stop_zygote()
 
 
 def kernel_manager_class() -> type:
