@@ -160,20 +160,37 @@ def _alembic_head(original: Any) -> Any:
     return get_alembic_version
 
 
+def _create_missing_tables(metadata: Any, original: Any) -> Any:
+    """nbgrader's Gradebook runs `create_all` on every open (about ten a student): a PRAGMA per table, 13 tables.
+    One look at the table names tells whether there is anything to create; only then does it run."""
+
+    def create_all(bind: Any = None, **kwargs: Any) -> None:
+        from sqlalchemy import inspect
+
+        if bind is not None and set(metadata.tables) <= set(inspect(bind).get_table_names()):
+            return
+        original(bind=bind, **kwargs)
+
+    return create_all
+
+
 @contextlib.contextmanager
 def fast_bookkeeping() -> Iterator[None]:
     """nbgrader with its fixed costs paid once per process instead of once per student or gradebook: its
-    gradebook's compiled SQL, its metadata schema check, its alembic head (above), and no fsync on gradebooks that
-    are thrown away. What it reads and writes, and the grades, are unchanged. Only for a trusted grading process
+    gradebook's compiled SQL, its metadata schema check, its alembic head (above), its table creation (only when a
+    table is missing), and no fsync on gradebooks that are thrown away. What it reads and writes, and the grades, are unchanged. Only for a trusted grading process
     and throwaway gradebooks (a student's, the batch's template); undone on exit."""
     import nbgrader.api
     from nbgrader.nbgraderformat import common
 
     saved = nbgrader.api.create_engine, common.jsonschema, nbgrader.api.get_alembic_version
+    metadata = nbgrader.api.Base.metadata
     nbgrader.api.create_engine = _engine_sharing_compiled_sql(saved[0])
     common.jsonschema = _SCHEMA_CHECKER  # type: ignore[assignment]
     nbgrader.api.get_alembic_version = _ALEMBIC_HEAD.setdefault("get", _alembic_head(saved[2]))
+    metadata.create_all = _create_missing_tables(metadata, metadata.create_all)  # type: ignore[method-assign]
     try:
         yield
     finally:
         nbgrader.api.create_engine, common.jsonschema, nbgrader.api.get_alembic_version = saved
+        del metadata.create_all  # the instance attribute: the class's method again

@@ -163,3 +163,31 @@ def test_bookkeeping_alembic_head_is_nbgraders() -> None:
         ours = nbgrader.api.get_alembic_version()
     assert nbgrader.api.get_alembic_version is original
     assert ours == original() and len(ours) == 12, ours
+
+
+def test_bookkeeping_creates_tables_only_where_missing(tmp_path: Path) -> None:
+    """A new gradebook still gets every table; a complete one is not asked about each table again; undone on exit."""
+    pytest.importorskip("nbgrader")
+    import nbgrader.api
+    from nbgrader.api import Gradebook
+    from sqlalchemy import event
+
+    metadata = nbgrader.api.Base.metadata
+    full = _gradebook(tmp_path).removeprefix("sqlite:///")
+    with fast_bookkeeping():
+        assert "create_all" in vars(metadata)
+        new = tmp_path / "new.db"
+        with Gradebook(f"sqlite:///{new}", "course"):
+            pass
+        tables = {r[0] for r in sqlite3.connect(new).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert set(metadata.tables) <= tables
+        pragmas: list[str] = []
+        with Gradebook(f"sqlite:///{full}", "course") as gb:
+            pass
+        engine = nbgrader.api.create_engine(f"sqlite:///{full}")
+        event.listen(engine, "before_cursor_execute", lambda *a: pragmas.append(a[2]))
+        metadata.create_all(bind=engine)
+        assert not [p for p in pragmas if p.upper().startswith("PRAGMA") and "table_info" in p.lower()], pragmas
+        engine.dispose()
+        assert gb is not None
+    assert "create_all" not in vars(metadata)
