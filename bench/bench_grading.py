@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--sandbox", default="auto")
     parser.add_argument("--skip-nbgrader", action="store_true", help="time ours only")
+    parser.add_argument("--started-kernels", action="store_true",
+                        help="also grade the class with every kernel started afresh instead of forked from the "
+                             "workers' zygotes (bubblewrap batches), to see what forking saves")
     args = parser.parse_args()
 
     import warnings
@@ -108,12 +111,25 @@ def main() -> None:
         make_class(args.lab, args.students, subs)
         print(f"bench_grading: {args.students} submissions of {args.lab}, {os.cpu_count()} cores")
 
+        from autograder.grading import pool, sandbox
+
+        if args.started_kernels:
+            sandbox.FORK_KERNELS = False
+            started = time.perf_counter()
+            plain = grade_class(lab, subs, Path(tmp) / "started", workers=args.workers, sandbox=args.sandbox)
+            took = time.perf_counter() - started
+            sandbox.FORK_KERNELS = True
+            cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in plain.parts)
+            print(f"  ours, every kernel started afresh: {took:6.1f} s, {took / args.students:5.2f} s a notebook; "
+                  f"cells {cells:6.1f} s in all")
         started = time.perf_counter()
         batch = grade_class(lab, subs, Path(tmp) / "ours", workers=args.workers, sandbox=args.sandbox)
         ours = time.perf_counter() - started
         per = ours / args.students
-        print(f"  ours ({args.workers} workers, sandbox {batch.data['sandbox']}): {ours:6.1f} s, "
-              f"{per:5.2f} s a notebook")
+        forked = sum(bool(p.data.get("forked")) for p in batch.parts)
+        ahead = ", ".join(pool.preimports(lab)) or "nothing beyond the kernel's own"
+        print(f"  ours ({args.workers} workers, sandbox {batch.data['sandbox']}; {forked} of {args.students} "
+              f"kernels forked from a zygote that imported {ahead}): {ours:6.1f} s, {per:5.2f} s a notebook")
         if not args.skip_nbgrader:
             with _quiet_stderr():  # nbgrader's kernels warn about TCP on stderr, one line per student
                 theirs, scores = nbgrader_serial(lab, subs, Path(tmp) / "nbgrader")
@@ -143,6 +159,8 @@ def main() -> None:
         for key, values in steps.items():
             print(f"    {key:16s} {statistics.median(values):6.3f}")
         cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in batch.parts)
+        print(f"  the class against its cells' time / cores: {ours:6.1f} s against {cells / args.workers:6.1f} s "
+              f"({(ours / (cells / args.workers) - 1) * 100:+.0f}%; the goal is within +15%)")
         per_student = statistics.median(p.data.get("seconds", 0.0) - p.data.get("timing", {}).get("cells", 0.0)
                                         for p in batch.parts)
         cpu = [p.data["cpu"] for p in batch.parts if "cpu" in p.data]

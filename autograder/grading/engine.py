@@ -219,9 +219,20 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
     """The local engine: prepare, grade every student with `workers` long-lived workers, finish."""
     from autograder.grading import pool
 
+    from autograder.grading import sandbox as sandboxes
+
     started = time.monotonic()
     out_dir = Path(out_dir)
-    plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox, keep_work=keep_work)
+    # a bubblewrap batch's zygotes import what kernels import while this process builds the batch
+    forking = sandboxes.FORK_KERNELS and sandboxes.choose(sandbox) == "bwrap"
+    zygotes = pool.start_zygotes(workers, _resolve_lab(lab)) if forking else []
+    try:
+        plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox,
+                             keep_work=keep_work)
+    except BaseException:
+        for z in zygotes:
+            z.close()
+        raise
     the_lab = load_lab(Path(plan.lab_folder))
     bar = None
     if progress and plan.students:
@@ -239,7 +250,8 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
             log(line)
 
     deadline = the_lab.notebook_timeout + WORKER_OVERHEAD_S
-    outcomes = pool.grade_all(plan, plan.students, workers=workers, deadline_s=deadline, on_done=done)
+    outcomes = pool.grade_all(plan, plan.students, workers=workers, deadline_s=deadline, on_done=done,
+                              zygotes=zygotes)
     retry = [o.subject for o in outcomes if o.status == GRADER_ERROR]
     if retry:
         # nbgrader itself failed (kernel start-up, a lost output), not the student's code: once more.

@@ -71,7 +71,8 @@ def summary(lab: str, tests: dict[str, float], names: list[str], outcomes: list[
 def _public(outcome: Outcome) -> dict[str, Any]:
     raw = to_jsonable(outcome)
     raw["data"] = {k: v for k, v in raw.get("data", {}).items() if k in ("flags", "seconds", "timing", "kernels",
-                                                                        "warm", "sandbox", "feedback")}
+                                                                        "warm", "forked", "zygote failed", "sandbox",
+                                                                        "feedback")}
     raw["score"], raw["max_score"], raw["reason"] = outcome.score, outcome.max_score, reason(outcome)
     return raw
 

@@ -33,15 +33,17 @@ def _warm_imports() -> None:
     from autograder.grading import execute, worker  # noqa: F401
 
 
-def _worker_main(conn: Connection, work_dir: str) -> None:
+def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tuple[Any, ...] = ()) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for z in others:  # the other workers' zygotes: each must end with its own worker
+        z.hand_over()
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
     from autograder.grading import sandbox, worker
 
     worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
     plan = load_plan(work_dir)
     if plan.sandbox == "bwrap":
-        sandbox.start_zygote()  # its kernels are forked already imported (zygote.py)
+        sandbox.start_zygote(ready, preimports(plan))  # its kernels are forked already imported (zygote.py)
     try:
         while True:
             try:
@@ -60,11 +62,13 @@ def _worker_main(conn: Connection, work_dir: str) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, work_dir: str) -> None:
+    def __init__(self, ctx: Any, work_dir: str, ready: Any = None, others: tuple[Any, ...] = ()) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, work_dir), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, work_dir, ready, others), daemon=True)
         self.proc.start()
         child.close()
+        if ready is not None:
+            ready.hand_over()
         self.student: str | None = None
         self.deadline = 0.0
         self.started = 0.0
@@ -92,10 +96,30 @@ class _Worker:
             self.kill()
 
 
+def preimports(plan_or_lab: Any) -> tuple[str, ...]:
+    """What the zygotes of a batch of this lab import ahead (zygote.preimports_for its reference notebook)."""
+    from pathlib import Path
+
+    from autograder.grading import zygote
+    from autograder.labs import load_lab
+
+    lab = load_lab(Path(plan_or_lab.lab_folder)) if isinstance(plan_or_lab, BatchPlan) else plan_or_lab
+    return zygote.preimports_for(lab.notebook_path)
+
+
+def start_zygotes(workers: int, lab: Any) -> list[Any]:
+    """One zygote per worker (zygote.py), started now so their imports overlap building the batch."""
+    from autograder.grading import sandbox
+
+    return [sandbox.new_zygote(preimports(lab)) for _ in range(workers)]
+
+
 def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadline_s: float,
-              on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Grade `students` with `workers` forked workers; `deadline_s` bounds one student's wall time."""
+              on_done: Callable[[Outcome], None] | None = None, zygotes: list[Any] | None = None) -> list[Outcome]:
+    """Grade `students` with `workers` forked workers; `deadline_s` bounds one student's wall time. `zygotes`,
+    started ahead for a bubblewrap batch, go one to a worker (a worker without one starts its own)."""
     _warm_imports()
+    spare = list(zygotes or [])
     ctx = multiprocessing.get_context("fork")
     queue = list(students)
     queue.reverse()
@@ -117,7 +141,8 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
 
     try:
         for _ in range(max(1, min(workers, len(queue)))):
-            pool.append(_Worker(ctx, plan.work_dir))
+            ready = spare.pop() if spare else None
+            pool.append(_Worker(ctx, plan.work_dir, ready, tuple(spare)))
         for w in pool:
             if queue:
                 w.give(queue.pop(), deadline_s)
@@ -142,7 +167,7 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
                 finished(outcome)
                 if not healthy:
                     w.kill()
-                    pool[pool.index(w)] = w = _Worker(ctx, plan.work_dir)
+                    pool[pool.index(w)] = w = _Worker(ctx, plan.work_dir, None, tuple(spare))
                 if queue:
                     w.give(queue.pop(), deadline_s)
     finally:
@@ -151,4 +176,9 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
                 w.kill()
             else:
                 w.stop()
+        for z in zygotes or []:
+            if z in spare:
+                z.close()
+            else:
+                z.reap()  # its worker has ended: it ended with it
     return outcomes

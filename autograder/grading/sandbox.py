@@ -325,6 +325,8 @@ def _kernel_manager_class() -> type:
                 await super()._async_launch_kernel(cmd, **kw)
             pid = getattr(self.provisioner, "pid", None) or 0
             LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
+            if forked:
+                FORKED.add(str(self.kernel_id))
 
         async def _launch_forked(self, argv: list[str], kw: dict[str, object]) -> None:
             """The sandbox with a placeholder in it, then the kernel forked into it by the zygote (zygote.py)."""
@@ -402,17 +404,28 @@ def stage_work_folder(source: Path, work: Path) -> None:
             shutil.copyfile(path, dest)
 
 
+# Whether a bubblewrap batch's workers fork their kernels from a zygote (bench/bench_grading.py turns it off to
+# measure the difference in one run).
+FORK_KERNELS = True
 # The worker's zygote (zygote.py), when it has one: bubblewrap kernels are forked from it instead of started.
 ZYGOTE: zygote.Zygote | None = None
 # Why the zygote was given up in this process, if it was (kernels are then started the usual way).
 ZYGOTE_FAILED: list[str] = []
+# The ids of the kernels launched in this process that were forked from the zygote.
+FORKED: set[str] = set()
 
 
-def start_zygote() -> None:
-    """Start this process's zygote (a grading worker's, for a bubblewrap batch)."""
+def new_zygote(preimports: tuple[str, ...] = ()) -> zygote.Zygote:
+    """A zygote with a kernel's environment and no sandbox of its own (the engine starts one per worker ahead,
+    while it builds the batch); `preimports` from zygote.preimports_for."""
+    return zygote.Zygote(kernel_env(Spec(work=Path("/nonexistent"), conn=Path("/nonexistent"))), preimports)
+
+
+def start_zygote(ready: zygote.Zygote | None = None, preimports: tuple[str, ...] = ()) -> None:
+    """Give this process a zygote (a grading worker, for a bubblewrap batch): `ready`, or a new one."""
     global ZYGOTE
-    if ZYGOTE is None:
-        ZYGOTE = zygote.Zygote(kernel_env(Spec(work=Path("/nonexistent"), conn=Path("/nonexistent"))))
+    if ZYGOTE is None and FORK_KERNELS:
+        ZYGOTE = ready or new_zygote(preimports)
 
 
 def stop_zygote() -> None:

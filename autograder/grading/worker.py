@@ -278,7 +278,9 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     log = (result.get("log") or "") + (result.get("error") or "")
     (course / "nbgrader.log").write_text(log)
     data: dict[str, Any] = {"kernels": kernels, "warm": warm is not None, "course": str(course),
-                            "sandbox": plan.sandbox}
+                            "sandbox": plan.sandbox, "forked": bool(kernels) and kernels[-1] in sandbox.FORKED}
+    if sandbox.ZYGOTE_FAILED:
+        data["zygote failed"] = sandbox.ZYGOTE_FAILED[-1]
     if not result.get("success"):
         cause = _root_cause(log)
         if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():

@@ -55,6 +55,12 @@ PREIMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
               "tornado.platform.asyncio", "argcomplete", "pdb", "sqlite3", "psutil")
 
 
+# Heavy course packages a lab's kernels may get already imported (`preimports_for`): each is safe to import
+# before a kernel's environment is set (nothing of it reads HOME, the working folder or a config folder at
+# import) and starts no thread (joining a user namespace needs a single-threaded process). Seeded random state is
+# drawn afresh in every kernel (`_reseed`). matplotlib, for one, is not here: it caches its config folder.
+HEAVY = ("numpy", "torch", "torchvision")
+
 _SET_BY_IMPORTS: dict[str, str] = {}
 
 
@@ -147,10 +153,20 @@ def _orphan_into_sandbox() -> None:
         time.sleep(0.0005)
 
 
-def _kernel(request: dict[str, Any], status: int) -> None:
-    """In the sandbox's pid namespace: become the student's kernel. Never returns."""
+def _reseed() -> None:
+    """Every fork would otherwise draw the same numbers: Python's and numpy's global generators are seeded from
+    the system afresh, as a new process seeds them. (torch's default generator starts from the same fixed seed in
+    every process anyway.)"""
     import random
 
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def _kernel(request: dict[str, Any], status: int) -> None:
+    """In the sandbox's pid namespace: become the student's kernel. Never returns."""
     os.setsid()
     os.environ.clear()
     os.environ.update(request["env"])
@@ -166,7 +182,7 @@ def _kernel(request: dict[str, Any], status: int) -> None:
     os.close(log)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own stdout, for good
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    random.seed()  # every fork would otherwise draw the same numbers
+    _reseed()
     # as `python -m ipykernel_launcher` leaves it: the kernel's shell puts its working folder first on its own
     del sys.path[0]
     sys.argv = [sys.executable, *request["argv"]]
@@ -212,12 +228,13 @@ def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> 
     os._exit(0)
 
 
-def serve(fd: int) -> None:
-    """The zygote's loop: one request per kernel, until the worker closes its end."""
+def serve(fd: int, extra: list[str]) -> None:
+    """The zygote's loop: one request per kernel, until the worker closes its end. `extra`: more modules to import
+    ahead (from HEAVY)."""
     import importlib
 
     before = dict(os.environ)
-    for name in PREIMPORTS:
+    for name in (*PREIMPORTS, *[m for m in extra if m in HEAVY]):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -292,15 +309,29 @@ def sandbox_leaf(pid: int) -> int:
 class Zygote:
     """The worker's handle on its zygote: `spawn` a kernel into a running placeholder sandbox."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], preimports: tuple[str, ...] = ()) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "autograder.grading.zygote", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-m", "autograder.grading.zygote", str(theirs.fileno()), *preimports],
+            pass_fds=(theirs.fileno(),),
             env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         theirs.close()
+        self._owner = os.getpid()  # only the process that started it can wait for it
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc.poll() is None if os.getpid() == self._owner else True
+
+    def hand_over(self) -> None:
+        """Forget the zygote in this process after a worker forked from it took it over (the worker's end of the
+        socket must be the only one, so the zygote exits with the worker); `reap` it at the end."""
+        self._sock.close()
+
+    def reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def spawn(self, request: dict[str, Any], keep: int, status: int) -> None:
         """Ask for a kernel in `request['target']`'s sandbox; `keep` is the pipe end the kernel holds, `status`
@@ -309,13 +340,35 @@ class Zygote:
         self._sock.sendmsg([json.dumps(request).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
 
     def close(self) -> None:
-        self._sock.close()
+        self._sock.close()  # the zygote exits at the end of its socket
+        if os.getpid() == self._owner:
+            self.reap()
+
+
+def preimports_for(notebook: Path) -> tuple[str, ...]:
+    """The HEAVY packages a lab's reference notebook (trusted) imports: its kernels get them already imported.
+    A student's own modules never are (they differ per student)."""
+    import ast
+
+    try:
+        cells = json.loads(notebook.read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return ()
+    found: set[str] = set()
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", []))
         try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            found.update(n.split(".")[0] for n in names)
+    return tuple(m for m in HEAVY if m in found)
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), sys.argv[2:])

@@ -135,15 +135,14 @@ def test_forked_kernels_share_nothing(tmp_path: Path, with_zygote: None) -> None
             "for n in ('mnt', 'pid', 'net', 'ipc', 'uts')}}))")
 
     async def run() -> list[dict[str, Any]]:
-        seen = []
-        for _ in range(2):
-            spec = _spec(tmp_path)
-            km, kc = await _start(spec)
-            try:
-                seen.append(json.loads(await _run(kc, code)))
-            finally:
+        # both alive at once: a namespace's inode number is reused once it is gone
+        specs = [_spec(tmp_path), _spec(tmp_path)]
+        kernels = [await _start(spec) for spec in specs]
+        try:
+            return [json.loads(await _run(kc, code)) for _km, kc in kernels]
+        finally:
+            for (km, kc), spec in zip(kernels, specs):
                 await _stop(km, kc, spec)
-        return seen
 
     first, second = asyncio.run(run())
     assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
