@@ -41,9 +41,9 @@ test: setup  ## run everything CI checks (unit tests, notebooks, release sync, g
 	@# The grading sandbox, a container engine (the container sandbox and the Docker lab) and the browser tests'
 	@# Chromium, installed when missing and possible (root, Debian); where they cannot be, their tests skip with
 	@# the reason, so a failure here never stops the run. The engine comes first, once, not from two test
-	@# processes at the same time.
+	@# processes at the same time, with the Docker lab's base image and wheels (its deploy tests build on them).
 	-@bash scripts/install-sandbox.sh
-	-@bash scripts/container-engine.sh 2>&1 | tail -n 2
+	-@bash scripts/container-engine.sh --base python:3.11-slim-bookworm --wheels solutions/lab06-docker/requirements.txt 2>&1 | tail -n 2
 	-@bash scripts/browser.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
