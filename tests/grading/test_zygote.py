@@ -201,3 +201,37 @@ def test_only_ipykernel_commands_are_forked() -> None:
     assert zygote.ipykernel_argv([sys.executable, "-m", "ipykernel_launcher", "-f", "c.json"]) == ["-f", "c.json"]
     assert zygote.ipykernel_argv(["/usr/bin/R", "-m", "ipykernel_launcher"]) is None
     assert zygote.ipykernel_argv([sys.executable, "-m", "other_kernel", "-f", "c.json"]) is None
+
+
+def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
+    """A lab that imports numpy gets it imported in the zygote: a student's kernel has it before any import, and
+    two kernels still draw different numbers from its global generator."""
+    sandbox.start_zygote(preimports=("numpy", "not-a-heavy-package"))
+    code = ("import sys, json; had = 'numpy' in sys.modules; import numpy; "
+            "print(json.dumps({'had': had, 'draw': numpy.random.random(), 'other': 'not-a-heavy-package' in sys.modules}))")
+    try:
+        async def run() -> list[dict[str, Any]]:
+            specs = [_spec(tmp_path), _spec(tmp_path)]
+            kernels = [await _start(spec) for spec in specs]
+            try:
+                return [json.loads(await _run(kc, code)) for _km, kc in kernels]
+            finally:
+                for (km, kc), spec in zip(kernels, specs):
+                    await _stop(km, kc, spec)
+
+        first, second = asyncio.run(run())
+    finally:
+        sandbox.stop_zygote()
+    assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
+    assert first["had"] and second["had"] and not first["other"]
+    assert first["draw"] != second["draw"]
+
+
+def test_preimports_come_from_the_reference_notebooks_imports(tmp_path: Path) -> None:
+    cells = [{"cell_type": "code", "source": ["%matplotlib inline\n", "import torch.nn as nn\n", "import mymodel\n"]},
+             {"cell_type": "code", "source": ["from numpy import random\n", "from . import local\n"]},
+             {"cell_type": "markdown", "source": ["import torchvision"]}]
+    notebook = tmp_path / "lab.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert zygote.preimports_for(notebook) == ("numpy", "torch")
+    assert zygote.preimports_for(tmp_path / "missing.ipynb") == ()
