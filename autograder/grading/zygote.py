@@ -59,7 +59,7 @@ PREIMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
 # before a kernel's environment is set (nothing of it reads HOME, the working folder or a config folder at
 # import) and starts no thread (joining a user namespace needs a single-threaded process). Seeded random state is
 # drawn afresh in every kernel (`_reseed`). matplotlib, for one, is not here: it caches its config folder.
-HEAVY = ("numpy", "torch", "torchvision")
+HEAVY = ("numpy", "torch", "torchvision", "numpy.random")  # torchvision imports numpy.random
 
 _SET_BY_IMPORTS: dict[str, str] = {}
 

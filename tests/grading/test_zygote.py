@@ -206,7 +206,7 @@ def test_only_ipykernel_commands_are_forked() -> None:
 def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
     """A lab that imports numpy gets it imported in the zygote: a student's kernel has it before any import, and
     two kernels still draw different numbers from its global generator."""
-    sandbox.start_zygote(preimports=("numpy", "not-a-heavy-package"))
+    sandbox.start_zygote(preimports=("numpy", "numpy.random", "not-a-heavy-package"))
     code = ("import sys, json; had = 'numpy' in sys.modules; import numpy; "
             "print(json.dumps({'had': had, 'draw': numpy.random.random(), 'other': 'not-a-heavy-package' in sys.modules}))")
     try:
