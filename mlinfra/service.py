@@ -252,8 +252,7 @@ def decode(data: bytes, card: ModelCard) -> torch.Tensor:
                     status_code=contract.STATUS_TOO_LARGE,
                     detail=f"image is {width} x {height} pixels, over {MAX_PIXELS:,}: send a smaller image",
                 )
-            image.load()
-            return preprocess(image, card)
+            return preprocess(image, card)  # decodes the pixels: a corrupt file raises here
     except Image.DecompressionBombError as exc:
         raise HTTPException(status_code=contract.STATUS_TOO_LARGE, detail=f"image too large to decode: {exc}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -83,8 +83,7 @@ class CourseModelHandler:
 
         try:
             with Image.open(io.BytesIO(payload)) as image:
-                image.load()
-                return preprocess(image, self.card)
+                return preprocess(image, self.card)  # decodes the pixels as the FastAPI service does
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise ValueError(
                 f"corrupt image, it does not decode ({type(exc).__name__}): re-encode it"

@@ -105,3 +105,58 @@ def test_engine_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MLINFRA_BATCH_EXPECT_MS", "soon")
     with pytest.raises(ValueError, match="MLINFRA_BATCH_EXPECT_MS"):
         EngineConfig.from_env()
+
+
+def _colour_jpeg(size: int = 224) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(7).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    photo = Image.fromarray(pixels, "RGB").resize((size, size), Image.BICUBIC)  # smooth, like a photo
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_an_undecoded_colour_jpeg_is_decoded_straight_to_grey() -> None:
+    """A grey model's colour JPEG: the decoder's own luma plane, within one grey level of convert("L"); the same
+    tensor from the FastAPI service, the TorchServe handler and `preprocess` on a freshly opened image. A colour
+    model, or an image already loaded, keeps convert's exact values."""
+    import torch
+    from PIL import Image
+
+    from mlinfra.modelstore import ModelCard, preprocess
+    from mlinfra.service import decode
+    from mlinfra.torchserve_handler import CourseModelHandler
+
+    grey = ModelCard(name="t", architecture="t", input_size=32, channels=1, mean=[0.3], std=[0.3])
+    data = _colour_jpeg()
+    got = preprocess(Image.open(io.BytesIO(data)), grey)
+    luma = Image.open(io.BytesIO(data))
+    luma.draft("L", luma.size)
+    assert luma.mode == "L"
+    assert torch.equal(got, torch_preprocess(luma, grey))
+    loaded = Image.open(io.BytesIO(data))
+    loaded.load()
+    exact = torch_preprocess(loaded, grey)
+    assert torch.equal(preprocess(loaded, grey), exact)
+    assert (got - exact).abs().max().item() <= 1 / 255 / 0.3 + 1e-6  # one grey level at most
+    handler = CourseModelHandler()
+    handler.card = grey
+    assert torch.equal(decode(data, grey), got)
+    assert torch.equal(handler.decode(data), got)
+    colour = ModelCard(name="t", architecture="t", input_size=32, channels=3, mean=[0.5] * 3, std=[0.25] * 3)
+    assert torch.equal(preprocess(Image.open(io.BytesIO(data)), colour), torch_preprocess(loaded, colour))
+
+
+def test_a_truncated_jpeg_still_fails_as_corrupt() -> None:
+    from fastapi import HTTPException
+
+    from mlinfra import contract
+    from mlinfra.modelstore import ModelCard
+    from mlinfra.service import decode
+
+    grey = ModelCard(name="t", architecture="t", input_size=32, channels=1, mean=[0.3], std=[0.3])
+    with pytest.raises(HTTPException) as err:
+        decode(_colour_jpeg()[:600], grey)
+    assert err.value.status_code == contract.STATUS_CORRUPT
