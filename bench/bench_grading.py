@@ -111,14 +111,14 @@ def main() -> None:
         make_class(args.lab, args.students, subs)
         print(f"bench_grading: {args.students} submissions of {args.lab}, {os.cpu_count()} cores")
 
-        from autograder.grading import pool, sandbox
+        from autograder.grading import kernels, pool
 
         if args.started_kernels:
-            sandbox.FORK_KERNELS = False
+            kernels.FORK_KERNELS = False
             started = time.perf_counter()
             plain = grade_class(lab, subs, Path(tmp) / "started", workers=args.workers, sandbox=args.sandbox)
             took = time.perf_counter() - started
-            sandbox.FORK_KERNELS = True
+            kernels.FORK_KERNELS = True
             cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in plain.parts)
             print(f"  ours, every kernel started afresh: {took:6.1f} s, {took / args.students:5.2f} s a notebook; "
                   f"cells {cells:6.1f} s in all")

@@ -46,13 +46,13 @@ def kernel_ms(kind: str, base: Path) -> tuple[float, float, float]:
     """(start to ready, one cell, kill and teardown) in ms."""
     from jupyter_core.utils import run_sync
 
-    from autograder.grading import sandbox
+    from autograder.grading import kernels
 
     spec = _spec(kind, base)
-    sandbox.CURRENT = spec
+    kernels.CURRENT = spec
     t0 = time.perf_counter()
-    km = sandbox.kernel_manager_class()(kernel_name="python3")
-    run_sync(km.start_kernel)(extra_arguments=list(sandbox.KERNEL_ARGS), cwd=str(spec.work))
+    km = kernels.kernel_manager_class()(kernel_name="python3")
+    run_sync(km.start_kernel)(extra_arguments=list(kernels.KERNEL_ARGS), cwd=str(spec.work))
     kc = km.client()
     kc.start_channels()
     run_sync(kc.wait_for_ready)(timeout=60)
@@ -64,7 +64,7 @@ def kernel_ms(kind: str, base: Path) -> tuple[float, float, float]:
     kc.stop_channels()
     run_sync(km.shutdown_kernel)(now=True)
     t3 = time.perf_counter()
-    sandbox.CURRENT = None
+    kernels.CURRENT = None
     return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
 
 

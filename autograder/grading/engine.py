@@ -162,10 +162,10 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
 def _no_student_process_left(plan: BatchPlan) -> list[int]:
     """Kill any sandbox this process launched that is still alive, and tear down every sandbox of the batch a
     worker left behind (a container outlives a killed worker; so does an empty cgroup); return the pids killed."""
-    from autograder.grading import sandbox
+    from autograder.grading import kernels, sandbox
     from autograder.grading.worker import _kill_leftovers
 
-    killed = _kill_leftovers(list(sandbox.LAUNCHED))
+    killed = _kill_leftovers(list(kernels.LAUNCHED))
     sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
     return killed
 
@@ -217,14 +217,13 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
                 sandbox: str = "auto", keep_work: bool = False, reveal_hidden: bool = False,
                 work_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Outcome:
     """The local engine: prepare, grade every student with `workers` long-lived workers, finish."""
-    from autograder.grading import pool
-
+    from autograder.grading import kernels, pool
     from autograder.grading import sandbox as sandboxes
 
     started = time.monotonic()
     out_dir = Path(out_dir)
     # a bubblewrap batch's zygotes import what kernels import while this process builds the batch
-    forking = sandboxes.FORK_KERNELS and sandboxes.choose(sandbox) == "bwrap"
+    forking = kernels.FORK_KERNELS and sandboxes.choose(sandbox) == "bwrap"
     zygotes = pool.start_zygotes(workers, _resolve_lab(lab)) if forking else []
     try:
         plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox,

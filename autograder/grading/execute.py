@@ -15,7 +15,7 @@ from typing import Any
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
-from autograder.grading import sandbox, tamper
+from autograder.grading import kernels, tamper
 from autograder.notebooks import kill_now, start_ready_client
 
 # What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
@@ -29,7 +29,7 @@ def _add(key: str, seconds: float) -> None:
     TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
 
 
-# A kernel started ahead (sandbox.take_warm) for the notebook about to run: set by the worker, taken once here.
+# A kernel started ahead (kernels.take_warm) for the notebook about to run: set by the worker, taken once here.
 WARM_KM: Any = None
 
 
@@ -40,7 +40,7 @@ REAPERS: list[threading.Thread] = []
 
 def _discard(km: Any) -> None:
     try:
-        sandbox.discard(km)
+        kernels.discard(km)
     finally:
         # jupyter_client's sync calls made an event loop for this thread: close it, or every student would
         # leave a selector and its file descriptors behind in a long-lived worker
@@ -78,7 +78,7 @@ class SandboxedExecute(Execute):
     survives, and a graceful shutdown costs up to seconds), and the guard around graded cells."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["kernel_manager_class"] = sandbox.kernel_manager_class()
+        kwargs["kernel_manager_class"] = kernels.kernel_manager_class()
         super().__init__(*args, **kwargs)
         self.shutdown_kernel = "immediate"
         self._guarded_kc: Any = None
@@ -140,7 +140,7 @@ class SandboxedExecute(Execute):
             return super().preprocess(nb, resources, km)
         folder = ((resources or {}).get("metadata") or {}).get("path")
         if folder:
-            sandbox.stage_work_folder(Path(folder), warm._spec.work)
+            kernels.stage_work_folder(Path(folder), warm._spec.work)
         try:
             return super().preprocess(nb, resources, km=warm)
         finally:

@@ -38,12 +38,12 @@ def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tup
     for z in others:  # the other workers' zygotes: each must end with its own worker
         z.hand_over()
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
-    from autograder.grading import sandbox, worker
+    from autograder.grading import kernels, worker
 
     worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
     plan = load_plan(work_dir)
     if plan.sandbox == "bwrap":
-        sandbox.start_zygote(ready, preimports(plan))  # its kernels are forked already imported (zygote.py)
+        kernels.start_zygote(ready, preimports(plan))  # its kernels are forked already imported (zygote.py)
     try:
         while True:
             try:
@@ -51,14 +51,14 @@ def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tup
             except EOFError:
                 return
             if student is None:
-                while (warm := sandbox.take_warm()) is not None:  # the kernel started ahead that nobody needed
-                    sandbox.discard(warm[0])
+                while (warm := kernels.take_warm()) is not None:  # the kernel started ahead that nobody needed
+                    kernels.discard(warm[0])
                     shutil.rmtree(warm[1].conn, ignore_errors=True)
                 return
             outcome = worker.grade_one(plan, student)
             conn.send(outcome.to_dict())
     finally:
-        sandbox.stop_zygote()
+        kernels.stop_zygote()
 
 
 class _Worker:
@@ -109,9 +109,9 @@ def preimports(plan_or_lab: Any) -> tuple[str, ...]:
 
 def start_zygotes(workers: int, lab: Any) -> list[Any]:
     """One zygote per worker (zygote.py), started now so their imports overlap building the batch."""
-    from autograder.grading import sandbox
+    from autograder.grading import kernels
 
-    return [sandbox.new_zygote(preimports(lab)) for _ in range(workers)]
+    return [kernels.new_zygote(preimports(lab)) for _ in range(workers)]
 
 
 def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadline_s: float,

@@ -198,7 +198,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     from nbgrader.apps import NbGraderAPI
 
     from autograder.errors import UsageError
-    from autograder.grading import execute, sandbox, tamper
+    from autograder.grading import execute, kernels, tamper
     from autograder.labs import load_lab
     from autograder.nbgrader_course import course_config, fast_bookkeeping, quiet_nbgrader
     from autograder.notebooks import read_notebook
@@ -235,18 +235,18 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
 
     nbformat.write(nb, target / lab.notebook)
 
-    warm = sandbox.take_warm() if PRESTART else None
+    warm = kernels.take_warm() if PRESTART else None
     if warm is not None:
         execute.WARM_KM, spec = warm
     else:
         spec = new_spec(plan, lab)
     box, conn = spec.work.parent, spec.conn
     if PRESTART:
-        sandbox.prestart(new_spec(plan, lab))  # the next student's kernel boots while this one is graded
-    sandbox.CURRENT = spec
+        kernels.prestart(new_spec(plan, lab))  # the next student's kernel boots while this one is graded
+    kernels.CURRENT = spec
     execute.GUARD_LOG.clear()
     execute.TIMING.clear()
-    first_kernel = len(sandbox.LAUNCHED)
+    first_kernel = len(kernels.LAUNCHED)
     warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
     config = course_config(course, lab)
     config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
@@ -260,27 +260,27 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             api = NbGraderAPI(config=config)
             result = api.autograde(lab.name, student, force=True, create=True)
     finally:
-        sandbox.CURRENT = None
+        kernels.CURRENT = None
         t_reap = time.monotonic()
         late = execute.join_reapers()  # the kernel was killed at the notebook's end; its reaping overlapped
         execute.TIMING["kernel reaped"] = round(time.monotonic() - t_reap, 4)
-        mine = [e for e in sandbox.LAUNCHED if e[0] == warm_id] + sandbox.LAUNCHED[first_kernel:]
+        mine = [e for e in kernels.LAUNCHED if e[0] == warm_id] + kernels.LAUNCHED[first_kernel:]
         killed = _kill_leftovers(mine)
         if (conn / "kernel.log").is_file() and box.is_dir():
             shutil.copyfile(conn / "kernel.log", box / "kernel.log")  # a log only: never read as a result
         shutil.rmtree(conn, ignore_errors=True)
     exec_seconds = time.monotonic() - t_exec
-    kernels = [kid for kid, _pid, _w in mine]
+    kernel_ids = [kid for kid, _pid, _w in mine]
     if late:
         notes.append(f"the kernel's clean-up did not finish in time ({', '.join(late)}); its processes were killed")
     if killed:
         notes.append(f"{len(killed)} process(es) of the submission were still alive after grading and were killed")
     log = (result.get("log") or "") + (result.get("error") or "")
     (course / "nbgrader.log").write_text(log)
-    data: dict[str, Any] = {"kernels": kernels, "warm": warm is not None, "course": str(course),
-                            "sandbox": plan.sandbox, "forked": bool(kernels) and kernels[-1] in sandbox.FORKED}
-    if sandbox.ZYGOTE_FAILED:
-        data["zygote failed"] = sandbox.ZYGOTE_FAILED[-1]
+    data: dict[str, Any] = {"kernels": kernel_ids, "warm": warm is not None, "course": str(course),
+                            "sandbox": plan.sandbox, "forked": bool(kernel_ids) and kernel_ids[-1] in kernels.FORKED}
+    if kernels.ZYGOTE_FAILED:
+        data["zygote failed"] = kernels.ZYGOTE_FAILED[-1]
     if not result.get("success"):
         cause = _root_cause(log)
         if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():

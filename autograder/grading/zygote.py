@@ -109,7 +109,7 @@ def _enter(target: int, procs: str | None) -> None:
         if name.startswith("RLIMIT_"):
             which = getattr(resource, name)
             soft, hard = resource.prlimit(target, which)
-            our_soft, our_hard = resource.getrlimit(which)
+            _our_soft, our_hard = resource.getrlimit(which)
             hard = _lower(hard, our_hard)
             resource.setrlimit(which, (_lower(soft, hard), hard))
     caps = _capabilities(target)
@@ -311,7 +311,7 @@ class Zygote:
 
     def __init__(self, env: dict[str, str], preimports: tuple[str, ...] = ()) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "autograder.grading.zygote", str(theirs.fileno()), *preimports],
             pass_fds=(theirs.fileno(),),
             env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

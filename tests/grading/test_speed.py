@@ -77,11 +77,11 @@ def test_a_reaped_kernel_is_dead_after_join(tmp_path: Path) -> None:
     import psutil
 
     pytest.importorskip("nbgrader")
-    from autograder.grading import execute, sandbox
+    from autograder.grading import execute, kernels, sandbox
 
     spec = sandbox.Spec(work=tmp_path / "box" / "home", conn=tmp_path / "conn", kind="none")
-    sandbox.prestart(spec)
-    warm = sandbox.take_warm()
+    kernels.prestart(spec)
+    warm = kernels.take_warm()
     assert warm is not None
     km = warm[0]
     pid = km.provisioner.pid

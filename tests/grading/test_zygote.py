@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from autograder.grading import sandbox, zygote
+from autograder.grading import kernels, sandbox, zygote
 
 pytestmark = pytest.mark.skipif(bool(sandbox.bwrap_works()), reason=f"no bubblewrap here: {sandbox.bwrap_works()}")
 
@@ -39,10 +39,10 @@ print(json.dumps({
     "limits": {n: resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith("RLIMIT_")},
     "env": dict(os.environ), "path0": sys.path[:1], "net": net, "hostname": socket.gethostname(),
     "processes": len([p for p in os.listdir("/proc") if p.isdigit()]),
-    "repo": os.path.exists(%r),
+    "repo": os.path.exists(SOLUTIONS),
     "ns": {n: os.readlink(f"/proc/self/ns/{n}") for n in ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup")},
 }))
-''' % str(Path(__file__).resolve().parents[2] / "solutions")
+'''.replace("SOLUTIONS", repr(str(Path(__file__).resolve().parents[2] / "solutions")))
 
 
 def _spec(root: Path) -> sandbox.Spec:
@@ -52,23 +52,23 @@ def _spec(root: Path) -> sandbox.Spec:
 
 @pytest.fixture
 def with_zygote() -> Iterator[None]:
-    sandbox.start_zygote()
+    kernels.start_zygote()
     try:
         yield
     finally:
-        sandbox.stop_zygote()
-        sandbox.ZYGOTE_FAILED.clear()
+        kernels.stop_zygote()
+        kernels.ZYGOTE_FAILED.clear()
 
 
 async def _start(spec: sandbox.Spec) -> tuple[Any, Any]:
     from autograder.notebooks import wait_until_ready
 
-    sandbox.CURRENT = spec
+    kernels.CURRENT = spec
     try:
-        km = sandbox.kernel_manager_class()(kernel_name="python3")
-        await km.start_kernel(extra_arguments=list(sandbox.KERNEL_ARGS), cwd=str(spec.work))
+        km = kernels.kernel_manager_class()(kernel_name="python3")
+        await km.start_kernel(extra_arguments=list(kernels.KERNEL_ARGS), cwd=str(spec.work))
     finally:
-        sandbox.CURRENT = None
+        kernels.CURRENT = None
     kc = km.client()
     kc.start_channels()
     await wait_until_ready(kc, 60, km.is_alive)
@@ -110,8 +110,8 @@ def _probe(spec: sandbox.Spec) -> dict[str, Any]:
 def test_a_forked_kernel_sees_what_a_bubblewrap_kernel_sees(tmp_path: Path, with_zygote: None) -> None:
     forked_spec = _spec(tmp_path)
     forked = _probe(forked_spec)
-    assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
-    sandbox.stop_zygote()
+    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
+    kernels.stop_zygote()
     started_spec = _spec(tmp_path)
     started = _probe(started_spec)
     for key in ("ns",):
@@ -145,7 +145,7 @@ def test_forked_kernels_share_nothing(tmp_path: Path, with_zygote: None) -> None
                 await _stop(km, kc, spec)
 
     first, second = asyncio.run(run())
-    assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
+    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
     assert first["random"] != second["random"]  # every fork reseeds
     # /tmp and the work folder are the sandbox's own (IPython makes .ipython as it starts)
     assert second["leftover"] is False and "mine" not in second["home"]
@@ -174,13 +174,13 @@ def test_the_kernel_and_its_sandbox_end_together(tmp_path: Path, with_zygote: No
         await _stop(km, kc, spec)
 
     asyncio.run(run())
-    assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
+    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
 
 
 def test_a_failed_zygote_costs_only_time(tmp_path: Path, with_zygote: None) -> None:
-    assert sandbox.ZYGOTE is not None
-    sandbox.ZYGOTE.proc.kill()
-    sandbox.ZYGOTE.proc.wait()
+    assert kernels.ZYGOTE is not None
+    kernels.ZYGOTE.proc.kill()
+    kernels.ZYGOTE.proc.wait()
     spec = _spec(tmp_path)
 
     async def run() -> str:
@@ -191,8 +191,8 @@ def test_a_failed_zygote_costs_only_time(tmp_path: Path, with_zygote: None) -> N
             await _stop(km, kc, spec)
 
     assert asyncio.run(run()) == "42\n"
-    assert sandbox.ZYGOTE is None and len(sandbox.ZYGOTE_FAILED) == 1
-    assert "zygote" in sandbox.ZYGOTE_FAILED[0] or "Pipe" in sandbox.ZYGOTE_FAILED[0]
+    assert kernels.ZYGOTE is None and len(kernels.ZYGOTE_FAILED) == 1
+    assert "zygote" in kernels.ZYGOTE_FAILED[0] or "Pipe" in kernels.ZYGOTE_FAILED[0]
 
 
 def test_only_ipykernel_commands_are_forked() -> None:
@@ -206,7 +206,7 @@ def test_only_ipykernel_commands_are_forked() -> None:
 def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
     """A lab that imports numpy gets it imported in the zygote: a student's kernel has it before any import, and
     two kernels still draw different numbers from its global generator."""
-    sandbox.start_zygote(preimports=("numpy", "numpy.random", "not-a-heavy-package"))
+    kernels.start_zygote(preimports=("numpy", "numpy.random", "not-a-heavy-package"))
     code = ("import sys, json; had = 'numpy' in sys.modules; import numpy; "
             "print(json.dumps({'had': had, 'draw': numpy.random.random(), 'other': 'not-a-heavy-package' in sys.modules}))")
     try:
@@ -221,8 +221,8 @@ def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
 
         first, second = asyncio.run(run())
     finally:
-        sandbox.stop_zygote()
-    assert not sandbox.ZYGOTE_FAILED, sandbox.ZYGOTE_FAILED
+        kernels.stop_zygote()
+    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
     assert first["had"] and second["had"] and not first["other"]
     assert first["draw"] != second["draw"]
 
