@@ -96,6 +96,22 @@ async def _stop(km: Any, kc: Any, spec: sandbox.Spec) -> None:
     sandbox.teardown(spec)
 
 
+def _in_two_kernels(tmp_path: Path, code: str) -> list[dict[str, Any]]:
+    """`code`'s JSON line from each of two kernels alive at once (a namespace's inode number is reused once it is
+    gone, so two sandboxes are compared while both exist)."""
+
+    async def run() -> list[dict[str, Any]]:
+        specs = [_spec(tmp_path), _spec(tmp_path)]
+        started = [await _start(spec) for spec in specs]
+        try:
+            return [json.loads(await _run(kc, code)) for _km, kc in started]
+        finally:
+            for (km, kc), spec in zip(started, specs):
+                await _stop(km, kc, spec)
+
+    return asyncio.run(run())
+
+
 def _probe(spec: sandbox.Spec) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         km, kc = await _start(spec)
@@ -134,17 +150,7 @@ def test_forked_kernels_share_nothing(tmp_path: Path, with_zygote: None) -> None
             "random.random(), 'leftover': leftover, 'home': home, 'ns': {n: os.readlink(f'/proc/self/ns/{n}') "
             "for n in ('mnt', 'pid', 'net', 'ipc', 'uts')}}))")
 
-    async def run() -> list[dict[str, Any]]:
-        # both alive at once: a namespace's inode number is reused once it is gone
-        specs = [_spec(tmp_path), _spec(tmp_path)]
-        kernels = [await _start(spec) for spec in specs]
-        try:
-            return [json.loads(await _run(kc, code)) for _km, kc in kernels]
-        finally:
-            for (km, kc), spec in zip(kernels, specs):
-                await _stop(km, kc, spec)
-
-    first, second = asyncio.run(run())
+    first, second = _in_two_kernels(tmp_path, code)
     assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
     assert first["random"] != second["random"]  # every fork reseeds
     # /tmp and the work folder are the sandbox's own (IPython makes .ipython as it starts)
@@ -210,16 +216,7 @@ def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
     code = ("import sys, json; had = 'numpy' in sys.modules; import numpy; "
             "print(json.dumps({'had': had, 'draw': numpy.random.random(), 'other': 'not-a-heavy-package' in sys.modules}))")
     try:
-        async def run() -> list[dict[str, Any]]:
-            specs = [_spec(tmp_path), _spec(tmp_path)]
-            kernels = [await _start(spec) for spec in specs]
-            try:
-                return [json.loads(await _run(kc, code)) for _km, kc in kernels]
-            finally:
-                for (km, kc), spec in zip(kernels, specs):
-                    await _stop(km, kc, spec)
-
-        first, second = asyncio.run(run())
+        first, second = _in_two_kernels(tmp_path, code)
     finally:
         kernels.stop_zygote()
     assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
