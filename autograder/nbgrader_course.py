@@ -178,8 +178,9 @@ def _create_missing_tables(metadata: Any, original: Any) -> Any:
 def fast_bookkeeping() -> Iterator[None]:
     """nbgrader with its fixed costs paid once per process instead of once per student or gradebook: its
     gradebook's compiled SQL, its metadata schema check, its alembic head (above), its table creation (only when a
-    table is missing), and no fsync on gradebooks that are thrown away. What it reads and writes, and the grades, are unchanged. Only for a trusted grading process
-    and throwaway gradebooks (a student's, the batch's template); undone on exit."""
+    table is missing), and no fsync on gradebooks that are thrown away. What it reads and writes, and the grades,
+    are unchanged. Only for a trusted grading process and throwaway gradebooks (a student's, the batch's
+    template); undone on exit."""
     import nbgrader.api
     from nbgrader.nbgraderformat import common
 

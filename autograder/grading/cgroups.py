@@ -65,6 +65,13 @@ def create(name: str, max_tasks: int) -> Path | None:
     return group / "cgroup.procs"
 
 
+def procs(name: str) -> Path | None:
+    """The cgroup.procs file of sandbox cgroup `name` made by `create`, or None where there is none."""
+    parent, _why = hierarchy()
+    path = parent / name / "cgroup.procs" if parent is not None else None
+    return path if path is not None and path.exists() else None
+
+
 def join_prefix(procs: Path | None) -> list[str]:
     """A launcher prefix that moves itself into the cgroup, then execs the rest: nothing starts outside it."""
     if procs is None:

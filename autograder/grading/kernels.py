@@ -75,32 +75,33 @@ def _kernel_manager_class() -> type:
             """The sandbox with a placeholder in it, then the kernel forked into it by the zygote (zygote.py)."""
             spec, log = self._spec, self._spec.conn / "kernel.log"
             cmd, env = wrap(list(zygote.PLACEHOLDER), spec)
+            kernel_vars = dict(env)  # jupyter_client adds its own (JPY_PARENT_PID) to the dict it launches with
             log.write_text(" ".join(cmd) + "\n" + "kernel: forked by the worker's zygote into this sandbox\n")
             keep_r, keep_w = os.pipe()
             ready_r, ready_w = os.pipe()
             status_r, status_w = os.pipe()
+            ours = {keep_r, keep_w, ready_r, ready_w, status_r, status_w}  # closed here once each is handed on
+
+            def close(*fds: int) -> None:
+                for fd in fds:
+                    ours.discard(fd)
+                    os.close(fd)
+
             try:
                 kw.update(env=env, stdin=keep_r, stdout=ready_w,
                           stderr=open(log, "ab"))  # noqa: SIM115, ASYNC230 - the placeholder holds it
                 await super()._async_launch_kernel(cmd, **kw)
-                os.close(keep_r)
-                os.close(ready_w)
-                keep_r = ready_w = -1
+                close(keep_r, ready_w)  # the placeholder has its own copies
                 zygote.read_line(ready_r, 30, "the sandbox")
                 assert ZYGOTE is not None
                 ZYGOTE.spawn({"target": zygote.sandbox_leaf(int(self.provisioner.pid)),  # type: ignore[attr-defined]
-                              "procs": str(procs) if (procs := cgroups.create(spec.name, spec.limits.processes))
-                              else None,
-                              "env": kernel_env(spec), "cwd": str(spec.work), "log": str(log), "argv": argv},
+                              "procs": str(cgroups.procs(spec.name) or "") or None,
+                              "env": kernel_vars, "cwd": str(spec.work), "log": str(log), "argv": argv},
                              keep_w, status_w)
-            finally:
-                for fd in (keep_r, keep_w, ready_r, ready_w, status_w):
-                    if fd >= 0:
-                        os.close(fd)
-            try:
+                close(keep_w, status_w)  # the kernel holds them now
                 answer = zygote.read_line(status_r, 30, "the zygote's kernel")
             finally:
-                os.close(status_r)
+                close(*ours)
             if answer != "ok":
                 raise zygote.ZygoteError(answer)
 

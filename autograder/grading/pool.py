@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from autograder.grading.plan import BatchPlan, load_plan
@@ -39,11 +40,12 @@ def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tup
         z.hand_over()
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
     from autograder.grading import kernels, worker
+    from autograder.labs import load_lab
 
     worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
     plan = load_plan(work_dir)
-    if plan.sandbox == "bwrap":
-        kernels.start_zygote(ready, preimports(plan))  # its kernels are forked already imported (zygote.py)
+    if plan.sandbox == "bwrap":  # its kernels are forked already imported (zygote.py)
+        kernels.start_zygote(ready, () if ready else preimports(load_lab(Path(plan.lab_folder))))
     try:
         while True:
             try:
@@ -96,14 +98,10 @@ class _Worker:
             self.kill()
 
 
-def preimports(plan_or_lab: Any) -> tuple[str, ...]:
+def preimports(lab: Any) -> tuple[str, ...]:
     """What the zygotes of a batch of this lab import ahead (zygote.preimports_for its reference notebook)."""
-    from pathlib import Path
-
     from autograder.grading import zygote
-    from autograder.labs import load_lab
 
-    lab = load_lab(Path(plan_or_lab.lab_folder)) if isinstance(plan_or_lab, BatchPlan) else plan_or_lab
     return zygote.preimports_for(lab.notebook_path)
 
 

@@ -318,9 +318,6 @@ class Zygote:
         theirs.close()
         self._owner = os.getpid()  # only the process that started it can wait for it
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None if os.getpid() == self._owner else True
-
     def hand_over(self) -> None:
         """Forget the zygote in this process after a worker forked from it took it over (the worker's end of the
         socket must be the only one, so the zygote exits with the worker); `reap` it at the end."""
