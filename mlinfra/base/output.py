@@ -106,3 +106,14 @@ def add_json_option(parser: Any) -> None:
         "--json", metavar="FILE", dest="json_out",
         help="also write the result as JSON to FILE ('-' for stdout: then stdout holds only the JSON)",
     )
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as the start of a formula
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: one that begins with = + - @, a tab or a carriage
+    return gets a leading single quote, so a learner-chosen name such as `=HYPERLINK(...)` is never run as a
+    formula when an instructor opens the grades. Every CSV the project writes passes its cells through this."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
