@@ -115,7 +115,8 @@ def _learner_quiz(path: Path, data: dict[str, Any]) -> Quiz:
                 pass_mark=pass_fraction(data.get("pass_mark", 1.0)), questions=tuple(questions), path=path,
                 shuffle_questions=shuffle_q, shuffle_options=shuffle_o, draw=data.get("draw"),
                 description=str(data.get("description", "")), learner_copy=True,
-                assessment=SUMMATIVE if summative else FORMATIVE, draw_by_topic=_draw_by_topic(data))
+                assessment=SUMMATIVE if summative else FORMATIVE, draw_by_topic=_draw_by_topic(data),
+                required_outcomes=tuple(str(o) for o in data.get("required_outcomes") or ()))
 
 
 def _draw_by_topic(data: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -133,7 +134,19 @@ def _build(path: Path, data: dict[str, Any], lines: dict[tuple[Any, ...], int]) 
     return Quiz(id=data["id"], title=data["title"], pass_mark=pass_fraction(data["pass_mark"]),
                 questions=questions, path=path, shuffle_questions=shuffle_q, shuffle_options=shuffle_o,
                 draw=data.get("draw"), description=data.get("description", ""),
-                assessment=data.get("assessment", FORMATIVE), draw_by_topic=_draw_by_topic(data))
+                assessment=data.get("assessment", FORMATIVE), draw_by_topic=_draw_by_topic(data),
+                units=tuple(str(u) for u in data.get("units") or ()),
+                required_outcomes=required_outcomes(path.parent, data.get("units") or ()))
+
+
+def required_outcomes(folder: Path, units: Any) -> tuple[str, ...]:
+    """The outcome ids of these units, in the order quizzes/outcomes.yaml lists them (the draw's order)."""
+    from autograder.quiz.checks import outcome_units
+
+    wanted = {str(u) for u in units}
+    if not wanted:
+        return ()
+    return tuple(oid for oid, unit in (outcome_units(folder) or {}).items() if unit in wanted)
 
 
 def load_quiz(path: Path, *, schema_check: bool = True) -> Quiz:

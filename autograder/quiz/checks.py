@@ -240,6 +240,20 @@ def semantic_problems(path: Path, data: dict[str, Any], where: Locator) -> list[
         total = sum(n for n in by_topic.values() if isinstance(n, int))
         if draw != total:
             add(("draw_by_topic",), f"the counts add up to {total} but draw is {draw!r}: set draw: {total}")
+    units = data.get("units")
+    if isinstance(units, list) and units:
+        defined = outcome_units(path.parent)
+        if defined is None:
+            add(("units",), f"units need {path.parent / 'outcomes.yaml'} to say which outcomes they hold")
+        else:
+            for j, unit in enumerate(units):
+                ids = [o for o, u in defined.items() if u == str(unit)]
+                if not ids:
+                    add(("units", j), f"no outcome of unit {unit!r} in outcomes.yaml")
+                for oid in ids:
+                    if not any(isinstance(q, dict) and oid in (q.get("outcomes") or []) for q in questions):
+                        add(("units", j), f"outcome '{oid}' of unit {unit} has no question in this bank: tag one "
+                                          "(every learner is asked each outcome of the bank's units)")
     known = known_outcomes(path.parent)
     if known is not None:
         for i, q in enumerate(questions if isinstance(questions, list) else []):
@@ -252,6 +266,13 @@ def semantic_problems(path: Path, data: dict[str, Any], where: Locator) -> list[
 
 def known_outcomes(folder: Path) -> set[str] | None:
     """The outcome ids defined in <folder>/outcomes.yaml, or None when there is no such file."""
+    units = outcome_units(folder)
+    return None if units is None else set(units)
+
+
+def outcome_units(folder: Path) -> dict[str, str] | None:
+    """outcome id -> its unit (as text: "1", "habit"), in file order, from <folder>/outcomes.yaml; None when
+    there is no such file."""
     path = folder / "outcomes.yaml"
     if not path.is_file():
         return None
@@ -260,7 +281,9 @@ def known_outcomes(folder: Path) -> set[str] | None:
     except (OSError, yaml.YAMLError):
         return None
     outcomes = data.get("outcomes") if isinstance(data, dict) else None
-    return {str(o["id"]) for o in outcomes if isinstance(o, dict) and "id" in o} if isinstance(outcomes, list) else None
+    if not isinstance(outcomes, list):
+        return None
+    return {str(o["id"]): str(o.get("unit", "")) for o in outcomes if isinstance(o, dict) and "id" in o}
 
 
 def collect_problems(path: Path, data: Any, lines: dict[tuple[Any, ...], int], problems: list[BankProblem]

@@ -18,19 +18,26 @@ Quizzes live in quizzes/<id>.yaml (one bank a quiz; the format is autograder/qui
 QUIZ is a quiz id (module01, lesson03, phase1, ...) or a path to a bank or a learner copy.
 
   autograder quiz take lesson03                   one question at a time, with explanations (self-check)
-  autograder quiz take module01 --exam --learner ID   a graded quiz: one attempt, answers recorded for your
-                                                  instructor, no feedback until it is graded
-  autograder quiz grade module01 answers/         grade a folder of answers files or exam records
-  autograder quiz coverage                        learning outcome -> lessons, labs, questions
+  autograder quiz take module01 --exam --ticket T  a graded quiz: one attempt with the ticket your instructor
+                                                  issued, answers recorded, no feedback until it is graded
+  autograder quiz ticket module01 ada grace       issue signed exam tickets (instructor)
+  autograder quiz grade module01 records/         grade a folder of exam records (instructor)
+  autograder quiz lint                            can a blind strategy pass the graded quizzes?
+  autograder quiz coverage                        learning outcome -> lessons, labs, questions, per learner
   autograder quiz validate                        check every bank in quizzes/
   autograder quiz export module01 --format moodle -o module01.xml
 """
 
 GRADE_HELP = """\
-ANSWERS is one answers file or a folder of them, one per student, named by student (alice.yaml). An exam record
-written by `quiz take --exam` is graded as it is: the learner's draw is rebuilt from the learner id it holds,
-and only the drawn questions are scored. A plain answers file maps question ids to answers (YAML or JSON); on
-a quiz that draws, its file name is the learner id:
+ANSWERS is one file or a folder of them, one per learner. On a graded (summative) quiz only exam records written
+by `quiz take --exam --ticket FILE` score: the record's ticket must verify under the instructor's key
+(.state/quiz-ticket.key, or --key) and name the record's learner and this quiz. The draw is rebuilt from the
+ticket, and only the drawn questions are scored. Every other file is a row of its own with 0 points and the
+reason: unreadable, no-ticket, bad-signature, wrong-learner, wrong-quiz, duplicate (a second record of one
+learner: the earliest started is graded), over-time, outside-window. --accept REASON scores no-ticket, over-time
+or outside-window files anyway (noted on their row).
+
+On a self-check (formative) quiz a plain answers file maps question ids to answers (YAML or JSON):
 
   m01-what-is-mlops: b                 # single choice: the option id (as in the bank, not as shown)
   m01-monitoring-signals: [a, b, c]    # multiple select: option ids (partial credit; wrong picks cost)
@@ -38,11 +45,11 @@ a quiz that draws, its file name is the learner id:
   l06-throughput: 40                   # numeric
   m01-model-registry: model registry   # short answer (case and punctuation do not count)
 
-Wrong types, unknown ids and missing answers score 0 with a reason; a file that cannot be read is reported for
-its student and the rest are graded. Writes grades.csv (a question a learner did not draw shows "-"),
-grades.json (with each learner's draw) and feedback/<student>.md (each question asked, the answer given, the
-right answer and the explanation: hand these back). Exit code 0 when every file was graded, 1 when some could
-not be read.
+Each file is read with limits (size, nesting, no YAML aliases); one bad file never stops the others. Writes
+grades.csv (a question a learner did not draw shows "-"; cells a spreadsheet would run as formulas are quoted),
+grades.json and feedback/<learner>.md: the score per outcome and each question in the order asked, with the
+options numbered as the learner saw them. A graded quiz's feedback holds no key and no explanation unless you
+pass --reveal (do that once the exam has closed). Exit 0 when every file was scored, 1 when some scored nothing.
 """
 
 
@@ -66,8 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="also write your answers to FILE (YAML) to hand in for `autograder quiz grade`; with "
                       "--exam, where the exam record goes (default: workspace/quizzes/QUIZ/LEARNER.yaml)")
     take.add_argument("--exam", action="store_true",
-                      help="a graded attempt (module01, phase1): needs --learner; one attempt, answers recorded "
+                      help="a graded attempt (module01, phase1): needs --ticket; one attempt, answers recorded "
                       "as you go, no feedback or score shown; hand the record in")
+    take.add_argument("--ticket", metavar="FILE", type=Path,
+                      help="with --exam: the exam ticket your instructor gave you (it names you and the quiz)")
     take.add_argument("--no-record", action="store_true", help="do not record the result in your progress")
     add_json_option(take)
     take.set_defaults(func=run_take)
@@ -79,8 +88,50 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="an answers file, or a folder of them named by student (alice.yaml, bob.json)")
     grade.add_argument("--out", metavar="DIR", type=Path,
                        help="where grades.csv and grades.json go (default: .grading/quiz-<id>/ in the workbook)")
+    grade.add_argument("--key", metavar="FILE", type=Path,
+                       help="the exam-ticket key (default: .state/quiz-ticket.key in the workbook)")
+    grade.add_argument("--accept", metavar="REASON", action="append", default=[],
+                       choices=("no-ticket", "over-time", "outside-window"),
+                       help="score files with this problem anyway (repeatable): no-ticket, over-time, outside-window")
+    grade.add_argument("--reveal", action="store_true",
+                       help="a graded quiz's feedback includes the right answers and explanations (after the exam "
+                       "window has closed: revealed keys spend the pool)")
     add_json_option(grade)
     grade.set_defaults(func=run_grade)
+
+    ticket = verbs.add_parser("ticket", help="issue signed exam tickets, one per learner (instructor)",
+                              description="Issue an exam ticket for each learner: quiz, learner id, a random nonce "
+                              "that seeds the draw, an optional window and time limit, signed with HMAC-SHA256 "
+                              "under the instructor's key (.state/quiz-ticket.key, created on first use; keep it "
+                              "out of anything learners receive). Writes OUT/<learner>.ticket.yaml; hand each "
+                              "learner their own. A ticket proves who the instructor issued the exam to, not who "
+                              "answers it (docs/quizzes.md).")
+    ticket.add_argument("quiz", metavar="QUIZ", help=QUIZ_HELP)
+    ticket.add_argument("learners", metavar="LEARNER", nargs="*", help="learner ids")
+    ticket.add_argument("--learners-file", metavar="FILE", type=Path, help="learner ids, one a line")
+    ticket.add_argument("--out", metavar="DIR", type=Path,
+                        help="where the tickets go (default: .grading/quiz-<id>/tickets/ in the workbook)")
+    ticket.add_argument("--opens", metavar="TIME", help="the exam may not start before (ISO 8601 with a zone)")
+    ticket.add_argument("--closes", metavar="TIME", help="nor after (ISO 8601 with a zone)")
+    ticket.add_argument("--minutes", type=float, help="time limit from the start, in minutes")
+    ticket.add_argument("--key", metavar="FILE", type=Path,
+                        help="the signing key (default: .state/quiz-ticket.key in the workbook; created if missing)")
+    add_json_option(ticket)
+    ticket.set_defaults(func=run_ticket)
+
+    lint = verbs.add_parser("lint", help="can a blind strategy pass a graded quiz? (item-writing checks)",
+                            description="For each summative bank (default: every one in quizzes/): where the keys "
+                            "sit, how often the key is the longest or shortest option, option-length spread, "
+                            "'all/none of the above' and unemphasised negations; then blind strategies (longest, "
+                            "shortest and each length rank, each fixed position as stored and as shown, true or "
+                            "false always, above-average length for multiple select, word overlap with the prompt "
+                            "or the other options, and the best mix per question type) answer the draws of many "
+                            "learners. A bank passes when every strategy averages at most chance + 10 points and "
+                            "passes nobody. Exit 0 all pass, 1 some bank fails.")
+    lint.add_argument("quizzes", nargs="*", metavar="QUIZ", help=QUIZ_HELP + " (default: every summative bank)")
+    lint.add_argument("--learners", type=int, default=200, help="simulated learner draws (default 200)")
+    add_json_option(lint)
+    lint.set_defaults(func=run_lint)
 
     validate = verbs.add_parser("validate", help="check banks against the schema and for consistency",
                                 description="Validate quiz banks (default: every bank in quizzes/): the JSON "
@@ -161,36 +212,49 @@ def run_take(args: argparse.Namespace) -> Done:
 
 
 def _run_exam(args: argparse.Namespace, quiz) -> Done:
-    from autograder.quiz.exam import default_record, take_exam
+    from autograder.quiz.exam import default_record, read_ticket, take_exam
+    from autograder.quiz.records import load_mapping
 
     if args.seed is not None:
-        raise UsageError("--exam draws your questions from your learner id: use --learner YOUR-ID, not --seed")
-    if not args.learner:
-        raise UsageError("--exam needs your learner id: add --learner YOUR-ID (as your instructor knows you)")
+        raise UsageError("--exam draws your questions from your ticket: use --ticket FILE, not --seed")
+    if not args.ticket:
+        raise UsageError(f"--exam needs your exam ticket: add --ticket FILE (the file your instructor gave you for "
+                         f"{quiz.id}); without one a record scores nothing")
+    ticket = read_ticket(args.ticket, quiz, args.learner)
     if not args.save:
         root = _root_or_none()
         if root is None:
             raise UsageError("run the exam inside the workbook (or set WORKBOOK_ROOT), or name the record with --save")
-        record_path = default_record(root, quiz.id, args.learner)
+        record_path = default_record(root, quiz.id, ticket.learner)
     else:
         record_path = args.save
-    record = take_exam(quiz, sys.stdin, sys.stdout, learner=args.learner, record=record_path)
+    record = take_exam(quiz, sys.stdin, sys.stdout, ticket=ticket, ticket_data=load_mapping(args.ticket),
+                       record=record_path)
     return Done(0, {"quiz": quiz.id, "learner": record["learner"], "record": str(record_path),
                     "drawn": record["drawn"], "answered": len(record["answers"])})
 
 
 def run_grade(args: argparse.Namespace) -> Done:
-    from autograder.quiz.grading import feedback_text, grade_batch, write_grades_csv
+    from autograder.quiz.grading import GRADED, feedback_text, grade_batch, write_grades_csv
+    from autograder.quiz.ticket import key_path, load_key
 
     quiz = _load(args.quiz)
     if quiz.learner_copy:
         raise UsageError(f"{quiz.path} is a learner copy: grade with the source bank in quizzes/")
     if not args.answers.exists():
         raise UsageError(f"{args.answers}: no such answers file or folder")
-    grades = grade_batch(quiz, args.answers)
+    root = _root_or_none()
+    key = None
+    if quiz.summative:
+        if args.key:
+            key = load_key(args.key)
+        elif root is not None and key_path(root).is_file():
+            key = load_key(key_path(root))
+        elif "no-ticket" not in args.accept:
+            key = load_key(key_path(root or Path.cwd()))  # raises, naming where the key should be
+    grades = grade_batch(quiz, args.answers, key=key, accept=frozenset(args.accept))
     if not grades:
         raise UsageError(f"{args.answers}: no answers files in this folder (expected <student>.yaml or .json)")
-    root = _root_or_none()
     out = args.out or ((root or Path.cwd()) / ".grading" / f"quiz-{quiz.id}")
     write_grades_csv(quiz, grades, out / "grades.csv")
     summary = {
@@ -199,38 +263,109 @@ def run_grade(args: argparse.Namespace) -> Done:
         "max_score": quiz.max_score if not quiz.draw else None,
         "asked": quiz.asked,
         "students": [
-            {"student": g.student, "file": g.file, "error": g.error or None, "learner": g.learner or None,
-             "drawn": g.drawn,
-             **({"score": g.result.score, "max_score": g.result.max_score, "percent": round(g.result.percent, 2),
-                 "passed": g.result.passed, "questions": to_jsonable(g.result.questions),
-                 "notes": g.result.notes} if g.result else {})}
+            {"student": g.student, "file": g.file, "status": g.status, "error": g.error or None,
+             "learner": g.learner or None, "drawn": g.drawn,
+             **({"score": round(g.result.score, 2), "max_score": round(g.result.max_score, 2),
+                 "percent": round(g.result.percent, 2), "passed": g.result.passed,
+                 "questions": to_jsonable(g.result.questions), "notes": g.result.notes} if g.result else
+                {"score": 0, "passed": False})}
             for g in grades
         ],
     }
     import json
 
     write_text(out / "grades.json", json.dumps(to_jsonable(summary), indent=2) + "\n")
+    names: set[str] = set()
     for g in grades:
-        write_text(out / "feedback" / f"{g.student}.md", feedback_text(quiz, g))
+        name = _feedback_name(g.student if g.status == GRADED else Path(g.file).name, names)
+        write_text(out / "feedback" / f"{name}.md", feedback_text(quiz, g, reveal=True if args.reveal else None))
     rows = []
     for g in grades:
         if g.result is None:
-            rows.append((g.student, "-", "-", "not graded", g.error))
+            rows.append((g.student, "0", "0%", g.status, g.error))
         else:
             r = g.result
             drawn = f"{len(g.drawn)} drawn; " if g.drawn is not None else ""
-            rows.append((g.student, f"{r.score:g}/{r.max_score:g}", f"{r.percent:.0f}%",
+            rows.append((g.student, f"{round(r.score, 2):g}/{round(r.max_score, 2):g}", f"{r.percent:.0f}%",
                          "passed" if r.passed else "not passed", drawn + "; ".join(r.notes)))
     if len(grades) == 1 and grades[0].result is not None:
-        detail = [(q.id, f"{q.points:g}/{q.max_points:g}", q.status, q.reason) for q in grades[0].result.questions]
+        detail = [(q.id, f"{round(q.points, 2):g}/{q.max_points:g}", q.status, q.reason)
+                  for q in grades[0].result.questions]
         print(format_table(["question", "points", "status", "reason"], detail) + "\n")
     print(format_table(["student", "score", "percent", "result", "notes"], rows))
-    print(f"\nwrote {out / 'grades.csv'}, {out / 'grades.json'} and feedback/ (explanations: hand them back)")
+    hidden = "" if args.reveal or not quiz.summative else " (no keys or explanations: --reveal adds them)"
+    print(f"\nwrote {out / 'grades.csv'}, {out / 'grades.json'} and feedback/{hidden}")
     failed = [g for g in grades if g.result is None]
     if failed:
-        print(f"{len(failed)} answers file(s) could not be read: see the 'error' column", file=sys.stderr)
+        print(f"{len(failed)} file(s) scored nothing: see the 'result' and 'notes' columns", file=sys.stderr)
         return Done(1, summary)
     return Done(0, summary)
+
+
+def _feedback_name(name: str, taken: set[str]) -> str:
+    """A feedback file name from a learner-chosen id: safe characters only, never two the same."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")[:80] or "learner"
+    candidate, n = safe, 2
+    while candidate.casefold() in taken:
+        candidate, n = f"{safe}-{n}", n + 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def run_ticket(args: argparse.Namespace) -> Done:
+    import yaml
+
+    from autograder.quiz.ticket import issue, key_path, load_key
+
+    quiz = _load(args.quiz, schema_check=False)
+    if quiz.learner_copy:
+        raise UsageError(f"{quiz.path} is a learner copy: issue tickets from the source bank in quizzes/")
+    learners = list(args.learners)
+    if args.learners_file:
+        try:
+            learners += [ln.strip() for ln in args.learners_file.read_text(encoding="utf-8").splitlines()
+                         if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as exc:
+            raise UsageError(f"{args.learners_file}: cannot read it ({exc.strerror})") from None
+    if not learners:
+        raise UsageError("name the learners: `autograder quiz ticket QUIZ ada grace` or --learners-file FILE")
+    root = _root_or_none()
+    key = load_key(args.key or key_path(root or Path.cwd()), create=True)
+    out = args.out or ((root or Path.cwd()) / ".grading" / f"quiz-{quiz.id}" / "tickets")
+    names: set[str] = set()
+    written = []
+    for learner in learners:
+        ticket = issue(key, quiz.id, learner, opens=args.opens, closes=args.closes, minutes=args.minutes)
+        dest = out / f"{_feedback_name(learner, names)}.ticket.yaml"
+        header = (f"# Exam ticket for {quiz.id}, learner {learner.strip()}: take the exam with\n"
+                  f"#   autograder quiz take {quiz.id} --exam --ticket {dest.name}\n"
+                  "# It is yours alone; changing any line makes the record score nothing.\n")
+        write_text(dest, header + yaml.safe_dump(ticket, sort_keys=False, allow_unicode=True))
+        written.append(str(dest))
+    print(f"wrote {len(written)} ticket(s) to {out} (signed with {args.key or key_path(root or Path.cwd())})")
+    return Done(0, {"quiz": quiz.id, "tickets": written})
+
+
+def run_lint(args: argparse.Namespace) -> Done:
+    from autograder.quiz.bank import bank_paths, load_quiz, resolve
+    from autograder.quiz.lint import lint_bank, render
+
+    if args.quizzes:
+        quizzes = [load_quiz(resolve(spec)) for spec in args.quizzes]
+    else:
+        from autograder.paths import repo_root
+
+        quizzes = [q for q in (load_quiz(p, schema_check=False) for p in bank_paths(repo_root())) if q.summative]
+    if args.learners < 1:
+        raise UsageError("--learners must be at least 1")
+    reports = [lint_bank(q, learners=args.learners) for q in quizzes]
+    for report in reports:
+        print(render(report) + "\n")
+    failing = [r.quiz for r in reports if not r.passed]
+    if failing:
+        print(f"{', '.join(failing)}: a blind strategy does too well; rewrite the items named above",
+              file=sys.stderr)
+    return Done(1 if failing else 0, {"banks": to_jsonable(reports), "passed": not failing})
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -284,125 +284,271 @@ class AnswersError(Exception):
 
 ANSWER_SUFFIXES = (".yaml", ".yml", ".json")
 
+# Why a handed-in file scored nothing (its row's `status`); `quiz grade --accept` takes the ones in ACCEPTABLE.
+GRADED, UNREADABLE, NO_TICKET, BAD_SIGNATURE, WRONG_LEARNER, WRONG_QUIZ, DUPLICATE, OVER_TIME, OUTSIDE_WINDOW = (
+    "graded", "unreadable", "no-ticket", "bad-signature", "wrong-learner", "wrong-quiz", "duplicate", "over-time",
+    "outside-window")
+ACCEPTABLE = (NO_TICKET, OVER_TIME, OUTSIDE_WINDOW)
+GRACE_SECONDS = 60  # a time limit is checked with a minute's grace: the record is written after the last answer
+
 
 def load_answers(path: Path) -> dict[str, Any]:
-    import yaml
+    """A hand-in read with limits (records.py): AnswersError names the file and the problem."""
+    from autograder.quiz.records import RecordError, load_mapping
 
-    if path.suffix not in ANSWER_SUFFIXES:
-        raise AnswersError(f"{path.name}: not an answers file (expected .yaml, .yml or .json)")
     try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnswersError(f"{path.name}: cannot read it ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise AnswersError(f"{path.name}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise AnswersError(f"{path.name}: {line}not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise AnswersError(f"{path.name}: expected a mapping of question id -> answer, got a {type(data).__name__}")
-    return {str(k): v for k, v in data.items()}
+        return load_mapping(path)
+    except RecordError as exc:
+        raise AnswersError(str(exc)) from None
 
 
 @dataclass
 class StudentGrade:
-    student: str
+    student: str  # the learner id the ticket verified, else the file's stem
     file: str
-    result: QuizResult | None
+    result: QuizResult | None  # None: scored nothing (see status and error)
     error: str = ""
-    learner: str = ""  # the id the draw was rebuilt from (an exam record's `learner`, else the file's stem)
+    learner: str = ""  # the id the draw was rebuilt from
     drawn: list[str] | None = None  # the questions this learner was given, in bank order (None: all of them)
     answers: dict[str, Any] = field(default_factory=dict)
+    status: str = GRADED  # graded, or why not (UNREADABLE, NO_TICKET, ...)
+    nonce: str = ""  # the ticket's, which seeded the draw
+    started: str = ""
 
 
 def answers_files(target: Path) -> list[Path]:
     if target.is_file():
         return [target]
-    return sorted(p for p in target.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in target.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
-def grade_batch(quiz: Quiz, target: Path) -> list[StudentGrade]:
-    """Grade one answers file, or every file of a folder (one per student, named by student). A file that
-    cannot be read is reported for its student and the batch goes on."""
+def _timing_problem(ticket: Any, record: dict[str, Any]) -> tuple[str, str]:
+    """(status, reason) when the record breaks the ticket's window or time limit, else ("", "")."""
+    from autograder.quiz.ticket import parse_time, window_problem
+
+    if not (ticket.opens or ticket.closes or ticket.minutes):
+        return "", ""
+    started = parse_time(record.get("started"))
+    if started is None:
+        return OVER_TIME, "the record has no valid start time, and the ticket sets a window or time limit"
+    times = [parse_time(t) for t in (record.get("times") or {}).values()] if isinstance(record.get("times"), dict) \
+        else []
+    ends = [t for t in [parse_time(record.get("finished")), *times] if t is not None]
+    end = max(ends) if ends else started
+    problem = window_problem(ticket, started)
+    if problem:
+        return OUTSIDE_WINDOW, f"started {record.get('started')}, but {problem}"
+    closes = parse_time(ticket.closes)
+    if closes and (end - closes).total_seconds() > GRACE_SECONDS:
+        return OUTSIDE_WINDOW, f"answered until {end.isoformat()}, after the window closed ({ticket.closes})"
+    if ticket.minutes and (end - started).total_seconds() > ticket.minutes * 60 + GRACE_SECONDS:
+        minutes = (end - started).total_seconds() / 60
+        return OVER_TIME, f"took {minutes:.1f} minutes; the ticket allows {ticket.minutes:g}"
+    return "", ""
+
+
+def _rejected(student: str, path: Path, status: str, reason: str, learner: str = "") -> StudentGrade:
+    return StudentGrade(student, str(path), None, f"{path.name}: {reason}", learner=learner, status=status)
+
+
+def _grade_file(quiz: Quiz, path: Path, key: bytes | None, accept: frozenset[str]) -> StudentGrade:
+    """One handed-in file: checked, then scored, or a row that says why it scored nothing."""
     from autograder.quiz.exam import is_exam_record
     from autograder.quiz.shuffle import drawn_ids
+    from autograder.quiz.ticket import same_learner, verify
 
+    student = path.stem
+    try:
+        data = load_answers(path)
+    except AnswersError as exc:
+        return StudentGrade(student, str(path), None, str(exc), status=UNREADABLE)
+    learner, nonce, notes = student, "", []
+    record = is_exam_record(data)
+    if record and str(data["quiz"]) != quiz.id:
+        return _rejected(student, path, WRONG_QUIZ, f"an exam record of quiz '{data['quiz']}', not '{quiz.id}'; "
+                         "grade it with that quiz")
+    ticket_data = data.get("ticket") if record else None
+    if quiz.summative and ticket_data is None:
+        if NO_TICKET not in accept:
+            what = "an exam record without a ticket" if record else "a plain answers file, not an exam record"
+            return _rejected(student, path, NO_TICKET, f"{what}: a graded quiz scores only records taken with "
+                             "`quiz take --exam --ticket FILE` (or grade with --accept no-ticket)")
+        notes.append("no exam ticket: graded because of --accept no-ticket")
+    if ticket_data is not None:
+        if key is None:
+            return _rejected(student, path, BAD_SIGNATURE, "the record has a ticket but no key was given to verify it")
+        ticket, why = verify(key, ticket_data)
+        if ticket is None:
+            return _rejected(student, path, BAD_SIGNATURE, why)
+        if ticket.quiz != quiz.id:
+            return _rejected(student, path, WRONG_QUIZ, f"the ticket is for quiz '{ticket.quiz}', not '{quiz.id}'")
+        claimed = str(data.get("learner", ""))
+        if not same_learner(claimed, ticket.learner):
+            return _rejected(student, path, WRONG_LEARNER, f"the record says learner '{claimed}' but its ticket was "
+                             f"issued to '{ticket.learner}'", learner=claimed)
+        status, why = _timing_problem(ticket, data)
+        if status:
+            if status not in accept:
+                return _rejected(ticket.learner, path, status, why + f" (grade it with --accept {status})",
+                                 learner=ticket.learner)
+            notes.append(f"{why}: graded because of --accept {status}")
+        student, learner, nonce = ticket.learner, ticket.learner, ticket.nonce
+    elif record:
+        learner = str(data["learner"])
+        if not same_learner(learner, student):
+            notes.append(f"the file is named '{path.name}' but the record is learner '{learner}': check who "
+                         "handed it in")
+    shown = data.get("drawn") if record else None
+    started = str(data.get("started", "")) if record else ""
+    answers = data["answers"] if record else data
+    answers = {str(k): v for k, v in answers.items()}
+    only = drawn_ids(quiz, learner, nonce)
+    if only is not None and isinstance(shown, list) and set(map(str, shown)) != only:
+        notes.append("the record's list of drawn questions differs from this learner's draw: graded on the draw "
+                     "rebuilt from the ticket")
+    result = grade_answers(quiz, answers, student=student, only=only)
+    result.notes = notes + result.notes
+    drawn = None if only is None else [q.id for q in quiz.questions if q.id in only]
+    return StudentGrade(student, str(path), result, learner=learner, drawn=drawn, answers=answers, nonce=nonce,
+                        started=started)
+
+
+def grade_batch(quiz: Quiz, target: Path, *, key: bytes | None = None, accept: frozenset[str] = frozenset()
+                ) -> list[StudentGrade]:
+    """Grade one answers file, or every file of a folder (one per learner). Nothing in one file stops the rest:
+    a file that cannot be read, or scores nothing, is a row of its own with the reason. On a summative quiz only
+    records whose ticket verifies under `key` are scored (unless `accept` names the reason), and one record per
+    learner: the earliest started, the others are rows marked duplicate."""
     grades = []
     for path in answers_files(target):
-        student = path.stem
         try:
-            answers = load_answers(path)
-        except AnswersError as exc:
-            grades.append(StudentGrade(student, str(path), None, str(exc)))
-            continue
-        learner, notes = student, []
-        if is_exam_record(answers):  # `quiz take --exam`: the draw is rebuilt from the recorded learner id
-            if str(answers["quiz"]) != quiz.id:
-                grades.append(StudentGrade(student, str(path), None, f"{path.name}: an exam record of quiz "
-                                           f"'{answers['quiz']}', not '{quiz.id}'; grade it with that quiz"))
-                continue
-            learner = str(answers["learner"])
-            if learner.strip().casefold() != student.strip().casefold():
-                notes.append(f"the file is named '{path.name}' but the record is learner '{learner}': check who "
-                             "handed it in")
-            shown = answers.get("drawn")
-            answers = {str(k): v for k, v in answers["answers"].items()}
-            expected = drawn_ids(quiz, learner)
-            if expected is not None and isinstance(shown, list) and set(map(str, shown)) != expected:
-                notes.append("the record's list of drawn questions differs from this learner's draw: graded on "
-                             "the draw rebuilt from the learner id")
-        only = drawn_ids(quiz, learner)
-        result = grade_answers(quiz, answers, student=student, only=only)
-        result.notes = notes + result.notes
-        drawn = None if only is None else [q.id for q in quiz.questions if q.id in only]
-        grades.append(StudentGrade(student, str(path), result, learner=learner, drawn=drawn, answers=answers))
+            grades.append(_grade_file(quiz, path, key, accept))
+        except Exception as exc:  # noqa: BLE001  (a learner's file must never stop the other learners' grades)
+            grades.append(StudentGrade(path.stem, str(path), None, f"{path.name}: could not be graded "
+                                       f"({type(exc).__name__}: {str(exc)[:200]})", status=UNREADABLE))
+    if quiz.summative:
+        from autograder.quiz.ticket import parse_time
+
+        def when(g: StudentGrade) -> tuple[bool, float, str]:
+            moment = parse_time(g.started)
+            return (moment is None, moment.timestamp() if moment else 0.0, g.file)
+
+        first: dict[str, StudentGrade] = {}
+        for g in sorted((g for g in grades if g.result is not None), key=when):
+            who = g.learner.strip().casefold()
+            if who in first:
+                kept = first[who]
+                g.result, g.status = None, DUPLICATE
+                g.error = (f"{Path(g.file).name}: another record of learner '{g.learner}' ({Path(kept.file).name}, "
+                           "started earlier) is the one graded: one attempt per learner")
+                kept.result.notes.append(f"{Path(g.file).name} is another record of this learner: not graded")
+            else:
+                first[who] = g
     return grades
 
 
+def _round(x: float) -> str:
+    return f"{round(x, 2):g}"
+
+
 def write_grades_csv(quiz: Quiz, grades: list[StudentGrade], dest: Path) -> None:
+    """grades.csv: one row per file handed in. Every cell goes through csv_cell: learner ids and file names are
+    chosen by learners, and a spreadsheet would run one that starts like a formula."""
     import csv
+
+    from mlinfra.base.output import csv_cell
 
     ids = [q.id for q in quiz.questions]
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "score", "max_score", "percent", "passed", "error", *ids])
+        writer.writerow([csv_cell(c) for c in ["student", "file", "status", "score", "max_score", "percent",
+                                               "passed", "error", *ids]])
         for g in grades:
+            name = Path(g.file).name
             if g.result is None:
-                writer.writerow([g.student, "", "", "", "", g.error, *([""] * len(ids))])
-                continue
-            r = g.result
-            points = {q.id: f"{q.points:g}" for q in r.questions}  # a question not drawn shows "-"
-            writer.writerow([g.student, f"{r.score:g}", f"{r.max_score:g}", f"{r.percent:.1f}",
-                             "yes" if r.passed else "no", "", *(points.get(i, "-") for i in ids)])
+                row = [g.student, name, g.status, "0", "", "0", "no", g.error, *([""] * len(ids))]
+            else:
+                r = g.result
+                points = {q.id: _round(q.points) for q in r.questions}  # a question not drawn shows "-"
+                row = [g.student, name, g.status, _round(r.score), _round(r.max_score), f"{r.percent:.2f}",
+                       "yes" if r.passed else "no", "", *(points.get(i, "-") for i in ids)]
+            writer.writerow([csv_cell(c) for c in row])
 
 
-def feedback_text(quiz: Quiz, grade: StudentGrade) -> str:
-    """What the learner gets back after grading: each question they were asked, their answer, the right one and
-    the explanation (released now, with the grade)."""
+def _shown_answer(q: Question, shown: tuple[str, ...], given: Any) -> str:
+    """An answer as the learner saw it: "2) the option's text" for choices (the number on their screen)."""
+    if given is None or _is_empty(given):
+        return "(no answer)"
+    if q.type in ("single", "multiple"):
+        try:
+            picks = [_choice(q, given)] if q.type == "single" else sorted(_choices(q, given),
+                                                                           key=lambda o: shown.index(o))
+        except (_Invalid, ValueError):
+            return f"{str(given)[:80]} (not one of the options)"
+        return "; ".join(f"{shown.index(o) + 1}) {q.options[o]}" for o in picks)
+    if q.type == "truefalse":
+        try:
+            return str(_bool(given)).lower()
+        except _Invalid:
+            return str(given)[:80]
+    return str(given)[:200]
+
+
+def outcome_scores(quiz: Quiz, result: QuizResult) -> list[tuple[str, float, float]]:
+    """(outcome id, points, out of) over the questions this learner was asked, in first-asked order."""
+    totals: dict[str, list[float]] = {}
+    for r in result.questions:
+        q = quiz.question(r.id)
+        for oid in (q.outcomes if q is not None and q.outcomes else (r.topic,)):
+            got = totals.setdefault(oid, [0.0, 0.0])
+            got[0] += r.points
+            got[1] += r.max_points
+    return [(oid, p, m) for oid, (p, m) in totals.items()]
+
+
+def feedback_text(quiz: Quiz, grade: StudentGrade, *, reveal: bool | None = None) -> str:
+    """What the learner gets back: their score per outcome, then each question in the order they were asked, with
+    the options numbered as they saw them and their own answer. A summative quiz's key and explanations stay out
+    unless `reveal` (the instructor's `--reveal`, once the exam window has closed): feedback that holds the key
+    would hand the pool to the next learners. A formative quiz always reveals."""
+    from autograder.quiz.shuffle import arrange
+
+    reveal = (not quiz.summative) if reveal is None else reveal
     r = grade.result
     if r is None:
-        return f"# {quiz.title}: {grade.student}\n\nYour answers file could not be graded: {grade.error}\n"
+        return (f"# {quiz.title}: {grade.student}\n\nThis file scored nothing ({grade.status}): {grade.error}\n"
+                "Ask your instructor if this is a mistake.\n")
     verdict = "passed" if r.passed else "not passed"
-    score = f"Score {r.score:g} of {r.max_score:g} ({r.percent:.0f}%), pass mark {quiz.pass_mark * 100:g}%: {verdict}."
-    lines = [f"# {quiz.title}: {grade.student}", "", score, ""]
-    for n, qr in enumerate(r.questions, start=1):
-        q = quiz.question(qr.id)
-        if q is None:
-            continue
-        given = grade.answers.get(q.id)
-        lines += [f"## {n}. {q.prompt}", ""]
-        for oid, text in q.options.items():
-            lines.append(f"- {oid}) {text}")
-        if q.options:
+    lines = [f"# {quiz.title}: {grade.student}", "",
+             f"Score {_round(r.score)} of {_round(r.max_score)} ({r.percent:.2f}%), pass mark "
+             f"{quiz.pass_mark * 100:g}%: {verdict}.", "", "## Score per learning outcome", ""]
+    lines += [f"- {oid}: {_round(p)} of {_round(m)}" for oid, p, m in outcome_scores(quiz, r)]
+    lines.append("")
+    if not reveal:
+        lines += ["The right answers and explanations are released when the exam closes.", ""]
+    results = {qr.id: qr for qr in r.questions}
+    presented = [p for p in arrange(quiz, learner=grade.learner or grade.student, nonce=grade.nonce)
+                 if p.question.id in results]
+    verdicts = {CORRECT: "right", PARTIAL: "partly right", WRONG: "wrong", MISSING: "not answered",
+                INVALID: "not a valid answer", PENDING: "graded by your instructor"}
+    for n, p in enumerate(presented, start=1):
+        q, qr = p.question, results[p.question.id]
+        lines += [f"## Question {n}: {verdicts.get(qr.status, qr.status)} ({_round(qr.points)} of "
+                  f"{_round(qr.max_points)})", "", q.prompt, ""]
+        for i, oid in enumerate(p.options, start=1):
+            lines.append(f"{i}) {q.options[oid]}")
+        if p.options:
             lines.append("")
-        lines += [f"Your answer: {given if given is not None else '(none)'}; {qr.status}, {qr.points:g} of "
-                  f"{qr.max_points:g}" + (f" ({qr.reason})" if qr.reason else "") + ".",
-                  f"The answer: {qr.expected}.", f"Why: {q.explanation}", ""]
+        lines.append(f"Your answer: {_shown_answer(q, p.options, grade.answers.get(q.id))}")
+        if reveal:
+            if q.type in ("single", "multiple"):
+                keys = correct_options(q)
+                right = "; ".join(f"{i}) {q.options[o]}" for i, o in enumerate(p.options, start=1) if o in keys)
+            else:
+                right = qr.expected
+            lines += [f"The answer: {right}", f"Why: {q.explanation}"]
+        lines.append("")
     if r.notes:
         lines += ["Notes: " + "; ".join(r.notes), ""]
     return "\n".join(lines)

@@ -81,6 +81,8 @@ def learner_copy(quiz: Quiz) -> dict[str, Any]:
         data["draw"] = quiz.draw
     if quiz.draw_by_topic:
         data["draw_by_topic"] = dict(quiz.draw_by_topic)
+    if quiz.required_outcomes:  # the draw needs them; a class copy's outcomes.yaml is not read for it
+        data["required_outcomes"] = list(quiz.required_outcomes)
     if quiz.summative:
         data["assessment"] = "summative"
     questions = []

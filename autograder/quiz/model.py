@@ -76,6 +76,8 @@ class Quiz:
     learner_copy: bool = False
     assessment: str = FORMATIVE
     draw_by_topic: tuple[tuple[str, int], ...] = ()  # a stratified draw: (topic, how many) in bank order
+    units: tuple[str, ...] = ()  # the outcome units this bank assesses (`units:`, quizzes/outcomes.yaml)
+    required_outcomes: tuple[str, ...] = ()  # their outcome ids: every learner's draw asks each at least once
 
     @property
     def summative(self) -> bool:
