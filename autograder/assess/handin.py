@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,21 @@ def submit_practical(args: Any) -> Any:
 
 # --- Unpacking, for assess --------------------------------------------------------------------------------------
 
+MAX_ENTRIES = 2000  # files and folders in one hand-in: a service, its README and a demo need a few dozen
+MAX_DEPTH = 16  # folders deep under the hand-in's root
+MAX_NAME = 255  # one path component, as most file systems allow
+_CHUNK = 1 << 16
+
+
+class HandinProblem(Exception):
+    """A hand-in that cannot be read as one: the student's outcome, never the tool's failure. `entry` names the
+    archive member or file at fault ('' for the whole pack)."""
+
+    def __init__(self, pack: Path, entry: str, problem: str) -> None:
+        self.pack, self.entry, self.problem = pack, entry, problem
+        where = f"{pack.name}: entry {entry!r}" if entry else pack.name
+        super().__init__(f"{where}: {problem}")
+
 
 @dataclass
 class Unpacked:
@@ -222,42 +237,207 @@ class Unpacked:
     card: dict[str, Any] | None
     demo: list[str]
     app: Path | None  # service/app.py, when present
+    skipped: list[str] = field(default_factory=list)  # entries not extracted, each with why
+
+
+class _Budget:
+    """What a hand-in may hold in all, counted as it is written (never from what the archive claims)."""
+
+    def __init__(self, pack: Path) -> None:
+        self.pack, self.entries, self.bytes = pack, 0, 0
+
+    def entry(self, name: str) -> None:
+        self.entries += 1
+        if self.entries > MAX_ENTRIES:
+            raise HandinProblem(self.pack, name, f"more than {MAX_ENTRIES} entries; hand in the service, the README "
+                                "and the demo only (`autograder submit practical` does)")
+
+    def grow(self, name: str, size: int) -> None:
+        if size > MAX_FILE_BYTES:
+            raise HandinProblem(self.pack, name, f"larger than {MAX_FILE_BYTES // 2**20} MB a file; model weights "
+                                "and data stay home (the grader serves the course model)")
+        self.bytes += size
+        if self.bytes > MAX_PACK_BYTES:
+            raise HandinProblem(self.pack, name, f"makes the hand-in larger than {MAX_PACK_BYTES // 2**20} MB in all")
+
+
+def _safe_parts(pack: Path, name: str) -> tuple[str, ...] | None:
+    """The relative path parts of an entry name, or None for one that must not be written (absolute, escaping,
+    empty); HandinProblem for one too deep or with a part too long for any file system."""
+    raw = name.replace("\\", "/")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        return None
+    parts = tuple(p for p in raw.split("/") if p not in ("", "."))
+    if not parts or ".." in parts or any("\0" in p for p in parts):
+        return None
+    if len(parts) > MAX_DEPTH:
+        raise HandinProblem(pack, name, f"nested {len(parts)} folders deep (at most {MAX_DEPTH})")
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME for p in parts):
+        raise HandinProblem(pack, name, f"a name longer than {MAX_NAME} bytes")
+    return parts
+
+
+def _place(pack: Path, into: Path, parts: tuple[str, ...], name: str) -> Path:
+    """The path to write an entry at, its folders made; HandinProblem when a file stands where a folder must be
+    or a folder where the file must be (two entries that cannot both exist)."""
+    target = into.joinpath(*parts)
+    folder = into
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise HandinProblem(pack, name, f"needs {folder.relative_to(into).as_posix()!r} to be a folder, but "
+                                "the hand-in also has a file of that name")
+        folder.mkdir(exist_ok=True)
+    if target.is_dir() and not target.is_symlink():
+        raise HandinProblem(pack, name, "is a file, but the hand-in also has a folder of that name")
+    return target
+
+
+def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
+    import stat
+    import zlib
+
+    budget = _Budget(pack)
+    try:
+        with zipfile.ZipFile(pack) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise HandinProblem(pack, "", f"{len(infos)} entries, more than {MAX_ENTRIES}; hand in the service, "
+                                    "the README and the demo only")
+            for info in infos:
+                name = info.filename
+                budget.entry(name)
+                parts = _safe_parts(pack, name)
+                if parts is None:
+                    skipped.append(f"{name} (outside the hand-in's folder: not extracted)")
+                    continue
+                mode = info.external_attr >> 16
+                if info.is_dir() or stat.S_ISDIR(mode):
+                    continue  # folders are made for the files inside them
+                if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+                    skipped.append(f"{name} (a link or special file: not extracted)")
+                    continue
+                target = _place(pack, into, parts, name)
+                # Counted while reading: the sizes an archive declares can lie, so they never bound anything.
+                budget.grow(name, 0)
+                written = 0
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while chunk := src.read(_CHUNK):
+                        written += len(chunk)
+                        if written > MAX_FILE_BYTES:
+                            budget.grow(name, written)
+                        dst.write(chunk)
+                budget.grow(name, written)
+    except HandinProblem:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise HandinProblem(pack, _member(exc), f"a damaged or forged archive ({exc}); pack it again with "
+                            "`autograder submit practical`") from None
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OverflowError) as exc:
+        raise HandinProblem(pack, "", f"an archive that cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
+                            "pack it again with `autograder submit practical`") from None
+    except OSError as exc:
+        raise HandinProblem(pack, Path(exc.filename).name if exc.filename else "",
+                            f"cannot be written out ({exc.strerror or exc})") from None
+
+
+def _member(exc: Exception) -> str:
+    found = re.search(r"(?:file|member) '?([^' ]+)'?", str(exc))
+    return found.group(1) if found else ""
+
+
+def copy_folder(pack: Path, into: Path, skipped: list[str]) -> None:
+    """A hand-in given as a folder: copied with the same limits as an archive, links never followed, so what is
+    scored (and what the sandbox sees) is a private copy."""
+    import os
+    import stat
+
+    budget = _Budget(pack)
+    for top, dirs, files in os.walk(pack, followlinks=False):
+        rel_top = Path(top).relative_to(pack)
+        for name in sorted(dirs):
+            rel = (rel_top / name).as_posix()
+            budget.entry(rel)
+            if os.path.islink(os.path.join(top, name)):
+                skipped.append(f"{rel} (a link: not followed)")
+                dirs.remove(name)
+            elif len(rel_top.parts) + 1 > MAX_DEPTH:
+                raise HandinProblem(pack, rel, f"nested more than {MAX_DEPTH} folders deep")
+        for name in sorted(files):
+            rel = (rel_top / name).as_posix()
+            budget.entry(rel)
+            source = os.path.join(top, name)
+            try:
+                info = os.lstat(source)
+            except OSError as exc:
+                raise HandinProblem(pack, rel, f"cannot be read ({exc.strerror or exc})") from None
+            if not stat.S_ISREG(info.st_mode):
+                skipped.append(f"{rel} (a link or special file: not copied)")
+                continue
+            budget.grow(rel, info.st_size)
+            target = into / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                with os.fdopen(fd, "rb") as src, open(target, "wb") as dst:
+                    written = 0
+                    while chunk := src.read(_CHUNK):
+                        written += len(chunk)
+                        if written > MAX_FILE_BYTES:
+                            budget.grow(rel, written)  # a file that grew while being copied
+                        dst.write(chunk)
+            except OSError as exc:
+                raise HandinProblem(pack, rel, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def unpack(pack_path: Path, into: Path) -> Unpacked:
-    """Extract a hand-in (a .zip from submit, or a folder laid out the same way) safely into `into`."""
+    """Extract a hand-in (a .zip from submit, or a folder laid out the same way) into `into`, a private copy.
+    UsageError when there is nothing at `pack_path` (the grader's typo); HandinProblem for anything wrong with
+    what is there (the student's outcome)."""
+    skipped: list[str] = []
+    into.mkdir(parents=True, exist_ok=True)
     if pack_path.is_dir():
-        root = pack_path
-    elif zipfile.is_zipfile(pack_path):
-        root = into
-        total = 0
-        with zipfile.ZipFile(pack_path) as zf:
-            for info in zf.infolist():
-                target = (into / info.filename).resolve()
-                if not target.is_relative_to(into.resolve()) or info.is_dir():
-                    continue  # an entry escaping the folder is never written
-                total += info.file_size
-                if info.file_size > MAX_FILE_BYTES or total > MAX_PACK_BYTES:
-                    raise UsageError(f"{pack_path}: entry {info.filename} makes the hand-in larger than allowed "
-                                     f"({MAX_PACK_BYTES // 2**20} MB in all, {MAX_FILE_BYTES // 2**20} MB a file)")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(info))
+        copy_folder(pack_path, into, skipped)
+    elif pack_path.is_file():
+        try:
+            is_zip = zipfile.is_zipfile(pack_path)
+        except OSError as exc:
+            raise HandinProblem(pack_path, "", f"cannot be read ({exc.strerror or exc})") from None
+        if not is_zip:
+            raise HandinProblem(pack_path, "", "is neither a .zip made by `autograder submit practical` nor a folder")
+        _extract_zip(pack_path, into, skipped)
     elif pack_path.exists():
-        raise UsageError(f"{pack_path} is neither a .zip made by `autograder submit practical` nor a folder")
+        raise HandinProblem(pack_path, "", "is neither a .zip made by `autograder submit practical` nor a folder")
     else:
         raise UsageError(f"{pack_path} not found: give the .zip that `autograder submit practical` wrote")
-    readme = root / README_NAME
-    card_path = root / CARD_NAME
-    try:
-        card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    except ValueError:
-        card = None
+    root = into
+    card = None
+    card_text = _read_small(root / CARD_NAME)
+    if card_text is not None:
+        try:
+            card = json.loads(card_text)
+        except (ValueError, RecursionError):  # a card nested thousands deep is as unreadable as a broken one
+            card = None
     demo_dir = root / DEMO_DIR
-    demo = sorted(p.relative_to(root).as_posix() for p in demo_dir.rglob("*") if p.is_file()) if demo_dir.is_dir() \
-        else []
+    demo = sorted(p.relative_to(root).as_posix() for p in demo_dir.rglob("*") if p.is_file()) \
+        if demo_dir.is_dir() and not demo_dir.is_symlink() else []
     app = root / SERVICE_DIR / APP_FILE
-    return Unpacked(root, readme.read_text(errors="replace") if readme.is_file() else None,
-                    card if isinstance(card, dict) else None, demo, app if app.is_file() else None)
+    return Unpacked(root, _read_small(root / README_NAME), card if isinstance(card, dict) else None, demo,
+                    app if app.is_file() and not app.is_symlink() else None, skipped)
+
+
+def _read_small(path: Path) -> str | None:
+    """A document of the hand-in as text (at most MAX_FILE_BYTES), or None when it is missing or not a file."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        return handle.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
+
+
+def unreadable_checks(problem: HandinProblem) -> list[Check]:
+    """The README's sections, none scored, when the hand-in itself could not be read (the max stays 120)."""
+    return [Check(f"README: {section.name}", FAILED, 0, SECTION_POINTS, f"not read: {problem}", README_NAME)
+            for section in SECTIONS]
 
 
 def pack_checks(unpacked: Unpacked) -> list[Check]:
@@ -267,7 +447,10 @@ def pack_checks(unpacked: Unpacked) -> list[Check]:
     checks = check_readme(unpacked.readme)
     card = unpacked.card
     checks.append(Check("model card", INFO, message=(
-        f"{card.get('name', '?')} ({card.get('architecture', '?')}, input {card.get('input_size', '?')} px)"
-        if card else f"no readable {CARD_NAME} in the hand-in")))
-    checks.append(Check("demo", INFO, message=", ".join(unpacked.demo) if unpacked.demo else "none (optional)"))
+        f"{str(card.get('name', '?'))[:80]} ({str(card.get('architecture', '?'))[:80]}, input "
+        f"{str(card.get('input_size', '?'))[:20]} px)" if card else f"no readable {CARD_NAME} in the hand-in")))
+    checks.append(Check("demo", INFO, message=", ".join(unpacked.demo[:20]) if unpacked.demo else "none (optional)"))
+    if unpacked.skipped:
+        checks.append(Check("entries left out", INFO, message="; ".join(unpacked.skipped[:10])
+                            + (f"; and {len(unpacked.skipped) - 10} more" if len(unpacked.skipped) > 10 else "")))
     return checks
