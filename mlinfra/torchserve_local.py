@@ -1,9 +1,9 @@
 """Run the course model on a local TorchServe: `python -m mlinfra.torchserve_local start|stop|status`.
 
 `start` archives a model folder (default models/digits-resnet18) with the reference handler
-(mlinfra/torchserve_handler.py), writes a config.properties that binds every listener, gRPC included, to
-127.0.0.1 and turns token authorisation off (local work only), starts TorchServe, and returns once a real
-prediction succeeds: TorchServe's /ping says Healthy even while the model's worker crash-loops, so only an
+(mlinfra/torchserve_handler.py), writes a config.properties (the settings of the course's reference, which is
+lab05's answer and lives with the lab's instructor source, or of the file `--config` names, with this
+deployment's ports and model store), starts TorchServe, and returns once a real prediction succeeds: TorchServe's /ping says Healthy even while the model's worker crash-loops, so only an
 answered prediction proves the deployment works. `stop` runs `torchserve --stop` (the only clean stop: killing
 the wrapper leaves Java running) and waits until the Java process and its workers are gone.
 
@@ -93,31 +93,54 @@ class Deployment:
         return env
 
 
-def config_properties(dep: Deployment) -> str:
-    p = dep.ports
-    return "\n".join(
-        [
-            "# Written by `python -m mlinfra.torchserve_local start`. Every listener on 127.0.0.1:",
-            "# nothing here is meant to be reachable from another machine.",
-            f"inference_address=http://127.0.0.1:{p.inference}",
-            f"management_address=http://127.0.0.1:{p.management}",
-            f"metrics_address=http://127.0.0.1:{p.metrics}",
-            "grpc_inference_address=127.0.0.1",
-            f"grpc_inference_port={p.grpc_inference}",
-            "grpc_management_address=127.0.0.1",
-            f"grpc_management_port={p.grpc_management}",
-            "# Token authorisation is on by default (requests without a key get 400). Off for LOCAL work",
-            "# only; any deployment others can reach keeps it on and sends `Authorization: Bearer <key>`.",
-            "disable_token_authorization=true",
-            "# One worker: two would fight over the two cores and double the memory.",
-            "default_workers_per_model=1",
-            "# The course refuses uploads over 10 MB with a 413 saying why. The front end's own 413 has an",
-            "# empty body, so the handler enforces 10 MB; this larger limit is a backstop for huge uploads.",
-            "max_request_size=33554432",
-            f"model_store={dep.state / 'model-store'}",
-            "",
-        ]
-    )
+# The course's own config.properties is lab05's answer, so the library does not spell it out: it reads the
+# reference from the lab's instructor source (in the full course only; a class copy has no solutions/) or takes
+# the learner's file, and sets only what belongs to a deployment: its ports and its model store.
+REFERENCE_CONFIG = Path(__file__).resolve().parent.parent / "solutions" / "lab05-torchserve" / "config.properties"
+# config.properties key -> the Ports field it sets; TorchServe's own default where a file is silent.
+PORT_KEYS = (
+    ("inference_address", "inference", 8080),
+    ("management_address", "management", 8081),
+    ("metrics_address", "metrics", 8082),
+    ("grpc_inference_port", "grpc_inference", 7070),
+    ("grpc_management_port", "grpc_management", 7071),
+)
+
+
+def reference_config() -> str:
+    """The course's reference config.properties (lab05's instructor source); StartError in a class copy."""
+    try:
+        return REFERENCE_CONFIG.read_text(encoding="utf-8")
+    except OSError:
+        raise StartError(
+            f"no reference config at {REFERENCE_CONFIG}: a class copy does not ship it (exercise 05 asks you to "
+            "write one); pass yours: --config workspace/lab05-torchserve/config.properties"
+        ) from None
+
+
+def config_properties(dep: Deployment, base: str | None = None) -> str:
+    """A config.properties for `dep`: the settings of `base` (a config.properties text; default the course's
+    reference, `reference_config()`), with each listener's port set to dep's and the model store added."""
+    text = reference_config() if base is None else base
+    ports = dep.ports.all()
+    fields = {key: field for key, field, _ in PORT_KEYS}
+    out = ["# Written by `python -m mlinfra.torchserve_local start`: the settings of the config it was given,",
+           "# with this deployment's ports and model store."]
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or line.lstrip().startswith("#") or key == "model_store":
+            out.append(line)
+            continue
+        if key in fields:
+            port = ports[fields[key]]
+            value = value.strip()
+            # an address keeps its scheme and host and takes the port; a *_port key is the port itself
+            value = f"{value.rsplit(':', 1)[0]}:{port}" if key.endswith("_address") else str(port)
+            line = f"{key}={value}"
+        out.append(line)
+    out += [f"model_store={dep.state / 'model-store'}", ""]
+    return "\n".join(out)
 
 
 def java_executable() -> str:
@@ -232,13 +255,7 @@ def ports_from_config(text: str) -> Ports:
         tail = value.rsplit(":", 1)[-1] if key.endswith("address") else value
         return int(tail) if tail.isdigit() else default
 
-    return Ports(
-        port("inference_address", 8080),
-        port("management_address", 8081),
-        port("metrics_address", 8082),
-        port("grpc_inference_port", 7070),
-        port("grpc_management_port", 7071),
-    )
+    return Ports(**{field: port(key, default) for key, field, default in PORT_KEYS})
 
 
 def start(
@@ -250,6 +267,7 @@ def start(
 ) -> dict:
     """Archive, start, and return the first successful prediction. A lab passes its own handler and config."""
     java_executable()
+    text = config_properties(dep) if config_text is None else config_text  # before anything is started
     if running_pid(dep) is not None:
         raise StartError(f"TorchServe is already running from {dep.state}: `make torchserve-stop` first")
     busy = [f"{name} {port}" for name, port in dep.ports.all().items() if _port_in_use(port)]
@@ -261,7 +279,7 @@ def start(
         folder.mkdir(parents=True, exist_ok=True)
     archive(model_dir, dep, handler)
     config = dep.state / "config.properties"
-    config.write_text(config_text if config_text is not None else config_properties(dep))
+    config.write_text(text)
     cmd = [
         _venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
         "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config),
@@ -353,6 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", default="digits", help="model name in the URL /predictions/NAME (default digits)"
     )
     parser.add_argument("--state", help="archive, config, logs and pid file (default .state/torchserve)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a config.properties whose settings to use, ports set from the options below (default: the "
+        "course's reference, solutions/lab05-torchserve/config.properties; a class copy has none: pass yours)",
+    )
     parser.add_argument("--inference-port", type=int, default=8085, metavar="PORT", help="default 8085")
     parser.add_argument("--management-port", type=int, default=8086, metavar="PORT", help="default 8086")
     parser.add_argument("--metrics-port", type=int, default=8087, metavar="PORT", help="default 8087")
@@ -373,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_text(dep: Deployment, path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return config_properties(dep, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StartError(f"--config {path}: cannot read it ({exc.__class__.__name__}); name a config.properties file") from None
+
+
 def run(args: argparse.Namespace) -> int:
     dep = _deployment(args)
 
@@ -389,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"archiving {model_dir} and starting TorchServe (state in {dep.state}) ...", flush=True)
     began = time.monotonic()
     try:
-        answer = start(dep, model_dir, args.timeout)
+        answer = start(dep, model_dir, args.timeout, config_text=_config_text(dep, args.config))
     except TimeoutError as exc:  # started but never predicted: the service fell short (StartError: exit 2)
         print(f"torchserve_local: {exc}", file=sys.stderr)
         return 1
