@@ -1,14 +1,19 @@
-"""One small model in three runtimes: PyTorch, Keras 3 (on its torch backend) and ONNX Runtime.
+"""One small model in four runtimes: PyTorch, Keras 3 (on its torch backend), TensorFlow and ONNX Runtime.
 
-Lesson 1.4 and ``bench/bench_frameworks.py`` use this module; docs/frameworks.md records why the course runs
-Keras on the torch backend instead of installing TensorFlow (size, import time, conflicts, measured).
+Lesson 1.4, lab03 and ``bench/bench_frameworks.py`` use this module; docs/frameworks.md records what the course
+installs and how TensorFlow and torch share a process (measured): plain TensorFlow (``tf.function``,
+``tf.Module``, SavedModel) runs in the notebook's kernel beside torch; Keras on the TensorFlow backend runs in a
+process of its own, because the kernel's Keras is already on torch and Keras picks its backend once per process.
 
 - ``torch_mlp`` / ``keras_mlp``: the same architecture (dense -> ReLU -> dense) in each framework;
 - ``copy_torch_to_keras``: copy the weights across (a ``Linear`` keeps ``out x in``, a ``Dense`` kernel keeps
   ``in x out``: the copy transposes);
 - ``export_onnx`` / ``onnx_session`` / ``run_onnx``: export the PyTorch model with a dynamic batch dimension and
   run it with ONNX Runtime on the CPU;
-- ``max_abs_diff``: the one number every comparison reports.
+- ``max_abs_diff``: the one number every comparison reports;
+- ``import_tensorflow``: TensorFlow with its start-up notices off (a notebook shows them as stderr, which makes
+  nbgrader zero a test cell); ``run_own_process``: run a Python file in a fresh interpreter with a chosen Keras
+  backend and the same quiet TensorFlow, returning what it printed.
 
 Nothing here imports at module import time; Keras is imported through ``import_keras``, which selects the
 torch backend unless ``KERAS_BACKEND`` already names another. ``export_onnx`` and ``max_abs_diff`` are what
@@ -18,7 +23,11 @@ exercise 03 asks learners to write: the class copy leaves them out (docs/class-c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +41,15 @@ if TYPE_CHECKING:
 # (typically ~1e-7 for a model this size), but nothing a prediction could notice.
 ATOL = 1e-5
 
+# TensorFlow's start-up notices go from C++ straight to file descriptor 2. TF_CPP_MIN_LOG_LEVEL=3 keeps only
+# errors, but the oneDNN notice is printed before that setting is read; TF_ENABLE_ONEDNN_OPTS=0 is the one switch
+# that stops it (and uses TensorFlow's own CPU kernels, which for these small models changes nothing a
+# comparison at ATOL could see: docs/frameworks.md). Both must be set before TensorFlow's first import.
+TF_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
 
 def import_keras() -> Any:
-    """Import Keras 3 on the torch backend (the course installs no TensorFlow: docs/frameworks.md).
+    """Import Keras 3 on the torch backend, the notebooks' backend (TensorFlow's runs in its own process).
 
     Keras reads ``KERAS_BACKEND`` once, at its first import; afterwards the backend cannot change in the
     process, so a different backend already loaded is an error that says what to do.
@@ -53,6 +68,63 @@ def import_keras() -> Any:
             "unset KERAS_BACKEND (or set it to torch) and restart the kernel"
         )
     return keras
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow with its C++ start-up notices off (``TF_QUIET_ENV``, unless already set otherwise).
+
+    Importing it beside torch in one process works (measured: docs/frameworks.md); what cannot share the
+    process is Keras on a second backend, so this never touches ``KERAS_BACKEND``.
+    """
+    for key, value in TF_QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise UsageError(
+            f"TensorFlow is not installed ({exc}); run `make setup` to install the course environment"
+        ) from exc
+    return tf
+
+
+@dataclass
+class ProcessRun:
+    """What ``run_own_process`` saw: the command, its exit code, what it printed, and how long it took."""
+
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_own_process(
+    script: str | Path, *args: str | Path, keras_backend: str = "tensorflow", timeout: float = 300.0
+) -> ProcessRun:
+    """Run ``script`` with this interpreter in a fresh process, Keras on ``keras_backend``, TensorFlow quiet.
+
+    The child gets this process's environment with ``KERAS_BACKEND`` replaced (a notebook kernel exports
+    ``torch``, which the child must not inherit) and ``TF_QUIET_ENV`` added. A failure raises ``UsageError``
+    naming the script, its exit code and the last lines it wrote to stderr.
+    """
+    script = Path(script)
+    if not script.is_file():
+        raise UsageError(f"{script}: no such file; write the script first (the cell above writes it)")
+    command = [sys.executable, str(script), *map(str, args)]
+    env = {**os.environ, **TF_QUIET_ENV, "KERAS_BACKEND": keras_backend}
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise UsageError(
+            f"{script}: still running after {timeout:.0f} s and stopped; look for a loop that never ends, "
+            "or pass a larger timeout="
+        ) from exc
+    run = ProcessRun(command, done.returncode, done.stdout, done.stderr, time.perf_counter() - start)
+    if run.returncode != 0:
+        tail = " | ".join(run.stderr.strip().splitlines()[-3:]) or "nothing on stderr"
+        raise UsageError(f"{script} exited with code {run.returncode} (last lines on stderr: {tail}); fix the script")
+    return run
 
 
 def torch_mlp(in_features: int = 64, hidden: int = 32, classes: int = 10) -> torch.nn.Module:
