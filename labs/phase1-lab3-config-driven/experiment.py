@@ -40,45 +40,20 @@ class RunResult:
 def train_and_evaluate(resolved: dict[str, dict[str, Any]], log: Callable[[str], Any]):
     """Train the configured model and validate it after every epoch: (model, one metrics row per epoch).
 
-    Shuffling is seeded from the config here; seeding the weights' initialisation is the caller's job
+    The loop itself is the course library's (`mlinfra.loops.fit_epochs`): this lab is about configs and runs.
+    Shuffling is seeded from the config there; seeding the weights' initialisation is the caller's job
     (seed_everything) before this is called.
     """
-    import torch
-    from torch import nn
-    from torch.utils.data import DataLoader
-
     from mlinfra.data import load_dataset
+    from mlinfra.loops import fit_epochs
     from mlinfra.models import build_model
 
     training = resolved["training"]
     splits = load_dataset(resolved["data"]["source"], root=DATA_ROOT)
     log(f"data: {splits.info.detail}")
     model = build_model(resolved["model"]["name"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
-    loss_fn = nn.CrossEntropyLoss()
-    train_loader = DataLoader(splits.train, batch_size=training["batch_size"], shuffle=True,
-                              generator=torch.Generator().manual_seed(training["seed"]))
-    x_val, y_val = splits.val.tensors
-    history = []
-    for epoch in range(1, training["epochs"] + 1):
-        model.train()
-        total = 0.0
-        for x, y in train_loader:
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_val)
-            val_loss = loss_fn(logits, y_val).item()
-            val_accuracy = (logits.argmax(dim=1) == y_val).double().mean().item()
-        row = {"epoch": epoch, "train_loss": total / len(splits.train), "val_loss": val_loss,
-               "val_accuracy": val_accuracy}
-        history.append(row)
-        log(f"epoch {epoch}/{training['epochs']}: train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  "
-            f"val accuracy {val_accuracy:.2%}")
+    history = fit_epochs(model, splits.train, splits.val, lr=training["lr"], batch_size=training["batch_size"],
+                         epochs=training["epochs"], seed=training["seed"], log=log)
     return model, history
 
 
