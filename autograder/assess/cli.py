@@ -29,7 +29,15 @@ $MLINFRA_MODEL_DIR, else the workbook's models/digits-resnet18) against the serv
 1, 4 and 8 clients at once (a plot in the --report).
 
 --pack scores a hand-in from `autograder submit practical`: its service as with --app, plus the README's four
-required sections (how to run, API, latency measured, limitations; 5 points each, 120 in all).
+required sections (how to run, API, latency measured, limitations; 5 points each, 120 in all). Several packs are
+scored one after the other (a batch: one hand-in that cannot be read is that student's outcome, "unreadable",
+and the others are scored); --report FILE.md then writes FILE-<pack>.md per hand-in.
+
+Who runs the app: with --pack (an instructor grading hand-ins) it runs in the grading sandbox (bubblewrap: no
+network but the relayed port, no view of your home folder, the repository or your environment, and every
+process it starts ends with the assessment); with --app it runs directly as you, which is right for your own app.
+An instructor scoring someone else's app with --app passes --sandbox auto. --url and --torchserve only probe a
+service that is already running: they start nothing.
 
 While it waits for the service it shows the elapsed time; a service whose /health keeps answering the same 503
 (e.g. "model folder ... lacks model.pt") stops the wait after a few seconds with that reason.
@@ -72,9 +80,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pack",
         metavar="ZIP_OR_DIR",
         type=Path,
-        help="score a practical hand-in made by `autograder submit practical` (service + README sections)",
+        nargs="+",
+        help="score practical hand-ins made by `autograder submit practical` (service + README sections), one "
+        "after the other; each app runs in the grading sandbox",
     )
     parser.add_argument("--model", metavar="NAME", help="the TorchServe model name (with --torchserve)")
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default=None,
+        help="where the app runs: in the grading sandbox (auto/bwrap: no network, no view of your files; the "
+        "default with --pack) or directly as you (none: the default with --app, for your own app)",
+    )
     parser.add_argument(
         "--model-dir",
         type=Path,
@@ -125,6 +142,8 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.model and not args.torchserve:
         raise UsageError("--model goes with --torchserve URL")
+    if args.sandbox is not None and not (args.app or args.pack):
+        raise UsageError("--sandbox goes with --app or --pack: --url and --torchserve start nothing to sandbox")
     for url in (args.url, args.torchserve):
         if url and not url.startswith(("http://", "https://")):
             raise UsageError(f"{url!r} is not an http:// or https:// URL, e.g. http://127.0.0.1:8000")
@@ -164,24 +183,58 @@ def run(args: argparse.Namespace) -> Any:
     check_args(args)
     from autograder.assess.engine import Request, assess
 
-    result = assess(
-        Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=args.pack,
-                model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
-                startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown)
-    )
-    return finish(result, args)
+    packs = args.pack or [None]
+    sandbox = args.sandbox or ("auto" if args.pack else "none")
+    if args.pack:
+        from autograder.assess.sandboxed import sandbox_kind
+
+        sandbox = sandbox_kind(sandbox)  # refused once, before the first hand-in
+    outcomes = []
+    for pack in packs:
+        result = assess(
+            Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
+                    model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
+                    startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox)
+        )
+        report = args.report
+        if report is not None and len(packs) > 1:
+            report = report.with_name(f"{report.stem}-{_slug(pack)}.md")
+        outcomes.append(finish(result, args, report))
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return batch(outcomes)
 
 
-def finish(result: Any, args: argparse.Namespace) -> Any:
-    """Print the human rendering; the runner writes --json from the returned Outcome (stdout is stderr with -)."""
+def _slug(pack: Path) -> str:
+    import re
+
+    name = pack.name.removesuffix(".zip") or "pack"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "pack"
+
+
+def batch(outcomes: list[Any]) -> Any:
+    """Several hand-ins' outcomes as one (its parts), with a line per hand-in."""
+    from mlinfra.base.results import Outcome
+
+    print("\nbatch:")
+    for o in outcomes:
+        print(f"  {o.subject}: {o.status}, {o.score:g}/{o.max_score:g}")
+    notes = [f"{sum(o.passed for o in outcomes)} of {len(outcomes)} hand-ins passed"]
+    return Outcome("assess --pack", notes=notes, parts=outcomes)
+
+
+def finish(result: Any, args: argparse.Namespace, report: Path | None = None) -> Any:
+    """Print the human rendering; the runner writes --json from the returned Outcome (stdout is stderr with -).
+    The report is written here, once the service (and its sandbox) is gone."""
     from autograder.assess.report import markdown, terminal, to_outcome
     from mlinfra.base.errors import unwritable
 
     print(terminal(result))
-    if args.report is not None:
+    report = report if report is not None else args.report
+    if report is not None:
         try:
-            path = markdown(result, args.report)
+            path = markdown(result, report)
         except OSError as exc:
-            raise unwritable(args.report, exc) from None
+            raise unwritable(report, exc) from None
         print(f"report: {path}")
     return to_outcome(result)

@@ -25,6 +25,9 @@ class Request:
     concurrency: int = 4
     startup_timeout: float | None = None
     breakdown: bool = True
+    # Where the learner's app runs: "none" starts it directly as the caller (a learner's own app), "auto"/"bwrap"
+    # in the grading sandbox (autograder/assess/sandboxed.py). --pack defaults to the sandbox (cli.py).
+    sandbox: str = "none"
 
 
 def assess(req: Request) -> Any:
@@ -35,10 +38,15 @@ def assess(req: Request) -> Any:
     if req.pack is not None:
         return assess_pack(req, opts)
     if req.app:
+        from autograder.assess.sandboxed import sandbox_kind
         from autograder.assess.server import AppSpec
 
         spec = AppSpec.parse(req.app)  # a bad spec or a missing file is a UsageError (exit 2) before any start
-        return assess_app(spec, opts, req.startup_timeout or 60.0, req)
+        kind = sandbox_kind(req.sandbox)
+        result = assess_app(app_server(spec.app_dir, spec.module, spec.attr, kind, req), opts,
+                            req.startup_timeout or 60.0, req)
+        result.target["sandbox"] = kind
+        return result
     from autograder.assess.targets import ContractTarget, TorchServeTarget
 
     target: Any = TorchServeTarget(req.torchserve, req.model) if req.torchserve else ContractTarget(req.url or "")
@@ -46,47 +54,75 @@ def assess(req: Request) -> Any:
 
 
 def assess_pack(req: Request, opts: Any) -> Any:
-    """A hand-in from `autograder submit practical`: its service scored like --app, its README checked."""
+    """A hand-in from `autograder submit practical`: its README checked, then its service scored like --app (in
+    the grading sandbox unless req.sandbox is "none"). A hand-in that cannot be read is the student's outcome
+    ("unreadable", naming the entry at fault), never the tool's failure."""
     import tempfile
 
     from autograder.assess import handin
     from autograder.assess.probes import never_came_up
     from autograder.assess.report import Assessment
-    from autograder.assess.server import AppSpec
+    from autograder.assess.sandboxed import sandbox_kind
 
     assert req.pack is not None
+    kind = sandbox_kind(req.sandbox)  # a UsageError (exit 2) before anything is unpacked
+    info = {"kind": "pack", "pack": str(req.pack), "description": f"hand-in {req.pack.name}", "sandbox": kind}
     with tempfile.TemporaryDirectory(prefix="assess-pack-") as tmp:
-        unpacked = handin.unpack(req.pack, Path(tmp))
-        info = {"kind": "pack", "pack": str(req.pack), "description": f"hand-in {req.pack.name}"}
+        try:
+            unpacked = handin.unpack(req.pack, Path(tmp) / "handin")
+        except handin.HandinProblem as exc:
+            result = Assessment(info, never_came_up(f"the hand-in cannot be read: {exc}"), status="unreadable")
+            result.handin = handin.unreadable_checks(exc)
+            return result
+        # The README is read before the app starts: what is scored never passes through the learner's code.
+        checks = handin.pack_checks(unpacked)
         if unpacked.app is None:
             result = Assessment(info, never_came_up(f"the hand-in has no {handin.SERVICE_DIR}/{handin.APP_FILE}"))
         else:
-            spec = AppSpec.parse(f"{unpacked.app}:app")
-            result = assess_app(spec, opts, req.startup_timeout or 60.0, req)
+            result = assess_app(app_server(unpacked.app.parent, "app", "app", kind, req), opts,
+                                req.startup_timeout or 60.0, req)
             result.target = {**result.target, **info,
                              "description": f"hand-in {req.pack.name} ({result.target.get('url', '')})"}
-        result.handin = handin.pack_checks(unpacked)
+        result.handin = checks
     return result
 
 
-def assess_app(spec: Any, opts: Any, timeout_s: float, req: Request | None = None) -> Any:
+def app_server(folder: Path | None, module: str, attr: str, kind: str, req: Request) -> Any:
+    """The server for a learner's app: direct (UvicornServer, as the caller) or in the grading sandbox."""
+    if kind == "none":
+        from autograder.assess.server import AppSpec, UvicornServer
+
+        return UvicornServer(AppSpec(module, attr, folder))
+    from autograder.assess.sandboxed import SandboxedServer
+    from mlinfra.modelstore import model_dir_from_env
+
+    model = req.model_dir if req.model_dir is not None else model_dir_from_env()
+    return SandboxedServer(folder, module, attr, model.resolve(), kind)
+
+
+def assess_app(server: Any, opts: Any, timeout_s: float, req: Request | None = None) -> Any:
+    """Start `server` (a UvicornServer or a SandboxedServer), score it, stop it: the result is returned only once
+    the server and everything it started are gone."""
     from autograder.assess.probes import say
-    from autograder.assess.server import UvicornServer
     from autograder.assess.targets import ContractTarget
 
-    with UvicornServer(spec) as server:
+    with server:
         server.start()
         assert server.proc is not None
-        say(f"started uvicorn {spec.target} on {server.url} (pid {server.proc.pid}); waiting for /health")
-        return assess_target(
+        where = "in the grading sandbox" if type(server).__name__ == "SandboxedServer" else "directly"
+        say(f"started uvicorn {server.target} {where} on {server.url} (pid {server.proc.pid}); waiting for /health")
+        result = assess_target(
             ContractTarget(server.url),
             opts,
             timeout_s,
-            {"kind": "app", "app": spec.target, "description": f"{spec.target} at {server.url}"},
+            {"kind": "app", "app": server.target, "description": f"{server.target} at {server.url}"},
             exited=server.exit_code,
             log_tail=server.log_tail,
             req=req,
         )
+        server.stop()
+        result.server_log = server.log_tail()  # read again once it has stopped: its last words included
+    return result
 
 
 def assess_target(

@@ -25,6 +25,7 @@ class Assessment:
     server_log: list[str] = field(default_factory=list)
     breakdown: Breakdown | None = None  # where the latency goes (informational)
     handin: list[Check] = field(default_factory=list)  # a hand-in's README sections (scored) and notes (info)
+    status: str = "completed"  # the Outcome's status: "unreadable" for a hand-in that could not be read
 
     @property
     def pass_rule(self) -> str:
@@ -43,6 +44,8 @@ class Assessment:
         return all(c.passed for c in self.criteria) and all(c.passed for c in self.handin)
 
     def next_step(self) -> str:
+        if self.status == "unreadable":
+            return f"Hand the practical in again with `autograder submit practical`: {self.criteria[0].verdict}"
         failed = [c for c in self.criteria if not c.passed]
         readme = [c for c in self.handin if not c.passed]
         if not failed and not readme:
@@ -67,7 +70,7 @@ def to_outcome(result: Assessment) -> AssessmentOutcome:
     checks += breakdown_checks(result.breakdown)
     return AssessmentOutcome(
         subject=result.target.get("description", where), checks=checks, notes=[result.next_step()],
-        data=to_json(result),
+        data=to_json(result), status=result.status,
     )
 
 

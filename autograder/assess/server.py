@@ -108,6 +108,10 @@ class UvicornServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def target(self) -> str:
+        return self.spec.target
+
     def start(self) -> None:
         sock = bound_socket()
         self.port = int(sock.getsockname()[1])

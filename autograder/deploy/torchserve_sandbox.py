@@ -30,7 +30,7 @@ class SandboxedTorchServe:
         self.conn = Path(tempfile.mkdtemp(prefix="ag-ts-", dir="/tmp" if Path("/tmp").is_dir() else None))
         self.memory_mb = int(getattr(lab, "memory_mb", 4096) or 4096)
         self.proc: Any = None
-        self.relay: _Relay | None = None
+        self.relay: Relay | None = None
         self.spec: Any = None
         self.url = ""
 
@@ -63,7 +63,7 @@ class SandboxedTorchServe:
         with (dep.logs / "torchserve.out").open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        self.relay = _Relay(sock)
+        self.relay = Relay(sock)
         self.url = f"http://127.0.0.1:{self.relay.port}"
         import httpx
 
@@ -99,8 +99,8 @@ class SandboxedTorchServe:
         shutil.rmtree(self.conn, ignore_errors=True)
 
 
-class _Relay:
-    """A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to a unix socket."""
+class Relay:
+    """(Also used by `assess`'s sandboxed app, autograder/assess/sandboxed.py.) A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to a unix socket."""
 
     def __init__(self, sock: Path) -> None:
         import asyncio

@@ -1,0 +1,159 @@
+"""A learner's app under uvicorn inside the grading sandbox, for `assess --pack` and `assess --app --sandbox`.
+
+What the app sees (autograder.grading.sandbox, the same sandbox as a graded kernel): the interpreter, the venv and
+the course packages read-only, the course model folder read-only, and one writable folder of its own holding a copy
+of its service folder (its cwd and HOME). Not the home folder, the repository, solutions/, the gradebook, other
+hand-ins or the grader's environment (the environment is cleared). It has no network: its own network namespace,
+where uvicorn serves on a unix socket in a folder bound into the sandbox; a relay on the host's 127.0.0.1 forwards
+the probes' TCP connections to that socket (a socket file crosses a network namespace, TCP does not). Everything
+it starts lives in its pid namespace and cgroup, so stopping the sandbox ends every process, daemons included.
+The probes, the score and the report stay on the trusted side, and the report is written after the sandbox is gone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+MEMORY_MB = 4096
+CPU_SECONDS = 1800  # the app's CPU time over the whole assessment (warm-up, latency rounds, breakdown)
+FILE_MB = 64  # the largest file the app may write (its log included)
+PROCESSES = 512  # tasks, threads included: torch's pools and uvicorn's
+LOG_TAIL_BYTES = 64 * 1024
+
+
+class SandboxedServer:
+    """The same face as server.UvicornServer (start, url, proc, exit_code, log_tail, close), with the app inside
+    the sandbox. `service` is the app's folder (a private copy is made inside the sandbox's own folder), `module`
+    the module uvicorn imports from it, `model_dir` the model folder the app may read."""
+
+    def __init__(self, service: Path | None, module: str, attr: str, model_dir: Path | None, kind: str = "bwrap") -> None:
+        self.service, self.module, self.attr, self.kind = service, module, attr, kind
+        self.model_dir = model_dir
+        self.root = Path(tempfile.mkdtemp(prefix="assess-sbx-"))
+        # The sandbox's name derives from its work folder's grandparent (sandbox.Spec.name): one per assessment.
+        self.work = self.root / "sandboxes" / "app" / "home"
+        # A short folder of its own: a unix socket path must fit in 107 bytes.
+        self.conn = Path(tempfile.mkdtemp(prefix="ag-app-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        self.log_path = self.root / "server.log"  # outside every folder the sandbox can see
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.relay: Any = None
+        self.spec: Any = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.module}:{self.attr}"
+
+    def start(self) -> None:
+        from autograder.deploy.torchserve_sandbox import Relay
+        from autograder.grading import sandbox
+        from mlinfra.modelstore import MODEL_DIR_ENV
+
+        from autograder.assess.handin import HandinProblem, copy_folder
+        from autograder.errors import UsageError
+
+        app_dir = self.work / "service"
+        app_dir.mkdir(parents=True)
+        if self.service is not None:  # else a module of the course packages (e.g. mlinfra.service:app)
+            try:  # the hand-in's limits, links never followed: the sandbox gets a private copy
+                copy_folder(self.service, app_dir, [])
+            except HandinProblem as exc:
+                raise UsageError(f"{exc}: the app's folder is copied into the sandbox whole; move what it does not "
+                                 "need out of it") from None
+        import autograder
+        import mlinfra
+
+        # The course packages are bound at their own paths; their parent folders on PYTHONPATH make them importable
+        # whatever way they are installed (an editable install's .pth may name a checkout the sandbox cannot see).
+        packages = sorted({str(Path(m.__file__).resolve().parents[1]) for m in (autograder, mlinfra)})
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": ":".join(packages)}
+        readonly: tuple[str, ...] = ()
+        if self.model_dir is not None and self.model_dir.is_dir():
+            model = str(self.model_dir.resolve())
+            env[MODEL_DIR_ENV] = model
+            readonly = (model,)
+        self.spec = sandbox.Spec(work=self.work, conn=self.conn, kind=self.kind,
+                                 limits=sandbox.Limits(memory_mb=MEMORY_MB, cpu_seconds=CPU_SECONDS, file_mb=FILE_MB,
+                                                       processes=PROCESSES),
+                                 readonly=readonly, env=env)
+        sock = self.conn / "app.sock"
+        inner = [sys.executable, "-m", "autograder.assess.launch", self.target, "--uds", str(sock),
+                 "--app-dir", str(app_dir)]
+        cmd, run_env = sandbox.wrap(inner, self.spec)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.relay = Relay(sock)
+        self.port = self.relay.port
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_tail(self, lines: int = 15) -> list[str]:
+        """The last lines the app wrote (read from the end: the app decides how much it writes)."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+                handle.seek(max(0, size - LOG_TAIL_BYTES))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return []
+        return [line[:400] for line in text.splitlines() if line.strip()][-lines:]
+
+    def stop(self) -> None:
+        """Every process of the sandbox: bubblewrap and its pid namespace by pid, then the sandbox's cgroup (what
+        left the namespace's tree still dies there), then the relay."""
+        from autograder.grading.sandbox import kill_tree, teardown
+
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                kill_tree(self.proc.pid, timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.spec is not None:
+            teardown(self.spec)
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.conn, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> SandboxedServer:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sandbox_kind(requested: str) -> str:
+    """The sandbox to run a learner's app in for --sandbox `requested` (auto|bwrap|none), or UsageError saying what
+    to install. Only bubblewrap is supported here: the app must be reached through a socket bound into it."""
+    from autograder.errors import UsageError
+    from autograder.grading.sandbox import bwrap_works
+
+    if requested == "none":
+        return "none"
+    if requested not in ("auto", "bwrap"):
+        raise UsageError(f"--sandbox {requested!r}: choose auto, bwrap or none")
+    why = bwrap_works()
+    if why:
+        raise UsageError(f"cannot sandbox the learner's app: {why}. Install bubblewrap with `make sandbox` (root, "
+                         "Debian/Ubuntu: apt-get install bubblewrap), or pass --sandbox none to run it unsandboxed "
+                         "as yourself (only for your own app: it could read and write whatever you can)")
+    return "bwrap"
