@@ -24,13 +24,16 @@ The leak check (`find_class_copy_leaks`) reads the class copy as an attacker wou
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.errors import UsageError
+from autograder.fingerprints import BREAK, Finder, file_streams, lex_python, words
 from autograder.labs import NOT_LAB_FILES, lab_files, lab_names
 
 # Shipped as they are (directories are copied whole, minus caches).
@@ -40,8 +43,18 @@ OMIT_LIBRARY = ("mlinfra/service.py", "mlinfra/torchserve_handler.py")
 OMIT_BEGIN, OMIT_END = "# class-copy: omit-begin", "# class-copy: omit-end"
 TEMPLATES = Path(__file__).with_name("templates") / "student"
 DOCS = ("docs/class-copy.md", "docs/quizzes.md")
-LEAK_LINES = 4  # lines of one lab's solution in one library or lesson file that make it a leak
-LONG_LINE = 25  # shorter solution lines are idioms where the library and lessons are concerned
+# The leak check's calibration (docs/class-copy.md): measured on the course, where the language's idioms
+# (`path.parent.mkdir(parents=True, exist_ok=True)`, `if isinstance(value, bool) or not isinstance(value, int)`)
+# cover at most 9 words of a region and at most 19% of it, while each known leak covered 16 or more and a third.
+SHINGLE = 8  # words in a row that make a shingle
+REGION_WORDS = 12  # a region is given away when shingles and lines of it cover this many of its words ...
+REGION_SHARE = 0.25  # ... and this share of them
+UNIT_WORDS, UNIT_CHARS = 4, 25  # a distinctive line: this many words and characters (words joined by spaces)
+LEAK_UNITS = 4  # distinctive lines of one lab's solution in one file that make it a leak
+LEAK_SETTINGS = 3  # settings (key=value lines) of one solution config file (config.properties) in one file
+CONFIG_FILES = (".properties", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".env", ".json")
+HIDDEN_CHARS = 25  # a hidden-test line this long (3+ words) is a leak anywhere
+OWN_CHARS = 12  # in the lab's own released files, any secret line this long (the rule of `release --check`)
 
 
 def _scrub(text: str, path: str) -> str:
@@ -65,6 +78,37 @@ def _scrub(text: str, path: str) -> str:
     if inside:
         raise UsageError(f"{path}:{inside}: {OMIT_BEGIN} is never closed by {OMIT_END}")
     return "".join(out)
+
+
+# The open course ships solutions/ for self-paced learners, and its lessons say so; a class copy has none, so
+# those sentences are rewritten as the lessons are copied (the leak check refuses any lesson that still points
+# there: add a rewrite here when a lesson gains another such sentence).
+LESSON_REWRITES = (
+    (re.compile(r"Stuck\? The instructor source is in `solutions/[^`]*`: read it after a real attempt\."),
+     "Stuck? Read the failing test's message first (it says what is wrong and what to do), then ask your "
+     "instructor."),
+    (re.compile(r"The instructor sources in\s+`solutions/<lab>/` are there for self-paced learners; look after a "
+                r"real attempt\."),
+     "Still stuck after a real attempt? Ask your instructor."),
+)
+
+
+def _rewrite_lessons(folder: Path) -> None:
+    """Apply LESSON_REWRITES to every markdown cell of the copied lessons under `folder`."""
+    for path in sorted(folder.rglob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        changed = False
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") != "markdown":
+                continue
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            new = source
+            for pattern, replacement in LESSON_REWRITES:
+                new = pattern.sub(replacement, new)
+            if new != source:
+                cell["source"], changed = new.splitlines(keepends=True), True
+        if changed:
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _ignore(src_root: Path):
@@ -107,6 +151,8 @@ def build_class_copy(root: Path, dest: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
         if OMIT_BEGIN in text:
             path.write_text(_scrub(text, str(path.relative_to(dest))), encoding="utf-8")
+    if (dest / "modules").is_dir():
+        _rewrite_lessons(dest / "modules")
     for name in ("README.md", "Makefile"):
         shutil.copyfile(TEMPLATES / name, dest / name)
     for doc in DOCS:  # the two docs the shipped code cites
@@ -124,65 +170,171 @@ def build_class_copy(root: Path, dest: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the leak check
 
 
-def _text_lines(path: Path) -> list[str]:
-    if path.suffix == ".ipynb":
-        import json
+@dataclass
+class Region:
+    """One solution region or hidden-test part of a lab, read down to words (autograder/fingerprints.py)."""
 
-        try:
-            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-        except (OSError, ValueError, UnicodeDecodeError):
-            return []
-        return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
-                for c in cells]
-    try:
-        return [path.read_text(encoding="utf-8")]
-    except (OSError, UnicodeDecodeError):
-        return []
+    lab: str
+    where: str  # file (and cell) and first line, in solutions/<lab>/
+    kind: str  # "solution" or "hidden"
+    config: bool  # from a config file (CONFIG_FILES: config.properties, YAML): its lines are settings
+    lines: list[tuple[int, tuple[str, ...]]]  # (line, its words), in order
+
+    @property
+    def words(self) -> list[str]:
+        return [w for _, said in self.lines for w in said]
 
 
-def _regions(path: Path) -> tuple[set[str], set[str], set[str]]:
-    """(solution-region lines, hidden-test lines, lines outside both) of one source file, stripped."""
+@dataclass
+class Secrets:
+    """What a lab's learners must not find: its regions, and the lab's public words to tell them apart."""
+
+    lab: str
+    regions: list[Region]
+    public: Finder  # everything outside the regions (starter code, visible tests, prose, comments)
+    public_shingles: set[tuple[str, ...]]
+
+    def secret(self, unit: tuple[str, ...]) -> bool:
+        return not self.public.has(unit)
+
+
+def _modes(text: str) -> dict[int, str | None]:
+    """line -> "solution", "hidden", "marker" or None (outside every region)."""
     from autograder.generate import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 
-    solution: set[str] = set()
-    hidden: set[str] = set()
-    outside: set[str] = set()
-    for text in _text_lines(path):
-        mode = None
-        for line in text.splitlines():
-            s = line.strip()
-            if s.endswith(BEGIN_SOLUTION):
-                mode = "solution"
-            elif s.endswith(BEGIN_HIDDEN):
-                mode = "hidden"
-            elif s.endswith((END_SOLUTION, END_HIDDEN)):
-                mode = None
-            elif mode == "solution":
-                solution.add(s)
-            elif mode == "hidden":
-                hidden.add(s)
+    out: dict[int, str | None] = {}
+    mode = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if s.endswith((BEGIN_SOLUTION, BEGIN_HIDDEN)):
+            mode, out[number] = ("solution" if s.endswith(BEGIN_SOLUTION) else "hidden"), "marker"
+        elif s.endswith((END_SOLUTION, END_HIDDEN)):
+            mode, out[number] = None, "marker"
+        else:
+            out[number] = mode
+    return out
+
+
+def _chunks(path: Path) -> list[tuple[str, str, bool]]:
+    """(where, text, is Python) of each cell of a notebook, or of the whole file."""
+    if path.suffix != ".ipynb":
+        return [("", path.read_text(encoding="utf-8"), path.suffix == ".py")]
+    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    return [(f" cell {i}", "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+             c.get("cell_type") == "code") for i, c in enumerate(cells)]
+
+
+def lab_secrets(root: Path, lab: str) -> Secrets:
+    """Every solution region and hidden-test part of solutions/<lab>/, and the lab's public words."""
+    regions: list[Region] = []
+    public: list[list[str]] = []
+    folder = root / "solutions" / lab
+    for rel in lab_files(folder):
+        try:
+            chunks = _chunks(folder / rel)
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        for cell, text, is_python in chunks:
+            modes = _modes(text)
+            lexed = lex_python(text) if is_python else None
+            if lexed is None:  # a config file, a Dockerfile, prose: `#` lines are comments
+                lines = text.splitlines()
+                code = [(n, w) for n, line in enumerate(lines, 1) if not line.lstrip().startswith("#")
+                        for w in words(line)]
+                comments = [(n, words(line)) for n, line in enumerate(lines, 1) if line.lstrip().startswith("#")]
             else:
-                outside.add(s)
-    return solution, hidden, outside
+                code, comments = lexed.code, lexed.comments
+            public += [said for n, said in comments if modes.get(n) is None]
+            outside: list[str] = []
+            current: Region | None = None
+            for number, word in code:
+                mode = modes.get(number)
+                if mode not in ("solution", "hidden"):
+                    current = None
+                    outside.append(word)
+                    continue
+                # a new region at its BEGIN marker, even right after the END of another of the same kind
+                after_marker = bool(current and current.lines) and any(
+                    modes.get(n) == "marker" for n in range(current.lines[-1][0] + 1, number))
+                if current is None or current.kind != mode or after_marker:
+                    current = Region(lab, f"{rel.as_posix()}{cell}:{number}", mode, rel.suffix in CONFIG_FILES, [])
+                    regions.append(current)
+                if word == BREAK:
+                    continue
+                if current.lines and current.lines[-1][0] == number:
+                    current.lines[-1] = (number, (*current.lines[-1][1], word))
+                else:
+                    current.lines.append((number, (word,)))
+            public.append(outside)
+    finder = Finder(public)
+    return Secrets(lab, [r for r in regions if r.lines], finder, finder.shingles(SHINGLE))
 
 
-def _secret_lines(root: Path) -> dict[str, tuple[set[str], set[str]]]:
-    """lab -> (solution lines, hidden-test lines) that appear nowhere outside those regions in the lab."""
-    from autograder.generate import _is_distinctive
+@dataclass
+class _Prepared:
+    region: Region
+    units: list[tuple[tuple[str, ...], int, int]]  # secret lines: (words, start, end) in region.words
+    shingles: list[tuple[tuple[str, ...], int]]  # secret shingles: (words, start)
 
-    secrets = {}
-    for name in lab_names(root):
-        solution: set[str] = set()
-        hidden: set[str] = set()
-        public: set[str] = set()
-        for rel in lab_files(root / "solutions" / name):
-            s, h, o = _regions(root / "solutions" / name / rel)
-            solution |= s
-            hidden |= h
-            public |= o
-        secrets[name] = ({x for x in solution - public if _is_distinctive(x)},
-                         {x for x in hidden - public if _is_distinctive(x)})
-    return secrets
+
+def _prepare(secrets: Secrets) -> list[_Prepared]:
+    out = []
+    for region in secrets.regions:
+        flat = region.words
+        units, at = [], 0
+        for _, said in region.lines:
+            if len(said) >= 2 and len(" ".join(said)) >= OWN_CHARS and secrets.secret(said):
+                units.append((said, at, at + len(said)))
+            at += len(said)
+        grams = [(tuple(flat[i:i + SHINGLE]), i) for i in range(len(flat) - SHINGLE + 1)]
+        out.append(_Prepared(region, units, [(g, i) for g, i in grams if g not in secrets.public_shingles]))
+    return out
+
+
+def _file_leaks(rel: str, finder: Finder, own: bool, prepared: list[_Prepared]) -> list[str]:
+    """What of one lab the file at `rel` gives away (see the module's docstring for the rules)."""
+    problems: list[str] = []
+    grams = finder.shingles(SHINGLE)
+    lines: dict[tuple[str, ...], Region] = {}
+    settings: dict[str, list[tuple[str, ...]]] = {}
+    for item in prepared:
+        region = item.region
+        found = [(u, a, b) for u, a, b in item.units if finder.has(u)]
+        if own:  # the lab's own released files: not one line (the rule of `release --check`)
+            problems += [f"{rel}: a line of {region.lab}'s {region.kind} ({region.where}): {' '.join(u)[:70]}"
+                         for u, _, _ in found]
+            continue
+        for unit, _, _ in found:
+            if region.kind == "hidden" and len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= HIDDEN_CHARS:
+                problems.append(f"{rel}: a hidden-test line of {region.lab} ({region.where}): {' '.join(unit)[:70]}")
+            if region.config:
+                settings.setdefault(region.where.split(":")[0], []).append(unit)
+            elif len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= UNIT_CHARS:
+                lines.setdefault(unit, region)
+        covered: set[int] = set()
+        for unit, a, b in found:
+            covered.update(range(a, b))
+        for gram, i in item.shingles:
+            if gram in grams:
+                covered.update(range(i, i + SHINGLE))
+        total = len(region.words)
+        if len(covered) >= REGION_WORDS and len(covered) >= REGION_SHARE * total:
+            shown = region.words[min(covered): max(covered) + 1]
+            problems.append(f"{rel}: {len(covered)} of the {total} words of {region.lab}'s {region.kind} at "
+                            f"{region.where}: {' '.join(shown)[:80]}")
+    if len(lines) >= LEAK_UNITS:
+        lab = next(iter(lines.values())).lab
+        problems.append(f"{rel}: {len(lines)} lines of {lab}'s solution, e.g. {' '.join(next(iter(lines)))[:60]}")
+    for source, found_settings in settings.items():
+        if len(set(found_settings)) >= LEAK_SETTINGS:
+            lab = prepared[0].region.lab
+            problems.append(f"{rel}: {len(set(found_settings))} settings of {lab}'s {source}: "
+                            + ", ".join(" ".join(u) for u in sorted(set(found_settings))[:4])[:90])
+    return problems
+
+
+# A lesson or library text may not send a learner to the instructor's sources, which a class copy does not have.
+POINTS_TO_SOLUTIONS = re.compile(r"`?solutions/")
 
 
 def _quiz_leaks(root: Path, copy: Path) -> list[str]:
@@ -215,8 +367,7 @@ def _quiz_leaks(root: Path, copy: Path) -> list[str]:
 
 def find_class_copy_leaks(root: Path, copy: Path) -> list[str]:
     """Every way the class copy at `copy` gives away a lab's solution, a hidden test or a summative key."""
-    secrets = _secret_lines(root)
-    long_hidden = {line for _, hidden in secrets.values() for line in hidden if len(line) >= LONG_LINE}
+    prepared = {lab: _prepare(lab_secrets(root, lab)) for lab in lab_names(root)}
     problems: list[str] = []
     for rel in (omitted for omitted in OMIT_LIBRARY if (copy / omitted).exists()):
         problems.append(f"{rel}: the reference code a lab asks learners to write is in the class copy")
@@ -226,19 +377,18 @@ def find_class_copy_leaks(root: Path, copy: Path) -> list[str]:
         rel = path.relative_to(copy)
         if rel.parts[0] in (".git", "quizzes") or NOT_LAB_FILES.intersection(rel.parts):
             continue
-        lines = {ln.strip() for text in _text_lines(path) for ln in text.splitlines()}
-        if not lines:
+        pieces = file_streams(path)
+        if not pieces:
             continue
-        problems.extend(f"{rel}: a hidden-test line: {line[:70]}" for line in sorted(lines & long_hidden))
+        finder = Finder(pieces)
         own = rel.parts[1] if rel.parts[0] == "labs" and len(rel.parts) > 2 else None
-        for lab, (solution, hidden) in secrets.items():
-            found = lines & (solution | hidden)
-            if lab == own:  # the lab's own released files: not one line (the rule of `release --check`)
-                problems.extend(f"{rel}: a line of {lab}'s solution: {line[:70]}" for line in sorted(found))
-                continue
-            long_lines = sorted(line for line in found if len(line) >= LONG_LINE)
-            if len(long_lines) >= LEAK_LINES:
-                problems.append(f"{rel}: {len(long_lines)} lines of {lab}'s solution, e.g. {long_lines[0][:60]}")
+        for lab, items in prepared.items():
+            problems += _file_leaks(rel.as_posix(), finder, lab == own, items)
+        if rel.parts[0] == "modules" and path.suffix == ".ipynb":
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if POINTS_TO_SOLUTIONS.search(line):
+                    problems.append(f"{rel}:{number}: sends learners to solutions/, which a class copy does not "
+                                    f"have: {line.strip()[:70]}")
     return problems + _quiz_leaks(root, copy)
 
 

@@ -41,24 +41,18 @@ def build_model(
             nn.Linear(128, num_classes),
         )
     if name == "cnn":
-        return nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            # Pooling to a fixed 3x3 grid keeps the head the same size whatever the input size.
-            nn.AdaptiveAvgPool2d(3),
-            nn.Flatten(),
-            nn.Dropout(0.25),
-            nn.Linear(64 * 9, num_classes),
-        )
+        # Three 3x3 conv stages (16, 32, 64 channels), each conv -> BatchNorm -> ReLU, the first two halving the
+        # image with a 2x2 max-pool; built stage by stage, in the order (and so the weights) of a flat listing.
+        layers: list[nn.Module] = []
+        width = in_channels
+        for stage, channels in enumerate((16, 32, 64)):
+            layers += [nn.Conv2d(width, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()]
+            if stage < 2:
+                layers.append(nn.MaxPool2d(2))
+            width = channels
+        # Pooling to a fixed 3x3 grid keeps the head the same size whatever the input size.
+        layers += [nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Dropout(0.25), nn.Linear(width * 9, num_classes)]
+        return nn.Sequential(*layers)
     if name == "resnet18":
         from torchvision.models import resnet18
 

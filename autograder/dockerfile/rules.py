@@ -212,8 +212,9 @@ def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
         findings.append(Finding(
             "no-healthcheck", "error", health[-1].line if health else None,
             "no HEALTHCHECK: the engine cannot tell a service that hangs from one that works",
-            "add HEALTHCHECK CMD [\"python\", \"-c\", \"import urllib.request; "
-            "urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)\"]"))
+            # The fix says what to write, never the line itself: lab06 asks learners to write it.
+            "add a HEALTHCHECK whose command asks the service's /health on 127.0.0.1 (its port) with a short "
+            "timeout and fails when nothing answers; slim images have no curl, so let Python's urllib ask"))
     expose = [i for i in stage if i.name == "EXPOSE"]
     facts.exposed = [p for i in expose for p in i.value.split()]
     if not expose:
@@ -229,7 +230,8 @@ def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
         findings.append(Finding(
             "no-cmd", "error", None,
             "no CMD or ENTRYPOINT: the container would run the base image's program instead of your service",
-            'end with CMD ["uvicorn", "mlinfra.service:app", "--host", "0.0.0.0", "--port", "8000"]'))
+            "end with a CMD in exec form (a JSON array) that starts uvicorn on the service's app, listening on "
+            "every interface of the container (--host 0.0.0.0) at the port you EXPOSE"))
     started = " ".join(filter(None, [facts.entrypoint, facts.cmd]))
     if re.search(r"\buvicorn\b", started):
         env_host = any(k == "UVICORN_HOST" and v == "0.0.0.0"
