@@ -86,6 +86,8 @@ def ensure_image(engine: Engine) -> None:
 def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
          readonly: list[str]) -> tuple[list[str], dict[str, str]]:
     """The `run` command for `cmd` in `spec`'s container, and the environment the engine client starts with."""
+    from autograder.grading.sandbox import SANDBOX_HOST_ID
+
     engine, why = engine_or_reason()
     if engine is None:
         raise RuntimeError(f"the container sandbox cannot run here: {why}")
@@ -98,7 +100,10 @@ def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
     args = engine.command(
         "run", "--rm", "--name", spec.name, "--label", f"{LABEL}={spec.work}", "--log-driver", "none",
         "--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges", "--read-only",
-        "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--pids-limit", str(limits.processes),
+        # the same unprivileged user as under bubblewrap (sandbox.own gave it the two writable folders)
+        "--user", f"{SANDBOX_HOST_ID}:{SANDBOX_HOST_ID}",
+        "--tmpfs", f"/tmp:size={limits.disk_mb}m", "--tmpfs", f"/var/tmp:size={limits.disk_mb}m",
+        "--pids-limit", str(limits.processes),
         "--memory", f"{backstop}m", "--memory-swap", f"{backstop}m", "--ulimit", f"data={data}:{data}",
         "--ulimit", f"cpu={limits.cpu_seconds}:{limits.cpu_seconds}", "--ulimit", f"fsize={fsize}:{fsize}",
         "--ulimit", "core=0:0", "--ulimit", "nofile=4096:4096",

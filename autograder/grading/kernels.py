@@ -14,7 +14,18 @@ import shutil
 from pathlib import Path
 
 from autograder.grading import cgroups, zygote
-from autograder.grading.sandbox import Spec, kernel_env, kill_tree, teardown, wrap
+from autograder.grading.sandbox import (
+    SANDBOX_HOST_ID,
+    SANDBOX_ID,
+    Spec,
+    kernel_env,
+    kill_tree,
+    own,
+    prepare,
+    sandbox_rlimits,
+    teardown,
+    wrap,
+)
 from autograder.submissions import SHADOWING_NAMES
 
 # ---------------------------------------------------------------------------------------------- the kernel manager
@@ -39,8 +50,7 @@ def _kernel_manager_class() -> type:
             if spec is None:
                 raise RuntimeError("no sandbox set for this kernel (autograder.grading.sandbox.CURRENT)")
             self._spec = spec
-            spec.conn.mkdir(parents=True, exist_ok=True)
-            spec.work.mkdir(parents=True, exist_ok=True)
+            prepare(spec)  # before anything is staged in the work folder (it may become a tmpfs)
             self.transport = "ipc"
             self.ip = str(spec.conn / "k")
             self.connection_file = str(spec.conn / "kernel.json")
@@ -77,6 +87,7 @@ def _kernel_manager_class() -> type:
             cmd, env = wrap(list(zygote.PLACEHOLDER), spec)
             kernel_vars = dict(env)  # jupyter_client adds its own (JPY_PARENT_PID) to the dict it launches with
             log.write_text(" ".join(cmd) + "\n" + "kernel: forked by the worker's zygote into this sandbox\n")
+            own(spec)  # the kernel, once it is the sandbox's user, appends to its log and reads its connection file
             keep_r, keep_w = os.pipe()
             ready_r, ready_w = os.pipe()
             status_r, status_w = os.pipe()
@@ -95,7 +106,8 @@ def _kernel_manager_class() -> type:
                 zygote.read_line(ready_r, 30, "the sandbox")
                 assert ZYGOTE is not None
                 ZYGOTE.spawn({"target": zygote.sandbox_leaf(int(self.provisioner.pid)),  # type: ignore[attr-defined]
-                              "procs": str(cgroups.procs(spec.name) or "") or None,
+                              "procs": [str(p) for p in cgroups.procs(spec.name)],
+                              "ids": [SANDBOX_ID, SANDBOX_ID], "rlimits": sandbox_rlimits(spec),
                               "env": kernel_vars, "cwd": str(spec.work), "log": str(log), "argv": argv},
                              keep_w, status_w)
                 close(keep_w, status_w)  # the kernel holds them now
@@ -146,6 +158,10 @@ def stage_work_folder(source: Path, work: Path) -> None:
         elif path.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
+        else:
+            continue
+        if os.geteuid() == 0:  # the student's code runs as the sandbox's user and may change its own files
+            os.chown(dest, SANDBOX_HOST_ID, SANDBOX_HOST_ID, follow_symlinks=False)
 
 
 # Whether a bubblewrap batch's workers fork their kernels from a zygote (bench/bench_grading.py turns it off to

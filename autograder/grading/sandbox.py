@@ -21,6 +21,7 @@ Recipe and pitfalls (measured, docs/grading.md "Sandbox recipe"): ipc transport;
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -41,12 +42,19 @@ _MERGED_USR = ("bin", "sbin", "lib", "lib64", "lib32")
 
 
 
+# Who student code is. On the host: nobody (a root grader drops to it before bubblewrap starts; an unprivileged
+# grader's own uid stays). Inside the sandbox's user namespace: uid and gid 1000, with no capability.
+SANDBOX_HOST_ID = 65534
+SANDBOX_ID = 1000
+
+
 @dataclass
 class Limits:
-    memory_mb: int = 4096
+    memory_mb: int = 4096  # the sandbox as a whole (a memory cgroup), and each process (RLIMIT_DATA)
     cpu_seconds: int = 600
     file_mb: int = 256  # the largest single file the kernel may write
     processes: int = 256  # tasks, threads included (torch starts a pool): a pids cgroup, or RLIMIT_NPROC
+    disk_mb: int = 512  # each of the sandbox's tmpfs folders (/tmp, /var/tmp, /run) and a tmpfs home
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Spec:
     kind: str = "bwrap"  # "bwrap", "container" or "none"
     readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
     env: dict[str, str] = field(default_factory=dict)
+    tmpfs_home: bool = False  # work is a size-capped tmpfs of its own (root graders); gone at teardown
 
     @property
     def name(self) -> str:
@@ -83,9 +92,13 @@ def bwrap_works() -> str:
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap (bwrap) is not installed"
+    # as `wrap` runs it: through the launcher, as the sandbox's unprivileged user, in a user namespace of its own
+    request = {"drop_to": [SANDBOX_HOST_ID, SANDBOX_HOST_ID],
+               "argv": [exe, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+                        "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"]}
     try:
-        proc = subprocess.run([exe, "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                               "/bin/true"], capture_output=True, timeout=20, check=False)
+        proc = subprocess.run([sys.executable, "-I", "-S", _launcher(), json.dumps(request)], capture_output=True,
+                              timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap could not start: {exc}"
     if proc.returncode != 0:
@@ -133,7 +146,7 @@ def process_limit(kind: str) -> str:
     parent, why = cgroups.hierarchy()
     if parent is not None:
         return "a pids cgroup"
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or kind == "bwrap":  # a root grader's bubblewrap sandbox runs as SANDBOX_HOST_ID
         return "RLIMIT_NPROC"
     return f"none: {why}"
 
@@ -180,29 +193,117 @@ def prlimit_prefix(limits: Limits) -> list[str]:
     exe = shutil.which("prlimit")
     if exe is None:
         return []
-    mem = limits.memory_mb * 1024 * 1024
-    args = [exe, f"--data={mem}", f"--cpu={limits.cpu_seconds}", f"--fsize={limits.file_mb * 1024 * 1024}",
-            "--core=0"]
-    if os.geteuid() != 0:
-        # RLIMIT_NPROC counts every process of the real uid; for root it is not enforced (and would count the
-        # whole machine's): a root grader limits processes with a pids cgroup instead (cgroups.py).
-        args.append(f"--nproc={limits.processes}")
-    return [*args, "--"]
+    return [exe, *(f"--{flag}={value}" for flag, value in _rlimit_flags(limits, cgroups.procs_ok())), "--"]
+
+
+def _rlimit_flags(limits: Limits, has_pids_cgroup: bool) -> list[tuple[str, int]]:
+    flags = [("data", limits.memory_mb * 1024 * 1024), ("cpu", limits.cpu_seconds),
+             ("fsize", limits.file_mb * 1024 * 1024), ("core", 0)]
+    if not has_pids_cgroup:
+        # RLIMIT_NPROC counts every process of the real uid on the machine; it is the fallback where no pids cgroup
+        # can be made (it is not enforced for root, which is why a root grader drops to SANDBOX_HOST_ID first).
+        flags.append(("nproc", limits.processes))
+    return flags
+
+
+_RLIMIT_NAMES = {"data": "RLIMIT_DATA", "cpu": "RLIMIT_CPU", "fsize": "RLIMIT_FSIZE", "core": "RLIMIT_CORE",
+                 "nproc": "RLIMIT_NPROC"}
+
+
+def sandbox_rlimits(spec: Spec) -> dict[str, int]:
+    """The rlimits the launcher sets for `spec` (resource module names), for a kernel forked into the sandbox."""
+    return {_RLIMIT_NAMES[f]: v for f, v in _rlimit_flags(spec.limits, cgroups.procs_ok())}
+
+
+def prepare(spec: Spec) -> None:
+    """Make the sandbox's folders before anything is staged in them: the connection folder, and the work folder,
+    which a root grader makes a size-capped tmpfs owned by the sandbox's user when `spec.tmpfs_home` (what was
+    already in it is moved in). Safe to call again."""
+    spec.conn.mkdir(parents=True, exist_ok=True)
+    spec.work.mkdir(parents=True, exist_ok=True)
+    if spec.tmpfs_home and os.geteuid() == 0 and spec.kind != "none" and not os.path.ismount(spec.work):
+        staged = spec.work.with_name(spec.work.name + ".staged")
+        spec.work.rename(staged)
+        spec.work.mkdir()
+        _mount_tmpfs(spec.work, spec.limits.disk_mb)
+        shutil.copytree(staged, spec.work, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
+    own(spec)
+
+
+def own(spec: Spec) -> None:
+    """Give the sandbox's user its two writable folders and what the grader put in them (a root grader's files are
+    otherwise read-only to it). Symlinks are never followed."""
+    if os.geteuid() != 0 or spec.kind == "none":
+        return
+    for top in (spec.work, spec.conn):
+        for folder, dirs, files in os.walk(top):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(folder, name), SANDBOX_HOST_ID, SANDBOX_HOST_ID, follow_symlinks=False)
+        os.chown(top, SANDBOX_HOST_ID, SANDBOX_HOST_ID, follow_symlinks=False)
+        os.chmod(top, 0o700)
+
+
+def _mount_tmpfs(path: Path, size_mb: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={size_mb}m,mode=0700,uid={SANDBOX_HOST_ID},gid={SANDBOX_HOST_ID}".encode()
+    # MS_NOSUID | MS_NODEV; not noexec: a lab may run scripts it wrote
+    if libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0x2 | 0x4, options) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot mount the sandbox's home at {path}: {os.strerror(err)}")
+
+
+def _unmount(path: Path) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(str(path).encode(), 2)  # MNT_DETACH: gone now for new lookups, freed when the last user exits
+
+
+def mounted_under(folder: Path) -> list[Path]:
+    """The tmpfs homes mounted under `folder` (a batch's sandboxes), from this mount namespace's table."""
+    found = []
+    prefix = str(folder.resolve()) + "/"
+    with open("/proc/self/mounts") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "tmpfs":
+                point = fields[1].replace("\\040", " ")
+                if point.startswith(prefix):
+                    found.append(Path(point))
+    return found
+
+
+def _launcher() -> str:
+    return str(Path(__file__).with_name("launch.py"))
 
 
 def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
     """The command line that runs `cmd` in `spec`'s sandbox, and the environment to start it with. For bubblewrap
-    and none, this makes the sandbox's pids cgroup (where cgroups can be written): `teardown` removes it."""
+    and none, this makes the sandbox's cgroups (where cgroups can be written): `teardown` removes them.
+
+    Under bubblewrap the student's code runs as SANDBOX_ID in a user namespace of its own, as an unprivileged user
+    on the host (SANDBOX_HOST_ID when the grader is root), with every capability dropped, no_new_privs, no further
+    user namespaces, its memory and tasks bounded by cgroups for the sandbox as a whole and its writable tmpfs
+    folders capped in size (launch.py does the privileged part, then execs bubblewrap)."""
     env = kernel_env(spec)
     if spec.kind == "container":
+        prepare(spec)
         return containers.wrap(cmd, spec, env, [*_RO_SYSTEM, *course_readonly_paths(), *spec.readonly])
-    join = cgroups.join_prefix(cgroups.create(spec.name, spec.limits.processes))
+    groups = cgroups.create(spec.name, spec.limits.processes, spec.limits.memory_mb)
     if spec.kind == "none":
         # Unsandboxed: limits and a clean environment only.
-        return [*join, *prlimit_prefix(spec.limits), *cmd], env
+        return [*cgroups.join_prefix(groups), *prlimit_prefix(spec.limits), *cmd], env
+    prepare(spec)
     bwrap = shutil.which("bwrap") or "bwrap"
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
+    size = str(spec.limits.disk_mb * 1024 * 1024)
+    args: list[object] = [
+        bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID),
+        "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
+        "--proc", "/proc", "--dev", "/dev",
+        "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/run", "--size", size, "--tmpfs", "/var/tmp"]
     for path in _RO_SYSTEM:
         args += ["--ro-bind-try", path, path]
     for name in _MERGED_USR:
@@ -211,22 +312,28 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
             args += ["--symlink", os.readlink(target), target]
         elif os.path.isdir(target):
             args += ["--ro-bind", target, target]
+    # by descriptor, opened by the launcher before it drops root: the sandbox's user need not see their parents
     for path in (*course_readonly_paths(), *spec.readonly):
-        args += ["--ro-bind", path, path]
-    args += ["--bind", str(spec.work), str(spec.work), "--bind", str(spec.conn), str(spec.conn),
+        args.append(["--ro-bind", path, path])
+    args += [["--bind", str(spec.work), str(spec.work)], ["--bind", str(spec.conn), str(spec.conn)],
              "--chdir", str(spec.work), "--unsetenv", "JPY_PARENT_PID"]
     for key, value in env.items():
         args += ["--setenv", key, value]
-    return [*join, *prlimit_prefix(spec.limits), *args, "--", *cmd], env
+    request = {"cgroups": [str(g) for g in groups],
+               "rlimits": sandbox_rlimits(spec),
+               "drop_to": [SANDBOX_HOST_ID, SANDBOX_HOST_ID], "argv": [*args, "--", *cmd]}
+    return [sys.executable, "-I", "-S", _launcher(), json.dumps(request)], env
 
 
 def teardown(spec: Spec) -> None:
-    """Make sure nothing of `spec`'s sandbox is left: its container removed, its cgroup emptied and removed.
-    Safe to call more than once, and for a sandbox that never started."""
+    """Make sure nothing of `spec`'s sandbox is left: its container removed, its cgroups emptied and removed, its
+    tmpfs home unmounted. Safe to call more than once, and for a sandbox that never started."""
     if spec.kind == "container":
         containers.remove(spec.name)
     else:
         cgroups.release(spec.name)
+    if os.path.ismount(spec.work):
+        _unmount(spec.work)
 
 
 def sweep(sandboxes: Path, kind: str) -> list[str]:
@@ -240,7 +347,10 @@ def sweep(sandboxes: Path, kind: str) -> list[str]:
     stray = [n for n in containers.running() if n.startswith(prefix)] if kind == "container" else []
     for name in stray:
         containers.remove(name)
-    return [*left, *stray]
+    homes = mounted_under(sandboxes) if sandboxes.is_dir() else []
+    for home in homes:
+        _unmount(home)
+    return [*left, *stray, *(str(h) for h in homes)]
 
 
 def run_in_sandbox(cmd: list[str], spec: Spec, *, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -164,7 +164,7 @@ def new_spec(plan: BatchPlan, lab: Lab) -> Any:
 
     box = Path(plan.work_dir) / "sandboxes" / uuid.uuid4().hex[:12]
     conn = Path(tempfile.mkdtemp(prefix="ag-", dir="/tmp" if Path("/tmp").is_dir() else None))
-    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox,
+    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True,
                         limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
                                               file_mb=plan.file_mb))
 

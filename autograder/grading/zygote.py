@@ -8,9 +8,9 @@ notebook, no hidden test is ever in its memory), then waits. Per student:
 1. the worker starts the student's sandbox exactly as before (`sandbox.wrap`: cgroup, limits, bubblewrap with its
    namespaces, binds and capabilities), running a placeholder (`cat`) that lives as long as the kernel holds one
    end of a pipe;
-2. the zygote forks; the child joins the sandbox's pids cgroup, takes the same rlimits, joins every namespace of
-   the placeholder (user first, mount last, then chroot to its root), takes exactly the placeholder's
-   capabilities and no_new_privs, and forks twice more so the kernel is inside the sandbox's pid namespace with
+2. the zygote forks; the child joins the sandbox's cgroups, takes the same rlimits, drops root's groups, joins
+   every namespace of the placeholder (user first, mount last, then chroot to its root), becomes the sandbox's
+   unprivileged user, takes exactly the placeholder's capabilities (none) and no_new_privs, and forks twice more so the kernel is inside the sandbox's pid namespace with
    the sandbox's pid 1 as its parent, as under bubblewrap;
 3. the grandchild clears its environment to the kernel's, starts a new session, and runs ipykernel's IPKernelApp
    on the student's connection file.
@@ -47,6 +47,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_NS_GET_PARENT = 0xB702  # _IO(0xb7, 0x2)
 
 # What a kernel imports on its way up, imported once here (each is imported lazily by ipykernel or IPython
 # during start-up, so a plain `from ipykernel import kernelapp` leaves them to every kernel).
@@ -92,42 +93,72 @@ def _capabilities(pid: int) -> dict[str, int]:
     return caps
 
 
+def _parent_userns(fd: int) -> int | None:
+    """A descriptor of the user namespace that holds user namespace `fd`, unless that is ours (or unknown)."""
+    import fcntl
+
+    try:
+        parent = fcntl.ioctl(fd, _NS_GET_PARENT)
+    except OSError:
+        return None
+    if os.fstat(parent).st_ino == os.stat("/proc/self/ns/user").st_ino:
+        os.close(parent)
+        return None
+    return parent
+
+
 def _lower(limit: int, ours: int) -> int:
     if ours == resource.RLIM_INFINITY:
         return limit
     return ours if limit == resource.RLIM_INFINITY else min(limit, ours)
 
 
-def _enter(target: int, procs: str | None) -> None:
-    """Make this (single-threaded, just forked) process a member of `target`'s sandbox: cgroup, rlimits,
-    namespaces, root, capabilities, each copied from the sandbox's own process. Raises OSError naming the step
-    that failed."""
+def _enter(target: int, procs: list[str], ids: list[int] | None, rlimits: dict[str, int]) -> None:
+    """Make this (single-threaded, just forked) process a member of `target`'s sandbox: cgroups, rlimits,
+    namespaces, root, user and capabilities, each as the sandbox's own process has them (`ids`: its uid and gid
+    inside its user namespace; `rlimits`: what its launcher set). Raises OSError naming the step that failed."""
     libc = _libc()
-    if procs:
-        Path(procs).write_text(str(os.getpid()))
-    for name in dir(resource):
-        if name.startswith("RLIMIT_"):
-            which = getattr(resource, name)
-            soft, hard = resource.prlimit(target, which)
-            _our_soft, our_hard = resource.getrlimit(which)
-            hard = _lower(hard, our_hard)
-            resource.setrlimit(which, (_lower(soft, hard), hard))
+    for path in procs:
+        Path(path).write_text(str(os.getpid()))
+    if os.geteuid() == 0:
+        os.setgroups([])  # root's groups would follow us in; a user namespace made unprivileged forbids setgroups
+    # The sandbox's launcher started from the worker's limits (ours) and lowered these: lower them the same way.
+    # (Reading them from the sandbox's process would need CAP_SYS_RESOURCE over a process of another user.)
+    for name, value in rlimits.items():
+        which = getattr(resource, name)
+        _soft, hard = resource.getrlimit(which)
+        resource.setrlimit(which, (_lower(value, hard), _lower(value, hard)))
     caps = _capabilities(target)
     # only the namespaces the sandbox has of its own (joining one's own user namespace is an error)
     own = [name for name in _CLONE if os.readlink(f"/proc/self/ns/{name}") != os.readlink(f"/proc/{target}/ns/{name}")]
     fds = {name: os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY) for name in own}
     root = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY)
-    for name in own:
-        _check(libc.setns(fds[name], _CLONE[name]), f"setns({name})")
-        os.close(fds[name])
+    user = fds.pop("user", None)
+    if user is not None:
+        # bubblewrap's --disable-userns nests the sandbox's user namespace in one that owns its other namespaces:
+        # join that one first (it gives the rights to join the rest), the sandbox's own last.
+        outer = _parent_userns(user)
+        if outer is not None:
+            _check(libc.setns(outer, _CLONE["user"]), "setns(user, outer)")
+            os.close(outer)
+    for name, fd in fds.items():
+        _check(libc.setns(fd, _CLONE[name]), f"setns({name})")
+        os.close(fd)
     os.fchdir(root)
     os.chroot(".")
     os.close(root)
+    if user is not None:
+        _check(libc.setns(user, _CLONE["user"]), "setns(user)")
+        os.close(user)
     last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     for cap in range(last + 1):
         if not caps["CapBnd"] & (1 << cap):
             _check(libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap} from the bounding set")
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if ids:
+        uid, gid = ids
+        _check(libc.setresgid(gid, gid, gid), "setresgid")
+        _check(libc.setresuid(uid, uid, uid), "setresuid")
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
@@ -213,7 +244,8 @@ def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> 
             os.closerange(low, fd)
             low = fd + 1
         os.closerange(low, 65536)
-        _enter(int(request["target"]), request.get("procs"))
+        _enter(int(request["target"]), list(request.get("procs") or []), request.get("ids"),
+               dict(request.get("rlimits") or {}))
         child = os.fork()  # only a child of a process that joined the pid namespace is in it
         if child:
             os.waitpid(child, 0)  # it exits once the kernel is forked: nothing is left for the zygote to reap

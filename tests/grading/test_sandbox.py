@@ -260,12 +260,15 @@ def test_sweep_tears_down_what_a_dead_worker_left(spec: Spec, tmp_path: Path) ->
 
 def test_process_limit_says_what_holds_and_when_nothing_does(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sandbox.process_limit("container") == "the engine's --pids-limit"
-    monkeypatch.setattr(cgroups, "hierarchy", lambda: (None, "no writable pids cgroup (test)"))
+    monkeypatch.setattr(cgroups, "hierarchy", lambda controller="pids": (None, "no writable pids cgroup (test)"))
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
-    assert sandbox.process_limit("bwrap") == "none: no writable pids cgroup (test)"
+    # a root grader's bubblewrap sandbox runs as the unprivileged sandbox user, whom RLIMIT_NPROC binds
+    assert sandbox.process_limit("bwrap") == "RLIMIT_NPROC"
+    assert sandbox.process_limit("none") == "none: no writable pids cgroup (test)"
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     assert sandbox.process_limit("bwrap") == "RLIMIT_NPROC"
-    monkeypatch.setattr(cgroups, "hierarchy", lambda: (Path("/sys/fs/cgroup/pids/mlinfra-sandbox"), ""))
+    monkeypatch.setattr(cgroups, "hierarchy",
+                        lambda controller="pids": (Path("/sys/fs/cgroup/pids/mlinfra-sandbox"), ""))
     assert sandbox.process_limit("bwrap") == "a pids cgroup"
 
 
@@ -277,3 +280,83 @@ def test_a_batch_without_a_process_limit_says_so(tmp_path: Path, monkeypatch: py
     (tmp_path / "subs").mkdir()
     plan = prepare_batch("lab01-environment", tmp_path / "subs", tmp_path / "work", sandbox="none")
     assert any("no limit on the processes" in n and "no writable pids cgroup (test)" in n for n in plan.notes)
+
+
+def test_no_privilege_inside_even_for_a_root_grader(spec: Spec) -> None:
+    """Student code is an unprivileged user with no capability and no_new_privs, and cannot remount the course
+    read-write, mount a cgroup hierarchy, or make a user namespace to get capabilities back."""
+    got = probe(spec, """
+        import ctypes, json, os, subprocess
+        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+        libc = ctypes.CDLL(None, use_errno=True)
+        def attempt(*args):
+            return libc.mount(*args) == 0
+        course = os.path.dirname(os.__file__).encode()
+        out = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+               "caps": {k: int(status[k], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb")},
+               "nnp": status["NoNewPrivs"].strip(),
+               "remount": attempt(None, course, None, 0x20 | 0x1000, None),  # MS_REMOUNT | MS_BIND, rw
+               "cgroupfs": attempt(b"cgroup", b"/tmp", b"cgroup", 0, b"pids"),
+               "userns": libc.unshare(0x10000000) == 0}
+        try:
+            open(os.path.join(os.path.dirname(os.__file__), "os.py"), "a").close(); out["write"] = "ok"
+        except OSError as exc:
+            out["write"] = exc.errno
+        print(json.dumps(out))
+    """)
+    assert got["uid"] != 0 and got["gid"] != 0 and 0 not in got["groups"], got
+    assert got["caps"] == {"CapEff": 0, "CapPrm": 0, "CapBnd": 0, "CapInh": 0, "CapAmb": 0}, got
+    assert got["nnp"] == "1" and not got["remount"] and not got["cgroupfs"], got
+    if spec.kind == "bwrap":  # a container may make a user namespace (its mounts stay locked read-only)
+        assert not got["userns"], got
+    assert got["write"] in (1, 13, 30), got  # EPERM, EACCES, EROFS
+
+
+def test_a_root_graders_sandbox_runs_as_nobody_on_the_host(spec: Spec) -> None:
+    """Seen from the host, every process of a bubblewrap sandbox belongs to the unprivileged sandbox user."""
+    if spec.kind != "bwrap" or os.geteuid() != 0:
+        pytest.skip("a root grader's bubblewrap sandbox")
+    sandbox.prepare(spec)
+    cmd, env = sandbox.wrap(["/bin/sh", "-c", "echo up; exec sleep 30"], spec)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        inside = psutil.Process(proc.pid).children(recursive=True)
+        assert inside and {p.uids().real for p in inside} == {sandbox.SANDBOX_HOST_ID}
+        assert {p.uids().effective for p in [psutil.Process(proc.pid), *inside]} == {sandbox.SANDBOX_HOST_ID}
+    finally:
+        proc.kill()
+        proc.wait()
+        sandbox.teardown(spec)
+
+
+def test_memory_and_disk_are_bounded_for_the_sandbox_as_a_whole(spec: Spec) -> None:
+    """Three children of 600 MB each do not fit a 1 GB sandbox (each is under the per-process limit), and the
+    sandbox's /tmp and tmpfs home stop at their size."""
+    if spec.kind == "bwrap" and cgroups.hierarchy("memory")[0] is None:
+        pytest.skip(f"no memory cgroup here: {cgroups.hierarchy('memory')[1]}")
+    spec.tmpfs_home = True
+    spec.limits.disk_mb = 64
+    spec.limits.file_mb = 512
+    got = probe(spec, """
+        import json, os, subprocess, sys
+        hog = "b = bytearray(600 * 1024**2); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(2)"
+        kids = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]
+        codes = [k.wait() for k in kids]
+        out = {"codes": codes}
+        for where in ("/tmp/fill", "fill"):
+            try:
+                with open(where, "wb") as fh:
+                    for _ in range(100):
+                        fh.write(b"x" * 1024**2)
+                out[where] = "ok"
+            except OSError as exc:
+                out[where] = exc.errno
+            if os.path.exists(where):
+                os.remove(where)
+        print(json.dumps(out))
+    """)
+    assert any(code != 0 for code in got["codes"]), got
+    if spec.kind == "bwrap" and os.geteuid() == 0:
+        assert got["fill"] == 28, got  # ENOSPC: the tmpfs home
+    assert got["/tmp/fill"] == 28, got
