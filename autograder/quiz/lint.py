@@ -36,7 +36,7 @@ from autograder.quiz.shuffle import Presented, arrange
 MARGIN = 10.0  # percentage points a blind strategy may score above chance
 STOP = frozenset("a an the of to in on for and or is are be by with as at it its this that which what when how "
                  "why who from into than then so your you their they them one each".split())
-ABSOLUTES = re.compile(r"\b(always|never|only|all|none|every|cannot|must)\b", re.IGNORECASE)
+ABSOLUTES = re.compile(r"\b(always|never|only|all|none|every|cannot|must|no|nothing|any)\b", re.IGNORECASE)
 NEGATION = re.compile(r"(?<![*\w])(not|never|except|least|incorrect|false)(?![*\w])")
 ALL_NONE = re.compile(r"\b(all|none|both|neither) of (the|these) (above|options|answers)\b", re.IGNORECASE)
 
@@ -122,6 +122,24 @@ def _word_count(q: Question, o: str) -> float:
     return len(q.options[o].split())
 
 
+HEDGES = re.compile(r"\b(usually|often|may|might|can|some|most|generally|typically|likely)\b", re.IGNORECASE)
+
+# Text features a test-wise learner might read an option by. Each gives two strategies: the option with the
+# most of it, and the option with the least.
+FEATURES: dict[str, Callable[[Question, str], float]] = {
+    "words": _word_count,
+    "words shared with the prompt": _prompt_overlap,
+    "words shared with the other options": _convergence,
+    "absolute words (always, never, only, ...)": lambda q, o: len(ABSOLUTES.findall(q.options[o])),
+    "hedging words (usually, may, can, ...)": lambda q, o: len(HEDGES.findall(q.options[o])),
+    "punctuation (commas, semicolons, brackets)": lambda q, o: len(re.findall(r"[,;:()]", q.options[o])),
+    "code and numbers": lambda q, o: len(re.findall(r"`|\d", q.options[o])),
+    "capitalised words": lambda q, o: len(re.findall(r"\b[A-Z]", q.options[o])),
+    "average word length": lambda q, o: len(q.options[o]) / max(1, len(q.options[o].split())),
+    "alphabetical order": lambda q, o: -ord(q.options[o][:1].casefold() or " "),
+}
+
+
 def single_pickers(max_options: int) -> dict[str, Picker]:
     pickers: dict[str, Picker] = {"longest": _length_rank(0), "shortest": _by(lambda q, o: len(q.options[o]))}
     for r in range(1, max_options - 1):
@@ -129,14 +147,9 @@ def single_pickers(max_options: int) -> dict[str, Picker]:
     for k in range(max_options):
         pickers[f"stored position {chr(ord('a') + k)}"] = _stored(k)
         pickers[f"shown position {k + 1}"] = _shown(k)
-    pickers.update({
-        "most words shared with the prompt": _by(_prompt_overlap, reverse=True),
-        "fewest words shared with the prompt": _by(_prompt_overlap),
-        "most words shared with the other options": _by(_convergence, reverse=True),
-        "fewest words shared with the other options": _by(_convergence),
-        "most words": _by(_word_count, reverse=True),
-        "fewest words": _by(_word_count),
-    })
+    for name, feature in FEATURES.items():
+        pickers[f"most {name}"] = _by(feature, reverse=True)
+        pickers[f"fewest {name}"] = _by(feature)
     return pickers
 
 
