@@ -6,14 +6,18 @@ the summative questions that ask about it, all read from the tags (no list kept 
 - labs:      a lab's lab.yaml, `outcomes: [...]`
 - questions: a quiz question's `outcomes: [...]`
 
-An outcome is covered when at least MIN_QUESTIONS questions of the summative banks ask about it and at least one
-graded lab practises it; the command exits 1 otherwise (docs/quizzes.md).
+An outcome is covered when at least MIN_QUESTIONS questions of the summative banks ask about it, at least one
+graded lab practises it (unless outcomes.yaml says `lab: false`), and a summative bank asks it of every learner:
+the bank names the outcome's unit in `units:`, and in LEARNERS simulated draws of that bank no learner gets fewer
+than MIN_PER_LEARNER questions on it. The pool counts say what could be asked; the per-learner minimum says what
+each learner is asked. The command exits 1 when an outcome falls short (docs/quizzes.md).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,9 +25,11 @@ from autograder.errors import BadConfig, UsageError
 from mlinfra.base.results import FAILED, PASSED, Check, Outcome
 
 MIN_QUESTIONS = 2
+MIN_PER_LEARNER = 1
+LEARNERS = 200  # simulated learner ids (and ticket nonces) per bank
 
 
-def load_outcomes(root: Path) -> list[dict[str, str]]:
+def load_outcomes(root: Path) -> list[dict[str, Any]]:
     path = root / "quizzes" / "outcomes.yaml"
     if not path.is_file():
         raise UsageError(f"{path} is missing: it defines the course's learning outcomes")
@@ -39,7 +45,10 @@ def load_outcomes(root: Path) -> list[dict[str, str]]:
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item.get("text"):
             raise BadConfig(path, f"outcomes[{i}]", "each outcome needs an 'id' and a 'text'")
-        out.append({"id": item["id"], "unit": str(item.get("unit", "")), "text": str(item["text"])})
+        lab = item.get("lab", True)
+        if not isinstance(lab, bool):
+            raise BadConfig(path, f"outcomes[{i}].lab", "lab is true (a graded lab practises it) or false")
+        out.append({"id": item["id"], "unit": str(item.get("unit", "")), "text": str(item["text"]), "lab": lab})
     return out
 
 
@@ -86,11 +95,36 @@ def question_tags(root: Path) -> tuple[dict[str, list[str]], dict[str, list[str]
     return summative, formative
 
 
+def per_learner(root: Path, learners: int = LEARNERS) -> dict[str, tuple[str, int]]:
+    """outcome id -> (the summative bank that must ask it, the fewest questions on it any simulated learner got),
+    for every outcome of every summative bank's `units`."""
+    from autograder.quiz.bank import bank_paths, load_quiz
+    from autograder.quiz.shuffle import arrange
+
+    out: dict[str, tuple[str, int]] = {}
+    for path in bank_paths(root):
+        quiz = load_quiz(path, schema_check=False)
+        if not quiz.summative or not quiz.required_outcomes:
+            continue
+        fewest = {oid: None for oid in quiz.required_outcomes}
+        for i in range(learners):
+            asked = arrange(quiz, learner=f"coverage-learner-{i:03d}", nonce=f"coverage-nonce-{i:03d}")
+            for oid in fewest:
+                n = sum(1 for p in asked if oid in p.question.outcomes)
+                fewest[oid] = n if fewest[oid] is None else min(fewest[oid], n)
+        for oid, n in fewest.items():
+            if oid not in out or (n or 0) > out[oid][1]:
+                out[oid] = (quiz.id, n or 0)
+    return out
+
+
 def coverage(root: Path) -> Outcome:
-    """One check per outcome: passed when it has >= MIN_QUESTIONS summative questions and a graded lab."""
+    """One check per outcome: passed when it has >= MIN_QUESTIONS summative questions, a graded lab (unless it is
+    marked `lab: false`) and a summative bank that asks it of every learner at least MIN_PER_LEARNER times."""
     outcomes = load_outcomes(root)
     lessons, labs = lesson_tags(root), lab_tags(root)
     summative, formative = question_tags(root)
+    each = per_learner(root)
     known = {o["id"] for o in outcomes}
     result = Outcome(subject="learning-outcome coverage")
     rows = []
@@ -101,19 +135,29 @@ def coverage(root: Path) -> Outcome:
         if n < MIN_QUESTIONS:
             problems.append(f"{n} summative question(s), needs {MIN_QUESTIONS}: tag more questions in "
                             "quizzes/module01.yaml or phase1.yaml")
-        if not labs.get(oid):
-            problems.append("no graded lab: add it to a lab.yaml's `outcomes:`")
+        if o["lab"] and not labs.get(oid):
+            problems.append("no graded lab: add it to a lab.yaml's `outcomes:` (or mark the outcome `lab: false` "
+                            "in quizzes/outcomes.yaml if no lab should practise it)")
+        bank, least = each.get(oid, ("", 0))
+        if not bank:
+            problems.append(f"no summative bank asks it of every learner: add unit {o['unit']} to a graded bank's "
+                            "`units:`")
+        elif least < MIN_PER_LEARNER:
+            problems.append(f"some learners of {bank} get {least} question(s) on it, needs {MIN_PER_LEARNER}: tag "
+                            "more questions or raise a topic's count in draw_by_topic")
         result.checks.append(Check(oid, FAILED if problems else PASSED, message="; ".join(problems),
                                    where="quizzes/outcomes.yaml"))
         rows.append({"outcome": oid, "unit": o["unit"], "text": o["text"], "lessons": lessons.get(oid, []),
-                     "labs": labs.get(oid, []), "questions": summative.get(oid, []),
-                     "formative_questions": formative.get(oid, [])})
+                     "labs": labs.get(oid, []), "lab_expected": o["lab"], "questions": summative.get(oid, []),
+                     "formative_questions": formative.get(oid, []), "bank": bank or None,
+                     "per_learner_min": least if bank else None})
     for kind, tags in (("lesson", lessons), ("lab", labs), ("question", {**summative, **formative})):
         for oid in sorted(set(tags) - known):
             result.notes.append(f"unknown outcome id '{oid}' on {kind}(s) {', '.join(tags[oid][:3])}: define it "
                                 "in quizzes/outcomes.yaml or fix the tag")
             result.checks.append(Check(f"tag {oid}", FAILED, message="unknown outcome id", where=tags[oid][0]))
-    result.data = {"outcomes": rows, "min_questions": MIN_QUESTIONS}
+    result.data = {"outcomes": rows, "min_questions": MIN_QUESTIONS, "min_per_learner": MIN_PER_LEARNER,
+                   "simulated_learners": LEARNERS}
     return result
 
 
@@ -123,15 +167,19 @@ def render(result: Outcome) -> str:
     table = []
     for row, check in zip(result.data["outcomes"], result.checks):
         lessons = ", ".join(_lesson_label(p) for p in row["lessons"]) or "-"
-        table.append((row["outcome"], lessons, ", ".join(row["labs"]) or "-", len(row["questions"]),
+        labs = ", ".join(row["labs"]) or ("-" if row["lab_expected"] else "(none needed)")
+        each = "-" if row["bank"] is None else f"{row['per_learner_min']} ({row['bank']})"
+        table.append((row["outcome"], lessons, labs, len(row["questions"]), each,
                       len(row["formative_questions"]), "ok" if check.status == PASSED else "SHORT"))
-    text = format_table(["outcome", "lessons", "labs", "summative q", "lesson q", "status"], table, max_width=60)
+    text = format_table(["outcome", "lessons", "labs", "summative q", "per learner", "lesson q", "status"], table,
+                        max_width=60)
     short = [c for c in result.checks if c.status != PASSED]
     lines = [text, ""]
     lines += [f"{c.name}: {c.message}" for c in short]
     lines += result.notes
     if not short:
-        lines.append(f"every outcome has a graded lab and at least {MIN_QUESTIONS} summative questions")
+        lines.append(f"every outcome has a graded lab and at least {MIN_QUESTIONS} summative questions, and each "
+                     f"of {LEARNERS} simulated learners is asked every outcome at least {MIN_PER_LEARNER} time(s)")
     return "\n".join(lines)
 
 
