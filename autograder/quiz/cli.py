@@ -46,7 +46,7 @@ On a self-check (formative) quiz a plain answers file maps question ids to answe
   m01-model-registry: model registry   # short answer (case and punctuation do not count)
 
 Each file is read with limits (size, nesting, no YAML aliases); one bad file never stops the others. Writes
-grades.csv (a question a learner did not draw shows "-"; cells a spreadsheet would run as formulas are quoted),
+grades.csv (a question a learner did not draw shows "n/a"; cells a spreadsheet would run as formulas are quoted),
 grades.json and feedback/<learner>.md: the score per outcome and each question in the order asked, with the
 options numbered as the learner saw them. A graded quiz's feedback holds no key and no explanation unless you
 pass --reveal (do that once the exam has closed). Exit 0 when every file was scored, 1 when some scored nothing.

@@ -106,15 +106,15 @@ def per_learner(root: Path, learners: int = LEARNERS) -> dict[str, tuple[str, in
         quiz = load_quiz(path, schema_check=False)
         if not quiz.summative or not quiz.required_outcomes:
             continue
-        fewest = {oid: None for oid in quiz.required_outcomes}
+        fewest: dict[str, int] = {}
         for i in range(learners):
             asked = arrange(quiz, learner=f"coverage-learner-{i:03d}", nonce=f"coverage-nonce-{i:03d}")
-            for oid in fewest:
+            for oid in quiz.required_outcomes:
                 n = sum(1 for p in asked if oid in p.question.outcomes)
-                fewest[oid] = n if fewest[oid] is None else min(fewest[oid], n)
+                fewest[oid] = min(fewest.get(oid, n), n)
         for oid, n in fewest.items():
-            if oid not in out or (n or 0) > out[oid][1]:
-                out[oid] = (quiz.id, n or 0)
+            if oid not in out or n > out[oid][1]:
+                out[oid] = (quiz.id, n)
     return out
 
 

@@ -11,7 +11,6 @@ ticking every box earns nothing.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -470,9 +469,9 @@ def write_grades_csv(quiz: Quiz, grades: list[StudentGrade], dest: Path) -> None
                 row = [g.student, name, g.status, "0", "", "0", "no", g.error, *([""] * len(ids))]
             else:
                 r = g.result
-                points = {q.id: _round(q.points) for q in r.questions}  # a question not drawn shows "-"
+                points = {q.id: _round(q.points) for q in r.questions}  # a question not drawn shows "n/a"
                 row = [g.student, name, g.status, _round(r.score), _round(r.max_score), f"{r.percent:.2f}",
-                       "yes" if r.passed else "no", "", *(points.get(i, "-") for i in ids)]
+                       "yes" if r.passed else "no", "", *(points.get(i, "n/a") for i in ids)]
             writer.writerow([csv_cell(c) for c in row])
 
 
@@ -518,11 +517,11 @@ def feedback_text(quiz: Quiz, grade: StudentGrade, *, reveal: bool | None = None
     r = grade.result
     if r is None:
         return (f"# {quiz.title}: {grade.student}\n\nThis file scored nothing ({grade.status}): {grade.error}\n"
-                "Ask your instructor if this is a mistake.\n")
+                + "Ask your instructor if this is a mistake.\n")
     verdict = "passed" if r.passed else "not passed"
-    lines = [f"# {quiz.title}: {grade.student}", "",
-             f"Score {_round(r.score)} of {_round(r.max_score)} ({r.percent:.2f}%), pass mark "
-             f"{quiz.pass_mark * 100:g}%: {verdict}.", "", "## Score per learning outcome", ""]
+    score = (f"Score {_round(r.score)} of {_round(r.max_score)} ({r.percent:.2f}%), pass mark "
+             f"{quiz.pass_mark * 100:g}%: {verdict}.")
+    lines = [f"# {quiz.title}: {grade.student}", "", score, "", "## Score per learning outcome", ""]
     lines += [f"- {oid}: {_round(p)} of {_round(m)}" for oid, p, m in outcome_scores(quiz, r)]
     lines.append("")
     if not reveal:
@@ -534,8 +533,9 @@ def feedback_text(quiz: Quiz, grade: StudentGrade, *, reveal: bool | None = None
                 INVALID: "not a valid answer", PENDING: "graded by your instructor"}
     for n, p in enumerate(presented, start=1):
         q, qr = p.question, results[p.question.id]
-        lines += [f"## Question {n}: {verdicts.get(qr.status, qr.status)} ({_round(qr.points)} of "
-                  f"{_round(qr.max_points)})", "", q.prompt, ""]
+        heading = f"## Question {n}: {verdicts.get(qr.status, qr.status)} ({_round(qr.points)} of " \
+                  f"{_round(qr.max_points)})"
+        lines += [heading, "", q.prompt, ""]
         for i, oid in enumerate(p.options, start=1):
             lines.append(f"{i}) {q.options[oid]}")
         if p.options:

@@ -34,8 +34,11 @@ from autograder.quiz.grading import correct_options, grade_question
 from autograder.quiz.shuffle import Presented, arrange
 
 MARGIN = 10.0  # percentage points a blind strategy may score above chance
-STOP = frozenset("a an the of to in on for and or is are be by with as at it its this that which what when how "
-                 "why who from into than then so your you their they them one each".split())
+STOP = frozenset({
+    "a", "an", "the", "of", "to", "in", "on", "for", "and", "or", "is", "are", "be", "by", "with", "as",
+    "at", "it", "its", "this", "that", "which", "what", "when", "how", "why", "who", "from", "into",
+    "than", "then", "so", "your", "you", "their", "they", "them", "one", "each",
+})
 ABSOLUTES = re.compile(r"\b(always|never|only|all|none|every|cannot|must|no|nothing|any)\b", re.IGNORECASE)
 NEGATION = re.compile(r"(?<![*\w])(not|never|except|least|incorrect|false)(?![*\w])")
 ALL_NONE = re.compile(r"\b(all|none|both|neither) of (the|these) (above|options|answers)\b", re.IGNORECASE)
@@ -165,7 +168,9 @@ def _above_mean(key: Callable[[Question, str], float]) -> Callable[[Question, li
 
 
 def multiple_pickers(max_options: int) -> dict[str, Picker]:
-    length = lambda q, o: float(len(q.options[o]))  # noqa: E731
+    def length(q: Question, o: str) -> float:
+        return float(len(q.options[o]))
+
     pickers: dict[str, Picker] = {
         "longer than average": _subset(_above_mean(length)),
         "not longer than average": _subset(lambda q, os: [o for o in os if o not in _above_mean(length)(q, os)]),

@@ -93,3 +93,32 @@ SAMPLE_KEY = {
     "pattern": "v2",
     "exact-case": "CMD",
 }
+
+
+def ticket_key(root: Path) -> bytes:
+    """The instructor's exam-ticket key in <root>/.state/ (created, as `quiz ticket` would)."""
+    from autograder.quiz.ticket import key_path, load_key
+
+    return load_key(key_path(root), create=True)
+
+
+def exam_record(quiz, key: bytes, learner: str, answers: dict, *, ticket: dict | None = None,
+                started: str = "2026-12-01T09:00:00+00:00", finished: str = "2026-12-01T09:20:00+00:00",
+                **ticket_fields) -> dict:
+    """What `quiz take --exam --ticket` writes for `learner` answering `answers` (a key: question id -> answer):
+    a freshly issued ticket (or `ticket`), the ticket's draw, and the answers to the drawn questions."""
+    from autograder.quiz.shuffle import arrange
+    from autograder.quiz.ticket import issue
+
+    ticket = ticket or issue(key, quiz.id, learner, **ticket_fields)
+    drawn = [p.question.id for p in arrange(quiz, learner=ticket["learner"], nonce=ticket["nonce"])]
+    return {"quiz": quiz.id, "learner": learner, "ticket": ticket, "started": started, "finished": finished,
+            "drawn": drawn, "answers": {qid: answers[qid] for qid in drawn if qid in answers}}
+
+
+def drawn_for(quiz, record: dict) -> list[str]:
+    """The questions a record's ticket drew, in bank order."""
+    from autograder.quiz.shuffle import drawn_ids
+
+    ids = drawn_ids(quiz, record["ticket"]["learner"], record["ticket"]["nonce"])
+    return [q.id for q in quiz.questions if q.id in ids]
