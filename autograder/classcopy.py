@@ -85,8 +85,8 @@ def _scrub(text: str, path: str) -> str:
 # there: add a rewrite here when a lesson gains another such sentence).
 LESSON_REWRITES = (
     (re.compile(r"Stuck\? The instructor source is in `solutions/[^`]*`: read it after a real attempt\."),
-     "Stuck? Read the failing test's message first (it says what is wrong and what to do), then ask your "
-     "instructor."),
+     ("Stuck? Read the failing test's message first (it says what is wrong and what to do), then ask your "
+      "instructor.")),
     (re.compile(r"The instructor sources in\s+`solutions/<lab>/` are there for self-paced learners; look after a "
                 r"real attempt\."),
      "Still stuck after a real attempt? Ask your instructor."),
@@ -193,6 +193,9 @@ class Secrets:
     regions: list[Region]
     public: Finder  # everything outside the regions (starter code, visible tests, prose, comments)
     public_shingles: set[tuple[str, ...]]
+    # The lab's own config files outside their regions (baseline.yaml, config.properties' comments): a setting
+    # they state is given. A visible test that checks a setting does not count: the assembled file is the answer.
+    public_config: Finder
 
     def secret(self, unit: tuple[str, ...]) -> bool:
         return not self.public.has(unit)
@@ -228,6 +231,7 @@ def lab_secrets(root: Path, lab: str) -> Secrets:
     """Every solution region and hidden-test part of solutions/<lab>/, and the lab's public words."""
     regions: list[Region] = []
     public: list[list[str]] = []
+    public_config: list[list[str]] = []
     folder = root / "solutions" / lab
     for rel in lab_files(folder):
         try:
@@ -244,7 +248,8 @@ def lab_secrets(root: Path, lab: str) -> Secrets:
                 comments = [(n, words(line)) for n, line in enumerate(lines, 1) if line.lstrip().startswith("#")]
             else:
                 code, comments = lexed.code, lexed.comments
-            public += [said for n, said in comments if modes.get(n) is None]
+            given = [said for n, said in comments if modes.get(n) is None]
+            public += given
             outside: list[str] = []
             current: Region | None = None
             for number, word in code:
@@ -266,8 +271,10 @@ def lab_secrets(root: Path, lab: str) -> Secrets:
                 else:
                     current.lines.append((number, (word,)))
             public.append(outside)
+            if rel.suffix in CONFIG_FILES:
+                public_config += [*given, outside]
     finder = Finder(public)
-    return Secrets(lab, [r for r in regions if r.lines], finder, finder.shingles(SHINGLE))
+    return Secrets(lab, [r for r in regions if r.lines], finder, finder.shingles(SHINGLE), Finder(public_config))
 
 
 @dataclass
@@ -275,6 +282,7 @@ class _Prepared:
     region: Region
     units: list[tuple[tuple[str, ...], int, int]]  # secret lines: (words, start, end) in region.words
     shingles: list[tuple[tuple[str, ...], int]]  # secret shingles: (words, start)
+    settings: list[tuple[str, ...]]  # a config region's settings that its lab's own config files do not state
 
 
 def _prepare(secrets: Secrets) -> list[_Prepared]:
@@ -287,7 +295,10 @@ def _prepare(secrets: Secrets) -> list[_Prepared]:
                 units.append((said, at, at + len(said)))
             at += len(said)
         grams = [(tuple(flat[i:i + SHINGLE]), i) for i in range(len(flat) - SHINGLE + 1)]
-        out.append(_Prepared(region, units, [(g, i) for g, i in grams if g not in secrets.public_shingles]))
+        settings = [said for _, said in region.lines if region.config and len(said) >= 2
+                    and len(" ".join(said)) >= OWN_CHARS and not secrets.public_config.has(said)]
+        out.append(_Prepared(region, units, [(g, i) for g, i in grams if g not in secrets.public_shingles],
+                             settings))
     return out
 
 
@@ -307,10 +318,9 @@ def _file_leaks(rel: str, finder: Finder, own: bool, prepared: list[_Prepared]) 
         for unit, _, _ in found:
             if region.kind == "hidden" and len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= HIDDEN_CHARS:
                 problems.append(f"{rel}: a hidden-test line of {region.lab} ({region.where}): {' '.join(unit)[:70]}")
-            if region.config:
-                settings.setdefault(region.where.split(":")[0], []).append(unit)
-            elif len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= UNIT_CHARS:
+            if not region.config and len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= UNIT_CHARS:
                 lines.setdefault(unit, region)
+        settings.setdefault(region.where.split(":")[0], []).extend(u for u in item.settings if finder.has(u))
         covered: set[int] = set()
         for unit, a, b in found:
             covered.update(range(a, b))
@@ -375,7 +385,7 @@ def find_class_copy_leaks(root: Path, copy: Path) -> list[str]:
         problems.append("solutions/ or tests/ is in the class copy")
     for path in sorted(p for p in copy.rglob("*") if p.is_file()):
         rel = path.relative_to(copy)
-        if rel.parts[0] in (".git", "quizzes") or NOT_LAB_FILES.intersection(rel.parts):
+        if rel.parts[0] == ".git":
             continue
         pieces = file_streams(path)
         if not pieces:

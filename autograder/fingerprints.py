@@ -57,8 +57,10 @@ class Lexed:
     def stream(self) -> list[str]:
         """Everything, comments and payloads included, as one word list with BREAKs between pieces."""
         out = [w for _, w in self.code]
-        for _, said in self.comments:
-            out += [BREAK, *said]
+        last = -1
+        for line, said in self.comments:  # a block of comment lines reads as one piece, like a paragraph
+            out += [*([] if line == last + 1 else [BREAK]), *said]
+            last = line
         for said in self.extra:
             out += [BREAK, *said]
         return out
@@ -312,13 +314,16 @@ def file_streams(path: Path) -> list[list[str]]:
             pieces.append(lex_cell(source, cell.get("cell_type") == "code").stream())
             for output in cell.get("outputs", []) or []:
                 pieces.append(lex_text("\n".join(_strings_of(output))).stream())
+            pieces.append(lex_text("\n".join(_strings_of(cell.get("metadata") or {}))).stream())
+        pieces.append(lex_text("\n".join(_strings_of(nb.get("metadata") or {}))).stream())
         return pieces
     pieces.append(lex_text(text).stream())
     if path.suffix in (".json", ".yaml", ".yml"):
         try:
             import yaml
 
-            parsed = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10 times faster
+            parsed = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=loader)
         except Exception:  # noqa: BLE001 - unparsable: the raw text above is all there is
             return pieces
         pieces.append([w for s in _strings_of(parsed) for w in (*words(s), BREAK)])
@@ -333,6 +338,7 @@ class Finder:
         for piece in pieces:
             self.words += [*piece, BREAK]
         self.at: dict[str, list[int]] = {}
+        self._shingles: dict[int, set[tuple[str, ...]]] = {}
         for i, w in enumerate(self.words):
             if w != BREAK:
                 self.at.setdefault(w, []).append(i)
@@ -355,10 +361,9 @@ class Finder:
         return False
 
     def shingles(self, n: int) -> set[tuple[str, ...]]:
-        out = set()
-        w = self.words
-        for i in range(len(w) - n + 1):
-            gram = tuple(w[i: i + n])
-            if BREAK not in gram:
-                out.add(gram)
-        return out
+        """Every run of `n` words within one piece (computed once per n)."""
+        if n not in self._shingles:
+            w = self.words
+            grams = (tuple(w[i: i + n]) for i in range(len(w) - n + 1))
+            self._shingles[n] = {gram for gram in grams if BREAK not in gram}
+        return self._shingles[n]
