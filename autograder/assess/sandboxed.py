@@ -70,13 +70,9 @@ class SandboxedServer:
             except HandinProblem as exc:
                 raise UsageError(f"{exc}: the app's folder is copied into the sandbox whole; move what it does not "
                                  "need out of it") from None
-        import autograder
-        import mlinfra
+        from autograder.deploy.torchserve_sandbox import course_pythonpath
 
-        # The course packages are bound at their own paths; their parent folders on PYTHONPATH make them importable
-        # whatever way they are installed (an editable install's .pth may name a checkout the sandbox cannot see).
-        packages = sorted({str(Path(m.__file__).resolve().parents[1]) for m in (autograder, mlinfra)})
-        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": ":".join(packages)}
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath()}
         readonly: tuple[str, ...] = ()
         if self.model_dir is not None and self.model_dir.is_dir():
             model = str(self.model_dir.resolve())

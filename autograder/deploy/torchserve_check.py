@@ -97,9 +97,27 @@ class _HostTorchServe:
         self.url = self.dep.inference_url
 
     def start(self, model: Path, handler: Path) -> None:
-        from mlinfra.torchserve_local import start
+        """As `mlinfra.torchserve_local.start`, but the archive is built with a temporary folder of its own
+        (torchserve_sandbox.archive_privately) and TorchServe gets this check's TMPDIR (Deployment.env)."""
+        import subprocess
 
-        start(self.dep, model, timeout=TORCHSERVE_START_S, handler=handler)
+        from autograder.deploy.torchserve_sandbox import archive_privately
+        from mlinfra.torchserve_local import PID_FILE, StartError, _venv_tool, config_properties, wait_until_predicting
+
+        dep = self.dep
+        for folder in (dep.state, dep.logs, dep.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        archive_privately(model, dep, handler)
+        config = dep.state / "config.properties"
+        config.write_text(config_properties(dep))
+        cmd = [_venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
+               "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
+        with (dep.logs / "torchserve.out").open("ab") as out:
+            code = subprocess.run(cmd, check=False, cwd=dep.state, env=dep.env(), stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True).returncode
+        if code != 0 or not (dep.tmp / PID_FILE).exists():
+            raise StartError(f"torchserve --start failed (exit {code}); see {dep.logs / 'torchserve.out'}")
+        wait_until_predicting(dep, TORCHSERVE_START_S)
 
     def stop(self) -> None:
         from mlinfra.torchserve_local import stop

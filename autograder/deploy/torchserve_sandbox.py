@@ -7,6 +7,7 @@ stopped by process id when the check ends.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,12 @@ class SandboxedTorchServe:
         import time
 
         from autograder.grading import sandbox
-        from mlinfra.torchserve_local import _venv_tool, archive, config_properties, probe_image
+        from mlinfra.torchserve_local import _venv_tool, config_properties, probe_image
 
         dep = self.dep
         for folder in (dep.state, dep.logs):
             folder.mkdir(parents=True, exist_ok=True)
-        archive(model, dep, handler)  # on the trusted side: zips the handler file, never runs it
+        archive_privately(model, dep, handler)  # on the trusted side: zips the handler file, never runs it
         config = dep.state / "config.properties"
         # A bounded Java heap: the sandbox's memory limit applies to Java too.
         config.write_text(config_properties(dep) + "vmargs=-Xmx512m -XX:+UseSerialGC\n")
@@ -57,7 +58,8 @@ class SandboxedTorchServe:
         spec = sandbox.Spec(work=dep.state, conn=self.conn, kind="bwrap",
                             limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600,
                                                   processes=2048),
-                            env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs)})
+                            env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs),
+                                 "PYTHONPATH": course_pythonpath()})
         self.spec = spec
         cmd, env = sandbox.wrap(inner, spec)
         with (dep.logs / "torchserve.out").open("ab") as out:
@@ -97,6 +99,52 @@ class SandboxedTorchServe:
             self.relay.close()
             self.relay = None
         shutil.rmtree(self.conn, ignore_errors=True)
+
+
+def course_pythonpath() -> str:
+    """PYTHONPATH for a sandbox: the folders holding the course packages, which the sandbox binds at their own
+    paths. An editable install's .pth may name a checkout the sandbox cannot see (a git worktree, a copy), and
+    then `python -m autograder...` inside would find nothing."""
+    import autograder
+    import mlinfra
+
+    return ":".join(sorted({str(Path(m.__file__).resolve().parents[1]) for m in (autograder, mlinfra)}))
+
+
+def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:
+    """`dep`'s model archive, built by torch-model-archiver with a temporary folder of its own.
+
+    The archiver stages an archive's files in <temporary folder>/<model name> (model_packaging_utils), so two
+    archives named "digits" built at the same moment (two students graded side by side, or `make torchserve`)
+    share one staging folder, and a student's archive can end up holding another's handler. A TMPDIR per check
+    (inside the student's own deploy folder) gives each archive its own."""
+    import shutil
+    import subprocess
+
+    from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE
+    from mlinfra.torchserve_local import StartError, _venv_tool
+
+    missing = [n for n in (MODEL_FILE, LABELS_FILE, CARD_FILE) if not (model_dir / n).is_file()]
+    if missing:
+        raise StartError(f"model folder {model_dir} lacks {', '.join(missing)}: run `make model` on the grading "
+                         "machine")
+    store, tmp = dep.state / "model-store", dep.state / "archive-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder in (store, tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+    cmd = [_venv_tool("torch-model-archiver"), "--model-name", dep.name, "--version", "1.0",
+           "--serialized-file", str(model_dir / MODEL_FILE), "--handler", str(handler),
+           "--extra-files", f"{model_dir / LABELS_FILE},{model_dir / CARD_FILE}",
+           "--export-path", str(store), "--force"]
+    env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp)}
+    try:
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if done.returncode != 0:
+        raise StartError("torch-model-archiver failed: "
+                         f"{''.join((done.stderr or done.stdout).strip().splitlines()[-1:])}")
+    return store / f"{dep.name}.mar"
 
 
 class Relay:
