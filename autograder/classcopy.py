@@ -323,7 +323,8 @@ def _file_leaks(rel: str, finder: Finder, own: bool, prepared: list[_Prepared]) 
         settings.setdefault(region.where.split(":")[0], []).extend(u for u in item.settings if finder.has(u))
         covered: set[int] = set()
         for unit, a, b in found:
-            covered.update(range(a, b))
+            if len(unit) >= 3:  # two-word lines (`return value`, `import tempfile`) are idioms, not coverage
+                covered.update(range(a, b))
         for gram, i in item.shingles:
             if gram in grams:
                 covered.update(range(i, i + SHINGLE))

@@ -10,8 +10,8 @@ Every file is read down to the words it says, whatever way a Python source or a 
 - a notebook is read per cell (code as Python, markdown and outputs as text), JSON and YAML also through their
   parsers (so `\\u0069` is `i`), anything else as text.
 What is left is a stream of lower-case words (identifiers, keywords, numbers): punctuation, layout and quoting are
-dropped, so `inference_address=http://127.0.0.1:8085` in a config file, `"inference_address": "http://127.0.0.1:
-8085"` in a dict and the same line built in an f-string all read `inference_address http 127 0 0 1 8085`. A
+dropped, so `base_url=http://localhost:9000` in a config file, `{"base_url": "http://localhost:9000"}` in a
+dict and the same line built by adjacent literals all read `base_url http localhost 9000`. A
 BREAK marks where a piece ends (a comment, a decoded payload, an f-string's replacement field, a cell), so no
 match is made across two unrelated pieces.
 """
