@@ -15,7 +15,7 @@ from typing import Any
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
-from autograder.grading import kernels, tamper
+from autograder.grading import kernels, seals, tamper
 from autograder.notebooks import kill_now, start_ready_client
 
 # What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
@@ -23,6 +23,10 @@ from autograder.notebooks import kill_now, start_ready_client
 GUARD_LOG: list[tuple[str, list[str]]] = []
 # Where the current student's time went inside nbgrader's execution (seconds): reset by the worker per student.
 TIMING: dict[str, float] = {}
+# Graded cells the kernel reported as run without error although their sealed hidden checks were never recorded,
+# or whose recorded values could not be read: (cell label, why). The worker resets it per student; an entry means
+# the kernel lied about its results: the submission scores 0 and is flagged.
+SEAL_LOG: list[tuple[str, str]] = []
 
 
 def _add(key: str, seconds: float) -> None:
@@ -161,18 +165,51 @@ class SandboxedExecute(Execute):
         if self._guarded_kc is not self.kc:
             self._guarded_kc = self.kc
             self._guard(tamper.setup_expression(), "kernel start")
+            self._guard(seals.setup_expression(), "kernel start")
+        sealed = seals.SealedCell(cell.source)
         if meta.get("grade"):
             restored = self._guard(tamper.RESTORE_EXPRESSION, label)
             if isinstance(restored, list) and restored:
                 GUARD_LOG.append((label, [str(r) for r in restored]))
+            sealed = seals.seal_cell(cell.source)
         started = time.monotonic()
-        result = super().preprocess_cell(cell, resources, index)
+        original, cell.source = cell.source, sealed.source
+        try:
+            result = super().preprocess_cell(cell, resources, index)
+        finally:
+            cell.source = original  # what nbgrader records and checksums is the cell as written
         _add("cells", time.monotonic() - started)
+        if sealed.seals:
+            self._judge_seals(cell, sealed, label)
         if meta.get("locked") and not meta.get("solution"):  # the course's own code: what it binds is trusted
             names = tamper.defined_names(cell.source)
             if names:
                 self._guard(tamper.keep_expression(names), label)
         return result
+
+
+    def _judge_seals(self, cell: Any, sealed: seals.SealedCell, label: str) -> None:
+        """The trusted side's verdict on a graded cell's sealed checks (seals.py): a failing one becomes the cell's
+        error output, which is what nbgrader scores; a kernel that claimed a clean run without recording them, or
+        sent what cannot be read, is logged as lying."""
+        from nbformat.v4 import new_output
+
+        started = time.monotonic()
+        try:
+            reply = self._user_expr(seals.TAKE_EXPRESSION)
+        except Exception:  # noqa: BLE001 - no answer is judged as no values recorded
+            reply = None
+        _add("seals", time.monotonic() - started)
+        kernel_error = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        verdict = seals.judge(sealed, reply, kernel_error)
+        if not kernel_error and (verdict.missing or verdict.unreadable):
+            why = verdict.unreadable or f"it reported a clean run but never ran {len(verdict.missing)} of its " \
+                                       f"{len(sealed.seals)} hidden checks"
+            SEAL_LOG.append((label, why))
+            verdict.failure = verdict.failure or "a hidden test failed"
+        if verdict.failure and not kernel_error:
+            cell.outputs.append(new_output("error", ename="AssertionError", evalue=verdict.failure,
+                                           traceback=[f"AssertionError: {verdict.failure}"]))
 
 
 def autograde_preprocessors() -> list[type]:

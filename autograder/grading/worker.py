@@ -245,6 +245,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         kernels.prestart(new_spec(plan, lab))  # the next student's kernel boots while this one is graded
     kernels.CURRENT = spec
     execute.GUARD_LOG.clear()
+    execute.SEAL_LOG.clear()
     execute.TIMING.clear()
     first_kernel = len(kernels.LAUNCHED)
     warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
@@ -318,6 +319,13 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
               and c.status != FAILED]
     for label, restored in execute.GUARD_LOG:
         flags.append(f"tampering? before {label} the grader had to restore: {', '.join(restored)}")
+    if execute.SEAL_LOG:
+        # The kernel said a cell ran cleanly while its sealed hidden checks never ran: its other replies cannot be
+        # believed either, so nothing it reported scores.
+        lies = "; ".join(f"{label}: {why}" for label, why in execute.SEAL_LOG)
+        flags.append(f"tampering? the kernel's results cannot be trusted ({lies[:300]}): scored 0 for review")
+        checks = [Check(c.name, FAILED, 0.0, c.max_points, "not scored: the kernel's replies were not the results "
+                        "of running the tests", c.where) for c in checks]
     deploy, deploy_notes = run_deploy_checks(lab, files, box)
     checks += deploy
     notes += deploy_notes
