@@ -1,5 +1,6 @@
-"""`autograder quiz coverage`: every learning outcome is asked by at least 2 summative questions and graded by a
-lab, read from the tags in lessons, labs and banks; the check fails when a tag goes missing."""
+"""`autograder quiz coverage`: every learning outcome is asked by at least 2 summative questions, graded by a lab
+(unless marked `lab: false`) and asked of every learner by a graded bank's draw, read from the tags in lessons,
+labs and banks; the check fails when a tag goes missing or a bank stops asking an outcome of everyone."""
 
 from __future__ import annotations
 
@@ -15,13 +16,19 @@ from quiz_support import REPO
 from autograder.cli import main
 from autograder.quiz.coverage import MIN_QUESTIONS, coverage, load_outcomes
 
-OUTCOMES = ["u1-infra-lifecycle", "u1-environment", "u1-frameworks", "u1-cloud", "u1-serving", "u1-docker", "u1-api",
-            "u2-lifecycle", "u2-airflow", "u2-pytorch-training", "u2-config-driven", "habit-idempotency",
+OUTCOMES = ["u1-infra-role", "u1-mlops-fundamentals", "u1-infra-lifecycle", "u1-environment", "u1-frameworks",
+            "u1-cloud", "u1-serving", "u1-docker", "u1-api", "u1-careers", "u2-lifecycle", "u2-airflow",
+            "u2-orchestration", "u2-pytorch-training", "u2-config-driven", "habit-idempotency",
             "habit-date-partitions", "habit-config-over-code", "habit-explicit-io"]
+SEED_OUTCOMES = {"u1-infra-role": "role of infrastructure", "u1-mlops-fundamentals": "MLOps fundamentals",
+                 "u2-orchestration": "orchestration from computation"}
 
 
-def test_the_course_defines_the_eleven_outcomes_and_four_habits() -> None:
-    assert [o["id"] for o in load_outcomes(REPO)] == OUTCOMES
+def test_the_course_defines_fifteen_outcomes_and_four_habits() -> None:
+    outcomes = {o["id"]: o for o in load_outcomes(REPO)}
+    assert list(outcomes) == OUTCOMES
+    for oid, words in SEED_OUTCOMES.items():  # the seed outcomes that had no id of their own
+        assert words.lower() in outcomes[oid]["text"].lower()
 
 
 def test_every_outcome_has_two_summative_questions_and_a_graded_lab() -> None:
@@ -29,7 +36,9 @@ def test_every_outcome_has_two_summative_questions_and_a_graded_lab() -> None:
     short = [f"{c.name}: {c.message}" for c in result.checks if not c.passed]
     assert short == [], short
     rows = {r["outcome"]: r for r in result.data["outcomes"]}
-    assert all(len(rows[o]["questions"]) >= MIN_QUESTIONS and rows[o]["labs"] for o in OUTCOMES)
+    assert all(len(rows[o]["questions"]) >= MIN_QUESTIONS and (rows[o]["labs"] or not rows[o]["lab_expected"])
+               for o in OUTCOMES)
+    assert all(rows[o]["per_learner_min"] >= 1 for o in OUTCOMES)
     assert rows["u1-frameworks"]["labs"] == ["lab03-frameworks"]
     assert "02-mlops-and-tooling/05-four-habits.ipynb" in rows["habit-idempotency"]["lessons"]
 
@@ -44,6 +53,7 @@ def test_coverage_cli_prints_the_table_and_json(capsys) -> None:
     assert main(["quiz", "coverage", "--json", "-"]) == 0
     captured = capsys.readouterr()
     assert "u2-config-driven" in captured.err and "every outcome has a graded lab" in captured.err
+    assert "per learner" in captured.err and "each of 200 simulated learners is asked every outcome" in captured.err
     data = json.loads(captured.out)
     assert data["status"] == "completed" and len(data["checks"]) == len(OUTCOMES)
 
@@ -78,16 +88,62 @@ def _untag(bank: Path, outcome: str) -> None:
 
 def test_an_outcome_below_two_questions_fails(course: Path, capsys) -> None:
     assert coverage(course).passed
-    for bank in ("module01.yaml", "phase1.yaml"):
-        _untag(course / "quizzes" / bank, "u1-cloud")
-    text = (course / "quizzes" / "module01.yaml").read_text()
-    text = text.replace("outcomes: []", "outcomes: [u1-docker]")
-    (course / "quizzes" / "module01.yaml").write_text(text)
+    bank = course / "quizzes" / "module01.yaml"
+    first, *rest = bank.read_text().split("outcomes: [u1-cloud]")  # the first question keeps its tag
+    bank.write_text(first + "outcomes: [u1-cloud]" + "outcomes: [u1-docker]".join(rest).replace(
+        "[u1-infra-role, u1-cloud]", "[u1-infra-role]"))
     result = coverage(course)
     assert [c.name for c in result.checks if not c.passed] == ["u1-cloud"]
-    assert "0 summative question(s), needs 2" in result.checks[3].message
+    assert "1 summative question(s), needs 2" in result.checks[OUTCOMES.index("u1-cloud")].message
     assert main(["quiz", "coverage"]) == 1
-    assert "u1-cloud: 0 summative question(s)" in capsys.readouterr().out
+    assert "u1-cloud: 1 summative question(s)" in capsys.readouterr().out
+
+
+def test_an_outcome_no_graded_bank_asks_of_every_learner_fails(course: Path, capsys) -> None:
+    bank = course / "quizzes" / "phase1.yaml"
+    bank.write_text(bank.read_text().replace("units: [2, habit]", "units: [2]"))
+    result = coverage(course)
+    failed = {c.name: c.message for c in result.checks if not c.passed}
+    assert sorted(failed) == sorted(o for o in OUTCOMES if o.startswith("habit-"))
+    assert all("no summative bank asks it of every learner" in m for m in failed.values())
+    rows = {r["outcome"]: r for r in result.data["outcomes"]}
+    assert rows["u2-airflow"]["per_learner_min"] >= 1 and rows["habit-idempotency"]["per_learner_min"] is None
+
+
+@pytest.mark.parametrize("quiz_id", ["module01", "phase1"])
+def test_every_learners_draw_asks_every_outcome_of_the_banks_units(quiz_id: str) -> None:
+    from autograder.quiz.bank import load_quiz
+    from autograder.quiz.shuffle import arrange
+
+    quiz = load_quiz(REPO / "quizzes" / f"{quiz_id}.yaml")
+    units = {"module01": {"1"}, "phase1": {"2", "habit"}}[quiz_id]
+    assert set(quiz.required_outcomes) == {o["id"] for o in load_outcomes(REPO) if o["unit"] in units}
+    for i in range(300):  # learner ids and ticket nonces the lint and coverage simulations never used
+        asked = arrange(quiz, learner=f"holdout-{i}", nonce=f"{i:032x}")
+        tags = {oid for p in asked for oid in p.question.outcomes}
+        assert set(quiz.required_outcomes) <= tags, (i, set(quiz.required_outcomes) - tags)
+        assert len(asked) == quiz.asked
+        if quiz_id == "module01":
+            assert any(p.question.topic == "tensorflow" for p in asked), "TensorFlow is asked of every learner"
+            assert any("u1-careers" in p.question.outcomes for p in asked)
+
+
+def test_a_draw_that_cannot_ask_every_outcome_is_named(tmp_path: Path) -> None:
+    from autograder.errors import BadConfig
+    from autograder.quiz.bank import load_quiz
+    from autograder.quiz.shuffle import arrange
+
+    folder = tmp_path / "quizzes"
+    shutil.copytree(REPO / "quizzes", folder)
+    bank = folder / "phase1.yaml"
+    # three habits, one habit question per learner, and no other topic's question asks about them
+    text = bank.read_text().replace("{lifecycle: 2, airflow: 3, training: 2, configuration: 2, habits: 3}",
+                                    "{lifecycle: 2, airflow: 5, training: 2, configuration: 2, habits: 1}")
+    bank.write_text(text.replace("[u2-airflow, habit-date-partitions]", "[u2-airflow]").replace(
+        "[u2-airflow, habit-explicit-io]", "[u2-airflow]"))
+    quiz = load_quiz(bank, schema_check=False)
+    with pytest.raises(BadConfig, match="no draw within the topic counts asks every outcome"):
+        arrange(quiz, learner="ada")
 
 
 def test_an_outcome_without_a_graded_lab_fails_and_unknown_tags_are_named(course: Path) -> None:

@@ -55,13 +55,13 @@ def test_gift_has_every_question_and_escapes_specials(sample) -> None:
 def test_gift_of_a_real_bank_has_balanced_braces() -> None:
     text, _ = to_gift(load_quiz(BANKS / "phase1.yaml"))
     unescaped = re.sub(r"\\.", "", text)
-    assert unescaped.count("{") == unescaped.count("}") == 25
+    assert unescaped.count("{") == unescaped.count("}") == 28
 
 
 def test_export_cli_writes_a_file(workbook: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "m.xml"
     assert main(["quiz", "export", "module01", "--format", "moodle", "-o", str(out)]) == 0
-    assert len(ET.parse(out).getroot().findall("question")) == 42
+    assert len(ET.parse(out).getroot().findall("question")) == 51
     assert main(["quiz", "export", "lesson08", "--format", "gift"]) == 0
     captured = capsys.readouterr()
     assert "::l08-versioning::" in captured.out and "regex is not exported" in captured.err

@@ -114,7 +114,7 @@ def test_a_formative_reference_scores_full_marks_on_its_learner_copy(tmp_path: P
 
 def test_a_summative_learner_copy_checks_nothing(tmp_path: Path) -> None:
     copy = load_quiz(_write_copy(load_quiz(BANKS / "module01.yaml"), tmp_path))
-    assert copy.summative and copy.learner_copy and len(copy.questions) == 41
+    assert copy.summative and copy.learner_copy and len(copy.questions) == 50
     result = grade_answers(copy, yaml.safe_load(REFERENCE.read_text()))
     assert result.score == 0 and {r.status for r in result.questions} == {"pending"}
 
