@@ -5,8 +5,9 @@ Every file is read down to the words it says, whatever way a Python source or a 
   latin-1, ...); string literals are replaced by their values (escapes `\\x69`, `\\N{...}`, raw strings, bytes,
   adjacent literals joined, f-strings' literal parts), numbers by their values (`0x1f99` is 8089); identifiers
   are NFKC-normalised as Python itself does (a full-width `ｍodel` is `model`);
-- a string literal that holds base64, hex or zlib/gzip/bz2/lzma data, and a run of small integers (character
-  codes), is decoded too, and its words join the file as one more piece;
+- a string literal that holds base64, hex or zlib/gzip/bz2/lzma data, a long one read backwards, through rot13
+  or with its escapes written twice, and a run of small integers (character codes), are decoded too, each
+  joining the file as one more piece; so are base64 and hex blobs in any text;
 - a notebook is read per cell (code as Python, markdown and outputs as text), JSON and YAML also through their
   parsers (so `\\u0069` is `i`), anything else as text.
 What is left is a stream of lower-case words (identifiers, keywords, numbers): punctuation, layout and quoting are
@@ -21,11 +22,13 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import codecs
 import io
 import json
 import re
 import tokenize
 import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +36,11 @@ BREAK = "\x00"
 _WORD = re.compile(r"[^\W\d_]\w*|_\w+|\d+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=_\-\s]{24,}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}\s?){12,}")
+_BLOB = re.compile(r"[A-Za-z0-9+/=_\-]{32,}")
 # Character codes of printable text: a run of at least this many small integers is read as text too.
 _CODES_RUN = 8
+# A string literal this long is also read reversed and through rot13 (a docstring read backwards is noise).
+_TRANSFORM_MIN = 24
 
 
 def words(text: str) -> list[str]:
@@ -107,7 +113,24 @@ def decoded_payloads(value: str | bytes) -> list[str]:
             found += _text_payloads(bytes.fromhex(compact))
         except ValueError:
             pass
+    if len(value) >= _TRANSFORM_MIN:  # turned back at run time: reversed, rot13, escapes written twice
+        found += [value[::-1], codecs.decode(value, "rot13")]
+        if "\\" in value:
+            with warnings.catch_warnings():  # "invalid escape sequence" is expected of ordinary text
+                warnings.simplefilter("ignore")
+                try:
+                    found.append(codecs.decode(value, "unicode_escape"))
+                except (UnicodeDecodeError, ValueError):
+                    pass
     return found
+
+
+def text_pieces(text: str) -> list[list[str]]:
+    """A text's words, and those of every base64 or hex blob in it, decoded."""
+    pieces = [lex_text(text).stream()]
+    for blob in _BLOB.findall(text):
+        pieces += [words(payload) for payload in decoded_payloads(blob) if payload != blob]
+    return pieces
 
 
 def _literal(token: str) -> tuple[list[str | None], list[str]]:
@@ -253,12 +276,12 @@ def lex_text(text: str) -> Lexed:
 _MAGIC = re.compile(r"^(\s*)([%!].*)$", re.MULTILINE)
 
 
-def lex_cell(source: str, code: bool) -> Lexed:
+def lex_cell(source: str, code: bool) -> list[list[str]]:
     if code:
         lexed = lex_python(_MAGIC.sub(lambda m: m.group(1) + "#" + m.group(2), source))
         if lexed is not None:
-            return lexed
-    return lex_text(source)
+            return [lexed.stream()]
+    return text_pieces(source)
 
 
 def _strings_of(data: object) -> list[str]:
@@ -311,13 +334,13 @@ def file_streams(path: Path) -> list[list[str]]:
         for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
             source = cell.get("source", "")
             source = "".join(source) if isinstance(source, list) else str(source)
-            pieces.append(lex_cell(source, cell.get("cell_type") == "code").stream())
+            pieces += lex_cell(source, cell.get("cell_type") == "code")
             for output in cell.get("outputs", []) or []:
-                pieces.append(lex_text("\n".join(_strings_of(output))).stream())
-            pieces.append(lex_text("\n".join(_strings_of(cell.get("metadata") or {}))).stream())
-        pieces.append(lex_text("\n".join(_strings_of(nb.get("metadata") or {}))).stream())
+                pieces += text_pieces("\n".join(_strings_of(output)))
+            pieces += text_pieces("\n".join(_strings_of(cell.get("metadata") or {})))
+        pieces += text_pieces("\n".join(_strings_of(nb.get("metadata") or {})))
         return pieces
-    pieces.append(lex_text(text).stream())
+    pieces += text_pieces(text)
     if path.suffix in (".json", ".yaml", ".yml"):
         try:
             import yaml

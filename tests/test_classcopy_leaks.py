@@ -8,6 +8,7 @@ Python source or a notebook can hold, and the language's idioms, which must stay
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import os
 import re
@@ -255,6 +256,10 @@ def _spellings(code: str) -> dict[str, bytes]:
         "modules/spelt/unicode.json": ('{"c": "' + "".join(f"\\u{ord(c):04x}" for c in code) + '"}').encode(),
         "modules/spelt/outputs.ipynb": json.dumps(notebook).encode(),
         "modules/spelt/data/hidden.txt": code.encode(),  # a folder name the lab copier skips is no hiding place
+        "modules/spelt/rot13.py": f"CODE = {codecs.encode(code, 'rot13')!r}\n".encode(),
+        "modules/spelt/reversed.py": f"CODE = {code[::-1]!r}[::-1]\n".encode(),
+        "modules/spelt/twice-escaped.py": f'CODE = "{escaped.replace(chr(92), chr(92) * 2)}"\n'.encode(),
+        "modules/spelt/blob.md": f"the answer: {base64.b64encode(code.encode()).decode()}\n".encode(),
     }
 
 
