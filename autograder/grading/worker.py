@@ -65,8 +65,11 @@ def _read_autograded(autograded: Path) -> Any:
     return nbformat.read(autograded, as_version=4) if autograded.is_file() else None
 
 
-def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab) -> dict[str, Check]:
-    """One check per graded code cell, from the notebook nbgrader wrote after execution."""
+def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
+                  leaks: list[str]) -> dict[str, Check]:
+    """One check per graded code cell, from the notebook nbgrader wrote after execution. A message that quotes
+    the cell's hidden tests is replaced, and the cell's id added to `leaks` (redact.py)."""
+    from autograder.grading.redact import HiddenText
     from autograder.notebooks import TIMEOUT_ERRORS, cell_error
 
     checks: dict[str, Check] = {}
@@ -94,6 +97,9 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab) -> 
                        else "no points")
         else:
             status, message = PASSED, ""
+        message, leaked = HiddenText.of_cell(cell.source).clean(message)
+        if leaked:
+            leaks.append(gid)
         checks[gid] = Check(gid, status, score, max_points, message, where)
     return checks
 
@@ -302,7 +308,10 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
                 scores[grade.name] = (float(grade.score), float(grade.max_score))
     autograded = course / "autograded" / student / lab.name / lab.notebook
     graded_nb = _read_autograded(autograded)
-    by_id = _cell_results(graded_nb, scores, lab)
+    leaks: list[str] = []
+    by_id = _cell_results(graded_nb, scores, lab, leaks)
+    if leaks:
+        flags.append(f"tampering? the kernel's messages for {', '.join(leaks)} quoted hidden tests (removed)")
     checks = []
     for gid, max_points in plan.tests.items():
         if gid in by_id:

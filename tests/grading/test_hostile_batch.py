@@ -33,7 +33,8 @@ KINDS = ("bwrap", "container")
 HONEST = ["reference", "partly-done", "blank"]
 HOSTILE = load_hostile()
 # The hidden tests of lab01 (solution source only): no feedback page may contain them.
-HIDDEN_MARKERS = ['"/opt/conda/envs/course", "/opt/conda"', "### BEGIN HIDDEN TESTS"]
+HIDDEN_MARKERS = ['"/opt/conda/envs/course", "/opt/conda"', "### BEGIN HIDDEN TESTS", "minimum=(3, 13)",
+                  "check_python((4, 0, 0))", "Y2hlY2tfcHl0aG9u"]  # the last: "check_python" in base64
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -98,6 +99,9 @@ def test_outputs_are_the_graders_own(batch: dict[str, Any]) -> None:
     rows = [line.split(",")[0] for line in batch["grades"].splitlines()[1:]]
     assert sorted(rows) == sorted({*HONEST, *batch["graded_as"].values()}), "every student listed, thieves too"
     assert "forged" not in batch["grades"] and "sabotaged" not in batch["grades"]
+    for marker in HIDDEN_MARKERS:
+        assert marker not in batch["grades"], f"grades.csv shows hidden-test source ({marker})"
+        assert marker not in (out / "summary.json").read_text(), f"summary.json shows hidden-test source ({marker})"
     for page in (out / "feedback").glob("*.html"):
         text = page.read_text()
         assert "sabotaged" not in text, f"{page.name} was rewritten by a student"
