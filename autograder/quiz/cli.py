@@ -245,13 +245,12 @@ def run_grade(args: argparse.Namespace) -> Done:
         raise UsageError(f"{args.answers}: no such answers file or folder")
     root = _root_or_none()
     key = None
-    if quiz.summative:
-        if args.key:
-            key = load_key(args.key)
-        elif root is not None and key_path(root).is_file():
-            key = load_key(key_path(root))
-        elif "no-ticket" not in args.accept:
-            key = load_key(key_path(root or Path.cwd()))  # raises, naming where the key should be
+    if args.key:
+        key = load_key(args.key)
+    elif root is not None and key_path(root).is_file():
+        key = load_key(key_path(root))
+    elif quiz.summative and "no-ticket" not in args.accept:
+        key = load_key(key_path(root or Path.cwd()))  # raises, naming where the key should be
     grades = grade_batch(quiz, args.answers, key=key, accept=frozenset(args.accept))
     if not grades:
         raise UsageError(f"{args.answers}: no answers files in this folder (expected <student>.yaml or .json)")

@@ -54,8 +54,12 @@ def test_exam_records_answers_shows_no_key_and_allows_one_attempt(workbook: Path
     record_path = workbook / "workspace" / "quizzes" / "module01" / "ada.yaml"
     record = yaml.safe_load(record_path.read_text())
     assert record["quiz"] == "module01" and record["learner"] == "ada" and record["started"] and record["finished"]
-    assert record["ticket"] == {k: v for k, v in yaml.safe_load(ticket.read_text()).items()}
-    assert record["drawn"] == [p for p in record["drawn"]] and len(record["answers"]) == 20
+    issued = yaml.safe_load(ticket.read_text())
+    assert record["ticket"] == issued, "the record carries the ticket as issued"
+    from autograder.quiz.shuffle import arrange
+
+    shown = [p.question.id for p in arrange(quiz, learner="ada", nonce=issued["nonce"])]
+    assert record["drawn"] == shown and len(record["answers"]) == 20  # the ticket's draw, in the order shown
     assert set(record["times"]) == set(record["answers"])
     assert "Recorded 20 of 20 answers" in out
     for leaked in ("Correct.", "Not quite", "The answer", "Why:", "Score:"):
@@ -241,6 +245,7 @@ def test_a_tampered_draw_is_graded_on_the_tickets_draw(workbook: Path, tmp_path:
     record["answers"] = {q.id: key[q.id] for q in quiz.questions[:20]}
     (tmp_path / "ada.yaml").write_text(yaml.safe_dump(record))
     code, rows = _grade_json(tmp_path / "ada.yaml", tmp_path, capsys)
+    assert code == 0
     expected = len(set(drawn_for(quiz, record)) & {q.id for q in quiz.questions[:20]})
     assert rows["ada.yaml"]["score"] == expected < 20
     assert any("differs from this learner's draw" in n for n in rows["ada.yaml"]["notes"])

@@ -91,8 +91,8 @@ def test_strategies_the_lint_does_not_simulate_stay_near_chance(quiz_id: str, pi
 def _synthetic(write_bank, cue: str) -> Path:
     """A graded bank of 30 single-choice questions whose keys carry one planted cue."""
     rng = random.Random(cue)
-    vocab = ("model data pipeline server cache image layer token batch metric drift replica queue shard "
-             "schema tensor kernel graph registry partition").split()
+    vocab = ["model", "data", "pipeline", "server", "cache", "image", "layer", "token", "batch", "metric", "drift",
+             "replica", "queue", "shard", "schema", "tensor", "kernel", "graph", "registry", "partition"]
     items = []
     for i in range(30):
         texts = [" ".join(rng.choice(vocab) for _ in range(8)) for _ in range(4)]
