@@ -138,6 +138,21 @@ async def wait_until_ready(kc: Any, timeout: float, is_alive: Any) -> None:
             raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
 
+# What one message from a kernel may weigh, and how many may wait unread: the kernel is the student's process,
+# and everything it sends is held in the grader's memory (docs/grading.md, "Bounded reading").
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+MAX_QUEUED_MESSAGES = 64
+
+
+def _bound_messages(kc: Any) -> None:
+    """Set the limits on the client's sockets before they are made: a larger message drops the connection (the
+    kernel is then dead to us), and past the queue's length further output is dropped, never buffered."""
+    import zmq
+
+    kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    kc.context.setsockopt(zmq.RCVHWM, MAX_QUEUED_MESSAGES)
+
+
 async def start_ready_client(client: Any) -> Any:
     """nbclient's `async_start_new_kernel_client` with `wait_until_ready` in place of jupyter_client's wait:
     the same client, channels and clean-up on failure, 0.2 s sooner."""
@@ -147,6 +162,7 @@ async def start_ready_client(client: Any) -> Any:
     assert client.km is not None
     try:
         client.kc = client.km.client()
+        _bound_messages(client.kc)
         await ensure_async(client.kc.start_channels())
         await wait_until_ready(client.kc, client.startup_timeout, client.km.is_alive)
     except Exception as exc:

@@ -143,6 +143,21 @@ def oom_kills(name: str) -> int:
         return 0
 
 
+def pids_refused(name: str) -> int:
+    """How many times sandbox `name` was refused a new task at its pids.max (0 when unknown)."""
+    parent, _ = hierarchy("pids")
+    if parent is None:
+        return 0
+    try:
+        for line in (parent / name / "pids.events").read_text().splitlines():
+            field, _, value = line.partition(" ")
+            if field == "max":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def release(name: str, timeout: float = 5.0) -> list[int]:
     """SIGKILL whatever is left in cgroups `name`, wait for them to empty, remove them; returns the pids killed."""
     killed: list[int] = []

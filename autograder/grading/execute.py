@@ -33,6 +33,25 @@ def _add(key: str, seconds: float) -> None:
     TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
 
 
+# What a student's outputs may weigh in the grader's memory: beyond CELL_OUTPUT_BYTES a cell's further outputs are
+# dropped (with a note in the cell); beyond STUDENT_OUTPUT_BYTES the kernel is stopped (OUTPUT_LOG says so).
+CELL_OUTPUT_BYTES = 1_000_000
+STUDENT_OUTPUT_BYTES = 10_000_000
+# Why the current student's kernel was stopped for its output, if it was: reset by the worker per student.
+OUTPUT_LOG: list[str] = []
+
+
+def _weight(content: Any) -> int:
+    """About how many bytes a message's content holds (its strings, however nested)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, dict):
+        return sum(len(str(k)) + _weight(v) for k, v in content.items())
+    if isinstance(content, (list, tuple)):
+        return sum(_weight(v) for v in content)
+    return 8
+
+
 # A kernel started ahead (kernels.take_warm) for the notebook about to run: set by the worker, taken once here.
 WARM_KM: Any = None
 
@@ -86,6 +105,30 @@ class SandboxedExecute(Execute):
         super().__init__(*args, **kwargs)
         self.shutdown_kernel = "immediate"
         self._guarded_kc: Any = None
+        self._cell_bytes: dict[int, int] = {}
+        self._student_bytes = 0
+
+    def output(self, outs: Any, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
+        """nbclient's, within the output caps: what is past them is dropped, and a flood stops the kernel."""
+        from nbformat.v4 import new_output
+
+        size = _weight(msg.get("content"))
+        self._student_bytes += size
+        before = self._cell_bytes.get(cell_index, 0)
+        self._cell_bytes[cell_index] = before + size
+        if self._student_bytes > STUDENT_OUTPUT_BYTES:
+            if not OUTPUT_LOG:
+                OUTPUT_LOG.append(f"the notebook printed more than {STUDENT_OUTPUT_BYTES // 1_000_000} MB: its "
+                                  "kernel was stopped")
+                if self.km is not None:
+                    kill_now(self.km)
+            return None
+        if before + size > CELL_OUTPUT_BYTES:
+            if before <= CELL_OUTPUT_BYTES:
+                outs.append(new_output("stream", name="stdout", text=f"\n[output past {CELL_OUTPUT_BYTES // 1000} kB "
+                                       "dropped by the grader]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
 
     async def _async_user_expr(self, expr: str) -> Any:
         assert self.kc is not None

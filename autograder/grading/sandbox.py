@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,7 @@ class Spec:
     readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
     env: dict[str, str] = field(default_factory=dict)
     tmpfs_home: bool = False  # work is a size-capped tmpfs of its own (root graders); gone at teardown
+    hit: list[str] = field(default_factory=list)  # the limits the sandbox reached, as `teardown` found them
 
     @property
     def name(self) -> str:
@@ -79,6 +81,13 @@ class Spec:
 
 def _digest(path: Path, size: int) -> str:
     return hashlib.sha1(str(path).encode()).hexdigest()[:size]
+
+
+def connection_root(sandboxes: Path) -> Path:
+    """Where the connection folders of the batch whose sandboxes live under `sandboxes` are made: short (ipc socket
+    paths must fit in 107 bytes), and known from the batch alone, so `sweep` removes every key and socket."""
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    return base / f"ag-{_digest(sandboxes.resolve(), 8)}"
 
 
 def batch_prefix(sandboxes: Path) -> str:
@@ -331,8 +340,14 @@ def teardown(spec: Spec) -> None:
     if spec.kind == "container":
         containers.remove(spec.name)
     else:
+        for limit, reached in (("memory limit", cgroups.oom_kills), ("process limit", cgroups.pids_refused)):
+            if limit not in spec.hit and reached(spec.name):
+                spec.hit.append(limit)
         cgroups.release(spec.name)
     if os.path.ismount(spec.work):
+        usage = shutil.disk_usage(spec.work)
+        if usage.free < max(usage.total // 100, 64 * 1024) and "disk limit" not in spec.hit:
+            spec.hit.append("disk limit")
         _unmount(spec.work)
 
 
@@ -350,6 +365,9 @@ def sweep(sandboxes: Path, kind: str) -> list[str]:
     homes = mounted_under(sandboxes) if sandboxes.is_dir() else []
     for home in homes:
         _unmount(home)
+    conns = connection_root(sandboxes)
+    if conns.is_dir():
+        shutil.rmtree(conns, ignore_errors=True)
     return [*left, *stray, *(str(h) for h in homes)]
 
 

@@ -58,6 +58,24 @@ def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
     return killed
 
 
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a file a sandbox could write, never through a symbolic link (b'' when missing)."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def _read_autograded(autograded: Path) -> Any:
     """The notebook nbgrader wrote after execution (read once for the checks and the timeouts), or None."""
     import nbformat
@@ -156,6 +174,19 @@ def run_deploy_checks(lab: Lab, files: Path, work: Path) -> tuple[list[Check], l
     return checks, notes
 
 
+_LIMIT_OF = {"memory limit": lambda spec: f"{spec.limits.memory_mb} MB",
+             "process limit": lambda spec: f"{spec.limits.processes} tasks",
+             "disk limit": lambda spec: f"{spec.limits.disk_mb} MB"}
+
+
+def _limits_reached(spec: Any) -> list[str]:
+    """The sandbox limits the student's code reached (its sandbox is torn down by now; `teardown` recorded them)."""
+    from autograder.grading import sandbox
+
+    sandbox.teardown(spec)  # normally done already by the kernel's reaper; records what was hit either way
+    return [limit for limit in ("memory limit", "process limit", "disk limit") if limit in spec.hit]
+
+
 # Start the next kernel ahead while a student is graded (the local engine's workers set it; a caller that grades
 # one student and returns, as an Airflow task does, must not leave a kernel behind).
 PRESTART = False
@@ -169,7 +200,10 @@ def new_spec(plan: BatchPlan, lab: Lab) -> Any:
     from autograder.grading import sandbox
 
     box = Path(plan.work_dir) / "sandboxes" / uuid.uuid4().hex[:12]
-    conn = Path(tempfile.mkdtemp(prefix="ag-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    # under the batch's own folder of connection folders, which the batch's end removes whatever happened
+    conns = sandbox.connection_root(Path(plan.work_dir) / "sandboxes")
+    conns.mkdir(mode=0o700, parents=True, exist_ok=True)
+    conn = Path(tempfile.mkdtemp(prefix="", dir=conns))
     return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True,
                         limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
                                               file_mb=plan.file_mb))
@@ -252,6 +286,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     kernels.CURRENT = spec
     execute.GUARD_LOG.clear()
     execute.SEAL_LOG.clear()
+    execute.OUTPUT_LOG.clear()
     execute.TIMING.clear()
     first_kernel = len(kernels.LAUNCHED)
     warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
@@ -273,8 +308,8 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         execute.TIMING["kernel reaped"] = round(time.monotonic() - t_reap, 4)
         mine = [e for e in kernels.LAUNCHED if e[0] == warm_id] + kernels.LAUNCHED[first_kernel:]
         killed = _kill_leftovers(mine)
-        if (conn / "kernel.log").is_file() and box.is_dir():
-            shutil.copyfile(conn / "kernel.log", box / "kernel.log")  # a log only: never read as a result
+        if box.is_dir():  # a log only, never read as a result; the kernel may have swapped it for a link
+            (box / "kernel.log").write_bytes(read_bounded(conn / "kernel.log", 1_000_000))
         shutil.rmtree(conn, ignore_errors=True)
     exec_seconds = time.monotonic() - t_exec
     kernel_ids = [kid for kid, _pid, _w in mine]
@@ -288,10 +323,14 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
                             "sandbox": plan.sandbox, "forked": bool(kernel_ids) and kernel_ids[-1] in kernels.FORKED}
     if kernels.ZYGOTE_FAILED:
         data["zygote failed"] = kernels.ZYGOTE_FAILED[-1]
+    notes += execute.OUTPUT_LOG
+    limits = _limits_reached(spec)
+    notes += [f"the notebook reached the sandbox's {limit} ({_LIMIT_OF[limit](spec)})" for limit in limits]
     if not result.get("success"):
         cause = _root_cause(log)
         if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():
-            outcome = _zero(plan, student, KERNEL_DIED, "the kernel died while running the notebook (os._exit, "
+            status = limits[0] if limits else KERNEL_DIED
+            outcome = _zero(plan, student, status, "the kernel died while running the notebook (os._exit, "
                             "a crash in native code, or a limit); nbgrader scores nothing once that happens",
                             notes, flags, started)
         else:

@@ -28,7 +28,12 @@ UNREADABLE = "unreadable"    # the subject could not be read (corrupt notebook, 
 STOPPED = "stopped"          # killed at the overall time limit: scores nothing
 KERNEL_DIED = "kernel died"  # the process running the learner's code died (os._exit, a native crash, memory)
 GRADER_ERROR = "grader error"  # the grading machinery failed, not the learner's code (the notes say where)
-OUTCOME_STATUSES = (COMPLETED, FLAGGED, MISSING, UNREADABLE, STOPPED, KERNEL_DIED, GRADER_ERROR)
+# The learner's code reached a limit of its sandbox and was stopped there (scores what ran before, as kernel died):
+MEMORY_LIMIT = "memory limit"    # the sandbox's memory as a whole
+PROCESS_LIMIT = "process limit"  # the sandbox's tasks (processes and threads)
+DISK_LIMIT = "disk limit"        # the sandbox's writable folders are full
+OUTCOME_STATUSES = (COMPLETED, FLAGGED, MISSING, UNREADABLE, STOPPED, KERNEL_DIED, MEMORY_LIMIT, PROCESS_LIMIT,
+                    DISK_LIMIT, GRADER_ERROR)
 
 
 @dataclass

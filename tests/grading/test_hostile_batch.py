@@ -84,6 +84,15 @@ def test_hostile_sample_gets_exactly_its_grade(batch: dict[str, Any], sample) ->
     assert sample.reason.lower() in f"{got.status} {_reason(got)}".lower(), _reason(got)
 
 
+def test_a_limit_reached_is_named(batch: dict[str, Any]) -> None:
+    """The memory cgroup stopped the children of memory-in-children: its outcome says so (bubblewrap sandboxes
+    report the limits their cgroups recorded)."""
+    if batch["kind"] != "bwrap" or cgroups.hierarchy("memory")[0] is None:
+        pytest.skip("limits are read from a bubblewrap sandbox's cgroups")
+    got = _student(batch, batch["graded_as"]["memory-in-children"])
+    assert "memory limit" in _reason(got), _reason(got)
+
+
 def test_honest_students_do_not_move(batch: dict[str, Any]) -> None:
     tests = batch["result"].data["tests"]
     for name in HONEST:
