@@ -6,6 +6,7 @@ over `assess`. Nothing here prints results: progress goes to stderr through `pro
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ def assess_app(server: Any, opts: Any, timeout_s: float, req: Request | None = N
         assert server.proc is not None
         where = "in the grading sandbox" if type(server).__name__ == "SandboxedServer" else "directly"
         say(f"started uvicorn {server.target} {where} on {server.url} (pid {server.proc.pid}); waiting for /health")
+        # Its processes are known: the latency verdict can tell its own slowness from the machine's load.
+        opts = dataclasses.replace(opts, service_pid=server.proc.pid)
         result = assess_target(
             ContractTarget(server.url),
             opts,

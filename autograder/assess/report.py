@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.assess.breakdown import Breakdown
-from autograder.assess.latency import LIMIT_MS
+from autograder.assess.latency import BUSY_SHARE, LIMIT_MS
 from autograder.assess.probes import Criterion, Evidence
 from autograder.reports import format_table
 from mlinfra.base.results import FAILED, INFO, PASSED, Check, ReportOutcome
@@ -190,6 +190,7 @@ def to_json(result: Assessment) -> dict[str, Any]:
                 "rounds": size.rounds,
                 "stopped_early": size.stopped_early,
                 "error": size.error,
+                "round_details": size.round_details,  # each round's p95 and the machine's calibration around it
                 **size.stats(),
                 "samples_ms": [round(s, 3) for s in size.samples_ms],
             }
@@ -202,6 +203,7 @@ def to_json(result: Assessment) -> dict[str, Any]:
         "pass_rule": result.pass_rule,
         "target": result.target,
         "startup_seconds": result.startup_seconds,
+        "latency_lock_wait_s": round(result.evidence.lock_wait_s, 2),
         "criteria": [
             {
                 "number": c.number,
@@ -297,6 +299,20 @@ def markdown(result: Assessment, path: Path) -> Path:
             "|---|---|---|---|---|---|---|",
         ]
         out += ["| " + " | ".join(row) + " |" for row in latency_rows(result)]
+        out += ["", "The machine, measured in the same run around each round (a calibration probe: the share of a "
+                "core a runnable process got, and the load average). A round that failed on a busy machine "
+                f"(under {BUSY_SHARE:.0%} of a core) is not counted and is measured again when the machine is "
+                "quieter.", ""]
+        if result.evidence.lock_wait_s:
+            out += [f"Waited {result.evidence.lock_wait_s:.1f} s for another assessment's latency probes to "
+                    "finish (one at a time on a machine).", ""]
+        out += ["| Size | Round | p95 (ms) | Passed | CPU share | Load (1 min) | Counted |", "|---|---|---|---|---|---|---|"]
+        for size in result.evidence.latency:
+            for n, r in enumerate(size.round_details, 1):
+                cal: Any = r.get("calibration") or {}
+                out.append(f"| {size.label} | {n} | {r['p95_ms']} | {'yes' if r['passed'] else 'no'} | "
+                           f"{cal.get('cpu_share', 0):.0%} | {cal.get('load1', float('nan')):.1f} on "
+                           f"{cal.get('cores', '?')} | {'yes' if r['counted'] else 'no (busy)'} |")
         conc = result.evidence.concurrency
         if conc is not None:
             out += [
