@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.fingerprints import BREAK, Finder, file_streams, lex_python, words
+from autograder.fingerprints import BREAK, Finder, file_streams, file_text, lex_python, words
 from autograder.labs import NOT_LAB_FILES, lab_files, lab_names
 
 # Shipped as they are (directories are copied whole, minus caches).
@@ -320,9 +320,11 @@ def _file_leaks(rel: str, finder: Finder, own: bool, prepared: list[_Prepared]) 
     for item in prepared:
         region = item.region
         found = [(u, a, b) for u, a, b in item.units if finder.has(u)]
-        if own:  # the lab's own released files: not one line (the rule of `release --check`)
+        if own:  # the lab's own released files: not one line (the rule of `release --check`), and its released
+            # config files not one setting (its notebook may well name the settings its tests check)
+            settings_here = filter(finder.has, item.settings) if Path(rel).suffix in CONFIG_FILES else ()
             problems += [f"{rel}: a line of {region.lab}'s {region.kind} ({region.where}): {' '.join(u)[:70]}"
-                         for u, _, _ in found]
+                         for u in dict.fromkeys([*(u for u, _, _ in found), *settings_here])]
             continue
         for unit, _, _ in found:
             if region.kind == "hidden" and len(unit) >= UNIT_WORDS and len(" ".join(unit)) >= HIDDEN_CHARS:
@@ -353,8 +355,8 @@ def _file_leaks(rel: str, finder: Finder, own: bool, prepared: list[_Prepared]) 
     return problems
 
 
-# A lesson or library text may not send a learner to the instructor's sources, which a class copy does not have.
-POINTS_TO_SOLUTIONS = re.compile(r"`?solutions/")
+# No lesson may send a learner to the instructor's sources, which a class copy does not have.
+POINTS_TO_SOLUTIONS = re.compile(r"\bsolutions/")
 
 
 def _quiz_leaks(root: Path, copy: Path) -> list[str]:
@@ -404,8 +406,9 @@ def find_class_copy_leaks(root: Path, copy: Path) -> list[str]:
         own = rel.parts[1] if rel.parts[0] == "labs" and len(rel.parts) > 2 else None
         for lab, items in prepared.items():
             problems += _file_leaks(rel.as_posix(), finder, lab == own, items)
-        if rel.parts[0] == "modules" and path.suffix == ".ipynb":
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = file_text(path) if rel.parts[0] == "modules" else None
+        if text is not None:
+            for number, line in enumerate(text.splitlines(), start=1):
                 if POINTS_TO_SOLUTIONS.search(line):
                     problems.append(f"{rel}:{number}: sends learners to solutions/, which a class copy does not "
                                     f"have: {line.strip()[:70]}")

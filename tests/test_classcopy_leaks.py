@@ -292,6 +292,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], 
     settings = dict(line.split("=", 1) for line in config.splitlines() if "=" in line and not line.startswith("#"))
     (copy / "modules" / "spelt" / "settings.py").write_text(f"SETTINGS = {settings!r}\n")
     (copy / "modules" / "spelt" / "idioms.py").write_text(IDIOMS)
+    # one setting, as a dict key and value, in the lab's own released config file
+    append("labs/lab05-torchserve/config.properties", '\nsettings = {"max_request_size": 33554432}\n')
     return copy, find_class_copy_leaks(ROOT, copy), _line_check(ROOT, copy)
 
 
@@ -325,6 +327,12 @@ def test_config_values_are_found_as_settings(planted: tuple[Path, list[str], lis
     assert any(p.startswith("modules/spelt/settings.py:") and "settings of lab05-torchserve" in p for p in new)
 
 
+def test_one_setting_in_the_labs_own_config_file_is_a_leak(planted: tuple[Path, list[str], list[str]]) -> None:
+    _, new, _ = planted
+    assert any(p.startswith("labs/lab05-torchserve/config.properties: a line of lab05-torchserve's solution")
+               and "max_request_size 33554432" in p for p in new)
+
+
 def test_idioms_are_not_leaks(planted: tuple[Path, list[str], list[str]]) -> None:
     _, new, _ = planted
     assert not [p for p in new if p.startswith("modules/spelt/idioms.py")]
@@ -332,7 +340,7 @@ def test_idioms_are_not_leaks(planted: tuple[Path, list[str], list[str]]) -> Non
 
 def test_nothing_else_is_found(planted: tuple[Path, list[str], list[str]]) -> None:
     _, new, _ = planted
-    expected = (*KNOWN, "modules/spelt/")
+    expected = (*KNOWN, "modules/spelt/", "labs/lab05-torchserve/config.properties")
     assert [p for p in new if not p.startswith(expected)] == []
 
 
