@@ -52,3 +52,18 @@ def test_feedback_escapes_what_students_wrote(tmp_path: Path) -> None:
     finish_batch(plan, [evil], tmp_path / "out")
     page = (tmp_path / "out" / "feedback" / "ada.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_files_a_sandbox_wrote_are_read_without_links_and_bounded(tmp_path: Path) -> None:
+    """kernel.log is the kernel's to write: a link planted in its place is not followed, and a huge one is cut."""
+    from autograder.grading.worker import read_bounded
+
+    secret = tmp_path / "solution.ipynb"
+    secret.write_text("### BEGIN SOLUTION")
+    planted = tmp_path / "kernel.log"
+    planted.symlink_to(secret)
+    assert read_bounded(planted, 1000) == b""
+    planted.unlink()
+    planted.write_bytes(b"y" * 5000)
+    assert read_bounded(planted, 1000) == b"y" * 1000
+    assert read_bounded(tmp_path / "missing.log", 1000) == b""
