@@ -8,6 +8,7 @@ checks are skipped with 0 points and the reason.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ from autograder.deploy.common import (
 from mlinfra.base.results import FAILED, PASSED, SKIPPED, Check
 
 HEALTH_TIMEOUT_S = 180.0
+KEEP_ENV = "AUTOGRADER_KEEP_WORK"  # set by `grade --keep-work` in the grading worker: keep each student's image
+
+
+def caps() -> Any:
+    from autograder.dockerfile.build import Caps
+
+    return Caps()
 
 
 def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
@@ -48,11 +56,14 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         return all_checks(names, FAILED, "no Dockerfile in the submission: hand in the lab folder with its Dockerfile",
                     "Dockerfile")
     model, note = course_model(work_dir)
-    # One tag per student's work folder, replaced on a regrade. The image is kept: removing it would also drop the
-    # layer cache, and then every student's build would install the dependencies again (minutes each).
+    # One tag per student's work folder (never another student's), removed with everything its build made once
+    # the check is over: a graded build writes no layer cache (engine.build's `isolated`), so a class leaves
+    # nothing behind but the course's base image. $AUTOGRADER_KEEP_WORK keeps the image for a look afterwards.
     tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]}:latest"
+    keep = os.environ.get(KEEP_ENV, "").strip().lower() in ("1", "true", "yes")
     outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
-                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None,
+                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None, caps=caps(),
+                               keep_image=keep,
                                run_args=(f"--memory={int(getattr(lab, 'memory_mb', 0) or 4096)}m", "--pids-limit=512"))
     built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
                   f"built in {outcome.build_seconds:.0f} s" if outcome.built else (outcome.error or "not built"),

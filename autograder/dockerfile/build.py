@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -63,6 +64,15 @@ class BuildOutcome:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Caps:
+    """What one graded build may take (grading someone else's Dockerfile); each is reported when it is hit."""
+
+    build_s: float = 900.0  # the build, dependencies installed from the course's wheels included
+    image_mb: int = 2048  # the built image (the reference is about a third of it)
+    run_s: float = 600.0  # the container's life: start, /health, the assessment
+
+
 def default_tag(dockerfile: Path) -> str:
     folder = re.sub(r"[^a-z0-9_.-]+", "-", dockerfile.resolve().parent.name.lower()).strip("-.") or "image"
     return f"autograder/{folder}:latest"
@@ -76,13 +86,18 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def run_assessment(url: str, requests: int | None = None) -> dict[str, Any]:
+def run_assessment(url: str, requests: int | None = None, timeout: float = 900) -> dict[str, Any]:
     """`autograder assess --url URL --json FILE` as a subprocess: its own process, its own exit code."""
     with tempfile.TemporaryDirectory(prefix="autograder-assess-") as tmp:
         out = Path(tmp) / "assess.json"
         more = ["--requests", str(requests)] if requests else []
-        proc = subprocess.run([sys.executable, "-m", "autograder", "assess", "--url", url, "--json", str(out), *more],
-                              capture_output=True, text=True, timeout=900, check=False)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "autograder", "assess", "--url", url, "--json", str(out),
+                                   *more], capture_output=True, text=True, timeout=max(1.0, timeout), check=False)
+        except subprocess.TimeoutExpired:
+            return {"passed": False, "exit_code": None,
+                    "error": f"the assessment did not finish within the container's time limit ({timeout:.0f} s)",
+                    "next_step": "run `autograder assess --url URL` yourself to see why"}
         if out.is_file():
             data: dict[str, Any] = json.loads(out.read_text())
             data["exit_code"] = proc.returncode
@@ -96,10 +111,16 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
                      tag: str | None = None, no_cache: bool = False, assess: bool = True,
                      health_timeout: float = 180.0, log: Callable[[str], None] = print,
                      requests: int | None = None, isolated: bool = False,
-                     run_args: tuple[str, ...] = ()) -> BuildOutcome:
-    """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): the build's RUN
-    steps get no network on podman (pip finds the course's wheels at /wheels), so they cannot reach the grading
-    machine's own 127.0.0.1 services. `run_args`: more options for the container (limits)."""
+                     run_args: tuple[str, ...] = (), caps: Caps | None = None,
+                     keep_image: bool = True) -> BuildOutcome:
+    """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): a Dockerfile
+    that makes the builder fetch something itself (ADD of a URL: the `remote-source` finding) is not built; the
+    build's RUN steps get no network on podman (pip finds the course's wheels at /wheels), and the builder runs
+    where nothing is reachable (engine.build's `isolated`), so nothing of the grading machine's network, its own
+    127.0.0.1 included, can be reached. `caps`: the time, size and run limits, each reported when hit.
+    `keep_image` False: the image (and, isolated, everything the build made) is removed at the end.
+    `run_args`: more options for the container (limits)."""
+    from autograder.dockerfile.rules import REMOTE_RULE
     from autograder.errors import UsageError
     from autograder.paths import repo_root
 
@@ -109,6 +130,11 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         root = Path.cwd()
     engine = eng.detect(root)  # UsageError (exit 2) when there is none
     outcome = BuildOutcome(engine=engine.name, tag=tag or default_tag(dockerfile))
+    remote = [f for f in lint_result.findings if f.rule == REMOTE_RULE]
+    if isolated and remote:
+        outcome.error = (f"not built: line {remote[0].line}: {remote[0].message}; {remote[0].fix}")
+        return outcome
+    caps = caps or Caps(build_s=1800.0, image_mb=0, run_s=900.0 + health_timeout)
     exposed = [p.split("/")[0] for p in lint_result.facts.exposed if p.split("/")[0].isdigit()]
     container_port = int(exposed[0]) if exposed else 8000
     context, staged_file, outcome.staged = ctx.staged_copy(dockerfile, model_dir)
@@ -118,19 +144,27 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     try:
         log(f"building {outcome.tag} with {engine.name} (the first build installs the dependencies: minutes)")
         built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log),
-                          network="none" if isolated and engine.name == "podman" else None)
+                          network="none" if isolated and engine.name == "podman" else None, timeout=caps.build_s,
+                          isolated=isolated)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
-        container = eng.run_container(engine, outcome.tag, container_port, extra=run_args)
+        if caps.image_mb and (built.size_bytes or 0) > caps.image_mb * 1_000_000:
+            outcome.built = False
+            raise eng.EngineError(f"the image is {built.size_bytes / 1e6:.0f} MB, over the {caps.image_mb} MB limit "
+                                  "of a graded image: leave data and weights out of it (.dockerignore)")
+        started = time.monotonic()
+        life = ("--timeout", str(int(caps.run_s))) if engine.name == "podman" and isolated else ()
+        container = eng.run_container(engine, outcome.tag, container_port, extra=(*run_args, *life))
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")
         outcome.seconds_to_healthy = eng.wait_healthy(container, lambda: http_ok(f"{base_url}/health"),
-                                                      health_timeout)
+                                                      min(health_timeout, caps.run_s))
         outcome.healthy = True
         outcome.image_healthcheck = container.healthcheck()
         if assess:
             log(f"assessing {base_url} (autograder assess --url {base_url})")
-            outcome.assessment = run_assessment(base_url, requests)
+            outcome.assessment = run_assessment(base_url, requests,
+                                                timeout=caps.run_s - (time.monotonic() - started))
     except eng.EngineError as exc:
         outcome.error = str(exc)
         if container is not None:
@@ -138,6 +172,8 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     finally:
         if container is not None:
             container.stop()
+        if not keep_image:
+            eng.remove_image(engine, outcome.tag)
         shutil.rmtree(context.parent, ignore_errors=True)
     return outcome
 

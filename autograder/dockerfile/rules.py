@@ -276,6 +276,38 @@ def secret_name(key: str) -> bool:
         w == "KEY" and i > 0 and words[i - 1] in KEY_KINDS for i, w in enumerate(words))
 
 
+# A source the builder would fetch itself: a URL (any scheme), a git remote, or a variable that could hold either.
+REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|git@|[^/]*\$)", re.IGNORECASE)
+REMOTE_RULE = "remote-source"
+
+
+def check_remote_sources(instructions: list[Instruction]) -> list[Finding]:
+    """ADD with a URL (or a git remote, or a variable) as its source: the builder fetches it itself, from the
+    building machine's network, where the RUN steps' `--network` does not apply. Graded builds refuse them."""
+    findings: list[Finding] = []
+    for ins in instructions:
+        if ins.name not in ("ADD", "ONBUILD"):
+            continue
+        value = ins.value
+        if ins.name == "ONBUILD":
+            head, _, value = value.partition(" ")
+            if head.upper() != "ADD":
+                continue
+        flags, words = split_flags(value)
+        remote = [w for w in words[:-1] if REMOTE_SOURCE.match(w)]
+        if "checksum" in flags or "keep-git-dir" in flags:  # flags that only a remote ADD takes
+            remote = remote or words[:-1]
+        if not remote:
+            continue
+        findings.append(Finding(
+            REMOTE_RULE, "error", ins.line,
+            f"ADD {remote[0]} makes the builder fetch it from the network at build time: the image then depends "
+            "on what that address serves that day, and a graded build reaches no network, so it cannot build",
+            "download the file into the lab folder and COPY it (COPY model.bin /srv/model.bin); a variable "
+            "source counts too: name the local file"))
+    return findings
+
+
 def check_secrets(instructions: list[Instruction]) -> list[Finding]:
     findings: list[Finding] = []
     for ins in instructions:
@@ -364,6 +396,7 @@ def lint(path: Path, *, hadolint: bool = True) -> LintResult:
         findings += check_layer_order(final)
         findings += check_final_stage(final, facts)
     findings += check_secrets(instructions)
+    findings += check_remote_sources(instructions)
     findings += check_dockerignore(path, facts)
     status = "skipped"
     if hadolint:
