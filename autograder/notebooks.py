@@ -140,8 +140,8 @@ async def wait_until_ready(kc: Any, timeout: float, is_alive: Any) -> None:
 
 # What one message from a kernel may weigh, and how many may wait unread: the kernel is the student's process,
 # and everything it sends is held in the grader's memory (docs/grading.md, "Bounded reading").
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-MAX_QUEUED_MESSAGES = 64
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_QUEUED_MESSAGES = 32
 
 
 def _bound_messages(kc: Any) -> None:

@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--started-kernels", action="store_true",
                         help="also grade the class with every kernel started afresh instead of forked from the "
                              "workers' zygotes (bubblewrap batches), to see what forking saves")
+    parser.add_argument("--unsealed", action="store_true",
+                        help="also grade the class without sealed hidden tests (the kernel's word taken for its "
+                             "results, as before issue #21), to see what the sealed verdict costs")
     args = parser.parse_args()
 
     import warnings
@@ -122,6 +125,16 @@ def main() -> None:
             cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in plain.parts)
             print(f"  ours, every kernel started afresh: {took:6.1f} s, {took / args.students:5.2f} s a notebook; "
                   f"cells {cells:6.1f} s in all")
+        if args.unsealed:
+            from autograder.grading import execute
+
+            execute.SEAL_HIDDEN_TESTS = False
+            started = time.perf_counter()
+            trusting = grade_class(lab, subs, Path(tmp) / "unsealed", workers=args.workers, sandbox=args.sandbox)
+            took = time.perf_counter() - started
+            execute.SEAL_HIDDEN_TESTS = True
+            print(f"  ours, unsealed (the kernel's word taken): {took:6.1f} s, {took / args.students:5.2f} s a "
+                  f"notebook; scores {[p.score for p in trusting.parts]}")
         started = time.perf_counter()
         batch = grade_class(lab, subs, Path(tmp) / "ours", workers=args.workers, sandbox=args.sandbox)
         ours = time.perf_counter() - started

@@ -33,6 +33,8 @@ def _add(key: str, seconds: float) -> None:
     TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
 
 
+# Whether graded cells are sealed (seals.py); bench/bench_grading.py turns it off to measure its cost in one run.
+SEAL_HIDDEN_TESTS = True
 # What a student's outputs may weigh in the grader's memory: beyond CELL_OUTPUT_BYTES a cell's further outputs are
 # dropped (with a note in the cell); beyond STUDENT_OUTPUT_BYTES the kernel is stopped (OUTPUT_LOG says so).
 CELL_OUTPUT_BYTES = 1_000_000
@@ -214,7 +216,7 @@ class SandboxedExecute(Execute):
             restored = self._guard(tamper.RESTORE_EXPRESSION, label)
             if isinstance(restored, list) and restored:
                 GUARD_LOG.append((label, [str(r) for r in restored]))
-            sealed = seals.seal_cell(cell.source)
+            sealed = seals.seal_cell(cell.source) if SEAL_HIDDEN_TESTS else sealed
         started = time.monotonic()
         original, cell.source = cell.source, sealed.source
         try:
