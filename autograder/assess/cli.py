@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,19 @@ def run(args: argparse.Namespace) -> Any:
         sandbox = sandbox_kind(sandbox)  # refused once, before the first hand-in
     outcomes = []
     for pack in packs:
-        result = assess(
-            Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
-                    model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
-                    startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox)
-        )
+        request = Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
+                          model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
+                          startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox)
+        if len(packs) == 1:
+            result = assess(request)
+        else:
+            try:
+                result = assess(request)
+            except UsageError:
+                raise
+            except Exception as exc:  # noqa: BLE001  one hand-in's failure never stops the batch
+                outcomes.append(grader_error(pack, exc))
+                continue
         report = args.report
         if report is not None and len(packs) > 1:
             report = report.with_name(f"{report.stem}-{_slug(pack)}.md")
@@ -203,6 +212,21 @@ def run(args: argparse.Namespace) -> Any:
     if len(outcomes) == 1:
         return outcomes[0]
     return batch(outcomes)
+
+
+def grader_error(pack: Path, exc: Exception) -> Any:
+    """A hand-in the machinery failed on (not the student's doing): its outcome in a batch, with the traceback
+    logged, so the other hand-ins are still scored."""
+    import traceback
+
+    from mlinfra.base.results import Outcome
+
+    print(f"{pack}: the assessment failed ({type(exc).__name__}: {str(exc)[:200]}); the others go on",
+          file=sys.stderr)
+    traceback.print_exc()
+    return Outcome(f"hand-in {pack.name}", status="grader error",
+                   notes=[(f"the assessment failed: {type(exc).__name__}: {str(exc)[:200]}; assess this hand-in "
+                           "again on its own")])
 
 
 def _slug(pack: Path) -> str:

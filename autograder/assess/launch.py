@@ -18,22 +18,17 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m autograder.assess.launch", description=__doc__)
     parser.add_argument("app", help="MODULE:ATTR, as uvicorn imports it")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--fd", type=int, help="a listening TCP socket's file descriptor")
-    # Inside the grading sandbox the app has no network of its own to be reached on: it serves on a unix socket
-    # in the folder bound into the sandbox, and the trusted side relays TCP to it (autograder/assess/sandboxed.py).
-    # A unix socket has no Nagle's algorithm, so the delayed-ACK stall above cannot happen there.
-    where.add_argument("--uds", help="serve on this unix socket path instead")
+    parser.add_argument("--fd", type=int, required=True,
+                        help="a listening socket's file descriptor (TCP, or unix inside the grading sandbox)")
     parser.add_argument("--app-dir", help="folder put first on sys.path before importing the app")
     args = parser.parse_args(argv)
     if args.app_dir:
         sys.path.insert(0, args.app_dir)
     import uvicorn
 
-    if args.uds:
-        uvicorn.Server(uvicorn.Config(args.app, uds=args.uds, access_log=False)).run()
-        return
-    sock = socket.socket(fileno=args.fd)  # family, type and protocol come from the kernel: AF_INET here
+    # Family, type and protocol come from the kernel: AF_INET for a direct assessment, AF_UNIX in the sandbox
+    # (autograder/assess/sandboxed.py), where Nagle's algorithm does not apply.
+    sock = socket.socket(fileno=args.fd)
     server = uvicorn.Server(uvicorn.Config(args.app, access_log=False))
     server.run(sockets=[sock])
 

@@ -299,13 +299,13 @@ def markdown(result: Assessment, path: Path) -> Path:
             "|---|---|---|---|---|---|---|",
         ]
         out += ["| " + " | ".join(row) + " |" for row in latency_rows(result)]
-        out += ["", "The machine, measured in the same run around each round (a calibration probe: the share of a "
-                "core a runnable process got, and the load average). A round that failed on a busy machine "
-                f"(under {BUSY_SHARE:.0%} of a core) is not counted and is measured again when the machine is "
-                "quieter.", ""]
+        out += ["", ("The machine, measured in the same run during each round (the share of a core a runnable "
+                     "process could get, from the runnable tasks) and the load average. A round that failed on a "
+                     f"busy machine (under {BUSY_SHARE:.0%} of a core) is not counted, unless the service's own "
+                     "wait for a CPU cannot explain it, and is measured again when the machine is quieter."), ""]
         if result.evidence.lock_wait_s:
-            out += [f"Waited {result.evidence.lock_wait_s:.1f} s for another assessment's latency probes to "
-                    "finish (one at a time on a machine).", ""]
+            out += [(f"Waited {result.evidence.lock_wait_s:.1f} s for another assessment's latency probes to "
+                     "finish (one at a time on a machine)."), ""]
         out += ["| Size | Round | p95 (ms) | Passed | CPU share | Load (1 min) | Counted |", "|---|---|---|---|---|---|---|"]
         for size in result.evidence.latency:
             for n, r in enumerate(size.round_details, 1):
@@ -333,7 +333,9 @@ def markdown(result: Assessment, path: Path) -> Path:
             out.append(f"| {c.name} | {points} | {c.message.replace('|', '/')} |")
         out.append("")
     if result.server_log and not result.passed:
-        out += ["## Server log (last lines)", "", "```", *result.server_log, "```", ""]
+        # The service wrote these lines: they stay inside the code block (a fence of theirs would end it).
+        out += ["## Server log (last lines)", "", "```", *(line.replace("`", "'") for line in result.server_log),
+                "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out))
     return path

@@ -4,8 +4,10 @@ What the app sees (autograder.grading.sandbox, the same sandbox as a graded kern
 the course packages read-only, the course model folder read-only, and one writable folder of its own holding a copy
 of its service folder (its cwd and HOME). Not the home folder, the repository, solutions/, the gradebook, other
 hand-ins or the grader's environment (the environment is cleared). It has no network: its own network namespace,
-where uvicorn serves on a unix socket in a folder bound into the sandbox; a relay on the host's 127.0.0.1 forwards
-the probes' TCP connections to that socket (a socket file crosses a network namespace, TCP does not). Everything
+where uvicorn serves on a listening unix socket that the trusted side bound (in a folder of its own, never shown to
+the sandbox) and handed down as a file descriptor; a relay on the host's 127.0.0.1 forwards the probes' TCP
+connections to that socket. A socket crosses a network namespace, TCP does not; and since the sandbox can write
+nothing on the socket's path, it cannot point the trusted relay at another socket of the host. Everything
 it starts lives in its pid namespace and cgroup, so stopping the sandbox ends every process, daemons included.
 The probes, the score and the report stay on the trusted side, and the report is written after the sandbox is gone.
 """
@@ -13,6 +15,7 @@ The probes, the score and the report stay on the trusted side, and the report is
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +44,8 @@ class SandboxedServer:
         # A short folder of its own: a unix socket path must fit in 107 bytes.
         self.conn = Path(tempfile.mkdtemp(prefix="ag-app-", dir="/tmp" if Path("/tmp").is_dir() else None))
         self.log_path = self.root / "server.log"  # outside every folder the sandbox can see
+        # A short path too (a unix socket's must fit in 107 bytes), outside every folder the sandbox can see.
+        self.relay_dir = self.conn.with_name(self.conn.name + "-relay")
         self.proc: subprocess.Popen[bytes] | None = None
         self.relay: Any = None
         self.spec: Any = None
@@ -55,12 +60,11 @@ class SandboxedServer:
         return f"{self.module}:{self.attr}"
 
     def start(self) -> None:
+        from autograder.assess.handin import HandinProblem, copy_folder
         from autograder.deploy.torchserve_sandbox import Relay
+        from autograder.errors import UsageError
         from autograder.grading import sandbox
         from mlinfra.modelstore import MODEL_DIR_ENV
-
-        from autograder.assess.handin import HandinProblem, copy_folder
-        from autograder.errors import UsageError
 
         app_dir = self.work / "service"
         app_dir.mkdir(parents=True)
@@ -82,14 +86,23 @@ class SandboxedServer:
                                  limits=sandbox.Limits(memory_mb=MEMORY_MB, cpu_seconds=CPU_SECONDS, file_mb=FILE_MB,
                                                        processes=PROCESSES),
                                  readonly=readonly, env=env)
-        sock = self.conn / "app.sock"
-        inner = [sys.executable, "-m", "autograder.assess.launch", self.target, "--uds", str(sock),
-                 "--app-dir", str(app_dir)]
-        cmd, run_env = sandbox.wrap(inner, self.spec)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        self.relay = Relay(sock)
+        path = self.relay_dir / "app.sock"
+        self.relay_dir.mkdir(mode=0o700)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(path))
+            listener.listen(128)
+            listener.set_inheritable(True)
+            inner = [sys.executable, "-m", "autograder.assess.launch", self.target, "--fd", str(listener.fileno()),
+                     "--app-dir", str(app_dir)]
+            cmd, run_env = sandbox.wrap(inner, self.spec)
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()  # uvicorn, inside, holds its own copy
+        self.relay = Relay(path)
         self.port = self.relay.port
 
     def exit_code(self) -> int | None:
@@ -128,6 +141,7 @@ class SandboxedServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.conn, ignore_errors=True)
+        shutil.rmtree(self.relay_dir, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> SandboxedServer:  # noqa: PYI034

@@ -43,14 +43,26 @@ class Reply:
         return f"{self.status} {snippet}" if snippet else f"{self.status} (empty body)"
 
 
+MAX_REPLY_BYTES = 1 << 20  # far more than any answer of the contract; a service cannot make the grader hold more
+
+
 def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
-    """One request, timed from send to the last byte of the answer; transport failures become a Reply too."""
+    """One request, timed from send to the last byte of the answer; transport failures become a Reply too. The
+    answer is read up to MAX_REPLY_BYTES: a service streaming without end is cut off, and that is its reply."""
     import httpx
 
     start = time.perf_counter()
     try:
-        response = client.request(method, url, **kwargs)
-        content = response.content
+        with client.stream(method, url, **kwargs) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    elapsed = (time.perf_counter() - start) * 1000
+                    return Reply(None, elapsed_ms=elapsed,
+                                 error=f"an answer over {MAX_REPLY_BYTES // 2**20} MB (cut off there)")
+            content = b"".join(chunks)
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - start) * 1000
         return Reply(None, elapsed_ms=elapsed, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -58,7 +70,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
     text = content[:2000].decode("utf-8", errors="replace")
     try:
         body, is_json = json.loads(content), True
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         body, is_json = None, False
     return Reply(response.status_code, body, text, elapsed, None, is_json)
 
