@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from autograder.quiz.bank import Question, Quiz
@@ -77,8 +78,9 @@ class LintReport:
 # --------------------------------------------------------------------------------------------- what a learner sees
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9_]+", text.casefold()) if w not in STOP and len(w) > 1}
+@lru_cache(maxsize=4096)  # every strategy reads the same few hundred option texts, many times each
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z0-9_]+", text.casefold()) if w not in STOP and len(w) > 1)
 
 
 def _numbers(text: str) -> list[float]:
@@ -140,7 +142,27 @@ FEATURES: dict[str, Callable[[Question, str], float]] = {
     "capitalised words": lambda q, o: len(re.findall(r"\b[A-Z]", q.options[o])),
     "average word length": lambda q, o: len(q.options[o]) / max(1, len(q.options[o].split())),
     "alphabetical order": lambda q, o: -ord(q.options[o][:1].casefold() or " "),
+    "conjunctions (and, or, but, then)": lambda q, o: len(re.findall(r"\b(and|or|but|then)\b", q.options[o],
+                                                                    re.IGNORECASE)),
+    "long words (8 letters or more)": lambda q, o: len(re.findall(r"[A-Za-z]{8,}", q.options[o])),
+    "first word shared with the other options": lambda q, o: sum(
+        q.options[x].split()[:1] == q.options[o].split()[:1] for x in q.options if x != o),
 }
+
+
+def _absolutes(q: Question, o: str) -> float:
+    return len(ABSOLUTES.findall(q.options[o]))
+
+
+def _after_elimination(drop: Callable[[Question, str], float], key: Callable[[Question, str], float],
+                       reverse: bool) -> Picker:
+    """Strike the options with the most of `drop` (a test-wise learner's first pass), then pick by `key`."""
+    def pick(p: Presented) -> Any:
+        least = min(drop(p.question, o) for o in p.options)
+        kept = [i for i, o in enumerate(p.options) if drop(p.question, o) == least]
+        kept.sort(key=lambda i: ((-1 if reverse else 1) * key(p.question, p.options[i]), i))
+        return p.options[kept[0]]
+    return pick
 
 
 def single_pickers(max_options: int) -> dict[str, Picker]:
@@ -153,6 +175,12 @@ def single_pickers(max_options: int) -> dict[str, Picker]:
     for name, feature in FEATURES.items():
         pickers[f"most {name}"] = _by(feature, reverse=True)
         pickers[f"fewest {name}"] = _by(feature)
+    length = FEATURES["words"]
+    pickers["no absolute words, then the longest"] = _after_elimination(_absolutes, length, reverse=True)
+    pickers["no absolute words, then the shortest"] = _after_elimination(_absolutes, length, reverse=False)
+    for name in ("words shared with the prompt", "conjunctions (and, or, but, then)",
+                 "punctuation (commas, semicolons, brackets)"):
+        pickers[f"no absolute words, then most {name}"] = _after_elimination(_absolutes, FEATURES[name], True)
     return pickers
 
 

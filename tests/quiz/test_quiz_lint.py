@@ -29,14 +29,10 @@ def test_make_test_lints_every_summative_bank_and_they_pass(capsys) -> None:
             assert strategy["mean"] <= bank["limit"] and strategy["passed"] == 0, (bank["quiz"], strategy)
         mix = next(s for s in bank["strategies"] if s["name"].startswith("best mix"))
         assert mix["best"] < bank["pass_mark"]
-
-
-@pytest.mark.parametrize("quiz_id", ["module01", "phase1"])
-def test_the_issues_measured_strategy_passes_nobody(quiz_id: str) -> None:
-    """Answering from the learner copy alone: longest option, options longer than average, 'false' (issue 23)."""
-    report = lint_bank(load_quiz(BANKS / f"{quiz_id}.yaml"))
-    issue = next(s for s in report.strategies if s.name == "longest; longer than average; always false")
-    assert issue.passed == 0 and issue.mean <= report.limit
+        # answering from the learner copy alone as issue 23 measured it: longest option, options longer than
+        # average for multiple select, 'false' for true/false
+        issue = next(s for s in bank["strategies"] if s["name"] == "longest; longer than average; always false")
+        assert issue["passed"] == 0 and issue["mean"] <= bank["limit"]
 
 
 def _words(text: str) -> set[str]:
@@ -136,7 +132,7 @@ def test_a_planted_cue_fails_the_bank(write_bank, capsys, cue: str, caught_by: s
     assert not report.passed
     flagged = [s.name for s in report.strategies if not s.ok]
     assert any(name.startswith(caught_by) for name in flagged), flagged
-    assert main(["quiz", "lint", str(path)]) == 1
+    assert main(["quiz", "lint", str(path), "--learners", "50"]) == 1
     assert "TOO HIGH" in capsys.readouterr().out
 
 
