@@ -281,3 +281,22 @@ def test_submit_quiz_hands_in_the_record_where_quiz_grade_reads_it(workbook: Pat
     assert main(["quiz", "grade", "module01", str(handed.parent), "--out", str(out)]) == 0
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert [r["student"] for r in rows] == ["ada"] and float(rows[0]["score"]) == 20
+
+
+def test_quiz_ticket_usage_and_what_a_ticket_holds(workbook: Path, tmp_path: Path, capsys) -> None:
+    assert main(["quiz", "ticket", "module01"]) == 2
+    assert "name the learners" in capsys.readouterr().err
+    assert main(["quiz", "ticket", "module01", "ada", "--minutes", "0"]) == 2
+    assert "a time limit must be a positive number" in capsys.readouterr().err
+    assert main(["quiz", "ticket", "module01", "ada", "--closes", "tomorrow"]) == 2
+    assert "--closes 'tomorrow'" in capsys.readouterr().err
+    (tmp_path / "class.txt").write_text("# the class\nada\n\ngrace\n")
+    assert main(["quiz", "ticket", "module01", "--learners-file", str(tmp_path / "class.txt"), "--out",
+                 str(tmp_path / "t"), "--minutes", "40", "--json", "-"]) == 0
+    written = json.loads(capsys.readouterr().out)["tickets"]
+    assert [Path(p).name for p in written] == ["ada.ticket.yaml", "grace.ticket.yaml"]
+    ada, grace = (yaml.safe_load(Path(p).read_text()) for p in written)
+    assert (ada["quiz"], ada["learner"], ada["minutes"]) == ("module01", "ada", 40)
+    assert ada["nonce"] != grace["nonce"] and len(ada["signature"]) == 64
+    key = (workbook / ".state" / "quiz-ticket.key").read_text()
+    assert key.strip() not in Path(written[0]).read_text(), "the key never leaves the instructor's .state/"
