@@ -19,6 +19,7 @@ import os
 import subprocess
 import tarfile
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -83,6 +84,41 @@ def ensure_image(engine: Engine) -> None:
         raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or f"exit {proc.returncode}")
 
 
+_DEFAULT_SECCOMP = Path("/usr/share/containers/seccomp.json")  # podman's (containers-common)
+_CLONE_NEWUSER = 0x10000000
+
+
+def seccomp_profile() -> str | None:
+    """podman's default seccomp profile, less user namespaces: `unshare` and `clone` with CLONE_NEWUSER fail
+    (EPERM), `clone3` says ENOSYS (its flags cannot be filtered; the C library falls back to `clone`). A user
+    namespace would give the container's user capabilities over namespaces of its own. None where podman's
+    profile is not installed (Docker's own default already refuses them without CAP_SYS_ADMIN)."""
+    import hashlib
+    import json
+    import tempfile
+
+    try:
+        profile = json.loads(_DEFAULT_SECCOMP.read_text())
+    except (OSError, ValueError):
+        return None
+    guarded = {"unshare", "clone", "clone3"}
+    for rule in profile.get("syscalls", []):
+        if rule.get("action") == "SCMP_ACT_ALLOW":
+            rule["names"] = [n for n in rule.get("names", []) if n not in guarded]
+    profile["syscalls"] += [
+        {"names": ["unshare", "clone"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": _CLONE_NEWUSER, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    ]
+    text = json.dumps(profile, sort_keys=True)
+    path = Path(tempfile.gettempdir()) / f"mlinfra-sandbox-seccomp-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+    if not path.is_file():
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
+    return str(path)
+
+
 def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
          readonly: list[str]) -> tuple[list[str], dict[str, str]]:
     """The `run` command for `cmd` in `spec`'s container, and the environment the engine client starts with."""
@@ -97,18 +133,25 @@ def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
     # RLIMIT_DATA as under bubblewrap, so a hog meets the same MemoryError either way; the memory cgroup, a little
     # above it, is the backstop for what RLIMIT_DATA does not count (file mappings, the page cache).
     backstop = mem + 256
+    import resource
+
+    # the engine's default (scripts/container-engine.sh's containers.conf), never above ours: runc cannot raise it
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
     args = engine.command(
         "run", "--rm", "--name", spec.name, "--label", f"{LABEL}={spec.work}", "--log-driver", "none",
         "--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges", "--read-only",
         # the same unprivileged user as under bubblewrap (sandbox.own gave it the two writable folders)
         "--user", f"{SANDBOX_HOST_ID}:{SANDBOX_HOST_ID}",
+        *(["--security-opt", f"seccomp={profile}"] if (profile := seccomp_profile()) else []),
         "--tmpfs", f"/tmp:size={limits.disk_mb}m", "--tmpfs", f"/var/tmp:size={limits.disk_mb}m",
         "--pids-limit", str(limits.processes),
         "--memory", f"{backstop}m", "--memory-swap", f"{backstop}m", "--ulimit", f"data={data}:{data}",
         "--ulimit", f"cpu={limits.cpu_seconds}:{limits.cpu_seconds}", "--ulimit", f"fsize={fsize}:{fsize}",
-        "--ulimit", "core=0:0", "--ulimit", "nofile=4096:4096",
-        # Lowered, never raised: raising a ulimit needs a capability the container no longer has.
-        "--ulimit", f"nproc={limits.processes}:{limits.processes}",
+        # Lowered, never raised: raising a ulimit needs a capability the container no longer has. nproc stays at
+        # ours: it counts every process of the sandbox user on the machine, other students' included, so it cannot
+        # be this container's limit; --pids-limit is.
+        "--ulimit", "core=0:0", "--ulimit", "nofile=4096:4096", "--ulimit", f"nproc={nproc}:{nproc}",
         "--workdir", str(spec.work))
     for path in readonly:
         if path not in _ENGINE_OWNED and os.path.exists(path):
