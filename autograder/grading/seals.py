@@ -19,7 +19,6 @@ and the trusted side uses the very same code).
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,29 +265,3 @@ def _holds(got: Any, op: str, want: Any) -> bool:
         return bool({"<": got < want, "<=": got <= want, ">": got > want, ">=": got >= want}[op])
     except Exception:  # noqa: BLE001 - a comparison that cannot be made is a mismatch
         return False
-
-
-# Words a redacted line is replaced with in anything a learner receives.
-REDACTED = "[hidden test redacted]"
-_SPACE = re.compile(r"\s+")
-
-
-def hidden_fragments(source: str, minimum: int = 12) -> list[str]:
-    """The hidden-test lines of a cell (whitespace collapsed), long enough to be distinctive: what must never
-    appear in feedback, grades.csv or notes."""
-    lines = source.splitlines()
-    return sorted({_SPACE.sub(" ", lines[n - 1].strip()) for n in _hidden_lines(source)
-                   if len(lines[n - 1].strip()) >= minimum and not lines[n - 1].strip().startswith("#")}, key=len,
-                  reverse=True)
-
-
-def redact(text: str, fragments: list[str]) -> tuple[str, int]:
-    """`text` with every hidden-test fragment replaced (whitespace-insensitive); and how many were found."""
-    if not text or not fragments:
-        return text, 0
-    count = 0
-    for fragment in fragments:
-        pattern = r"\s+".join(re.escape(word) for word in fragment.split(" "))
-        text, n = re.subn(pattern, REDACTED, text)
-        count += n
-    return text, count
