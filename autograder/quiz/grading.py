@@ -16,10 +16,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autograder.quiz.bank import Question, Quiz, normalize
 from autograder.quiz.learner import canonical_number, digest
+
+if TYPE_CHECKING:
+    from autograder.quiz.ticket import Ticket
 
 CORRECT, PARTIAL, WRONG, MISSING, INVALID, PENDING = "correct", "partial", "wrong", "missing", "invalid", "pending"
 
@@ -321,7 +324,7 @@ def answers_files(target: Path) -> list[Path]:
     return sorted(p for p in target.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
-def _timing_problem(ticket: Any, record: dict[str, Any]) -> tuple[str, str]:
+def _timing_problem(ticket: Ticket, record: dict[str, Any]) -> tuple[str, str]:
     """(status, reason) when the record breaks the ticket's window or time limit, else ("", "")."""
     from autograder.quiz.ticket import parse_time, window_problem
 
