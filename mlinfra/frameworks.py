@@ -55,6 +55,10 @@ def import_keras() -> Any:
     process, so a different backend already loaded is an error that says what to do.
     """
     os.environ.setdefault("KERAS_BACKEND", "torch")
+    # Keras imports TensorFlow, when installed, for a few utilities (``keras.utils.set_random_seed`` seeds it):
+    # its notices must be off before that first import, which may come from Keras rather than from us.
+    for key, value in TF_QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         import keras
     except ImportError as exc:  # pragma: no cover - the pinned environment has it
