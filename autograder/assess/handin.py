@@ -309,13 +309,13 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
                 budget.entry(name)
                 parts = _safe_parts(pack, name)
                 if parts is None:
-                    skipped.append(f"{name} (outside the hand-in's folder: not extracted)")
+                    skipped.append(f"{name!r} (outside the hand-in's folder: not extracted)")
                     continue
                 mode = info.external_attr >> 16
                 if info.is_dir() or stat.S_ISDIR(mode):
                     continue  # folders are made for the files inside them
                 if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-                    skipped.append(f"{name} (a link or special file: not extracted)")
+                    skipped.append(f"{name!r} (a link or special file: not extracted)")
                     continue
                 target = _place(pack, into, parts, name)
                 # Counted while reading: the sizes an archive declares can lie, so they never bound anything.
@@ -359,7 +359,7 @@ def copy_folder(pack: Path, into: Path, skipped: list[str]) -> None:
             rel = (rel_top / name).as_posix()
             budget.entry(rel)
             if os.path.islink(os.path.join(top, name)):
-                skipped.append(f"{rel} (a link: not followed)")
+                skipped.append(f"{rel!r} (a link: not followed)")
                 dirs.remove(name)
             elif len(rel_top.parts) + 1 > MAX_DEPTH:
                 raise HandinProblem(pack, rel, f"nested more than {MAX_DEPTH} folders deep")
@@ -372,7 +372,7 @@ def copy_folder(pack: Path, into: Path, skipped: list[str]) -> None:
             except OSError as exc:
                 raise HandinProblem(pack, rel, f"cannot be read ({exc.strerror or exc})") from None
             if not stat.S_ISREG(info.st_mode):
-                skipped.append(f"{rel} (a link or special file: not copied)")
+                skipped.append(f"{rel!r} (a link or special file: not copied)")
                 continue
             budget.grow(rel, info.st_size)
             target = into / rel

@@ -102,7 +102,13 @@ class _HostTorchServe:
         import subprocess
 
         from autograder.deploy.torchserve_sandbox import archive_privately
-        from mlinfra.torchserve_local import PID_FILE, StartError, _venv_tool, config_properties, wait_until_predicting
+        from mlinfra.torchserve_local import (
+            PID_FILE,
+            StartError,
+            _venv_tool,
+            config_properties,
+            wait_until_predicting,
+        )
 
         dep = self.dep
         for folder in (dep.state, dep.logs, dep.tmp):
@@ -146,10 +152,10 @@ class _CrashWatcher:
         log = self.dep.logs / "model_log.log"
         while not self.done:
             time.sleep(0.5)
-            try:
-                lines = log.read_text(errors="replace").splitlines()
-            except OSError:
+            text = _read_tail(log)
+            if text is None:
                 continue
+            lines = text.splitlines()
             if sum("Backend worker process died" in ln for ln in lines) >= self.DEATHS:
                 import re
 
@@ -162,3 +168,24 @@ class _CrashWatcher:
                 self.stop(self.dep)
                 return
 
+
+
+LOG_TAIL_BYTES = 256 * 1024
+
+
+def _read_tail(path: Path) -> str | None:
+    """The end of a log the sandbox writes, read without following a link it put there (to a host file, a FIFO,
+    /dev/zero) and never more than LOG_TAIL_BYTES: None when it is not a plain file (yet)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        size = os.fstat(fd).st_size
+        handle.seek(max(0, size - LOG_TAIL_BYTES))
+        return handle.read(LOG_TAIL_BYTES).decode("utf-8", errors="replace")

@@ -1,13 +1,14 @@
 """TorchServe, and so the learner's handler, inside the grading sandbox for the lab05 deploy check: the server
 is started through `python -m autograder.deploy _inner` inside bubblewrap (own network, pid and mount
-namespaces), which runs TorchServe in the foreground and relays a unix socket bound into the sandbox to its
-inference port; a relay on the host's 127.0.0.1 forwards TCP to that socket for the probes. Everything inside is
+namespaces), which runs TorchServe in the foreground and relays a listening unix socket (bound by the trusted side,
+handed down as a descriptor) to its inference port; a relay on the host's 127.0.0.1 forwards TCP to that socket for the probes. Everything inside is
 stopped by process id when the check ends.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class SandboxedTorchServe:
         self.dep = Deployment(state=(work_dir / "torchserve").resolve(), name="digits", ports=Ports(8085, 8086, 8087))
         # A short folder of its own: a unix socket path must fit in 107 bytes.
         self.conn = Path(tempfile.mkdtemp(prefix="ag-ts-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        self.relay_dir = self.conn.with_name(self.conn.name + "-relay")
         self.memory_mb = int(getattr(lab, "memory_mb", 4096) or 4096)
         self.proc: Any = None
         self.relay: Relay | None = None
@@ -50,8 +52,16 @@ class SandboxedTorchServe:
         config = dep.state / "config.properties"
         # A bounded Java heap: the sandbox's memory limit applies to Java too.
         config.write_text(config_properties(dep) + "vmargs=-Xmx512m -XX:+UseSerialGC\n")
-        sock = self.conn / "ts.sock"
-        inner = [sys.executable, "-m", "autograder.deploy", "_inner", str(sock), str(dep.ports.inference), "--",
+        # The relay's socket: bound here, in a folder the sandbox never sees, and handed down as a descriptor, so
+        # nothing inside can point the relay at another socket of the host (another student's TorchServe).
+        self.relay_dir.mkdir(mode=0o700)
+        sock = self.relay_dir / "ts.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(sock))
+        listener.listen(128)
+        listener.set_inheritable(True)
+        inner = [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{listener.fileno()}",
+                 str(dep.ports.inference), "--",
                  _venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
                  str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
         # Java's JIT, GC and netty threads count as tasks: a kernel's 256 would stop TorchServe starting.
@@ -62,9 +72,13 @@ class SandboxedTorchServe:
                                  "PYTHONPATH": course_pythonpath()})
         self.spec = spec
         cmd, env = sandbox.wrap(inner, spec)
-        with (dep.logs / "torchserve.out").open("ab") as out:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            with (dep.logs / "torchserve.out").open("ab") as out:
+                self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()  # the relay inside holds its own copy
         self.relay = Relay(sock)
         self.url = f"http://127.0.0.1:{self.relay.port}"
         import httpx
@@ -99,6 +113,7 @@ class SandboxedTorchServe:
             self.relay.close()
             self.relay = None
         shutil.rmtree(self.conn, ignore_errors=True)
+        shutil.rmtree(self.relay_dir, ignore_errors=True)
 
 
 def course_pythonpath() -> str:
@@ -203,7 +218,7 @@ def inner_main(argv: list[str]) -> int:
     import asyncio
     import subprocess
 
-    sock, port, cmd = argv[0], int(argv[1]), argv[3:]
+    where, port, cmd = argv[0], int(argv[1]), argv[3:]
     proc = subprocess.Popen(cmd)
 
     async def handle(reader: Any, writer: Any) -> None:
@@ -215,7 +230,12 @@ def inner_main(argv: list[str]) -> int:
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     async def main() -> None:
-        server = await asyncio.start_unix_server(handle, path=sock)
+        if where.startswith("fd:"):  # a listening socket the trusted side bound and handed down
+            import socket as socket_module
+
+            server = await asyncio.start_unix_server(handle, sock=socket_module.socket(fileno=int(where[3:])))
+        else:
+            server = await asyncio.start_unix_server(handle, path=where)
         async with server:
             while proc.poll() is None:
                 await asyncio.sleep(0.5)

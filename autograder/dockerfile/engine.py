@@ -116,6 +116,78 @@ def unreachable_prefix(engine: Engine) -> list[str]:
     return [exe, "--net", "--"]
 
 
+GRADED_BUILD_ARG = "MLINFRA_GRADED_BUILD"  # a build argument naming one graded build (its working containers)
+
+# Runs a graded build as its child subreaper (stdlib only): a build stopped at its time limit leaves the RUN step's
+# processes running (runc's container outlives podman, reparented to pid 1: a `RUN while true` would spin for
+# ever). As the subreaper, every descendant whose parent dies becomes this process's child, and on SIGTERM it kills
+# the build's process group, then every descendant left, until none is.
+_REAPER = r"""
+import ctypes, os, signal, subprocess, sys, time
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+child = subprocess.Popen(sys.argv[1:], start_new_session=True)
+def descendants():
+    out, me = [], str(os.getpid())
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == me:
+                    out.append(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+def stop(*_):
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for _ in range(100):
+        left = descendants()
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in left:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.1)
+    sys.exit(124)
+signal.signal(signal.SIGTERM, stop)
+code = child.wait()
+sys.exit(code)
+"""
+
+
+def remove_working_containers(engine: Engine, token: str) -> list[str]:
+    """Remove the builder's working containers of the graded build `token` (a build stopped mid-way leaves its
+    working container, and the layer it was writing, in the storage). They are told from other builds' (running
+    at the same time for other students) by the build argument GRADED_BUILD_ARG, which podman records in the
+    working container's state (<graphroot>/<driver>-containers/<id>/userdata/buildah.json)."""
+    if engine.name != "podman":
+        return []
+    info = engine.run("info", "--format", "{{.Store.GraphRoot}} {{.Store.GraphDriverName}}", check=False)
+    where = info.stdout.split()
+    if info.returncode != 0 or len(where) != 2:
+        return []
+    ids = engine.run("ps", "-a", "--external", "--no-trunc", "--format", "{{.ID}}", check=False).stdout.split()
+    removed = []
+    for cid in ids:
+        state = Path(where[0]) / f"{where[1]}-containers" / cid / "userdata" / "buildah.json"
+        try:
+            args = json.loads(state.read_text()).get("Args") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(args, dict) and args.get(GRADED_BUILD_ARG) == token:
+            engine.run("rm", "-f", "--storage", cid, check=False, timeout=120)
+            removed.append(cid)
+    return removed
+
+
 def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache: bool = False,
           on_line: Callable[[str], None] | None = None, timeout: float = 1800, network: str | None = None,
           isolated: bool = False) -> Built:
@@ -138,7 +210,15 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
     args.append(str(context))
     start = time.monotonic()
     tail: list[str] = []
-    prefix = unreachable_prefix(engine) if isolated else []
+    prefix: list[str] = []
+    token = ""
+    if isolated:
+        import sys
+        import uuid
+
+        token = uuid.uuid4().hex
+        args[1:1] = ["--build-arg", f"{GRADED_BUILD_ARG}={token}"]
+        prefix = [sys.executable, "-I", "-S", "-c", _REAPER, *unreachable_prefix(engine)]
     proc = subprocess.Popen([*prefix, *engine.command(*args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, **engine.env}, start_new_session=True)
     assert proc.stdout is not None
@@ -148,7 +228,8 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
     def stop_build() -> None:
         timed_out.set()
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            # The reaper (isolated) kills the build and all it left; otherwise the group is podman's own.
+            (os.kill if isolated else os.killpg)(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
 
@@ -166,6 +247,8 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
             proc.wait()
     finally:
         timer.cancel()
+        if isolated and (timed_out.is_set() or proc.returncode != 0):
+            remove_working_containers(engine, token)
     if timed_out.is_set():
         raise EngineError(f"the build took over {timeout:.0f} s and was stopped (the time limit of a build)")
     seconds = time.monotonic() - start
@@ -231,9 +314,24 @@ def remove_image(engine: Engine, tag: str) -> None:
 def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[str, str] | None = None,
                   name: str | None = None, extra: Sequence[str] = ()) -> Container:
     """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port; `extra`: more `run`
-    options (grading passes limits: --memory, --pids-limit)."""
-    port = free_port()
-    name = name or f"autograder-{os.getpid()}-{port}"
+    options (grading passes limits: --memory, --pids-limit). The port is found free, then handed to the engine:
+    another check starting a container at that moment can take it first, so a port already taken is tried again
+    with another (students graded side by side must not lose points to each other)."""
+    for attempt in range(3):
+        port = free_port()
+        this = name or f"autograder-{os.getpid()}-{port}"
+        try:
+            return _run_container(engine, tag, container_port, port, this, env=env, extra=extra)
+        except EngineError as exc:
+            if "name" not in str(exc).lower():  # (never remove someone else's container of that name)
+                engine.run("rm", "-f", this, check=False)  # a container created but not started stays otherwise
+            if attempt == 2 or "address already in use" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _run_container(engine: Engine, tag: str, container_port: int, port: int, name: str, *,
+                   env: dict[str, str] | None, extra: Sequence[str]) -> Container:
     args = ["run", "-d", "--init", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}", *extra]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]

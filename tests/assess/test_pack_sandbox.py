@@ -175,3 +175,20 @@ def test_hostile_hand_ins_are_contained_and_honest_scores_unchanged(
         assert failed in ([], [4]), failed  # latency is wall time: never asserted here (test_latency_fair.py)
     assert [c["points"] for c in parts["honest"]["criteria"][:3] + parts["honest"]["criteria"][4:]] == \
         [c["points"] for c in alone["criteria"][:3] + alone["criteria"][4:]]
+
+
+@pytest.mark.skipif(bool(bwrap_works()), reason=f"needs bubblewrap: {bwrap_works()}")
+def test_the_relay_socket_is_out_of_the_sandboxs_reach(tmp_path: Path) -> None:
+    """The trusted relay connects to a socket path: that path must lie where nothing in the sandbox can write, or
+    the app could swap it for a link to another socket of the host (another student's service)."""
+    from autograder.assess.sandboxed import SandboxedServer
+
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "app.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    with SandboxedServer(service, "app", "app", None) as server:
+        server.start()
+        writable = (server.spec.work, server.spec.conn)
+        sock = server.relay_dir / "app.sock"
+        assert sock.exists() and not any(sock.is_relative_to(w) for w in writable)
+        assert not any(server.relay_dir.is_relative_to(p) for p in server.spec.readonly)

@@ -8,7 +8,9 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
+import psutil
 import pytest
 
 from autograder.dockerfile import engine as eng
@@ -27,9 +29,9 @@ TINY_SERVER = ('CMD ["python", "-c", "import http.server as s; s.HTTPServer((\'0
 class Grader(http.server.BaseHTTPRequestHandler):
     """A service of the grading machine on its 127.0.0.1: it counts every request it gets."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Grader.hits.append(self.path)
         self.send_response(200)
         self.end_headers()
@@ -118,10 +120,15 @@ def test_the_builder_itself_reaches_nothing_past_the_lint(tmp_path: Path, grader
 def test_build_time_and_image_size_are_capped_and_reported(tmp_path: Path) -> None:
     engine = engine_or_skip()
     before = images(engine)
-    slow = dockerfile(tmp_path / "slow", "RUN sleep 120")
+    working = set(engine.run("ps", "-a", "--external", "-q", "--no-trunc", check=False).stdout.split())
+    slow = dockerfile(tmp_path / "slow", "RUN sleep 31337")
     outcome = build_and_assess(slow, lint(slow, hadolint=False), tag="autograder-test/slow:1", isolated=True,
                                assess=False, log=lambda m: None, keep_image=False, caps=Caps(build_s=5))
     assert not outcome.built and "took over 5 s" in (outcome.error or "")
+    # Stopped means stopped: no RUN step still running (reparented away), no working container of it left.
+    assert not [p.pid for p in psutil.process_iter(["cmdline"]) if "31337" in " ".join(p.info["cmdline"] or [])]
+    left = set(engine.run("ps", "-a", "--external", "-q", "--no-trunc", check=False).stdout.split()) - working
+    assert not left, f"working containers left by the stopped build: {left}"
     big = dockerfile(tmp_path / "big", TINY_SERVER)
     outcome = build_and_assess(big, lint(big, hadolint=False), tag="autograder-test/big:1", isolated=True,
                                assess=False, log=lambda m: None, keep_image=False, caps=Caps(image_mb=50))

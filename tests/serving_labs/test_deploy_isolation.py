@@ -79,3 +79,22 @@ def test_four_students_two_workers_beside_a_default_torchserve(tiny_model: Path,
     finally:
         if started:
             tl.stop(default)
+
+
+def test_the_crash_watcher_reads_the_sandboxs_log_safely(tmp_path: Path) -> None:
+    """The sandbox writes TorchServe's logs; the trusted side reads them without following a link put there (to
+    /dev/zero, a host file) and never more than the tail."""
+    import os
+
+    from autograder.deploy.torchserve_check import LOG_TAIL_BYTES, _read_tail
+
+    log = tmp_path / "model_log.log"
+    os.symlink("/dev/zero", log)
+    assert _read_tail(log) is None
+    log.unlink()
+    os.mkfifo(log)
+    assert _read_tail(log) is None
+    log.unlink()
+    log.write_text("x" * (3 * LOG_TAIL_BYTES) + "\nMODEL_LOG - ValueError: boom\n")
+    tail = _read_tail(log)
+    assert tail is not None and len(tail) <= LOG_TAIL_BYTES and tail.endswith("ValueError: boom\n")
