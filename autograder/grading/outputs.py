@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.reports import ensure_dir, to_jsonable, write_json, write_text
+from mlinfra.base.output import csv_cell
 from mlinfra.base.results import Outcome
 
 
@@ -35,11 +36,12 @@ def columns(tests: dict[str, float], outcomes: list[Outcome]) -> list[str]:
 def grades_csv(lab: str, names: list[str], outcomes: list[Outcome]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student", "status", "score", "max_score", *names, "reason"])
+    # every cell through csv_cell: a student id, a test name or a reason may begin like a spreadsheet formula
+    writer.writerow([csv_cell(c) for c in ["student", "status", "score", "max_score", *names, "reason"]])
     for o in outcomes:
         points = {c.name: c.points for c in o.checks}
-        writer.writerow([o.subject, o.status, f"{o.score:g}", f"{o.max_score:g}",
-                         *(f"{points.get(n, 0.0):g}" for n in names), reason(o)])
+        writer.writerow([csv_cell(c) for c in [o.subject, o.status, f"{o.score:g}", f"{o.max_score:g}",
+                                               *(f"{points.get(n, 0.0):g}" for n in names), reason(o)]])
     return buf.getvalue()
 
 

@@ -35,7 +35,8 @@ HEADER = (
 SUMMATIVE_HEADER = (
     "# Learner copy of the graded quiz {source}, written by `autograder release --student-dist`.\n"
     "# It holds the questions only: no answers, no explanations. Take it once with\n"
-    "# `autograder quiz take {id} --exam --learner YOUR-ID`; your instructor grades the recorded answers.\n"
+    "# `.venv/bin/autograder quiz take {id} --exam --ticket YOUR-TICKET-FILE` (or `make exam EXAM={id}\n"
+    "# TICKET=...`), with the ticket your instructor gave you; your instructor grades the recorded answers.\n"
 )
 
 

@@ -173,8 +173,8 @@ def build_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None
     if loaded.summative and loaded.learner_copy:
         from autograder.errors import UsageError
 
-        raise UsageError(f"{loaded.id} is a graded quiz: take it once in a terminal with `autograder quiz take "
-                         f"{loaded.id} --exam --learner YOUR-ID`")
+        raise UsageError(f"{loaded.id} is a graded quiz: take it once in a terminal with `.venv/bin/autograder quiz take "
+                         f"{loaded.id} --exam --ticket YOUR-TICKET-FILE` (the ticket your instructor gave you)")
     return QuizView(loaded, arrange(loaded, learner=learner, seed=seed), root)
 
 
@@ -204,8 +204,9 @@ def show_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None 
     loaded = load_quiz(resolve(quiz, root), schema_check=False)
     if loaded.summative and loaded.learner_copy:  # a class copy's graded quiz: no self-check here, by design
         print(f"{loaded.title} is a graded quiz: take it once in a terminal with "
-              f"`make exam EXAM={loaded.id} LEARNER=<your id>` (autograder quiz take {loaded.id} --exam "
-              "--learner <your id>); your instructor grades it.")
+              f"`make exam EXAM={loaded.id} TICKET=<your ticket file>` (.venv/bin/autograder quiz take {loaded.id} "
+              "--exam --ticket <your ticket file>), with the ticket your instructor gave you; your instructor "
+              "grades it.")
         return
     try:
         import ipywidgets  # noqa: F401
