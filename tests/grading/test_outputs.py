@@ -67,3 +67,14 @@ def test_files_a_sandbox_wrote_are_read_without_links_and_bounded(tmp_path: Path
     planted.write_bytes(b"y" * 5000)
     assert read_bounded(planted, 1000) == b"y" * 1000
     assert read_bounded(tmp_path / "missing.log", 1000) == b""
+
+
+def test_grades_csv_never_holds_a_formula() -> None:
+    """A student id or a reason a spreadsheet would run as a formula is written as text (OWASP CSV injection)."""
+    from autograder.grading.outputs import grades_csv
+
+    outcome = Outcome('=HYPERLINK("http://127.0.0.1/x","click")', [Check("test-a", "passed", 1.0, 1.0)],
+                      notes=["+cmd|' /C calc'!A0"], status="completed")
+    rows = list(csv.reader(grades_csv("lab01-environment", ["test-a"], [outcome]).splitlines()))
+    assert rows[1][0].startswith("'=") and rows[1][-1].startswith("'+"), rows[1]
+    assert rows[1][2:4] == ["1", "1"], "numbers stay numbers"
