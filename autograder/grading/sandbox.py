@@ -49,6 +49,9 @@ SANDBOX_HOST_ID = 65534
 SANDBOX_ID = 1000
 
 
+CONNECTION_MB = 16  # a root grader's connection folder: the connection file, the ipc sockets, the kernel's log
+
+
 @dataclass
 class Limits:
     memory_mb: int = 4096  # the sandbox as a whole (a memory cgroup), and each process (RLIMIT_DATA)
@@ -230,14 +233,26 @@ def prepare(spec: Spec) -> None:
     already in it is moved in). Safe to call again."""
     spec.conn.mkdir(parents=True, exist_ok=True)
     spec.work.mkdir(parents=True, exist_ok=True)
-    if spec.tmpfs_home and os.geteuid() == 0 and spec.kind != "none" and not os.path.ismount(spec.work):
-        staged = spec.work.with_name(spec.work.name + ".staged")
-        spec.work.rename(staged)
-        spec.work.mkdir()
-        _mount_tmpfs(spec.work, spec.limits.disk_mb)
-        shutil.copytree(staged, spec.work, symlinks=True, dirs_exist_ok=True)
-        shutil.rmtree(staged, ignore_errors=True)
+    if spec.tmpfs_home and os.geteuid() == 0 and spec.kind != "none":
+        # The connection folder is writable from inside too (sockets, the kernel's log): capped as well, or it
+        # would be a way onto the grader's disk. It holds nothing yet (the connection file comes later).
+        if not os.path.ismount(spec.conn):
+            _mount_tmpfs(spec.conn, CONNECTION_MB)
+        if not os.path.ismount(spec.work):
+            staged = spec.work.with_name(spec.work.name + ".staged")
+            spec.work.rename(staged)
+            spec.work.mkdir()
+            _mount_tmpfs(spec.work, spec.limits.disk_mb)
+            shutil.copytree(staged, spec.work, symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
     own(spec)
+
+
+def release_connection(conn: Path) -> None:
+    """Remove a kernel's connection folder (keys, sockets, log), its tmpfs included."""
+    if os.path.ismount(conn):
+        _unmount(conn)
+    shutil.rmtree(conn, ignore_errors=True)
 
 
 def own(spec: Spec) -> None:
@@ -344,10 +359,12 @@ def teardown(spec: Spec) -> None:
             if limit not in spec.hit and reached(spec.name):
                 spec.hit.append(limit)
         cgroups.release(spec.name)
+    for folder in (spec.work, spec.conn):
+        if os.path.ismount(folder) and "disk limit" not in spec.hit:
+            usage = shutil.disk_usage(folder)
+            if usage.free < max(usage.total // 100, 64 * 1024):
+                spec.hit.append("disk limit")
     if os.path.ismount(spec.work):
-        usage = shutil.disk_usage(spec.work)
-        if usage.free < max(usage.total // 100, 64 * 1024) and "disk limit" not in spec.hit:
-            spec.hit.append("disk limit")
         _unmount(spec.work)
 
 
@@ -367,6 +384,8 @@ def sweep(sandboxes: Path, kind: str) -> list[str]:
         _unmount(home)
     conns = connection_root(sandboxes)
     if conns.is_dir():
+        for folder in mounted_under(conns):
+            _unmount(folder)
         shutil.rmtree(conns, ignore_errors=True)
     return [*left, *stray, *(str(h) for h in homes)]
 

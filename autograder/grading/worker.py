@@ -238,7 +238,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     from nbgrader.apps import NbGraderAPI
 
     from autograder.errors import UsageError
-    from autograder.grading import execute, kernels, tamper
+    from autograder.grading import execute, kernels, sandbox, tamper
     from autograder.labs import load_lab
     from autograder.nbgrader_course import course_config, fast_bookkeeping, quiet_nbgrader
     from autograder.notebooks import read_notebook
@@ -310,7 +310,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         killed = _kill_leftovers(mine)
         if box.is_dir():  # a log only, never read as a result; the kernel may have swapped it for a link
             (box / "kernel.log").write_bytes(read_bounded(conn / "kernel.log", 1_000_000))
-        shutil.rmtree(conn, ignore_errors=True)
+        sandbox.release_connection(conn)
     exec_seconds = time.monotonic() - t_exec
     kernel_ids = [kid for kid, _pid, _w in mine]
     if late:
