@@ -71,12 +71,19 @@ def course_storage(root: Path) -> dict[str, str]:
     return {}
 
 
-def _answers(cmd: list[str], env: dict[str, str]) -> bool:
+def _answers(cmd: list[str], env: dict[str, str], timeout: float = 20) -> bool:
     try:
-        return subprocess.run(cmd, capture_output=True, env={**os.environ, **env}, timeout=20,
+        return subprocess.run(cmd, capture_output=True, env={**os.environ, **env}, timeout=timeout,
                               check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def _podman_answers(env: dict[str, str]) -> bool:
+    """`podman info` succeeds. It waits for the storage's lock, which a build beside (another student's, graded at
+    the same time) can hold for minutes while it commits a layer: so a generous time, and a second try, before
+    a student's check is told there is no engine."""
+    return any(_answers(["podman", "info"], env, timeout=180) for _ in range(2))
 
 
 def detect(root: Path) -> Engine:
@@ -90,7 +97,7 @@ def detect(root: Path) -> Engine:
         return Engine("docker")
     if wanted in ("", "podman") and shutil.which("podman"):
         env = course_storage(root)
-        if _answers(["podman", "info"], env):
+        if _podman_answers(env):
             return Engine("podman", env, wheels)
         raise UsageError("podman is installed but `podman info` fails: run `make container-engine` "
                          "to write the course's configuration, then retry")
@@ -121,10 +128,13 @@ GRADED_BUILD_ARG = "MLINFRA_GRADED_BUILD"  # a build argument naming one graded 
 # Runs a graded build as its child subreaper (stdlib only): a build stopped at its time limit leaves the RUN step's
 # processes running (runc's container outlives podman, reparented to pid 1: a `RUN while true` would spin for
 # ever). As the subreaper, every descendant whose parent dies becomes this process's child, and on SIGTERM it kills
-# the build's process group, then every descendant left, until none is.
+# the build's process group, then every descendant left, until none is. It gets that SIGTERM too when the process
+# that started it dies (a grading worker killed mid-build).
 _REAPER = r"""
 import ctypes, os, signal, subprocess, sys, time
-ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: a grading worker that dies stops its build too
 child = subprocess.Popen(sys.argv[1:], start_new_session=True)
 def descendants():
     out, me = [], str(os.getpid())

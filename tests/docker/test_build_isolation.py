@@ -19,7 +19,8 @@ from autograder.dockerfile.rules import REMOTE_RULE, lint
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL = "autograder-build-isolation-test"
-BASE = "python:3.11-slim-bookworm"  # the course's base image (scripts/container-engine.sh makes it offline)
+BASE = "python:3.11-slim-bookworm"
+SLOW_BASE = "localhost/autograder-build-isolation-slow:1"  # the course's base image (scripts/container-engine.sh makes it offline)
 # A service that answers 200 on any path: healthy at once, for the checks that need a running container.
 TINY_SERVER = ('CMD ["python", "-c", "import http.server as s; s.HTTPServer((\'0.0.0.0\', 8000), '
                'type(\'H\', (s.BaseHTTPRequestHandler,), {\'do_GET\': lambda self: (self.send_response(200), '
@@ -54,13 +55,13 @@ def grader_service() -> Iterator[int]:
         server.server_close()
 
 
-def dockerfile(folder: Path, *lines: str) -> Path:
+def dockerfile(folder: Path, *lines: str, base: str = BASE) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / ".dockerignore").write_text(".git\n")
     path = folder / "Dockerfile"
     # The label marks every image this test's builds make (the final one and any layer after it), so what they
     # leave is told apart from images other tests build at the same time.
-    path.write_text("\n".join([f"FROM {BASE}", *lines[:1], f"LABEL {LABEL}=1", *lines[1:]]) + "\n")
+    path.write_text("\n".join([f"FROM {base}", *lines[:1], f"LABEL {LABEL}=1", *lines[1:]]) + "\n")
     return path
 
 
@@ -120,15 +121,20 @@ def test_the_builder_itself_reaches_nothing_past_the_lint(tmp_path: Path, grader
 def test_build_time_and_image_size_are_capped_and_reported(tmp_path: Path) -> None:
     engine = engine_or_skip()
     before = images(engine)
-    working = set(engine.run("ps", "-a", "--external", "-q", "--no-trunc", check=False).stdout.split())
-    slow = dockerfile(tmp_path / "slow", "RUN sleep 31337")
-    outcome = build_and_assess(slow, lint(slow, hadolint=False), tag="autograder-test/slow:1", isolated=True,
-                               assess=False, log=lambda m: None, keep_image=False, caps=Caps(build_s=5))
-    assert not outcome.built and "took over 5 s" in (outcome.error or "")
-    # Stopped means stopped: no RUN step still running (reparented away), no working container of it left.
-    assert not [p.pid for p in psutil.process_iter(["cmdline"]) if "31337" in " ".join(p.info["cmdline"] or [])]
-    left = set(engine.run("ps", "-a", "--external", "-q", "--no-trunc", check=False).stdout.split()) - working
-    assert not left, f"working containers left by the stopped build: {left}"
+    # The builder names its working container after the base: a base of this test's own name (a second tag of
+    # the course's base: no storage) tells its working containers from builds running beside it.
+    engine.run("tag", BASE, SLOW_BASE)
+    try:
+        slow = dockerfile(tmp_path / "slow", "RUN sleep 31337", base=SLOW_BASE)
+        outcome = build_and_assess(slow, lint(slow, hadolint=False), tag="autograder-test/slow:1", isolated=True,
+                                   assess=False, log=lambda m: None, keep_image=False, caps=Caps(build_s=5))
+        assert not outcome.built and "took over 5 s" in (outcome.error or "")
+        # Stopped means stopped: no RUN step still running (reparented away), no working container of it left.
+        assert not [p.pid for p in psutil.process_iter(["cmdline"]) if "31337" in " ".join(p.info["cmdline"] or [])]
+        names = engine.run("ps", "-a", "--external", "--format", "{{.Names}}", check=False).stdout.split()
+        assert not [n for n in names if n.startswith("autograder-build-isolation-slow")], names
+    finally:
+        engine.run("rmi", SLOW_BASE, check=False)  # the tag only: the base image stays
     big = dockerfile(tmp_path / "big", TINY_SERVER)
     outcome = build_and_assess(big, lint(big, hadolint=False), tag="autograder-test/big:1", isolated=True,
                                assess=False, log=lambda m: None, keep_image=False, caps=Caps(image_mb=50))
