@@ -6,6 +6,12 @@ reads every message the kernel produced for a graded cell before it is written a
 words, with the cell's hidden-test code: any run of SHINGLE consecutive words of that code (after its visible part
 and its assertion messages, which learners are meant to read, are taken out) in the message, or in anything base64,
 hex or compressed inside the message, replaces the whole message and flags the submission (docs/grading.md).
+
+The comparison is notebook-wide (a message may quote another cell's hidden tests, read from IPython's history).
+Encodings are an open class (XOR, a cipher, words chosen as code), so a message is also held to a shape: at most
+MAX_MESSAGE characters, and a run of MIN_ENCODED or more characters of an encoding's alphabet (base64, hex, such
+a run broken by dots, dashes or spaces) is taken out and flagged. What is left is prose and short values: a
+student who hides data in that still gets at most MAX_MESSAGE characters a failed test out, per submission.
 """
 
 from __future__ import annotations
@@ -18,8 +24,13 @@ from autograder import fingerprints
 from autograder.grading.seals import BEGIN, END
 
 SHINGLE = 5  # consecutive words of hidden-test code that make a message a leak
-REDACTED = "[removed: the message quoted this cell's hidden test]"
+REDACTED = "[removed: the message quoted a hidden test]"
+ENCODED = "[…]"
+MAX_MESSAGE = 300
+MIN_ENCODED = 32
 _ENCODED = re.compile(r"[A-Za-z0-9+/=_\-]{24,}|(?:[0-9a-fA-F]{2}\s?){12,}")  # base64 or hex runs to decode
+# a run of an encoding's alphabet, possibly cut into pieces by single separators: "aGVs.bG8g.d29y.bGQ="
+_CHUNKED = re.compile(r"(?:[A-Za-z0-9+/=_]{2,}[.\-: ,|]?){2,}")
 
 
 def _shingles(words: list[str]) -> set[tuple[str, ...]]:
@@ -71,16 +82,44 @@ class HiddenText:
             allowed |= _shingles(fingerprints.words(message))
         return cls(_shingles(fingerprints.words(hidden)) - allowed)
 
+    @classmethod
+    def of_notebook(cls, sources: list[str]) -> HiddenText:
+        """Every graded cell's hidden tests at once: a message is checked against all of them."""
+        hidden: set[tuple[str, ...]] = set()
+        for source in sources:
+            hidden |= cls.of_cell(source).shingles
+        return cls(hidden)
+
     def quoted_in(self, text: str) -> bool:
         if not self.shingles or not text:
             return False
         pieces = [text, text[::-1]]
-        for token in _ENCODED.findall(text):
+        runs = _ENCODED.findall(text) + ["".join(re.split(r"[.\-: ,|]", m)) for m in _CHUNKED.findall(text)]
+        for token in runs:
             pieces += fingerprints.decoded_payloads(token)
         return any(self.shingles & _shingles(fingerprints.words(piece)) for piece in pieces)
 
     def clean(self, text: str) -> tuple[str, bool]:
-        """`text`, or REDACTED when it quotes the hidden tests; and whether it did."""
+        """`text` as a learner may read it, and whether it tried to carry hidden tests out: REDACTED when it quotes
+        them; else with every encoded-looking run taken out, and cut to MAX_MESSAGE characters."""
         if self.quoted_in(text):
             return REDACTED, True
-        return text, False
+        encoded = False
+
+        def drop(match: re.Match[str]) -> str:
+            nonlocal encoded
+            run = match.group(0)
+            letters = sum(ch.isalnum() for ch in run)
+            if letters >= MIN_ENCODED and not _prose(run):
+                encoded = True
+                return ENCODED
+            return run
+
+        text = _CHUNKED.sub(drop, text)
+        return text[:MAX_MESSAGE], encoded
+
+
+def _prose(run: str) -> bool:
+    """A long run that is still plain words (a sentence with commas, a path of real names), not encoded data."""
+    words = [w for w in re.split(r"[.\-: ,|/_]", run) if w]
+    return bool(words) and all((w.isalpha() and len(w) <= 15) or (w.isdigit() and len(w) <= 10) for w in words)

@@ -93,6 +93,8 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
     checks: dict[str, Check] = {}
     if nb is None:
         return checks
+    hidden = HiddenText.of_notebook([c.source for c in nb.cells if c.cell_type == "code"
+                                     and c.get("metadata", {}).get("nbgrader", {}).get("grade")])
     for index, cell in enumerate(nb.cells, start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("grade_id") not in scores:
@@ -115,7 +117,7 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
                        else "no points")
         else:
             status, message = PASSED, ""
-        message, leaked = HiddenText.of_cell(cell.source).clean(message)
+        message, leaked = hidden.clean(message)
         if leaked:
             leaks.append(gid)
         checks[gid] = Check(gid, status, score, max_points, message, where)
@@ -350,7 +352,8 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     leaks: list[str] = []
     by_id = _cell_results(graded_nb, scores, lab, leaks)
     if leaks:
-        flags.append(f"tampering? the kernel's messages for {', '.join(leaks)} quoted hidden tests (removed)")
+        flags.append(f"tampering? the kernel's messages for {', '.join(leaks)} quoted hidden tests or carried "
+                     "encoded data (removed)")
     checks = []
     for gid, max_points in plan.tests.items():
         if gid in by_id:
