@@ -27,6 +27,7 @@ MEMORY_MB = 4096
 CPU_SECONDS = 1800  # the app's CPU time over the whole assessment (warm-up, latency rounds, breakdown)
 FILE_MB = 64  # the largest file the app may write (its log included)
 PROCESSES = 512  # tasks, threads included: torch's pools and uvicorn's
+DISK_MB = 512  # its own folder and each of its tmpfs folders (/tmp, /run, /var/tmp)
 LOG_TAIL_BYTES = 64 * 1024
 
 
@@ -84,8 +85,10 @@ class SandboxedServer:
             readonly = (model,)
         self.spec = sandbox.Spec(work=self.work, conn=self.conn, kind=self.kind,
                                  limits=sandbox.Limits(memory_mb=MEMORY_MB, cpu_seconds=CPU_SECONDS, file_mb=FILE_MB,
-                                                       processes=PROCESSES),
-                                 readonly=readonly, env=env)
+                                                       processes=PROCESSES, disk_mb=DISK_MB),
+                                 readonly=readonly, env=env,
+                                 # its folder a size-capped tmpfs (a root grader): many files cannot fill the disk
+                                 tmpfs_home=True)
         path = self.relay_dir / "app.sock"
         self.relay_dir.mkdir(mode=0o700)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

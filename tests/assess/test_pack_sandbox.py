@@ -192,3 +192,39 @@ def test_the_relay_socket_is_out_of_the_sandboxs_reach(tmp_path: Path) -> None:
         sock = server.relay_dir / "app.sock"
         assert sock.exists() and not any(sock.is_relative_to(w) for w in writable)
         assert not any(server.relay_dir.is_relative_to(p) for p in server.spec.readonly)
+
+
+@pytest.mark.skipif(bool(bwrap_works()), reason=f"needs bubblewrap: {bwrap_works()}")
+def test_the_apps_folder_cannot_fill_the_disk(tmp_path: Path) -> None:
+    """Many files, each under the file-size limit, stop at the folder's own size cap (a root grader's tmpfs)."""
+    import os
+
+    from autograder.assess.sandboxed import DISK_MB, SandboxedServer
+
+    if os.geteuid() != 0:
+        pytest.skip("a size-capped folder of its own needs a root grader (an unprivileged one has its disk quota)")
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "app.py").write_text(
+        "import os\n"
+        "written = 0\n"
+        "try:\n"
+        "    for i in range(100):\n"
+        "        with open(f'fill{i}', 'wb') as f:\n"
+        "            for _ in range(32):\n"
+        "                f.write(b'x' * (1 << 20))\n"
+        "                written += 1\n"
+        "except OSError as exc:\n"
+        "    print('STOPPED', written, exc.errno, flush=True)\n"
+        "print('WROTE', written, flush=True)\n"
+        "async def app(scope, receive, send):\n    pass\n")
+    with SandboxedServer(service, "app", "app", None) as server:
+        server.start()
+        for _ in range(200):
+            if any(line.startswith("WROTE") for line in server.log_tail()):
+                break
+            time.sleep(0.1)
+        log = server.log_tail()
+    wrote = [int(line.split()[1]) for line in log if line.startswith("WROTE")]
+    assert wrote and wrote[0] <= DISK_MB, log
+    assert any(line.startswith("STOPPED") for line in log), log
