@@ -39,6 +39,8 @@ _snap = {
     "ast": list(_ip.ast_transformers),
     "events": {k: list(v) for k, v in _ip.events.callbacks.items()},
     "custom_exceptions": _ip.custom_exceptions, "CustomTB": _ip.CustomTB,
+    "compile": _ip.compile, "compile_class": type(_ip.compile),
+    "kernel": {n: getattr(type(getattr(_ip, "kernel", None)), n, None) for n in ("do_execute", "execute_request")},
     "class": {n: getattr(type(_ip), n) for n in _SHELL_METHODS if hasattr(type(_ip), n)},
     "instance": {n: _ip.__dict__[n] for n in _SHELL_METHODS if n in _ip.__dict__},
     "keep": {},
@@ -82,6 +84,16 @@ def restore(snap=_snap, ip=_ip, b=_b, s=_s, list=list, dict=dict, setattr=setatt
     if ip.custom_exceptions != snap["custom_exceptions"] or ip.CustomTB is not snap["CustomTB"]:
         ip.custom_exceptions = snap["custom_exceptions"]; ip.CustomTB = snap["CustomTB"]
         done.append("custom exception handler")
+    if ip.compile is not snap["compile"] or type(ip.compile) is not snap["compile_class"]:
+        ip.compile = snap["compile"]; done.append("shell.compile")
+    kernel = getattr(ip, "kernel", None)
+    for name, saved in snap["kernel"].items():
+        if kernel is None or saved is None:
+            continue
+        if name in kernel.__dict__:  # an instance attribute shadowing the kernel's own method
+            del kernel.__dict__[name]; done.append("kernel." + name)
+        if getattr(type(kernel), name, None) is not saved:
+            setattr(type(kernel), name, saved); done.append("kernel." + name)
     for name, saved in snap["class"].items():
         if name in ip.__dict__ and ip.__dict__[name] is not snap["instance"].get(name, _MISSING):
             if name in snap["instance"]:
