@@ -69,7 +69,10 @@ class SandboxedTorchServe:
                             limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600,
                                                   processes=2048),
                             env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs),
-                                 "PYTHONPATH": course_pythonpath()})
+                                 "PYTHONPATH": course_pythonpath()},
+                            # its folder a size-capped tmpfs (a root grader): a handler writing many files cannot
+                            # fill the grader's disk; its logs go with it when the check ends
+                            tmpfs_home=True)
         self.spec = spec
         cmd, env = sandbox.wrap(inner, spec)
         try:
