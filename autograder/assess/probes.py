@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autograder.assess import images
-from autograder.assess.latency import QUIET_WAIT_S, Rule, run_queue_wait_ms, SizeResult, measure, percentile
+from autograder.assess.latency import QUIET_WAIT_S, Rule, SizeResult, measure, percentile, run_queue_wait_ms
 from autograder.assess.targets import BadRequest, Reply, new_client
 
 POINTS_EACH = 20.0
@@ -295,7 +295,7 @@ def _latency(
         pid = opts.service_pid
         result = measure(f"{size}x{size}", request, rule, warmup=opts.warmup, tick=tick,
                          quiet_wait_s=opts.quiet_wait_s,
-                         queued=(lambda: run_queue_wait_ms(pid)) if pid is not None else None)
+                         queued=(lambda pid=pid: run_queue_wait_ms(pid)) if pid is not None else None)
         evidence.latency.append(result)
         crit.checks.append(Check(name, result.passed, result.verdict))
         decided_fail = not result.passed
