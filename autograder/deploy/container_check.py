@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,21 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         return all_checks(names, FAILED, "no Dockerfile in the submission: hand in the lab folder with its Dockerfile",
                     "Dockerfile")
     model, note = course_model(work_dir)
-    # One tag per student's work folder (never another student's), removed with everything its build made once
-    # the check is over: a graded build writes no layer cache (engine.build's `isolated`), so a class leaves
-    # nothing behind but the course's base image. $AUTOGRADER_KEEP_WORK keeps the image for a look afterwards.
-    tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:12]}:latest"
+    # A tag no one can guess, one per check: a Dockerfile graded beside it could otherwise build FROM (or COPY
+    # --from) another student's image by its name and be scored on that student's work. It is removed with
+    # everything its build made once the check is over: a graded build writes no layer cache (engine.build's
+    # `isolated`), so a class leaves nothing behind but the course's base image. $AUTOGRADER_KEEP_WORK keeps the
+    # image for a look afterwards (its tag is in the build point's message).
+    tag = f"autograder-grade/{hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:8]}-" \
+          f"{secrets.token_hex(12)}:latest"
     keep = os.environ.get(KEEP_ENV, "").strip().lower() in ("1", "true", "yes")
     outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
                                requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None, caps=caps(),
                                keep_image=keep,
                                run_args=(f"--memory={int(getattr(lab, 'memory_mb', 0) or 4096)}m", "--pids-limit=512"))
     built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
-                  f"built in {outcome.build_seconds:.0f} s" if outcome.built else (outcome.error or "not built"),
+                  (f"built in {outcome.build_seconds:.0f} s" + (f" ({tag}, kept)" if keep else ""))
+                  if outcome.built else (outcome.error or "not built"),
                   "Dockerfile")
     assessment = outcome.assessment or {}
     if assessment.get("criteria"):
