@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,30 @@ def test_a_busy_round_the_load_cannot_explain_counts(monkeypatch: pytest.MonkeyP
     again = measure("28x28", FakeService([600.0]), Rule(n=20), warmup=0, probe=machine.probe, quiet_wait_s=0,
                     queued=lambda: float(next(queued)))
     assert again.rounds == 1 + MAX_BUSY_REMEASURES and not again.round_details[0]["counted"]
+
+
+def test_one_latency_probe_at_a_time_on_a_machine(tmp_path: Path) -> None:
+    """A second holder waits for the first (two services timed at once would each count the other's load)."""
+    import threading
+    import time
+
+    from autograder.assess.probes import latency_lock
+
+    lock = str(tmp_path / "latency.lock")
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def first() -> None:
+        with latency_lock(lock):
+            first_in.set()
+            order.append("first in")
+            time.sleep(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(5)
+    with latency_lock(lock) as waited:
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"] and waited >= 0.2
