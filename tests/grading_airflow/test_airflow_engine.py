@@ -3,7 +3,9 @@ under Airflow's own executor (dag.test) and under CeleryExecutor with two real w
 metadata database), and the DAG has the shape the docs promise (docs/grading-at-scale.md).
 
 The class: the lab01-environment reference and two known-bad samples (tests/samples/lab01-environment), whose
-points per grade_id are asserted too, so a run that merged nothing or everything cannot pass.
+points per grade_id are asserted too, so a run that merged nothing or everything cannot pass; and, graded beside
+them, attackers from tests/samples/_hostile (a kernel that lies about its results, one that leaks hidden tests
+through its exceptions), which must gain nothing and be flagged under Airflow's executors as under the local engine.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from graded_samples import build_submission, lab_source, load_samples
+from graded_samples import build_hostile, build_submission, lab_source, load_hostile, load_samples
 
 from autograder.errors import UsageError
 from autograder.grading import airflow as ae
 
 LAB = "lab01-environment"
 BAD = ("boundary-off-by-one", "partly-done")  # each loses a known set of points
+ATTACKERS = ("lying-kernel", "leaks-hidden-tests")  # tests/samples/_hostile: each gains nothing, and is flagged
 PG_SERVER = os.environ.get("AUTOGRADER_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 BROKER = os.environ.get("AUTOGRADER_TEST_BROKER", ae.DEFAULT_BROKER)
 
@@ -107,6 +110,9 @@ def klass(tmp_path_factory: pytest.TempPathFactory) -> Path:
     samples = {s.name: s for s in load_samples(LAB)}
     for name in BAD:
         build_submission(samples[name], lab, subs / name)
+    for sample in load_hostile():
+        if sample.name in ATTACKERS:
+            assert build_hostile(sample, lab, subs) == sample.name
     return subs
 
 
@@ -125,14 +131,18 @@ def _assert_expected_points(batch: object) -> None:
     lab = lab_source(LAB)
     samples = {s.name: s for s in load_samples(LAB)}
     parts = {p.subject: p for p in batch.parts}  # type: ignore[attr-defined]
-    assert sorted(parts) == sorted(["reference", *BAD])
+    assert sorted(parts) == sorted(["reference", *BAD, *ATTACKERS])
     tests = {c.name: c.max_points for c in parts["reference"].checks}
     assert tests, "the reference has no graded checks"
     assert parts["reference"].score == parts["reference"].max_score == sum(tests.values())
-    for name in BAD:
-        want = samples[name].expected_points(tests)
+    hostile = {s.name: s for s in load_hostile()}
+    for name in (*BAD, *ATTACKERS):
+        sample = samples.get(name) or hostile[name]
+        want = sample.expected_points(tests)
         got = {c.name: c.points for c in parts[name].checks if c.name in tests}
         assert got == want, f"{name}: {got} != {want} ({lab.name})"
+    for name in ATTACKERS:
+        assert parts[name].status == "flagged", (name, parts[name].status, parts[name].notes)
 
 
 @pytest.mark.slow
@@ -145,10 +155,11 @@ def test_local_executor_matches_local_engine(klass: Path, local_grades: str, tmp
     run = batch.data["airflow"]
     assert run["state"] == "success"
     grade_tasks = [t for t in run["tasks"] if t["task_id"] == "grade"]
-    assert sorted(t["student"] for t in grade_tasks) == sorted(["reference", *BAD])  # one mapped task each
+    assert sorted(t["student"] for t in grade_tasks) == sorted(["reference", *BAD, *ATTACKERS])  # one each
     assert all(t["state"] == "success" for t in run["tasks"])
-    assert json.loads((out / "summary.json").read_text())["students"] == 3
-    assert sorted(p.name for p in (out / "feedback").glob("*.html")) == sorted(f"{s}.html" for s in ["reference", *BAD])
+    assert json.loads((out / "summary.json").read_text())["students"] == 3 + len(ATTACKERS)
+    assert sorted(p.name for p in (out / "feedback").glob("*.html")) == sorted(f"{s}.html" for s in
+                                                                               ["reference", *BAD, *ATTACKERS])
 
 
 @pytest.mark.slow
