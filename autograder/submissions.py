@@ -31,6 +31,38 @@ MANIFEST_NAME = "submission.json"
 _STUDENT_ID = re.compile(r"[^A-Za-z0-9_.@-]+")
 MAX_FILE_BYTES = 50 * 1024 * 1024  # one file of a submission
 MAX_TOTAL_BYTES = 200 * 1024 * 1024  # everything one student hands in
+MAX_ENTRIES = 2000  # files, folders and links one student hands in (a lab has a handful)
+MAX_MANIFEST_BYTES = 64 * 1024
+MAX_NOTES = 20  # skipped-entry notes kept per submission; the rest are counted in one more
+
+
+def _shown(name: object) -> str:
+    """A file name as text any output can hold (a non-UTF-8 name's bytes escaped, never a lone surrogate)."""
+    return str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _read_manifest(path: Path) -> tuple[Any, str]:
+    """(the manifest's JSON, '') or (None, why it cannot be read): bounded in size and nesting."""
+    try:
+        with open(path, "rb", opener=_nofollow_opener) as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        return None, f"could not be read ({exc.strerror or exc})"
+    if len(data) > MAX_MANIFEST_BYTES:
+        return None, f"is over {MAX_MANIFEST_BYTES // 1024} kB"
+    try:
+        return json.loads(data.decode("utf-8", errors="replace")), ""
+    except (ValueError, RecursionError, MemoryError):
+        return None, "is not valid JSON (or nested too deep)"
+
+
+def bounded_notes(notes: list[str]) -> list[str]:
+    """At most MAX_NOTES notes about skipped entries (a hand-in of thousands of links would fill grades.csv)."""
+    skipped = [n for n in notes if ": skipped " in n or ": could not read " in n]
+    if len(skipped) <= MAX_NOTES:
+        return notes
+    drop = set(map(id, skipped[MAX_NOTES:]))
+    return [n for n in notes if id(n) not in drop] + [f"... and {len(skipped) - MAX_NOTES} more entries skipped"]
 # Top-level names a submission may not ship: they would shadow the course's packages inside the grading kernel
 # (its working folder is first on sys.path) or configure the interpreter or IPython at start-up.
 SHADOWING_NAMES = frozenset({"mlinfra", "autograder", "nbgrader", "ipykernel", "IPython", "sitecustomize.py",
@@ -89,15 +121,20 @@ def _copy_folder(src: Path, dest: Path, budget: _Budget, label: str) -> list[str
     """Copy a student's folder without following a single symbolic link, within the byte budget."""
     notes: list[str] = []
     dest.mkdir(parents=True, exist_ok=True)
+    seen = 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False, onerror=lambda e: notes.append(
-            f"{label}: could not read {e.filename} ({e.strerror})")):
+            f"{label}: could not read {_shown(e.filename)} ({e.strerror})")):
         base = Path(dirpath)
         rel_dir = base.relative_to(src)
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_ENTRIES:
+            notes.append(f"{label}: more than {MAX_ENTRIES} files and folders; the rest were not read")
+            break
         for name in sorted(dirnames):
             path = base / name
             rel = rel_dir / name
             if path.is_symlink():
-                notes.append(f"{label}: skipped {rel} (a symbolic link; links are never followed)")
+                notes.append(f"{label}: skipped {_shown(rel)} (a symbolic link; links are never followed)")
                 dirnames.remove(name)
             elif _skip_name(rel.parts):
                 dirnames.remove(name)
@@ -109,17 +146,17 @@ def _copy_folder(src: Path, dest: Path, budget: _Budget, label: str) -> list[str
             try:
                 info = path.lstat()
             except OSError as exc:
-                notes.append(f"{label}: could not read {rel} ({exc.strerror})")
+                notes.append(f"{label}: could not read {_shown(rel)} ({exc.strerror})")
                 continue
             if stat.S_ISLNK(info.st_mode):
-                notes.append(f"{label}: skipped {rel} (a symbolic link; links are never followed)")
+                notes.append(f"{label}: skipped {_shown(rel)} (a symbolic link; links are never followed)")
                 continue
             if not stat.S_ISREG(info.st_mode):
-                notes.append(f"{label}: skipped {rel} (not a regular file)")
+                notes.append(f"{label}: skipped {_shown(rel)} (not a regular file)")
                 continue
             too_big = budget.refuses(info.st_size)
             if too_big:
-                notes.append(f"{label}: skipped {rel} ({too_big})")
+                notes.append(f"{label}: skipped {_shown(rel)} ({too_big})")
                 continue
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,11 +164,11 @@ def _copy_folder(src: Path, dest: Path, budget: _Budget, label: str) -> list[str
                 with open(path, "rb", opener=_nofollow_opener) as fin, open(target, "wb") as fout:
                     copied = _copy_limited(fin, fout, min(budget.per_file, budget.left))
             except OSError as exc:
-                notes.append(f"{label}: could not read {rel} ({exc.strerror or exc})")
+                notes.append(f"{label}: could not read {_shown(rel)} ({exc.strerror or exc})")
                 target.unlink(missing_ok=True)
                 continue
             if copied is None:
-                notes.append(f"{label}: skipped {rel} (grew past the size limit while being copied)")
+                notes.append(f"{label}: skipped {_shown(rel)} (grew past the size limit while being copied)")
                 target.unlink(missing_ok=True)
                 continue
             budget.left -= copied
@@ -161,7 +198,11 @@ def _unpack_archive(archive: Path, into: Path, budget: _Budget) -> tuple[Any, li
     into.mkdir(parents=True, exist_ok=True)
     root = into.resolve()
     with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
+        members = zf.infolist()
+        if len(members) > MAX_ENTRIES:
+            notes.append(f"{label}: {len(members)} entries, more than {MAX_ENTRIES}; only the first {MAX_ENTRIES} "
+                         "were read")
+        for member in members[:MAX_ENTRIES]:
             name = member.filename
             if member.is_dir():
                 continue
@@ -203,12 +244,10 @@ def _unpack_archive(archive: Path, into: Path, budget: _Budget) -> tuple[Any, li
     manifest_path = into / MANIFEST_NAME
     if not manifest_path.is_file():
         return None, notes
-    try:
-        manifest = json.loads(manifest_path.read_text(errors="replace"))
-    except ValueError:
-        return None, notes + [f"{label}: {MANIFEST_NAME} is not valid JSON; graded without it"]
-    finally:
-        manifest_path.unlink(missing_ok=True)
+    manifest, why = _read_manifest(manifest_path)
+    manifest_path.unlink(missing_ok=True)
+    if why:
+        return None, notes + [f"{label}: {MANIFEST_NAME} {why}; graded without it"]
     return manifest, notes
 
 
@@ -289,16 +328,14 @@ def _stage_one(sid: str, entry: Path, lab: Lab, dest: Path, budget: _Budget) -> 
         named = None
         flags: list[str] = []
         if manifest_path.is_file() and not manifest_path.is_symlink():
-            try:
-                raw = json.loads(manifest_path.read_text(errors="replace"))
-            except ValueError:
-                raw = None
-                notes.append(f"{label}: {MANIFEST_NAME} is not valid JSON; graded without it")
+            raw, why = _read_manifest(manifest_path)
+            if why:
+                notes.append(f"{label}: {MANIFEST_NAME} {why}; graded without it")
             named, more = _check_manifest(raw, dest, label)
             notes += more
         if named is not None and student_id(named) != sid:
             flags.append(f"{label}: the manifest names {named!r:.40} but the folder is {sid}; graded as {sid}")
-        return Submission(sid, _lab_root_in(dest, lab), notes, flags, entry=label)
+        return Submission(sid, _lab_root_in(dest, lab), bounded_notes(notes), flags, entry=label)
     try:
         raw, notes = _unpack_archive(entry, dest, budget)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, ValueError, EOFError) as exc:
@@ -309,7 +346,7 @@ def _stage_one(sid: str, entry: Path, lab: Lab, dest: Path, budget: _Budget) -> 
     flags = []
     if named is not None and student_id(named) != sid:
         flags.append(f"{label}: the manifest names {named!r:.40} but the archive is {sid}'s; graded as {sid}")
-    return Submission(sid, _lab_root_in(dest, lab), notes, flags, entry=label)
+    return Submission(sid, _lab_root_in(dest, lab), bounded_notes(notes), flags, entry=label)
 
 
 def _remove_shadowing(dest: Path, lab: Lab, label: str) -> list[str]:

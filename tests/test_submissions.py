@@ -142,3 +142,49 @@ def test_shadowing_packages_are_removed(lab_copy: Path, tmp_path: Path) -> None:
     [sub] = collect(inbox, LAB, tmp_path / "staging")
     assert not (sub.files / "mlinfra").exists() and not (sub.files / "sitecustomize.py").exists()
     assert sum("removed" in n for n in sub.notes) == 2
+
+
+def test_names_counts_and_manifests_an_attacker_chooses_stay_bounded(lab_copy: Path, tmp_path: Path) -> None:
+    """Found by an outside attack: a non-UTF-8 file name, a deeply nested manifest in a folder, and a zip of
+    thousands of entries each stopped a whole batch or filled grades.csv; each is now a bounded note."""
+    import os
+    import stat as st
+
+    inbox = tmp_path / "inbox"
+    odd = inbox / "odd"
+    shutil.copytree(lab_copy, odd)
+    os.symlink(b"x", os.fsencode(odd) + b"/\xff\xfe-link")
+    os.mkfifo(os.fsencode(odd) + b"/\xfd-fifo")
+    (odd / "submission.json").write_text("[" * 3000 + "]" * 3000)
+    with zipfile.ZipFile(inbox / f"many-{LAB.name}.zip", "w") as zf:
+        zf.write(lab_copy / LAB.notebook, LAB.notebook)
+        for i in range(3000):
+            info = zipfile.ZipInfo(f"l/{i:x}")
+            info.external_attr = (st.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    subs = {s.student: s for s in collect(inbox, LAB, tmp_path / "staging")}
+    notes = "\n".join(subs["odd"].notes)
+    notes.encode("utf-8")  # no lone surrogate: every output can hold it
+    assert "-link (a symbolic link" in notes and "-fifo (not a regular file)" in notes and "not valid JSON" in notes
+    assert (subs["odd"].files / LAB.notebook).is_file()
+    many = subs["many"]
+    assert (many.files / LAB.notebook).is_file()
+    assert len(many.notes) <= 25 and any("more than 2000" in n for n in many.notes), many.notes[-3:]
+
+
+def test_a_notebook_of_millions_of_tiny_objects_is_refused_before_parsing(tmp_path: Path) -> None:
+    """Found by an outside attack: 5.7 MB of `[{}, {}, ...]` in a cell's metadata took the grader to 5 GB."""
+    import json
+    import resource
+
+    from autograder.errors import UsageError
+    from autograder.notebooks import read_notebook
+
+    nb = json.loads((ROOT / "labs" / LAB.name / LAB.notebook).read_text())
+    nb["cells"][0]["metadata"]["x"] = [{}] * 2_000_000
+    path = tmp_path / LAB.notebook
+    path.write_text(json.dumps(nb, separators=(",", ":")))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UsageError, match="JSON objects or arrays"):
+        read_notebook(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # kB: well under 200 MB more

@@ -47,10 +47,10 @@ def _weight(content: Any) -> int:
     """About how many bytes a message's content holds (its strings, however nested)."""
     if isinstance(content, str):
         return len(content)
-    if isinstance(content, dict):
-        return sum(len(str(k)) + _weight(v) for k, v in content.items())
+    if isinstance(content, dict):  # each container weighs what its JSON does at least, `{}` included
+        return 2 + sum(len(str(k)) + 4 + _weight(v) for k, v in content.items())
     if isinstance(content, (list, tuple)):
-        return sum(_weight(v) for v in content)
+        return 2 + sum(1 + _weight(v) for v in content)
     return 8
 
 
@@ -109,6 +109,7 @@ class SandboxedExecute(Execute):
         self._guarded_kc: Any = None
         self._cell_bytes: dict[int, int] = {}
         self._student_bytes = 0
+        self._stopped = False
 
     def output(self, outs: Any, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
         """nbclient's, within the output caps: what is past them is dropped, and a flood stops the kernel."""
@@ -119,7 +120,8 @@ class SandboxedExecute(Execute):
         before = self._cell_bytes.get(cell_index, 0)
         self._cell_bytes[cell_index] = before + size
         if self._student_bytes > STUDENT_OUTPUT_BYTES:
-            if not OUTPUT_LOG:
+            if not self._stopped:
+                self._stopped = True
                 OUTPUT_LOG.append(f"the notebook printed more than {STUDENT_OUTPUT_BYTES // 1_000_000} MB: its "
                                   "kernel was stopped")
                 if self.km is not None:
@@ -129,6 +131,7 @@ class SandboxedExecute(Execute):
             if before <= CELL_OUTPUT_BYTES:
                 outs.append(new_output("stream", name="stdout", text=f"\n[output past {CELL_OUTPUT_BYTES // 1000} kB "
                                        "dropped by the grader]\n"))
+                OUTPUT_LOG.append(f"cell {cell_index + 1}'s output past {CELL_OUTPUT_BYTES // 1000} kB was dropped")
             return None
         return super().output(outs, msg, display_id, cell_index)
 

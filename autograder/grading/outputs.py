@@ -20,7 +20,8 @@ from mlinfra.base.results import Outcome
 
 
 def reason(outcome: Outcome) -> str:
-    return "; ".join([*outcome.data.get("flags", []), *outcome.notes])
+    text = "; ".join([*outcome.data.get("flags", []), *outcome.notes])
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # no lone surrogate reaches a file
 
 
 def columns(tests: dict[str, float], outcomes: list[Outcome]) -> list[str]:

@@ -26,6 +26,7 @@ from mlinfra.base.results import (
     NOT_RUN,
     PASSED,
     SKIPPED,
+    STOPPED,
     TIMEOUT,
     UNREADABLE,
     Check,
@@ -335,6 +336,11 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             outcome = _zero(plan, student, status, "the kernel died while running the notebook (os._exit, "
                             "a crash in native code, or a limit); nbgrader scores nothing once that happens",
                             notes, flags, started)
+        elif "CellTimeoutError" in cause:
+            # the student's cell ran past its limit and did not answer the interrupt (busy in native code, or
+            # flooding the grader with output): the student's outcome, not the machinery's
+            outcome = _zero(plan, student, STOPPED, f"a cell ran past its {lab.cell_timeout} s and could not be "
+                            "interrupted; nbgrader scores nothing once that happens", notes, flags, started)
         else:
             outcome = _zero(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags,
                             started)
