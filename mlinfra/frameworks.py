@@ -1,9 +1,10 @@
 """One small model in four runtimes: PyTorch, Keras 3 (on its torch backend), TensorFlow and ONNX Runtime.
 
-Lesson 1.4, lab03 and ``bench/bench_frameworks.py`` use this module; docs/frameworks.md records what the course
+Lesson 1.4 and ``bench/bench_frameworks.py`` / ``bench/bench_tensorflow.py`` use this module; docs/frameworks.md records what the course
 installs and how TensorFlow and torch share a process (measured): plain TensorFlow (``tf.function``,
-``tf.Module``, SavedModel) runs in the notebook's kernel beside torch; Keras on the TensorFlow backend runs in a
-process of its own, because the kernel's Keras is already on torch and Keras picks its backend once per process.
+``tf.Module``, SavedModel) runs in the lesson's kernel beside torch; Keras on the TensorFlow backend runs in a
+process of its own, because the kernel's Keras is already on torch and Keras picks its backend once per process
+(lab03 keeps TensorFlow out of its graded kernel altogether: docs/frameworks.md says why).
 
 - ``torch_mlp`` / ``keras_mlp``: the same architecture (dense -> ReLU -> dense) in each framework;
 - ``copy_torch_to_keras``: copy the weights across (a ``Linear`` keeps ``out x in``, a ``Dense`` kernel keeps
