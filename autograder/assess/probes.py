@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autograder.assess import images
-from autograder.assess.latency import QUIET_WAIT_S, Rule, SizeResult, measure, percentile, run_queue_wait_ms
+from autograder.assess.latency import (
+    QUIET_WAIT_S,
+    Rule,
+    SizeResult,
+    measure,
+    own_wait_ms,
+    percentile,
+    run_queue_wait_ms,
+)
 from autograder.assess.targets import BadRequest, Reply, new_client
 
 POINTS_EACH = 20.0
@@ -295,7 +303,7 @@ def _latency(
         pid = opts.service_pid
         result = measure(f"{size}x{size}", request, rule, warmup=opts.warmup, tick=tick,
                          quiet_wait_s=opts.quiet_wait_s,
-                         queued=(lambda pid=pid: run_queue_wait_ms(pid)) if pid is not None else None)
+                         queued=(lambda pid=pid: _queued_ms(pid)) if pid is not None else None)
         evidence.latency.append(result)
         crit.checks.append(Check(name, result.passed, result.verdict))
         decided_fail = not result.passed
@@ -321,6 +329,12 @@ def _latency(
         else f"{failed[0].name}: {failed[0].detail}"
     )
     return crit
+
+
+def _queued_ms(pid: int) -> float | None:
+    """The service's run-queue wait (its process tree) plus this client's own, in ms; None when unreadable."""
+    service = run_queue_wait_ms(pid)
+    return None if service is None else service + own_wait_ms()
 
 
 def concurrent(target: Target, sample: images.Sample, clients: int, per_client: int) -> Concurrency:
