@@ -20,7 +20,9 @@ Score an image-classification service over real HTTP (on 127.0.0.1 with --app) a
     at most 5, and the same top-1 label for the same image twice
   4 latency: p95 under 500 ms at each size, after warm-up, over one keep-alive connection (up to --requests
     timed requests; clearly slow services stop after a few, and results near the limit are measured again),
-    then --concurrency clients at once without errors
+    then --concurrency clients at once without errors. Each round records the machine's load; a round that
+    failed because of other people's load is measured again when the machine is quieter (at most 3 times, every
+    round shown), and one assessment's latency probes never run beside another's on the same machine
   5 basic error handling: not an image, corrupt, empty, 12 MB, missing field and wrong method each get a 4xx
     with a JSON reason, and the service answers /health after each one
 
