@@ -30,6 +30,7 @@ MAX_MESSAGE = 300
 MIN_ENCODED = 32
 _ENCODED = re.compile(r"[A-Za-z0-9+/=_\-]{24,}|(?:[0-9a-fA-F]{2}\s?){12,}")  # base64 or hex runs to decode
 # a run of an encoding's alphabet, possibly cut into pieces by single separators: "aGVs.bG8g.d29y.bGQ="
+_HEX_PAIRS = re.compile(r"(?:\b[0-9a-fA-F]{2}\b[\s,:]+){16,}")
 _CHUNKED = re.compile(r"(?:[A-Za-z0-9+/=_]{2,}[.\-: ,|]?){2,}")
 
 
@@ -104,22 +105,38 @@ class HiddenText:
         them; else with every encoded-looking run taken out, and cut to MAX_MESSAGE characters."""
         if self.quoted_in(text):
             return REDACTED, True
-        encoded = False
-
-        def drop(match: re.Match[str]) -> str:
-            nonlocal encoded
-            run = match.group(0)
-            letters = sum(ch.isalnum() for ch in run)
-            if letters >= MIN_ENCODED and not _prose(run):
+        kept, encoded = [], False
+        for token in re.split(r"(\s+)", text):
+            if _encoded_run(token):
+                kept.append(ENCODED)
                 encoded = True
-                return ENCODED
-            return run
+            else:
+                kept.append(token)
+        words = [t for t in text.split() if _base64ish(t)]
+        if len(words) >= 3:  # encoded data cut into space-separated pieces
+            kept = [ENCODED if _base64ish(t) else t for t in kept]
+            encoded = True
+        cleaned = "".join(kept)
+        cleaned, pairs = _HEX_PAIRS.subn(ENCODED + " ", cleaned)  # bytes written out one by one
+        return cleaned[:MAX_MESSAGE], encoded or bool(pairs)
 
-        text = _CHUNKED.sub(drop, text)
-        return text[:MAX_MESSAGE], encoded
+
+def _encoded_run(token: str) -> bool:
+    """A run without spaces of MIN_ENCODED or more letters and digits that is not words (a path, a dotted name)."""
+    return sum(ch.isalnum() for ch in token) >= MIN_ENCODED and not _prose(token)
+
+
+def _base64ish(token: str) -> bool:
+    """A piece of base64 or hex: 12+ characters mixing digits with letters (both cases, or hex)."""
+    core = token.strip(".,;:()[]{}'\"")
+    if len(core) < 12 or not re.fullmatch(r"[A-Za-z0-9+/=_\-]+", core) or not any(c.isdigit() for c in core):
+        return False
+    hexlike = re.fullmatch(r"[0-9a-fA-F]+", core) is not None and len(core) >= 16
+    return hexlike or (any(c.islower() for c in core) and any(c.isupper() for c in core))
 
 
 def _prose(run: str) -> bool:
     """A long run that is still plain words (a sentence with commas, a path of real names), not encoded data."""
-    words = [w for w in re.split(r"[.\-: ,|/_]", run) if w]
-    return bool(words) and all((w.isalpha() and len(w) <= 15) or (w.isdigit() and len(w) <= 10) for w in words)
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", run) if w]
+    return bool(words) and all((w.isalpha() and len(w) <= 20) or (w.isdigit() and len(w) <= 10) or
+                               (len(w) <= 6) for w in words)
