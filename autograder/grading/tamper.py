@@ -50,7 +50,9 @@ def restore(snap=_snap, ip=_ip, b=_b, s=_s, list=list, dict=dict, setattr=setatt
     done = []
     bd = b.__dict__
     changed = [k for k, v in snap["builtins"].items() if bd.get(k, None) is not v]
-    extra = [k for k in list(bd) if k not in snap["builtins"]]
+    # native extensions built with pybind11 (TensorFlow) keep their registry in builtins: library state, not a
+    # student's doing
+    extra = [k for k in list(bd) if k not in snap["builtins"] and not k.startswith("__pybind11_internals")]
     if changed or extra:
         for k in extra:
             del bd[k]
