@@ -18,13 +18,9 @@ from autograder.labs import lab_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# PENDING: lab03's cells that are not sealed yet. lab03 is being reworked elsewhere; its cells get their seals in
-# that work, and each leaves this set when it does (test_pending_exceptions_are_still_needed says when).
-PENDING_LAB03_UNSEALED = {
-    ("lab03-frameworks", "test-device"),
-    ("lab03-frameworks", "test-keras-port"),
-    ("lab03-frameworks", "test-onnx-export"),
-}
+# Cells that may stay unsealed (none today). A cell named here that no longer exists, or has since been sealed,
+# fails test_pending_exceptions_are_still_needed, so the set only shrinks.
+PENDING_UNSEALED: set[tuple[str, str]] = set()
 
 
 def _graded_cells() -> list[tuple[str, str, str]]:
@@ -44,8 +40,8 @@ CELLS = _graded_cells()
 
 @pytest.mark.parametrize(("lab", "grade_id", "source"), CELLS, ids=[f"{lab}/{gid}" for lab, gid, _ in CELLS])
 def test_graded_cell_is_sealed(lab: str, grade_id: str, source: str) -> None:
-    if (lab, grade_id) in PENDING_LAB03_UNSEALED:
-        pytest.skip("pending: lab03 is being reworked (PENDING_LAB03_UNSEALED)")
+    if (lab, grade_id) in PENDING_UNSEALED:
+        pytest.skip("pending: lab03 is being reworked (PENDING_UNSEALED)")
     sealed = seals.seal_cell(source)
     assert sealed.seals, (
         f"solutions/{lab}/{lab}.ipynb, cell {grade_id}: no sealed hidden check, so a kernel that lies gets its "
@@ -59,11 +55,10 @@ def test_graded_cell_is_sealed(lab: str, grade_id: str, source: str) -> None:
 def test_pending_exceptions_are_still_needed() -> None:
     """Each pending exception names a graded cell that exists and is still unsealed: once sealed, it leaves."""
     by_key = {(lab, gid): source for lab, gid, source in CELLS}
-    assert {lab for lab, _ in PENDING_LAB03_UNSEALED} == {"lab03-frameworks"}, "only lab03's cells may be pending"
-    stale = sorted(key for key in PENDING_LAB03_UNSEALED if key not in by_key)
-    assert not stale, f"PENDING_LAB03_UNSEALED names cells that no longer exist: {stale}; remove them"
-    done = sorted(key for key in PENDING_LAB03_UNSEALED if seals.seal_cell(by_key[key]).seals)
-    assert not done, f"these cells are sealed now: remove them from PENDING_LAB03_UNSEALED in {Path(__file__).name}: {done}"
+    stale = sorted(key for key in PENDING_UNSEALED if key not in by_key)
+    assert not stale, f"PENDING_UNSEALED names cells that no longer exist: {stale}; remove them"
+    done = sorted(key for key in PENDING_UNSEALED if seals.seal_cell(by_key[key]).seals)
+    assert not done, f"these cells are sealed now: remove them from PENDING_UNSEALED in {Path(__file__).name}: {done}"
 
 
 def test_a_cell_without_a_sealable_hidden_assert_is_caught() -> None:
