@@ -153,7 +153,14 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
                                   "of a graded image: leave data and weights out of it (.dockerignore)")
         started = time.monotonic()
         life = ("--timeout", str(int(caps.run_s))) if engine.name == "podman" and isolated else ()
-        container = eng.run_container(engine, outcome.tag, container_port, extra=(*run_args, *life))
+        # A graded image is a student's code: no capability, no privilege to regain, no user namespaces (the same
+        # seccomp profile as the grading sandbox's containers), whatever USER its Dockerfile names.
+        from autograder.grading.containers import seccomp_profile
+
+        profile = seccomp_profile() if isolated else None
+        hardened = (("--cap-drop", "all", "--security-opt", "no-new-privileges",
+                     *(("--security-opt", f"seccomp={profile}") if profile else ())) if isolated else ())
+        container = eng.run_container(engine, outcome.tag, container_port, extra=(*run_args, *hardened, *life))
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")
