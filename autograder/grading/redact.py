@@ -122,8 +122,16 @@ class HiddenText:
 
 
 def _encoded_run(token: str) -> bool:
-    """A run without spaces of MIN_ENCODED or more letters and digits that is not words (a path, a dotted name)."""
-    return sum(ch.isalnum() for ch in token) >= MIN_ENCODED and not _prose(token)
+    """A run without spaces that holds encoded data: a piece of 16 or more characters of base64's alphabet mixing
+    letters and digits, or of 40 or more of it at all; with MIN_ENCODED or more of them in the run. Words, paths,
+    dotted names, numbers and JSON of such are not."""
+    if sum(ch.isalnum() for ch in token) < MIN_ENCODED:
+        return False
+    for part in re.split(r"[^A-Za-z0-9]", token):
+        letters, digits = any(c.isalpha() for c in part), any(c.isdigit() for c in part)
+        if (len(part) >= 16 and letters and digits) or len(part) >= 40:
+            return True
+    return False
 
 
 def _base64ish(token: str) -> bool:
@@ -133,10 +141,3 @@ def _base64ish(token: str) -> bool:
         return False
     hexlike = re.fullmatch(r"[0-9a-fA-F]+", core) is not None and len(core) >= 16
     return hexlike or (any(c.islower() for c in core) and any(c.isupper() for c in core))
-
-
-def _prose(run: str) -> bool:
-    """A long run that is still plain words (a sentence with commas, a path of real names), not encoded data."""
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", run) if w]
-    return bool(words) and all((w.isalpha() and len(w) <= 20) or (w.isdigit() and len(w) <= 10) or
-                               (len(w) <= 6) for w in words)
