@@ -383,7 +383,19 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         flags.append(f"tampering? the kernel's results cannot be trusted ({lies[:300]}): scored 0 for review")
         checks = [Check(c.name, FAILED, 0.0, c.max_points, "not scored: the kernel's replies were not the results "
                         "of running the tests", c.where) for c in checks]
-    deploy, deploy_notes = run_deploy_checks(lab, files, box)
+    import os
+
+    keep = {"AUTOGRADER_KEEP_WORK": "1"} if plan.keep_work else {}  # lab06 keeps each student's image for a look
+    saved = {k: os.environ.get(k) for k in keep}
+    os.environ.update(keep)
+    try:
+        deploy, deploy_notes = run_deploy_checks(lab, files, box)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     checks += deploy
     notes += deploy_notes
     data.update({"flags": flags, "autograded": str(autograded),
