@@ -29,9 +29,11 @@ ENCODED = "[…]"
 MAX_MESSAGE = 300
 MIN_ENCODED = 32
 _ENCODED = re.compile(r"[A-Za-z0-9+/=_\-]{24,}|(?:[0-9a-fA-F]{2}\s?){12,}")  # base64 or hex runs to decode
+_SEPARATOR = r"[.\-: ,|]"
 # a run of an encoding's alphabet, possibly cut into pieces by single separators: "aGVs.bG8g.d29y.bGQ="
+_CHUNKED = re.compile(rf"(?:[A-Za-z0-9+/=_]{{2,}}{_SEPARATOR}?){{2,}}")
+# bytes written out one by one in hex: "9c 5a 0f ..."
 _HEX_PAIRS = re.compile(r"(?:\b[0-9a-fA-F]{2}\b[\s,:]+){16,}")
-_CHUNKED = re.compile(r"(?:[A-Za-z0-9+/=_]{2,}[.\-: ,|]?){2,}")
 
 
 def _shingles(words: list[str]) -> set[tuple[str, ...]]:
@@ -95,7 +97,7 @@ class HiddenText:
         if not self.shingles or not text:
             return False
         pieces = [text, text[::-1]]
-        runs = _ENCODED.findall(text) + ["".join(re.split(r"[.\-: ,|]", m)) for m in _CHUNKED.findall(text)]
+        runs = _ENCODED.findall(text) + ["".join(re.split(_SEPARATOR, m)) for m in _CHUNKED.findall(text)]
         for token in runs:
             pieces += fingerprints.decoded_payloads(token)
         return any(self.shingles & _shingles(fingerprints.words(piece)) for piece in pieces)
@@ -117,7 +119,7 @@ class HiddenText:
             kept = [ENCODED if _base64ish(t) else t for t in kept]
             encoded = True
         cleaned = "".join(kept)
-        cleaned, pairs = _HEX_PAIRS.subn(ENCODED + " ", cleaned)  # bytes written out one by one
+        cleaned, pairs = _HEX_PAIRS.subn(ENCODED + " ", cleaned)
         return cleaned[:MAX_MESSAGE], encoded or bool(pairs)
 
 
