@@ -8,7 +8,10 @@ processes (`pool.py`); the Airflow engine runs it in its tasks.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 import tempfile
 import time
 import traceback
@@ -61,20 +64,31 @@ def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
 
 def read_bounded(path: Path, limit: int) -> bytes:
     """At most `limit` bytes of a file a sandbox could write, never through a symbolic link (b'' when missing)."""
-    import os
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return b""
     try:
-        import stat
-
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return b""
         return os.read(fd, limit)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Any:
+    """These environment variables set for the block, as they were after it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _read_autograded(autograded: Path) -> Any:
@@ -383,19 +397,9 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         flags.append(f"tampering? the kernel's results cannot be trusted ({lies[:300]}): scored 0 for review")
         checks = [Check(c.name, FAILED, 0.0, c.max_points, "not scored: the kernel's replies were not the results "
                         "of running the tests", c.where) for c in checks]
-    import os
-
-    keep = {"AUTOGRADER_KEEP_WORK": "1"} if plan.keep_work else {}  # lab06 keeps each student's image for a look
-    saved = {k: os.environ.get(k) for k in keep}
-    os.environ.update(keep)
-    try:
+    # --keep-work: lab06's check keeps each student's image for a look
+    with _environ({"AUTOGRADER_KEEP_WORK": "1"} if plan.keep_work else {}):
         deploy, deploy_notes = run_deploy_checks(lab, files, box)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     checks += deploy
     notes += deploy_notes
     data.update({"flags": flags, "autograded": str(autograded),
