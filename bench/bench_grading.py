@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -114,25 +115,25 @@ def main() -> None:
         make_class(args.lab, args.students, subs)
         print(f"bench_grading: {args.students} submissions of {args.lab}, {os.cpu_count()} cores")
 
-        from autograder.grading import kernels, pool
+        from autograder.grading import execute, kernels, pool
+
+        def variant(module: object, switch: str, folder: str) -> tuple[Any, float]:
+            """The class graded once with `module.switch` off (restored after), and the seconds it took."""
+            setattr(module, switch, False)
+            started = time.perf_counter()
+            try:
+                return grade_class(lab, subs, Path(tmp) / folder, workers=args.workers, sandbox=args.sandbox), \
+                    time.perf_counter() - started
+            finally:
+                setattr(module, switch, True)
 
         if args.started_kernels:
-            kernels.FORK_KERNELS = False
-            started = time.perf_counter()
-            plain = grade_class(lab, subs, Path(tmp) / "started", workers=args.workers, sandbox=args.sandbox)
-            took = time.perf_counter() - started
-            kernels.FORK_KERNELS = True
+            plain, took = variant(kernels, "FORK_KERNELS", "started")
             cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in plain.parts)
             print(f"  ours, every kernel started afresh: {took:6.1f} s, {took / args.students:5.2f} s a notebook; "
                   f"cells {cells:6.1f} s in all")
         if args.unsealed:
-            from autograder.grading import execute
-
-            execute.SEAL_HIDDEN_TESTS = False
-            started = time.perf_counter()
-            trusting = grade_class(lab, subs, Path(tmp) / "unsealed", workers=args.workers, sandbox=args.sandbox)
-            took = time.perf_counter() - started
-            execute.SEAL_HIDDEN_TESTS = True
+            trusting, took = variant(execute, "SEAL_HIDDEN_TESTS", "unsealed")
             print(f"  ours, unsealed (the kernel's word taken): {took:6.1f} s, {took / args.students:5.2f} s a "
                   f"notebook; scores {[p.score for p in trusting.parts]}")
         started = time.perf_counter()
