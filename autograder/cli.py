@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "dag": "autograder.dag",
     "dockerfile": "autograder.dockerfile",
     "doctor": "autograder.doctor",
+    "class": "autograder.classbook.cli",
 }
 
 EPILOG = """\
