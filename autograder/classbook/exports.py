@@ -6,8 +6,8 @@
   import maps one identity column to a Moodle user field ("Map from" -> "Map to": Username -> username, ID number
   -> useridnumber, Email address -> useremail) and each other column to a grade item. So: those three identity
   columns (from the roster; Username defaults to the learner id), then one numeric column per assessment.
-  Moodle refuses a grade above the grade item's maximum: set each item's maximum to the max_points shown in
-  class report.html (or class.csv's header row 2 is not used: Moodle reads one header row).
+  Moodle reads one header row, and refuses a grade above the grade item's maximum: set each item's maximum to
+  the max_points row of class.csv.
 - canvas.csv: Canvas's Gradebook import (Grades > Import; Canvas Instructor Guide "How do I import grades in the
   Gradebook?"). The file has Canvas's export layout: the columns Student, ID, SIS User ID, SIS Login ID, Section
   (Canvas matches a row by ID, SIS User ID or SIS Login ID, so give the roster), then one column per assignment,
@@ -67,18 +67,20 @@ def read_roster(path: Path) -> dict[str, Person]:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise BadConfig(path, "", f"not a UTF-8 CSV file ({exc})") from None
     people: dict[str, Person] = {}
+    headers = {h.strip().lower() for h in (rows[0] if rows else {}) if h}
+    aliases = dict(ROSTER_ALIASES)
+    if "sis login id" in headers:
+        aliases["student"] = "name"  # a Canvas export: its "Student" column is the person's name
     for line, row in enumerate(rows, start=2):
-        fields = {ROSTER_ALIASES[k.strip().lower()]: (v or "").strip() for k, v in row.items()
-                  if k and k.strip().lower() in ROSTER_ALIASES}
-        if fields.get("name", "").strip() == CANVAS_POINTS_ROW.strip():
+        fields = {aliases[k.strip().lower()]: (v or "").strip() for k, v in row.items()
+                  if k and k.strip().lower() in aliases}
+        if fields.get("name", "") == CANVAS_POINTS_ROW.strip():
             continue  # a Canvas export's "Points Possible" row
         student = fields.get("student") or fields.get("sis_login_id") or fields.get("sis_user_id") \
             or fields.get("username")
         if not student:
             raise BadConfig(path, f"line {line}", "no learner id: give a `student` column (the id learners hand "
                             "in under), or use a Canvas gradebook export (its SIS Login ID is used)")
-        if "name" not in fields and "student" not in row and "Student" in row:
-            fields["name"] = (row.get("Student") or "").strip()
         people[key(student)] = Person(student, fields)
     return people
 

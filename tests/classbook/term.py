@@ -36,6 +36,7 @@ QUIZ_ANSWERS = {
     "eve": {"l03-validate-data-first": "not an option"},
 }
 PRACTICAL = {"ada": 120.0, "bob": 100.0, "cy": 60.0}
+FLAG = "the kernel's builtins were changed <script>alert(1)</script>"  # reasons may quote learner text
 
 
 def write_lab(out: Path, lab: str, flagged: str | None = None, late: dict[str, float] | None = None) -> Path:
@@ -49,7 +50,7 @@ def write_lab(out: Path, lab: str, flagged: str | None = None, late: dict[str, f
                   for t, (mx, pts) in LABS[lab].items()]
         o = Outcome(student, checks, status="flagged" if student == flagged else "completed")
         if student == flagged:
-            o.data["flags"] = ["the kernel's builtins were changed"]
+            o.data["flags"] = [FLAG]
         outcomes.append(o)
     write_all(out, lab, tests, outcomes, seconds=1.0, notes=[], sandbox="none")
     if late:  # the late-policy columns a grading run with a deadline writes (grades.csv is the final word)
@@ -92,7 +93,7 @@ def write_practical(dest: Path) -> Path:
         part = to_jsonable(Outcome(f"hand-in {student}-practical.zip (http://127.0.0.1:1)", checks))
         part["target"] = {"pack": f"hand-ins/{student}-practical.zip", "kind": "pack"}
         parts.append(part)
-    dest.write_text(json.dumps(to_jsonable(Outcome("assess --pack", parts=[]) ) | {"parts": parts}))
+    dest.write_text(json.dumps(to_jsonable(Outcome("assess --pack", parts=[])) | {"parts": parts}))
     return dest
 
 
