@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "check": "autograder.check",
     "submit": "autograder.submit",
     "grade": "autograder.grading.cli",
+    "review": "autograder.grading.review",
     "release": "autograder.release",
     "quiz": "autograder.quiz.cli",
     "assess": "autograder.assess.cli",

@@ -65,6 +65,10 @@ def load_lab(folder: Path) -> Lab:
     # (files exist, no globs, "module:function" deploy checks) that would be custom validators anyway.
     path = folder / MANIFEST
     if not path.is_file():
+        from autograder.nbgrader_course import assignment_lab, course_root_of
+
+        if course_root_of(folder) is not None:  # an assignment of a plain nbgrader course: no lab.yaml needed
+            return assignment_lab(folder)
         raise UsageError(f"{path} is missing: every lab folder needs a {MANIFEST} (see README, 'Adding a lab')")
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -22,7 +22,7 @@ from autograder.errors import UsageError
 from autograder.grading.plan import BatchPlan, load_plan
 from autograder.labs import NOT_LAB_FILES, Lab, find_lab, load_lab
 from autograder.paths import repo_root
-from mlinfra.base.results import GRADER_ERROR, Outcome
+from mlinfra.base.results import GRADER_ERROR, PENDING, Outcome
 
 __all__ = ["BatchPlan", "finish_batch", "grade_class", "grade_student", "load_plan", "prepare_batch"]
 
@@ -30,9 +30,10 @@ __all__ = ["BatchPlan", "finish_batch", "grade_class", "grade_student", "load_pl
 WORKER_OVERHEAD_S = 60
 
 
-def _build_template(lab: Lab, template: Path) -> dict[str, float]:
+def _build_template(lab: Lab, template: Path) -> tuple[dict[str, float], dict[str, float]]:
     """A course folder with the lab's source and a gradebook that knows its graded cells (hidden tests
-    included); every student's course folder starts as a copy of it. Lives outside every sandbox."""
+    included); every student's course folder starts as a copy of it. Lives outside every sandbox. Returns the
+    autograded tests and the manually graded cells (grade_id -> points), each in notebook order."""
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
@@ -53,24 +54,33 @@ def _build_template(lab: Lab, template: Path) -> dict[str, float]:
     # notebook order, as the graded cells appear in the source
     import nbformat
 
+    from autograder.grading.manual import manual_cells
+
     nb = nbformat.read(lab.notebook_path, as_version=4)
     order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
-    return dict(sorted(cells.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    by_hand = manual_cells(nb)  # a person's to grade: never a test column, never scored by a kernel
+    tests = {gid: points for gid, points in cells.items() if gid not in by_hand}
+    return dict(sorted(tests.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))), by_hand
 
 
 def _resolve_lab(lab: str | Lab) -> Lab:
     if isinstance(lab, Lab):
         return lab
+    from autograder.nbgrader_course import course_root_of
+
     candidate = Path(lab)
-    if (candidate / "lab.yaml").is_file():
+    if (candidate / "lab.yaml").is_file() or course_root_of(candidate) is not None:
         return load_lab(candidate)
     return find_lab(repo_root(), lab)
 
 
 def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *, sandbox: str = "auto",
-                  keep_work: bool = False, file_mb: int = 256) -> BatchPlan:
+                  keep_work: bool = False, file_mb: int = 256, course: Path | None = None) -> BatchPlan:
     """Build the template course and gradebook, stage every submission (hostile input: see submissions.py),
-    and write `work_dir/plan.json`. Raises UsageError when the sandbox asked for is not available."""
+    and write `work_dir/plan.json`. `course`: the course file (due times, extensions, late rule; late.py).
+    Raises UsageError when the sandbox asked for is not available, BadConfig when the course file is wrong."""
+    from autograder.grading.late import load_course
+
     from autograder.grading import sandbox as sandboxes
     from autograder.nbgrader_course import ensure_venv_tools_on_path
     from autograder.submissions import collect
@@ -78,6 +88,7 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     ensure_venv_tools_on_path()
     kind = sandboxes.choose(sandbox)
     lab = _resolve_lab(lab_name)
+    rules = load_course(course) if course is not None else None  # before any work: a wrong file stops here
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise UsageError(f"{submissions_dir}: not a folder; give the folder holding one folder or .zip per student")
@@ -85,10 +96,11 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     if work.exists():
         shutil.rmtree(work)  # regrading starts clean, so the same submissions get the same grades
     work.mkdir(parents=True)
-    tests = _build_template(lab, work / "template")
+    tests, by_hand = _build_template(lab, work / "template")
     subs = collect(submissions_dir, lab, work / "staging")
     plan = BatchPlan(lab_name=lab.name, lab_folder=str(lab.folder.resolve()), work_dir=str(work.resolve()),
-                     sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb)
+                     sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb, manual=by_hand,
+                     course=rules.to_dict() if rules else None)
     limit = sandboxes.process_limit(kind)
     if limit.startswith("none"):  # said in summary.json, so an instructor knows what did not hold
         plan.notes.append(f"no limit on the processes a submission may start ({limit[len('none: '):]}): grade as "
@@ -96,7 +108,8 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     for sub in subs:
         plan.students.append(sub.student)
         plan.submissions[sub.student] = {"files": str(sub.files) if sub.files else None, "notes": sub.notes,
-                                         "flags": sub.flags, "entry": sub.entry, "unreadable": sub.unreadable}
+                                         "flags": sub.flags, "entry": sub.entry, "unreadable": sub.unreadable,
+                                         "received": sub.received}
     plan.save()
     return plan
 
@@ -151,6 +164,11 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
             notebook = gb.find_submission_notebook(stem, plan.lab_name, o.subject)
             for grade in notebook.grades:
                 check = o.check(grade.name)
+                if grade.name in plan.manual:  # a person's points, when entered (nbgrader's own columns)
+                    entered = check is not None and check.status != PENDING
+                    grade.manual_score = check.points if entered and check is not None else None
+                    grade.needs_manual_grade = not entered
+                    continue
                 grade.auto_score = check.points if check is not None else 0.0
             gb.db.commit()
     with open(tmp, "rb+") as built:
@@ -188,9 +206,16 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
             ordered.append(_zero(plan, s, GRADER_ERROR, "no result came back for this student",
                                  list(sub.get("notes", [])), list(sub.get("flags", [])), time.monotonic()))
         ordered.sort(key=lambda o: o.subject)
+    from autograder.grading import manual, term
+
+    out_dir = Path(out_dir)
+    for o in ordered:
+        o.data["received"] = plan.submissions.get(o.subject, {}).get("received")
+    # points entered with `autograder review` survive a regrade; a wrong file stops before any output is replaced
+    entered = manual.load_entered(out_dir / manual.POINTS_FILE, plan.manual)
+    term.apply_term(ordered, plan.lab_name, plan.course, plan.manual, entered)
     revealed = _nbgrader_feedback(plan, ordered) if reveal_hidden else None
     took = seconds if seconds is not None else round(sum(o.data.get("seconds", 0.0) for o in ordered), 2)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = list(plan.notes)
     try:
@@ -204,10 +229,11 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
     if why:
         notes.append(f"gradebook.db not written: {why}")
     outputs.write_all(out_dir, plan.lab_name, plan.tests, ordered, seconds=took, notes=notes,
-                      sandbox=plan.sandbox, revealed=revealed)
-    if not plan.keep_work:
-        for sub in ("courses", "sandboxes", "staging"):
-            shutil.rmtree(Path(plan.work_dir) / sub, ignore_errors=True)
+                      sandbox=plan.sandbox, revealed=revealed, term=term.term_of(plan.course, plan.manual))
+    for o in ordered:
+        o.data.pop("answers", None)  # written to OUT/answers/; the learners' text stays out of --json
+    if not plan.keep_work:  # the template, the plan, every course folder and sandbox: nothing is read after this
+        shutil.rmtree(Path(plan.work_dir), ignore_errors=True)
     return Outcome(plan.lab_name, parts=ordered,
                    data={"out_dir": str(out_dir), "tests": dict(plan.tests), "seconds": took,
                          "sandbox": plan.sandbox, "work_dir": plan.work_dir})
@@ -215,7 +241,8 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
 
 def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers: int = 2, progress: bool = False,
                 sandbox: str = "auto", keep_work: bool = False, reveal_hidden: bool = False,
-                work_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Outcome:
+                work_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                course: Path | None = None) -> Outcome:
     """The local engine: prepare, grade every student with `workers` long-lived workers, finish."""
     from autograder.grading import kernels, pool
     from autograder.grading import sandbox as sandboxes
@@ -227,7 +254,7 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
     zygotes = pool.start_zygotes(workers, _resolve_lab(lab)) if forking else []
     try:
         plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox,
-                             keep_work=keep_work)
+                             keep_work=keep_work, course=course)
     except BaseException:
         for z in zygotes:
             z.close()

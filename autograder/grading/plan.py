@@ -21,15 +21,18 @@ class BatchPlan:
     sandbox: str  # "bwrap" or "none" (resolved; never "auto")
     tests: dict[str, float]  # grade_id -> max points, in notebook order
     students: list[str] = field(default_factory=list)
-    # student -> {"files": str | None, "notes": [...], "flags": [...], "entry": str, "unreadable": str}
+    # student -> {"files": str | None, "notes": [...], "flags": [...], "entry": str, "unreadable": str,
+    #             "received": seconds since the epoch the instructor received it, or None}
     submissions: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # about the batch (entries that are not submissions)
     file_mb: int = 256  # largest file a kernel may write
     keep_work: bool = False
+    manual: dict[str, float] = field(default_factory=dict)  # manually graded cells: grade_id -> points
+    course: dict[str, Any] | None = None  # the course file's due times and late rule (late.Course.to_dict)
 
     @property
     def max_score(self) -> float:
-        return sum(self.tests.values())
+        return sum(self.tests.values()) + sum(self.manual.values())
 
     def save(self) -> Path:
         from autograder.reports import write_text

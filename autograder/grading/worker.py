@@ -108,8 +108,12 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
     checks: dict[str, Check] = {}
     if nb is None:
         return checks
+    from autograder.grading.manual import is_manual
+
+    # the graded test cells' text (a manually graded code answer is the learner's own, not a hidden test)
     hidden = HiddenText.of_notebook([c.source for c in nb.cells if c.cell_type == "code"
-                                     and c.get("metadata", {}).get("nbgrader", {}).get("grade")])
+                                     and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                                     and not is_manual(c.get("metadata", {}).get("nbgrader", {}))])
     for index, cell in enumerate(nb.cells, start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("grade_id") not in scores:
@@ -340,6 +344,10 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
                             "sandbox": plan.sandbox, "forked": bool(kernel_ids) and kernel_ids[-1] in kernels.FORKED}
     if kernels.ZYGOTE_FAILED:
         data["zygote failed"] = kernels.ZYGOTE_FAILED[-1]
+    if plan.manual:  # the answers a person grades, from the trusted side's copy (finish_batch writes them out)
+        from autograder.grading.manual import answers_of
+
+        data["answers"] = answers_of(nb, plan.manual)
     notes += execute.OUTPUT_LOG
     limits = _limits_reached(spec)
     notes += [f"the notebook reached the sandbox's {limit} ({_LIMIT_OF[limit](spec)})" for limit in limits]

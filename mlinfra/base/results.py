@@ -18,7 +18,8 @@ TIMEOUT = "timeout"    # interrupted at its own time limit: no points, the rest 
 NOT_RUN = "not run"    # never executed: something before it stopped the run
 SKIPPED = "skipped"    # deliberately not run (a tool or engine is missing): the message says which and why
 INFO = "info"          # a figure reported for information; never scored
-CHECK_STATUSES = (PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN, SKIPPED, INFO)
+PENDING = "pending"    # waits for a person (a manually graded cell): no points until they are entered
+CHECK_STATUSES = (PASSED, FAILED, ERROR, TIMEOUT, NOT_RUN, SKIPPED, INFO, PENDING)
 
 # An outcome's status: how far checking the subject got.
 COMPLETED = "completed"      # every check ran to a result (some may have failed or timed out)
@@ -28,12 +29,13 @@ UNREADABLE = "unreadable"    # the subject could not be read (corrupt notebook, 
 STOPPED = "stopped"          # killed at the overall time limit: scores nothing
 KERNEL_DIED = "kernel died"  # the process running the learner's code died (os._exit, a native crash, memory)
 GRADER_ERROR = "grader error"  # the grading machinery failed, not the learner's code (the notes say where)
+NEEDS_MANUAL = "needs manual grading"  # completed, but cells that need a person have points pending
 # The learner's code reached a limit of its sandbox and was stopped there (scores what ran before, as kernel died):
 MEMORY_LIMIT = "memory limit"    # the sandbox's memory as a whole
 PROCESS_LIMIT = "process limit"  # the sandbox's tasks (processes and threads)
 DISK_LIMIT = "disk limit"        # the sandbox's writable folders are full
 OUTCOME_STATUSES = (COMPLETED, FLAGGED, MISSING, UNREADABLE, STOPPED, KERNEL_DIED, MEMORY_LIMIT, PROCESS_LIMIT,
-                    DISK_LIMIT, GRADER_ERROR)
+                    DISK_LIMIT, GRADER_ERROR, NEEDS_MANUAL)
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Outcome:
     @property
     def passed(self) -> bool:
         """Every check passed (and there was something to check); a batch passes when every part does."""
-        if self.status not in (COMPLETED, FLAGGED):
+        if self.status not in (COMPLETED, FLAGGED, NEEDS_MANUAL):
             return False
         if self.parts:
             return all(p.passed for p in self.parts) and all(c.passed for c in self.checks)
