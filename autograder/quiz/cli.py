@@ -266,7 +266,8 @@ def run_grade(args: argparse.Namespace) -> Done:
              "learner": g.learner or None, "drawn": g.drawn,
              **({"score": round(g.result.score, 2), "max_score": round(g.result.max_score, 2),
                  "percent": round(g.result.percent, 2), "passed": g.result.passed,
-                 "questions": to_jsonable(g.result.questions), "notes": g.result.notes} if g.result else
+                 "questions": to_jsonable(g.result.questions), "notes": g.result.notes,
+                 "answers": to_jsonable(g.answers)} if g.result else  # class report: distractor rates
                 {"score": 0, "passed": False})}
             for g in grades
         ],
