@@ -112,7 +112,7 @@ class ClassTable:
                 out.append(f"{a.name}: nothing handed in")
                 continue
             if r.penalty:
-                out.append(f"{a.name}: late {r.late_by or ''} (-{r.penalty:g})".replace("late  (", "late ("))
+                out.append(f"{a.name}: late{' ' + r.late_by if r.late_by else ''} (-{r.penalty:g})")
             if r.pending:
                 out.append(f"{a.name}: {r.pending:g} point(s) pending manual grading")
             if r.flags or r.status == "flagged":

@@ -124,6 +124,10 @@ def load_lab(folder: Path) -> Assessment:
     items = {str(n): _number(t.get("max_points"), str(folder / "summary.json")) for n, t in summary["tests"].items()
              if isinstance(t, dict)}
     flagged = summary.get("flagged") if isinstance(summary.get("flagged"), dict) else {}
+    # a manually graded cell still waiting for `autograder review` scores 0 in grades.csv: not a wrong answer
+    waiting = {str(r.get("subject")): {str(c.get("name")) for c in r.get("checks") or []
+                                       if isinstance(c, dict) and c.get("status") == "pending"}
+               for r in summary.get("results") or [] if isinstance(r, dict)}
     lab = Assessment(LAB, name, str(folder), _number(summary.get("max_score"), str(folder / "summary.json")), items)
     where = str(folder / "grades.csv")
     try:
@@ -141,9 +145,10 @@ def load_lab(folder: Path) -> Assessment:
             score=_number(row.get("score"), where),
             max_score=_number(row.get("max_score"), where) or lab.max_score,
             status=row.get("status", ""),
-            items={n: _number(row[n], where) for n in items if row.get(n, "") != ""},
+            items={n: _number(row[n], where) for n in items
+                   if row.get(n, "") != "" and n not in waiting.get(student, ())},
             penalty=abs(_number(row.get("penalty"), where)) if row.get("penalty") else 0.0,
-            late_by=row.get("late_by", ""),
+            late_by=_hours(row.get("late_by", "")),
             submitted_at=row.get("submitted_at", ""),
             pending=_pending(row, where),
             flags=[str(f) for f in flagged.get(student, [])] if isinstance(flagged.get(student), list) else [],
@@ -151,6 +156,14 @@ def load_lab(folder: Path) -> Assessment:
         )
         lab.results[key(student)] = result
     return lab
+
+
+def _hours(text: str) -> str:
+    """grades.csv's late_by (hours, a number) as a person reads it: "26 h"; other text as it is."""
+    try:
+        return f"{float(text):g} h" if float(text) > 0 else ""
+    except ValueError:
+        return text
 
 
 def _pending(row: dict[str, str], where: str) -> float:

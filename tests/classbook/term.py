@@ -12,7 +12,7 @@ import yaml
 from autograder.cli import main
 from autograder.grading.outputs import write_all
 from mlinfra.base.output import to_jsonable
-from mlinfra.base.results import FAILED, PASSED, Check, Outcome
+from mlinfra.base.results import FAILED, PASSED, PENDING, Check, Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDENTS = ["ada", "bob", "cy", "dee", "eve", "=HYPERLINK(1)"]
@@ -39,8 +39,9 @@ PRACTICAL = {"ada": 120.0, "bob": 100.0, "cy": 60.0}
 FLAG = "the kernel's builtins were changed <script>alert(1)</script>"  # reasons may quote learner text
 
 
-def write_lab(out: Path, lab: str, flagged: str | None = None, late: dict[str, float] | None = None) -> Path:
-    tests = {t: mx for t, (mx, _) in LABS[lab].items()}
+def write_lab(out: Path, lab: str, flagged: str | None = None, late: dict[str, float] | None = None,
+              manual: bool = False) -> Path:
+    tests = {t: mx for t, (mx, _) in LABS[lab].items()} | ({"manual-answer": 3.0} if manual else {})
     outcomes = []
     for student in STUDENTS:
         if not any(student in pts for _, pts in LABS[lab].values()):
@@ -48,28 +49,18 @@ def write_lab(out: Path, lab: str, flagged: str | None = None, late: dict[str, f
         checks = [Check(t, PASSED if pts[student] >= mx else FAILED, float(pts[student]), mx,
                         "" if pts[student] >= mx else f"{t} fell short")
                   for t, (mx, pts) in LABS[lab].items()]
+        if manual:  # a manually graded cell: entered for ada, still waiting for `autograder review` for the rest
+            checks.append(Check("manual-answer", PASSED if student == "ada" else PENDING,
+                                3.0 if student == "ada" else 0.0, 3.0))
         o = Outcome(student, checks, status="flagged" if student == flagged else "completed")
+        if late and student in late:  # as the late rule records it (autograder/grading/late.py)
+            o.data["late"] = {"submitted_at": "2026-01-11T12:00:00+00:00", "due": "2026-01-10T10:00:00+00:00",
+                              "extension": False, "late_by_hours": 26.0, "penalty_percent": 20.0,
+                              "rule": "20% a day", "penalty": late[student]}
         if student == flagged:
             o.data["flags"] = [FLAG]
         outcomes.append(o)
     write_all(out, lab, tests, outcomes, seconds=1.0, notes=[], sandbox="none")
-    if late:  # the late-policy columns a grading run with a deadline writes (grades.csv is the final word)
-        import csv
-
-        rows = list(csv.DictReader((out / "grades.csv").open(newline="")))
-        fields = list(rows[0])
-        for extra in ("submitted_at", "late_by", "penalty"):
-            if extra not in fields:
-                fields.insert(fields.index("reason"), extra)
-        for row in rows:
-            penalty = late.get(row["student"].lstrip("'"), 0.0)
-            row.setdefault("submitted_at", "2026-01-10T10:00:00+00:00")
-            if penalty:
-                row.update(late_by="1 day", penalty=f"{penalty:g}", score=f"{float(row['score']) - penalty:g}")
-        with (out / "grades.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fields)
-            writer.writeheader()
-            writer.writerows(rows)
     return out
 
 
@@ -99,4 +90,4 @@ def write_practical(dest: Path) -> Path:
 
 def write_term(tmp: Path) -> list[Path]:
     return [write_lab(tmp / "lab-one", "lab-one", flagged="bob", late={"cy": 1.0}),
-            write_lab(tmp / "lab-two", "lab-two"), write_quiz(tmp), write_practical(tmp / "practical.json")]
+            write_lab(tmp / "lab-two", "lab-two", manual=True), write_quiz(tmp), write_practical(tmp / "practical.json")]

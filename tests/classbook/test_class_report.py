@@ -37,10 +37,11 @@ def test_every_assessment_is_joined_per_learner(term: list[Path], tmp_path: Path
     rows = {r[0]: r for r in _rows(tmp_path / "class" / "class.csv")}
     head = rows.pop("student")
     assert head[:5] == ["student", "lab-one", "lab-two", "quiz lesson03", "practical"]
-    assert rows.pop("max_points")[1:5] == ["5", "5", "4", "120"]
-    assert rows["ada"][1:8] == ["5", "5", "4", "120", "134", "134", "100.0"]
+    assert rows.pop("max_points")[1:5] == ["5", "8", "4", "120"], "lab-two has a 3-point manual cell"
+    assert rows["ada"][1:8] == ["5", "8", "4", "120", "137", "137", "100.0"], "ada's manual points entered"
     assert rows["cy"][1] == "1", "cy's late penalty (1 point) is taken off lab-one's 2"
-    assert "lab-one: late 1 day (-1)" in rows["cy"][8]
+    assert "lab-one: late 26 h (-1)" in rows["cy"][8]
+    assert rows["bob"][2] == "0" and "lab-two: 3 point(s) pending manual grading" in rows["bob"][8]
     assert "lab-one: flagged for review" in rows["bob"][8]
     assert rows["dee"][4] == "" and "practical: nothing handed in" in rows["dee"][8], "blank, not 0, by default"
     assert rows["'=HYPERLINK(1)"][0] == "'=HYPERLINK(1)", "a formula-like id stays text"
@@ -61,6 +62,13 @@ def test_discrimination_compares_the_top_and_bottom_27_percent() -> None:
     assert stats["never-asked"].asked == 0 and stats["never-asked"].discrimination is None
     few = Assessment("lab", "l", "x", 2, {"q": 2.0}, {s: Result(s, 1, 2, "completed", {"q": 1.0}) for s in "abc"})
     assert analysis.item_stats(few)[0].discrimination is None, "three learners: no 27% groups"
+
+
+def test_pending_manual_points_are_not_wrong_answers(term: list[Path]) -> None:
+    lab = load(term[1], ROOT)
+    stats = {s.item: s for s in analysis.item_stats(lab)}
+    assert stats["manual-answer"].asked == 1, "only ada's manual points were entered; the rest wait for review"
+    assert lab.results["bob"].pending == 3 and lab.results["ada"].pending == 0
 
 
 def test_distractor_rates_come_from_the_learners_answers(term: list[Path]) -> None:
@@ -88,16 +96,16 @@ def test_lms_exports_follow_the_documented_import_formats(term: list[Path], tmp_
     canvas = _rows(tmp_path / "class" / "canvas.csv")
     assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     assert canvas[0][5:] == ["lab-one", "lab-two", "quiz lesson03", "practical"]
-    assert canvas[1][0].strip() == "Points Possible" and canvas[1][5:] == ["5", "5", "4", "120"]
+    assert canvas[1][0].strip() == "Points Possible" and canvas[1][5:] == ["5", "8", "4", "120"]
     ada = next(r for r in canvas if r[3] == "alovelace")
-    assert ada[:5] == ["Lovelace, Ada", "501", "", "alovelace", "S1"] and ada[5:] == ["5", "5", "4", "120"]
+    assert ada[:5] == ["Lovelace, Ada", "501", "", "alovelace", "S1"] and ada[5:] == ["5", "8", "4", "120"]
     # Moodle (docs.moodle.org, "Grade import"): one header row; a column mapped to a user field (Username,
     # ID number, Email address), the rest grade items.
     moodle = _rows(tmp_path / "class" / "moodle.csv")
     assert moodle[0][:5] == ["Username", "ID number", "Email address", "First name", "Last name"]
     assert moodle[0][5:] == canvas[0][5:]
     row = next(r for r in moodle if r[2] == "ada@example.org")
-    assert row[:5] == ["ada", "1001", "ada@example.org", "Ada", "Lovelace"] and row[5:] == ["5", "5", "4", "120"]
+    assert row[:5] == ["ada", "1001", "ada@example.org", "Ada", "Lovelace"] and row[5:] == ["5", "8", "4", "120"]
     for table in (canvas[2:], moodle[1:]):
         for r in table:
             assert len(r) == len(canvas[0])
