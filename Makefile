@@ -22,9 +22,11 @@ MODE ?= batch
 PORT ?= 8888
 # Test processes for make test (a whole test file stays on one process; 2 measured 7.5 min against 10 serial).
 TEST_WORKERS ?= 2
+PRACTICE ?= .grading/practice
+LABS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test test-fast release grade check quiz train compare model serve assess torchserve torchserve-stop \
+.PHONY: help setup lab test test-fast release grade practice-class check quiz train compare model serve assess torchserve torchserve-stop \
         airflow airflow-stop browser container-engine docker-check dag-check bench clean sandbox
 
 help:  ## list the targets
@@ -58,6 +60,9 @@ check: setup  ## self-check your workspace copy of a lab: make check LAB=lab01-e
 
 grade: setup  ## batch-grade a class: make grade LAB=... SUBMISSIONS=dir
 	$(PY) -m autograder grade $(LAB) $(SUBMISSIONS)
+
+practice-class: setup  ## a practice class from the known-bad samples: make practice-class [PRACTICE=.grading/practice]
+	$(PY) -m autograder.grading.practice --out $(PRACTICE) $(if $(LABS),--labs $(LABS))
 
 quiz: setup  ## take a quiz in the terminal: make quiz QUIZ=module01
 	$(PY) -m autograder quiz take $(QUIZ)

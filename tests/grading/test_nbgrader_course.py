@@ -4,7 +4,6 @@ instructor's points entered with `autograder review`, and kept by a regrade."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
@@ -12,69 +11,19 @@ import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder.cli import main
+from autograder.grading.practice import make_nbgrader_course
 from autograder.grading.sandbox import bwrap_works
 
-SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
-TESTS = ('assert add(1, 2) == 3, "add(1, 2) should be 3"\n### BEGIN HIDDEN TESTS\n'
-         'assert add(10, 5) == 15, "add must add any two numbers"\n### END HIDDEN TESTS')
-
-
-def _meta(gid: str, *, grade: bool, solution: bool, points: float = 0, locked: bool = False) -> dict:
-    meta = {"grade": grade, "solution": solution, "locked": locked, "grade_id": gid, "schema_version": 3}
-    if grade:
-        meta["points"] = points
-    return {"nbgrader": meta}
-
-
-def source_notebook() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# Homework 1"),
-        nbformat.v4.new_code_cell(SOLUTION, metadata=_meta("add", grade=False, solution=True)),
-        nbformat.v4.new_code_cell(TESTS, metadata=_meta("test-add", grade=True, solution=False, points=2,
-                                                         locked=True)),
-        nbformat.v4.new_markdown_cell("Explain why a function beats copy and paste.\n\n"
-                                      "=== model answer: reuse, one place to fix ===",
-                                      metadata=_meta("explain", grade=True, solution=True, points=3)),
-    ]
-    return nb
-
-
-def student_notebook(body: str, answer: str) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(source_notebook())
-    nb.cells[1].source = f"def add(a, b):\n    {body}"
-    nb.cells[2].source = 'assert add(1, 2) == 3, "add(1, 2) should be 3"'  # released: no hidden tests
-    nb.cells[3].source = answer
-    return nb
-
-
-def _stamp(folder: Path, when: datetime) -> None:
-    """The time the instructor's copy gave every file and folder of a submission (as collected)."""
-    t = when.timestamp()
-    for path in sorted(folder.rglob("*"), reverse=True):
-        os.utime(path, (t, t), follow_symlinks=False)
-    os.utime(folder, (t, t))
+DUE = datetime(2026, 10, 5, 23, 59, tzinfo=timezone.utc)
 
 
 def make_course(root: Path) -> Path:
-    course = root / "course"
-    (course / "source" / "hw1").mkdir(parents=True)
-    (course / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "demo"\n'
-                                               "c.Execute.timeout = 30\n")
-    nbformat.write(source_notebook(), course / "source" / "hw1" / "hw1.ipynb")
-    handed = {"ada": ("return a + b", "Reuse: fix it once.", "2026-10-05T12:00:00+00:00"),
-              "bob": ("return a + b", "It is shorter.", "2026-10-07T01:00:00+00:00"),   # 25 h late
-              "cy": ("return a - b", "", "2026-10-07T01:00:00+00:00")}                  # late but extended
-    for student, (body, answer, when) in handed.items():
-        folder = course / "submitted" / student / "hw1"
-        folder.mkdir(parents=True)
-        nbformat.write(student_notebook(body, answer), folder / "hw1.ipynb")
-        _stamp(course / "submitted" / student, datetime.fromisoformat(when))
+    """The practice class's nbgrader course (ada on time, bob 25 h late, cy 25 h late with an extension) and
+    a course file for it."""
+    course = make_nbgrader_course(root / "course", DUE)
     (root / "course.yaml").write_text(
         "timezone: UTC\n"
         "late: {grace_minutes: 10, penalty_per_day: 10, max_penalty: 50}\n"
@@ -111,8 +60,8 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     assert ada["manual_pending"] == "3" and ada["explain"] == "0" and ada["test-add"] == "2"
     assert "needs manual grading" in printed and "autograder review" in printed
     # on time / late: 25 h after the due time is 2 days at 10% of 5 points
-    assert ada["submitted_at"] == "2026-10-05T12:00:00+00:00" and ada["late_by"] == "0" and ada["penalty"] == "0"
-    assert bob["late_by"] == "25.02" and bob["penalty"] == "1" and bob["score"] == "1"
+    assert ada["submitted_at"] == "2026-10-05T11:59:00+00:00" and ada["late_by"] == "0" and ada["penalty"] == "0"
+    assert bob["late_by"] == "25" and bob["penalty"] == "1" and bob["score"] == "1"
     assert "late penalty 20%" in bob["reason"]
     # the extension moved cy's due time: not late; the failed hidden test's message is the reason
     assert cy["penalty"] == "0" and cy["late_by"] == "0" and cy["test-add"] == "0"
@@ -151,3 +100,27 @@ def test_an_unknown_assignment_names_the_ones_there_are(tmp_path: Path, monkeypa
     assert main(["grade", "hw9", "--nbgrader-course", str(course)]) == 2
     err = capsys.readouterr().err
     assert "no assignment 'hw9'" in err and "(assignments: hw1)" in err
+
+
+def test_the_practice_class_is_built_from_the_samples(tmp_path: Path) -> None:
+    """`make practice-class`: the known-bad samples as learners, one late, one extended, the course file valid
+    for them, and an nbgrader course `grade` finds."""
+    from autograder.grading.late import judge, load_course
+    from autograder.grading.practice import build
+    from autograder.nbgrader_course import find_course
+    from autograder.submissions import received_time
+
+    out = tmp_path / "practice"
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    commands = build(out, ("lab01-environment",), now=now)
+    subs = out / "submissions" / "lab01-environment"
+    samples = {p.stem for p in (Path(__file__).parents[1] / "samples" / "lab01-environment").glob("*.yaml")}
+    assert {p.name for p in subs.iterdir()} == samples | {"reference"}
+    course = load_course(out / "course.yaml")
+    lab = "lab01-environment"
+    assert judge(course, lab, "partly-done", received_time(subs / "partly-done")).penalty_percent == 20
+    assert judge(course, lab, "blank", received_time(subs / "blank")).penalty_percent == 0  # extended
+    assert judge(course, lab, "reference", received_time(subs / "reference")).late_by_hours == 0
+    assert find_course(out / "nbgrader-course" / "submitted") == (out / "nbgrader-course").resolve()
+    assert any("--nbgrader-course" in c for c in commands) and all(c.split()[0].endswith("autograder")
+                                                                    for c in commands)
