@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autograder.cli import main
-from autograder.grading.practice import make_nbgrader_course
+from autograder.grading.practice import HW1_CLASS, make_nbgrader_course
 from autograder.grading.sandbox import bwrap_works
 
 DUE = datetime(2026, 10, 5, 23, 59, tzinfo=timezone.utc)
@@ -23,7 +23,9 @@ DUE = datetime(2026, 10, 5, 23, 59, tzinfo=timezone.utc)
 def make_course(root: Path) -> Path:
     """The practice class's nbgrader course (ada on time, bob 25 h late, cy 25 h late with an extension) and
     a course file for it."""
-    course = make_nbgrader_course(root / "course", DUE)
+    # dee passes the visible test by rote: only the hidden (sealed) test can tell
+    learners = {**HW1_CLASS, "dee": ("return 3 if (a, b) == (1, 2) else 0", "No idea.", 0.0)}
+    course = make_nbgrader_course(root / "course", DUE, learners)
     (root / "course.yaml").write_text(
         "timezone: UTC\n"
         "late: {grace_minutes: 10, penalty_per_day: 10, max_penalty: 50}\n"
@@ -66,7 +68,11 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     # the extension moved cy's due time: not late; the failed hidden test's message is the reason
     assert cy["penalty"] == "0" and cy["late_by"] == "0" and cy["test-add"] == "0"
     assert "test-add: AssertionError: add(1, 2) should be 3" in cy["reason"]
-    assert "add must add" not in (out / "feedback" / "cy.html").read_text()  # hidden tests stay hidden
+    assert "add must add" not in (out / "feedback" / "cy.html").read_text()  # hidden tests' code stays hidden
+    dee = rows["dee"]  # the hidden test ran, sealed: the kernel never saw 15, and its failure is dee's reason
+    assert dee["test-add"] == "0" and dee["status"] == "needs manual grading"
+    assert "test-add: AssertionError: add must add any two numbers" in dee["reason"]
+    assert "assert add(10, 5)" not in (out / "feedback" / "dee.html").read_text()
     page = (out / "feedback" / "bob.html").read_text()
     assert "Late penalty: 1 point(s)" in page and "needs manual grading" in page
     # group-readable outputs, and no work folder left behind
