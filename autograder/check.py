@@ -35,7 +35,7 @@ def _default_notebook(root: Path, lab: Lab) -> Path:
     if not path.is_file():
         raise UsageError(
             f"{path} does not exist yet: open the workbook with `make lab` (it copies labs/ into workspace/), "
-            f"or name a notebook: autograder check {lab.name} path/to/{lab.notebook}"
+            f"or name a notebook: .venv/bin/autograder check {lab.name} path/to/{lab.notebook}"
         )
     return path
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> Outcome:
         raise UsageError(f"{path}: no such notebook")
     print(f"checking {path} in a fresh kernel ...", flush=True)
     result = run_notebook(path.resolve(), lab)
-    rerun = f"autograder check {shlex.quote(lab.name)}" + (f" {shlex.quote(str(args.notebook))}" if args.notebook else "")
+    rerun = f".venv/bin/autograder check {shlex.quote(lab.name)}" + (f" {shlex.quote(str(args.notebook))}" if args.notebook else "")
     if result.status == UNREADABLE:
         print(result.notes[0])
         return result

@@ -144,7 +144,7 @@ def build_class_copy(root: Path, dest: Path) -> list[str]:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"--student-dist {dest}: the folder is not empty; name a new or empty folder")
     if not (root / "labs").is_dir():
-        raise UsageError(f"{root / 'labs'} is missing: run `autograder release` first")
+        raise UsageError(f"{root / 'labs'} is missing: run `.venv/bin/autograder release` first")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for item in ITEMS:

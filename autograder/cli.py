@@ -32,11 +32,11 @@ COMMANDS: dict[str, str] = {
 }
 
 EPILOG = """\
-learner:     autograder check lab01-environment      self-check your workspace copy of a lab
-             autograder quiz take module01           take a quiz in the terminal
-             autograder assess --app app.py:app      score your deployed model (the practical)
-instructor:  autograder release                      regenerate labs/ from solutions/
-             autograder grade LAB SUBMISSIONS/       batch-grade a class into grades.csv + feedback
+learner:     .venv/bin/autograder check lab01-environment      self-check your workspace copy of a lab
+             .venv/bin/autograder quiz take module01           take a quiz in the terminal
+             .venv/bin/autograder assess --app app.py:app      score your deployed model (the practical)
+instructor:  .venv/bin/autograder release                      regenerate labs/ from solutions/
+             .venv/bin/autograder grade LAB SUBMISSIONS/       batch-grade a class into grades.csv + feedback
 exit codes:  0 passed, 1 the work fell short, 2 the command could not run (the message says why), 130 Ctrl-C
 """
 

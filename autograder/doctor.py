@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> Done:
     print(format_table(("", "check", "found", "what to do"), rows))
     failed = [c.name for c in report.checks if c.status == "fail"]
     print()
-    print("all prerequisites met" if report.ok else f"not ready: fix {', '.join(failed)} and run `autograder doctor` again")
+    print("all prerequisites met" if report.ok else f"not ready: fix {', '.join(failed)} and run `.venv/bin/autograder doctor` again")
     # Exit by the prerequisites alone: a missing optional tool (a warning) is reported, never a failure.
     return Done(0 if report.ok else 1, to_outcome(report))

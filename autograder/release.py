@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> Outcome:
         for check in outcome.checks:
             print(check.message)
         if not outcome.passed:
-            print(f"{len(outcome.checks)} problem(s): run `autograder release` to regenerate labs/ from solutions/")
+            print(f"{len(outcome.checks)} problem(s): run `.venv/bin/autograder release` to regenerate labs/ from solutions/")
         return outcome
     outcome = release_outcome(root, args.labs or None)
     for check in outcome.checks:

@@ -133,14 +133,14 @@ def next_step(rows: list[ProgressRow]) -> str:
     """One sentence telling the learner what to do next."""
     for row in rows:
         if row.kind == "lab" and row.status == NOT_YET:
-            return f"Fix {row.name}: open workspace/{row.name}/, then rerun `autograder check {row.name}`."
+            return f"Fix {row.name}: open workspace/{row.name}/, then rerun `.venv/bin/autograder check {row.name}`."
     for row in rows:
         if row.kind == "lab" and row.status == NOT_STARTED:
-            return f"Start {row.name}: work in workspace/{row.name}/ and self-check with `autograder check {row.name}`."
+            return f"Start {row.name}: work in workspace/{row.name}/ and self-check with `.venv/bin/autograder check {row.name}`."
     for row in rows:
         if row.kind == "quiz" and row.status != PASSED:
-            return f"Take the quiz {row.name}: `autograder quiz take {row.name}`."
-    return "Everything passes: try the practical assessment, `autograder assess --app app:app`."
+            return f"Take the quiz {row.name}: `.venv/bin/autograder quiz take {row.name}`."
+    return "Everything passes: try the practical assessment, `.venv/bin/autograder assess --app app:app`."
 
 
 def progress_text(root: Path) -> str:
@@ -228,5 +228,5 @@ def run_doctor(root: Path, timeout: float = 60.0) -> DoctorResult:
         done = subprocess.run([sys.executable, "-m", "autograder", "doctor"], check=False, cwd=root,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return DoctorResult(False, f"`autograder doctor` took over {timeout:g} s: run it in a terminal instead")
+        return DoctorResult(False, f"`.venv/bin/autograder doctor` took over {timeout:g} s: run it in a terminal instead")
     return DoctorResult(done.returncode == 0, (done.stdout + done.stderr).strip())

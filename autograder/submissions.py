@@ -230,7 +230,7 @@ def _unpack_archive(archive: Path, into: Path, budget: _Budget) -> tuple[Any, li
                 with zf.open(member) as fin, open(target, "wb") as fout:
                     copied = _copy_limited(fin, fout, min(budget.per_file, budget.left))
             except NotImplementedError as exc:
-                notes.append(f"{label}: skipped {name!r} (unsupported compression: {exc}; use `autograder submit`)")
+                notes.append(f"{label}: skipped {name!r} (unsupported compression: {exc}; use `.venv/bin/autograder submit`)")
                 target.unlink(missing_ok=True)
                 continue
             except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError) as exc:

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pack your workspace copy of a lab into a .zip with a manifest, for your instructor",
         description="Pack workspace/LAB/ (or --folder) into STUDENT-LAB.zip with a manifest (who, which lab, when, "
         "file checksums). Hand the archive in; your instructor drops it into a submissions folder and runs "
-        "`autograder grade LAB that-folder`. `submit quiz QUIZ` copies your exam record (from `autograder quiz "
+        "`.venv/bin/autograder grade LAB that-folder`. `submit quiz QUIZ` copies your exam record (from `.venv/bin/autograder quiz "
         "take QUIZ --exam`) to OUT/QUIZ/STUDENT.yaml; `submit practical` packs the practical assessment.",
     )
     parser.add_argument("lab", metavar="LAB", help="a lab, `quiz` (with QUIZ) or `practical`")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> Outcome:
     archive, skipped = pack(folder, lab.name, student, args.out)
     for item in skipped:
         print(f"left out {item}")
-    print(f"wrote {archive}: hand it in; your instructor grades it with `autograder grade {lab.name} FOLDER`")
+    print(f"wrote {archive}: hand it in; your instructor grades it with `.venv/bin/autograder grade {lab.name} FOLDER`")
     return Outcome(f"{student}-{lab.name}", [Check("packed", PASSED, message=str(archive))],
                    notes=[f"left out {item}" for item in skipped], data={"archive": str(archive)})
 
@@ -84,8 +84,8 @@ def _submit_quiz(root: Path, args: argparse.Namespace) -> Outcome:
     from autograder.quiz.exam import hand_in
 
     if not args.quiz:
-        raise UsageError("which quiz? e.g. `autograder submit quiz module01 --student YOUR_ID`")
+        raise UsageError("which quiz? e.g. `.venv/bin/autograder submit quiz module01 --student YOUR_ID`")
     student = student_id(args.student or getpass.getuser())
     dest = hand_in(root, args.quiz, student, args.out)
-    print(f"wrote {dest}: hand it in; your instructor grades it with `autograder quiz grade {args.quiz} FOLDER`")
+    print(f"wrote {dest}: hand it in; your instructor grades it with `.venv/bin/autograder quiz grade {args.quiz} FOLDER`")
     return Outcome(f"{student}-{args.quiz}", [Check("packed", PASSED, message=str(dest))], data={"record": str(dest)})

@@ -341,7 +341,7 @@ def _print_urls(dep: Deployment) -> None:
     print(f"  management: {dep.management_url}/models/{dep.name}")
     print(f"  metrics:    {dep.metrics_url}/metrics")
     print(f"  logs:       {dep.logs}")
-    print(f"  assess:     autograder assess --torchserve {dep.inference_url} --model {dep.name}")
+    print(f"  assess:     .venv/bin/autograder assess --torchserve {dep.inference_url} --model {dep.name}")
     print("  stop:       make torchserve-stop")
 
 

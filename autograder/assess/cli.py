@@ -31,7 +31,7 @@ only, where the latency goes: the served model's raw forward p50 (when the model
 $MLINFRA_MODEL_DIR, else the workbook's models/digits-resnet18) against the service's p50, and requests/s with
 1, 4 and 8 clients at once (a plot in the --report).
 
---pack scores a hand-in from `autograder submit practical`: its service as with --app, plus the README's four
+--pack scores a hand-in from `.venv/bin/autograder submit practical`: its service as with --app, plus the README's four
 required sections (how to run, API, latency measured, limitations; 5 points each, 120 in all). Several packs are
 scored one after the other (a batch: one hand-in that cannot be read is that student's outcome, "unreadable",
 and the others are scored); --report FILE.md then writes FILE-<pack>.md per hand-in.
@@ -50,12 +50,12 @@ Exit 0 passed, 1 fell short (including a service that never becomes ready), 2 th
 
 EPILOG = """\
 examples:
-  autograder assess --app app.py:app                     start your app under uvicorn and score it
-  autograder assess --app mlinfra.service:app            the course's reference service
-  autograder assess --url http://127.0.0.1:8000          a service you already run
-  autograder assess --torchserve http://127.0.0.1:8085 --model digits
-  autograder assess --app app.py:app --report out/assessment.md --json out/assessment.json
-  autograder assess --pack alice-practical.zip --report out/alice.md    a practical hand-in
+  .venv/bin/autograder assess --app app.py:app                     start your app under uvicorn and score it
+  .venv/bin/autograder assess --app mlinfra.service:app            the course's reference service
+  .venv/bin/autograder assess --url http://127.0.0.1:8000          a service you already run
+  .venv/bin/autograder assess --torchserve http://127.0.0.1:8085 --model digits
+  .venv/bin/autograder assess --app app.py:app --report out/assessment.md --json out/assessment.json
+  .venv/bin/autograder assess --pack alice-practical.zip --report out/alice.md    a practical hand-in
 """
 
 
@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ZIP_OR_DIR",
         type=Path,
         nargs="+",
-        help="score practical hand-ins made by `autograder submit practical` (service + README sections), one "
+        help="score practical hand-ins made by `.venv/bin/autograder submit practical` (service + README sections), one "
         "after the other; each app runs in the grading sandbox",
     )
     parser.add_argument("--model", metavar="NAME", help="the TorchServe model name (with --torchserve)")

@@ -55,7 +55,7 @@ SECTIONS = (
     Section("API", re.compile(r"\b(api|endpoints?|routes?|requests? and responses?)\b", re.IGNORECASE),
             "add an '## API' section: GET /health and POST /predict, the field 'file', an example answer"),
     Section("latency measured", re.compile(r"\b(latency|performance|benchmarks?|speed|timings?)\b", re.IGNORECASE),
-            "add a '## Latency' section with the figures you measured (p50/p95 in ms, e.g. from autograder assess)",
+            "add a '## Latency' section with the figures you measured (p50/p95 in ms, e.g. from .venv/bin/autograder assess)",
             needs_ms=True),
     Section("limitations", re.compile(r"\b(limitations?|known issues|caveats?|shortcomings|future work)\b", re.IGNORECASE),
             "add a '## Limitations' section: what the service does not do, or does badly"),
@@ -206,7 +206,7 @@ def submit_practical(args: Any) -> Any:
     demo = "with a demo" if has_demo else "no demo (optional: add demo.md, demo.cast or demo.ipynb)"
     print(f"wrote {archive}: {sum(n.startswith(SERVICE_DIR + '/') for n in names)} service files, README, model card, "
           f"{demo}")
-    print(f"check it as your instructor will: autograder assess --pack {archive}")
+    print(f"check it as your instructor will: .venv/bin/autograder assess --pack {archive}")
     return Outcome(f"{student}-{PRACTICAL}", [Check("packed", PASSED, message=str(archive))],
                    notes=[f"left out {item}" for item in left_out],
                    data={"archive": str(archive), "files": names, "demo": has_demo})
@@ -250,7 +250,7 @@ class _Budget:
         self.entries += 1
         if self.entries > MAX_ENTRIES:
             raise HandinProblem(self.pack, name, f"more than {MAX_ENTRIES} entries; hand in the service, the README "
-                                "and the demo only (`autograder submit practical` does)")
+                                "and the demo only (`.venv/bin/autograder submit practical` does)")
 
     def grow(self, name: str, size: int) -> None:
         if size > MAX_FILE_BYTES:
@@ -332,10 +332,10 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
         raise
     except zipfile.BadZipFile as exc:
         raise HandinProblem(pack, _member(exc), f"a damaged or forged archive ({exc}); pack it again with "
-                            "`autograder submit practical`") from None
+                            "`.venv/bin/autograder submit practical`") from None
     except (zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OverflowError) as exc:
         raise HandinProblem(pack, "", f"an archive that cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
-                            "pack it again with `autograder submit practical`") from None
+                            "pack it again with `.venv/bin/autograder submit practical`") from None
     except OSError as exc:
         raise HandinProblem(pack, Path(exc.filename).name if exc.filename else "",
                             f"cannot be written out ({exc.strerror or exc})") from None
@@ -404,12 +404,12 @@ def unpack(pack_path: Path, into: Path) -> Unpacked:
         except OSError as exc:
             raise HandinProblem(pack_path, "", f"cannot be read ({exc.strerror or exc})") from None
         if not is_zip:
-            raise HandinProblem(pack_path, "", "is neither a .zip made by `autograder submit practical` nor a folder")
+            raise HandinProblem(pack_path, "", "is neither a .zip made by `.venv/bin/autograder submit practical` nor a folder")
         _extract_zip(pack_path, into, skipped)
     elif pack_path.exists():
-        raise HandinProblem(pack_path, "", "is neither a .zip made by `autograder submit practical` nor a folder")
+        raise HandinProblem(pack_path, "", "is neither a .zip made by `.venv/bin/autograder submit practical` nor a folder")
     else:
-        raise UsageError(f"{pack_path} not found: give the .zip that `autograder submit practical` wrote")
+        raise UsageError(f"{pack_path} not found: give the .zip that `.venv/bin/autograder submit practical` wrote")
     root = into
     card = None
     card_text = _read_small(root / CARD_NAME)

@@ -45,7 +45,7 @@ class Assessment:
 
     def next_step(self) -> str:
         if self.status == "unreadable":
-            return f"Hand the practical in again with `autograder submit practical`: {self.criteria[0].verdict}"
+            return f"Hand the practical in again with `.venv/bin/autograder submit practical`: {self.criteria[0].verdict}"
         failed = [c for c in self.criteria if not c.passed]
         readme = [c for c in self.handin if not c.passed]
         if not failed and not readme:

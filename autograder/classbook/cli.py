@@ -12,9 +12,9 @@ from mlinfra.base.results import INFO, Check, Outcome
 
 DESCRIPTION = """\
 Join the class's graded work into one gradebook. Each INPUT is one of:
-  a folder `autograder grade` wrote (grades.csv + summary.json): a lab, or an nbgrader course's assignment
-  a folder `autograder quiz grade` wrote (grades.json)
-  the JSON file `autograder assess --pack ... --json FILE` wrote: the practical
+  a folder `.venv/bin/autograder grade` wrote (grades.csv + summary.json): a lab, or an nbgrader course's assignment
+  a folder `.venv/bin/autograder quiz grade` wrote (grades.json)
+  the JSON file `.venv/bin/autograder assess --pack ... --json FILE` wrote: the practical
 Scores are taken as graded: late penalties already off, manual points in once entered (pending ones are listed).
 Writes to OUT (default .grading/class):
   report.html   one self-contained page: the class table, score distribution per assessment, share passing and

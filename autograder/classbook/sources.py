@@ -98,8 +98,8 @@ def load(path: Path, root: Path | None = None) -> Assessment:
             return load_lab(path)
         if (path / "grades.json").is_file():
             return load_quiz(path / "grades.json", root)
-        raise UsageError(f"{path}: no summary.json + grades.csv (an `autograder grade` output) and no grades.json "
-                         "(an `autograder quiz grade` output) in this folder; give one of those folders")
+        raise UsageError(f"{path}: no summary.json + grades.csv (an `.venv/bin/autograder grade` output) and no grades.json "
+                         "(an `.venv/bin/autograder quiz grade` output) in this folder; give one of those folders")
     if not path.is_file():
         raise UsageError(f"{path}: no such file or folder; give a `grade` or `quiz grade` output folder, or the "
                          "practical's `assess --pack ... --json FILE`")
@@ -224,7 +224,8 @@ def load_quiz(path: Path, root: Path | None) -> Assessment:
 
 
 def _bank(quiz_id: str, root: Path | None) -> Any:
-    from autograder.quiz.bank import load_quiz as load_bank, quizzes_dir
+    from autograder.quiz.bank import load_quiz as load_bank
+    from autograder.quiz.bank import quizzes_dir
 
     if root is None:
         return None

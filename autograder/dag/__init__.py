@@ -42,9 +42,9 @@ source Airflow ran is the DAG file given, and (with --save) write that run recor
 
 EPILOG = """\
 examples:
-  autograder dag workspace/phase1-lab1-airflow-dag/dag.py
-  autograder dag workspace/phase1-lab1-airflow-dag/dag.py --run --date 2024-01-01 --json -
-  autograder dag --verify-ui-run --save ui_run.json       (in the lab folder, with `make airflow` running)
+  .venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py
+  .venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py --run --date 2024-01-01 --json -
+  .venv/bin/autograder dag --verify-ui-run --save ui_run.json       (in the lab folder, with `make airflow` running)
 exit codes: 0 no findings, 1 findings (listed with a fix each), 2 the check could not run
 """
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> object:
 
         return verify_ui_run(args)
     if args.path is None:
-        raise UsageError("give the DAG file to check, e.g. `autograder dag dag.py` (or --verify-ui-run)")
+        raise UsageError("give the DAG file to check, e.g. `.venv/bin/autograder dag dag.py` (or --verify-ui-run)")
     start = time.monotonic()
 
     def show(message: str) -> None:

@@ -131,7 +131,7 @@ def run_findings(run: RunReport, dag_file: str, *, label: str = "run") -> list[F
         where = f"{t.file}:{t.line}" if t.file and t.line else (t.file or dag_file)
         again = " on a second run for the same date (its output already existed)" if label == "rerun" else ""
         fix = (
-            f"fix the error at {where}, then rerun `autograder dag {dag_file} --run`"
+            f"fix the error at {where}, then rerun `.venv/bin/autograder dag {dag_file} --run`"
             if label == "run"
             else f"make {t.task_id} safe to repeat: overwrite its outputs (mkdir(exist_ok=True), "
             "open(..., 'w')) instead of failing when they exist"

@@ -26,13 +26,13 @@ def airflow_ui_run(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     dag_file = files_dir / "dag.py"
     if not record_path.is_file():
         return [Check(name, FAILED, 0.0, POINTS_EACH, f"no {UI_RUN_FILE}: start `make airflow`, trigger "
-                      "course_pipeline in the UI, then run `autograder dag --verify-ui-run --save ui_run.json` in "
+                      "course_pipeline in the UI, then run `.venv/bin/autograder dag --verify-ui-run --save ui_run.json` in "
                       "the lab folder and hand the file in", UI_RUN_FILE)]
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return [Check(name, FAILED, 0.0, POINTS_EACH, f"{UI_RUN_FILE} is not the JSON the verify command writes "
-                      f"({exc}): save it again with `autograder dag --verify-ui-run --save ui_run.json`",
+                      f"({exc}): save it again with `.venv/bin/autograder dag --verify-ui-run --save ui_run.json`",
                       UI_RUN_FILE)]
     source = dag_file.read_bytes() if dag_file.is_file() else None
     problems = ui_run_problems(record, source)
@@ -54,7 +54,7 @@ def ui_run_problems(record: Any, dag_source: bytes | None, dag_id: str = "course
 
     again = "trigger it again in the UI and save a new record"
     if not isinstance(record, dict):
-        return [f"{UI_RUN_FILE} holds no run record: save it with `autograder dag --verify-ui-run --save {UI_RUN_FILE}`"]
+        return [f"{UI_RUN_FILE} holds no run record: save it with `.venv/bin/autograder dag --verify-ui-run --save {UI_RUN_FILE}`"]
     get: Callable[[str], Any] = record.get
     problems = []
     if get("dag_id") != dag_id:

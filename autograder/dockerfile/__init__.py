@@ -25,16 +25,16 @@ code is copied (layer caching), a non-root USER, EXPOSE, a HEALTHCHECK, uvicorn 
 ARG, and a .dockerignore beside it; plus every hadolint rule. Each finding names its line and a fix.
 
 With --build it also builds the image (Docker, or podman where there is no Docker engine), runs it with its port
-published on 127.0.0.1, waits for /health, scores the service with `autograder assess`, then stops and removes the
+published on 127.0.0.1, waits for /health, scores the service with `.venv/bin/autograder assess`, then stops and removes the
 container. A Dockerfile that copies mlinfra/ or model/ (the lab's) gets the course's service code and trained model
 added to a temporary copy of its folder, which is what is built.
 """
 
 EPILOG = """\
 examples:
-  autograder dockerfile workspace/lab06-docker/Dockerfile           static checks (fast)
-  autograder dockerfile Dockerfile --json -                          the result as JSON on stdout
-  autograder dockerfile Dockerfile --build                           build, run and assess the image
+  .venv/bin/autograder dockerfile workspace/lab06-docker/Dockerfile           static checks (fast)
+  .venv/bin/autograder dockerfile Dockerfile --json -                          the result as JSON on stdout
+  .venv/bin/autograder dockerfile Dockerfile --build                           build, run and assess the image
 no engine? `make container-engine` installs podman (Debian/Ubuntu, root) and prepares a local base image.
 exit codes: 0 no findings (and, with --build, the image built and passed), 1 findings or a failed build/assessment,
             2 the command could not run (no such file, no container engine)
@@ -77,7 +77,7 @@ def render(result: LintResult) -> str:
     if failing:
         lines.append(f"{len(failing)} finding(s) to fix"
                      + (f" and {advice} piece(s) of advice" if advice else "")
-                     + f": fix them and rerun `autograder dockerfile {result.dockerfile}`")
+                     + f": fix them and rerun `.venv/bin/autograder dockerfile {result.dockerfile}`")
     else:
         lines.append(f"{result.dockerfile}: no findings" + (f" ({advice} piece(s) of advice above)" if advice else ""))
     if result.hadolint != "ran":

@@ -97,14 +97,14 @@ def run_assessment(url: str, requests: int | None = None, timeout: float = 900) 
         except subprocess.TimeoutExpired:
             return {"passed": False, "exit_code": None,
                     "error": f"the assessment did not finish within the container's time limit ({timeout:.0f} s)",
-                    "next_step": "run `autograder assess --url URL` yourself to see why"}
+                    "next_step": "run `.venv/bin/autograder assess --url URL` yourself to see why"}
         if out.is_file():
             data: dict[str, Any] = json.loads(out.read_text())
             data["exit_code"] = proc.returncode
             return data
     last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
     return {"passed": False, "exit_code": proc.returncode, "error": last[0],
-            "next_step": "run `autograder assess --url URL` yourself to see why"}
+            "next_step": "run `.venv/bin/autograder assess --url URL` yourself to see why"}
 
 
 def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Path | None = None,
@@ -169,7 +169,7 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         outcome.healthy = True
         outcome.image_healthcheck = container.healthcheck()
         if assess:
-            log(f"assessing {base_url} (autograder assess --url {base_url})")
+            log(f"assessing {base_url} (.venv/bin/autograder assess --url {base_url})")
             outcome.assessment = run_assessment(base_url, requests,
                                                 timeout=caps.run_s - (time.monotonic() - started))
     except eng.EngineError as exc:

@@ -373,7 +373,7 @@ def run_hadolint(path: Path) -> tuple[list[Finding], str]:
 def lint(path: Path, *, hadolint: bool = True) -> LintResult:
     """Every finding for the Dockerfile at `path` (its .dockerignore is looked for beside it)."""
     if not path.is_file():
-        raise UsageError(f"{path}: no such file; pass the path to your Dockerfile, e.g. autograder dockerfile "
+        raise UsageError(f"{path}: no such file; pass the path to your Dockerfile, e.g. .venv/bin/autograder dockerfile "
                          "workspace/lab06-docker/Dockerfile")
     try:
         text = path.read_text()

@@ -47,7 +47,7 @@ def _reported(step: Any) -> Any:
 
 with DAG(
     dag_id=DAG_ID,
-    description="autograder grade --engine airflow: one mapped task per student, merged into grades.csv",
+    description=".venv/bin/autograder grade --engine airflow: one mapped task per student, merged into grades.csv",
     schedule=None,
     catchup=False,
     max_active_runs=4,

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grade",
         help="batch-grade a class with nbgrader (hidden tests restored), each student sandboxed",
         description="Grade every submission in SUBMISSIONS_DIR (one folder per student holding the lab's files, "
-        "or the .zip archives `autograder submit` makes). Every submission is treated as hostile: each student's "
+        "or the .zip archives `.venv/bin/autograder submit` makes). Every submission is treated as hostile: each student's "
         "kernel runs in a sandbox (bubblewrap, or a podman/Docker container) with no network and no view of "
         "solutions/, the hidden tests, the gradebook, other students or this process, under the lab's time, memory "
         "and process limits; scores come only from what the "

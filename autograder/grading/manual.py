@@ -120,7 +120,7 @@ def parse_entries(path: Path, data: Any, manual: dict[str, float] | None) -> dic
 def dump_entered(entered: dict[str, dict[str, Entry]]) -> str:
     plain = {s: {g: ({"points": e.points, "comment": e.comment} if e.comment else {"points": e.points})
                  for g, e in sorted(cells.items())} for s, cells in sorted(entered.items()) if cells}
-    return ("# Points entered by hand for manually graded cells (autograder review). Regrading keeps them.\n"
+    return ("# Points entered by hand for manually graded cells (.venv/bin/autograder review). Regrading keeps them.\n"
             + yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
 
 

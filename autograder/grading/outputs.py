@@ -78,7 +78,7 @@ def reason(outcome: Outcome) -> str:
     pending = [c.name for c in outcome.checks if c.status == PENDING]
     if pending:
         parts.append(f"needs manual grading: {', '.join(pending)} ({pending_points(outcome):g} points pending; "
-                     "autograder review)")
+                     ".venv/bin/autograder review)")
     text = "; ".join(parts)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")  # no lone surrogate reaches a file
 

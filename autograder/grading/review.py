@@ -29,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "review",
         help="enter points for manually graded cells of a graded folder (then grades.csv and feedback are rewritten)",
         description="Show each answer that needs a person (nbgrader's manually graded answer and task cells) in "
-        "OUT, the folder `autograder grade` wrote, and take its points and a comment. Points are kept in "
+        "OUT, the folder `.venv/bin/autograder grade` wrote, and take its points and a comment. Points are kept in "
         "OUT/manual.yaml (a regrade keeps them); grades.csv, summary.json, feedback/ and gradebook.db are then "
         "rewritten without running anything. Without a terminal, or with --list, it lists what is pending.",
     )
-    parser.add_argument("out", type=Path, metavar="OUT", help="the folder `autograder grade --out` wrote")
+    parser.add_argument("out", type=Path, metavar="OUT", help="the folder `.venv/bin/autograder grade --out` wrote")
     parser.add_argument("--points", type=Path, metavar="FILE",
                         help="points from a YAML file: {student: {grade_id: {points: N, comment: TEXT}}}")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="STUDENT:GRADE_ID=POINTS",

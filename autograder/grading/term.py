@@ -40,7 +40,7 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{path}: no graded batch here; give the folder `autograder grade --out` wrote") from None
+        raise UsageError(f"{path}: no graded batch here; give the folder `.venv/bin/autograder grade --out` wrote") from None
     except ValueError as exc:
         raise UsageError(f"{path}: not readable JSON ({exc}); grade the lab again") from None
     if not isinstance(data, dict) or "results" not in data or "term" not in data:

@@ -170,7 +170,7 @@ def load_quiz(path: Path, *, schema_check: bool = True) -> Quiz:
     problems = collect_problems(path, data, lines, yaml_problems)
     if problems:
         first = problems[0]
-        more = f" (and {len(problems) - 1} more: run `autograder quiz validate {path}`)" if len(problems) > 1 else ""
+        more = f" (and {len(problems) - 1} more: run `.venv/bin/autograder quiz validate {path}`)" if len(problems) > 1 else ""
         raise BadConfig(first.path, first.where, first.message + more)
     return _build(path, data, lines)
 

@@ -17,15 +17,16 @@ DESCRIPTION = """\
 Quizzes live in quizzes/<id>.yaml (one bank a quiz; the format is autograder/quiz/schema.json).
 QUIZ is a quiz id (module01, lesson03, phase1, ...) or a path to a bank or a learner copy.
 
-  autograder quiz take lesson03                   one question at a time, with explanations (self-check)
-  autograder quiz take module01 --exam --ticket T  a graded quiz: one attempt with the ticket your instructor
-                                                  issued, answers recorded, no feedback until it is graded
-  autograder quiz ticket module01 ada grace       issue signed exam tickets (instructor)
-  autograder quiz grade module01 records/         grade a folder of exam records (instructor)
-  autograder quiz lint                            can a blind strategy pass the graded quizzes?
-  autograder quiz coverage                        learning outcome -> lessons, labs, questions, per learner
-  autograder quiz validate                        check every bank in quizzes/
-  autograder quiz export module01 --format moodle -o module01.xml
+  .venv/bin/autograder quiz take lesson03                   one question at a time, with explanations (self-check)
+  .venv/bin/autograder quiz take module01 --exam --ticket T  a graded quiz: one attempt with the ticket your
+                                                            instructor issued, answers recorded, no feedback until
+                                                            it is graded
+  .venv/bin/autograder quiz ticket module01 ada grace       issue signed exam tickets (instructor)
+  .venv/bin/autograder quiz grade module01 records/         grade a folder of exam records (instructor)
+  .venv/bin/autograder quiz lint                            can a blind strategy pass the graded quizzes?
+  .venv/bin/autograder quiz coverage                        learning outcome -> lessons, labs, questions, per learner
+  .venv/bin/autograder quiz validate                        check every bank in quizzes/
+  .venv/bin/autograder quiz export module01 --format moodle -o module01.xml
 """
 
 GRADE_HELP = """\
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "user name)")
     who.add_argument("--seed", type=int, help="seed the shuffle with this number instead of a learner name")
     take.add_argument("--save", metavar="FILE", type=Path,
-                      help="also write your answers to FILE (YAML) to hand in for `autograder quiz grade`; with "
+                      help="also write your answers to FILE (YAML) to hand in for `.venv/bin/autograder quiz grade`; with "
                       "--exam, where the exam record goes (default: workspace/quizzes/QUIZ/LEARNER.yaml)")
     take.add_argument("--exam", action="store_true",
                       help="a graded attempt (module01, phase1): needs --ticket; one attempt, answers recorded "
@@ -188,7 +189,7 @@ def run_take(args: argparse.Namespace) -> Done:
     if args.exam:
         return _run_exam(args, quiz)
     if quiz.summative and quiz.learner_copy:
-        raise UsageError(f"{quiz.id} is a graded quiz: take it once with `autograder quiz take {quiz.id} --exam "
+        raise UsageError(f"{quiz.id} is a graded quiz: take it once with `.venv/bin/autograder quiz take {quiz.id} --exam "
                          "--learner YOUR-ID`; your instructor grades it (self-check quizzes: lesson01..lesson08)")
     learner = args.learner or (None if args.seed is not None else default_learner())
     outcome = take(quiz, sys.stdin, sys.stdout, learner=learner, seed=args.seed)
@@ -328,7 +329,7 @@ def run_ticket(args: argparse.Namespace) -> Done:
         except OSError as exc:
             raise UsageError(f"{args.learners_file}: cannot read it ({exc.strerror})") from None
     if not learners:
-        raise UsageError("name the learners: `autograder quiz ticket QUIZ ada grace` or --learners-file FILE")
+        raise UsageError("name the learners: `.venv/bin/autograder quiz ticket QUIZ ada grace` or --learners-file FILE")
     root = _root_or_none()
     key = load_key(args.key or key_path(root or Path.cwd()), create=True)
     out = args.out or ((root or Path.cwd()) / ".grading" / f"quiz-{quiz.id}" / "tickets")
@@ -338,7 +339,7 @@ def run_ticket(args: argparse.Namespace) -> Done:
         ticket = issue(key, quiz.id, learner, opens=args.opens, closes=args.closes, minutes=args.minutes)
         dest = out / f"{_feedback_name(learner, names)}.ticket.yaml"
         header = (f"# Exam ticket for {quiz.id}, learner {learner.strip()}: take the exam with\n"
-                  f"#   autograder quiz take {quiz.id} --exam --ticket {dest.name}\n"
+                  f"#   .venv/bin/autograder quiz take {quiz.id} --exam --ticket {dest.name}\n"
                   "# It is yours alone; changing any line makes the record score nothing.\n")
         write_text(dest, header + yaml.safe_dump(ticket, sort_keys=False, allow_unicode=True))
         written.append(str(dest))
@@ -396,7 +397,7 @@ def run_validate(args: argparse.Namespace) -> int:
     print(format_table(["bank", "questions", "points", "pass mark", "status"], rows))
     payload = {"banks": report, "valid": bad == 0}
     if bad:
-        print(f"{bad} bank(s) with problems: fix the lines named above and run `autograder quiz validate` again",
+        print(f"{bad} bank(s) with problems: fix the lines named above and run `.venv/bin/autograder quiz validate` again",
               file=sys.stderr)
         return Done(1, payload)
     return Done(0, payload)

@@ -47,7 +47,7 @@ def hand_in(root: Path, quiz_id: str, learner: str, out: Path) -> Path:
 
     record = default_record(root, quiz_id, learner)
     if not record.is_file():
-        raise UsageError(f"{record} not found: take the exam first with `autograder quiz take {quiz_id} --exam "
+        raise UsageError(f"{record} not found: take the exam first with `.venv/bin/autograder quiz take {quiz_id} --exam "
                          f"--learner {learner}` (or pass the --student you used then)")
     dest = out / quiz_id / record.name
     write_text(dest, record.read_text())
@@ -83,7 +83,7 @@ def read_ticket(path: Path, quiz: Quiz, learner: str | None) -> Ticket:
 
 
 def _write(path: Path, record: dict[str, Any]) -> None:
-    header = ("# Exam record written by `autograder quiz take --exam`: hand this file in as it is.\n"
+    header = ("# Exam record written by `.venv/bin/autograder quiz take --exam`: hand this file in as it is.\n"
               "# It carries your signed exam ticket: a record whose ticket was changed, or that is not yours, "
               "scores nothing.\n")
     write_text(path, header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True))

@@ -28,12 +28,12 @@ import yaml
 from autograder.quiz.bank import LEARNER_FORMAT, Question, Quiz, bank_paths, load_quiz, normalize
 
 HEADER = (
-    "# Learner copy of the quiz bank {source}, written by `autograder release --student-dist`.\n"
+    "# Learner copy of the quiz bank {source}, written by `.venv/bin/autograder release --student-dist`.\n"
     "# A self-check quiz: the answers are salted hashes (recoverable with effort; it is practice, not a grade).\n"
-    "# Take it with `autograder quiz take {id}` or show_quiz(\"{id}\").\n"
+    "# Take it with `.venv/bin/autograder quiz take {id}` or show_quiz(\"{id}\").\n"
 )
 SUMMATIVE_HEADER = (
-    "# Learner copy of the graded quiz {source}, written by `autograder release --student-dist`.\n"
+    "# Learner copy of the graded quiz {source}, written by `.venv/bin/autograder release --student-dist`.\n"
     "# It holds the questions only: no answers, no explanations. Take it once with\n"
     "# `.venv/bin/autograder quiz take {id} --exam --ticket YOUR-TICKET-FILE` (or `make exam EXAM={id}\n"
     "# TICKET=...`), with the ticket your instructor gave you; your instructor grades the recorded answers.\n"

@@ -93,7 +93,7 @@ def draw_questions(quiz: Quiz, rng: random.Random) -> list[Question]:
             return sorted(chosen, key=lambda q: order[q.id])
     raise BadConfig(quiz.path, "draw_by_topic", "no draw within the topic counts asks every outcome of the units "
                     f"{', '.join(quiz.required_outcomes)}: tag more questions or raise a topic's count "
-                    f"(`autograder quiz coverage` shows the pool per outcome)")
+                    f"(`.venv/bin/autograder quiz coverage` shows the pool per outcome)")
 
 
 def arrange(quiz: Quiz, *, learner: str | None = None, seed: int | None = None, nonce: str = ""

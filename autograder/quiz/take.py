@@ -156,7 +156,7 @@ def _summary(quiz: Quiz, result: QuizResult, out: TextIO) -> None:
     if review:
         out.write("Topics to review: " + ", ".join(f"{t} ({_points(lost)} lost)" for t, lost in review) + "\n")
     if not result.passed:
-        out.write(f"Reread those lessons and take it again: autograder quiz take {quiz.id}\n")
+        out.write(f"Reread those lessons and take it again: .venv/bin/autograder quiz take {quiz.id}\n")
 
 
 def take(quiz: Quiz, inp: TextIO, out: TextIO, *, learner: str | None = None, seed: int | None = None

@@ -59,7 +59,7 @@ def load_key(path: Path, *, create: bool = False) -> bytes:
     """The instructor's signing key; `create` makes one (32 random bytes, readable by its owner only)."""
     if not path.is_file():
         if not create:
-            raise UsageError(f"{path}: no exam-ticket key here; issue tickets first with `autograder quiz ticket "
+            raise UsageError(f"{path}: no exam-ticket key here; issue tickets first with `.venv/bin/autograder quiz ticket "
                              "QUIZ LEARNER...` (it creates the key), or pass the key file with --key")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

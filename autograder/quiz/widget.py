@@ -180,7 +180,7 @@ def build_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None
 
 def _text(quiz: Quiz) -> str:
     return (f"Quiz {quiz.id}: {quiz.title} ({len(quiz.questions)} questions). If no quiz shows here, widgets are "
-            f"not available: take it in a terminal with `autograder quiz take {quiz.id}`.")
+            f"not available: take it in a terminal with `.venv/bin/autograder quiz take {quiz.id}`.")
 
 
 class _Display:

@@ -67,7 +67,7 @@ def test_wrong_answers_get_the_answer_the_explanation_and_topics(workbook: Path,
             "lost)") in out
     first_wrong = next(q for q in shown if q.id in wrong)
     assert "Why: " + first_wrong.explanation.split()[0] in out
-    assert "Reread those lessons and take it again: autograder quiz take module01" in out
+    assert "Reread those lessons and take it again: .venv/bin/autograder quiz take module01" in out
     result = json.loads(captured.out)
     assert result["topics_to_review"] == ["serving", "api", "cloud", "docker"] and result["passed"] is False
 

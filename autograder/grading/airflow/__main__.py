@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return child_main(Path(argv[1]), Path(argv[2]))
     parser = argparse.ArgumentParser(
         prog="python -m autograder.grading.airflow",
-        description="Start one Celery worker for `autograder grade --engine airflow --executor celery`, in the "
+        description="Start one Celery worker for `.venv/bin/autograder grade --engine airflow --executor celery`, in the "
         "foreground (Ctrl-C stops it). Run it on every machine that should grade: each needs this workbook and "
         "its venv at the same path, the submissions and output folders on shared storage, and the same broker, "
         "database and secret as the grading run (docs/grading-at-scale.md).",
