@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--student", action="append", default=[], help="only these students (repeatable)")
     parser.add_argument("--all", action="store_true", help="interactive: also answers that already have points")
     parser.add_argument("--list", action="store_true", help="only list what is pending; change nothing")
+    parser.add_argument("--course", type=Path, metavar="FILE",
+                        help="apply this course file's due times, extensions and late rule instead of the one the "
+                        "batch was graded with (an extension granted after grading), without regrading")
     add_json_option(parser)
     parser.set_defaults(func=run)
 
@@ -123,8 +126,14 @@ def run(args: argparse.Namespace) -> Done:
     out: Path = args.out
     data = term.load_summary(out)
     cells = {str(k): float(v) for k, v in (data["term"].get("manual") or {}).items()}
-    if not cells:
-        raise UsageError(f"{out}: {data['lab']} has no manually graded cells; nothing to review")
+    rules: dict[str, Any] | bool = True
+    if args.course is not None:
+        from autograder.grading.late import load_course
+
+        rules = load_course(args.course).to_dict()
+    if not cells and rules is True:
+        raise UsageError(f"{out}: {data['lab']} has no manually graded cells; nothing to review (--course FILE "
+                         "applies a course file again)")
     known = {r["subject"] for r in data["results"]}
     entered = manual.load_entered(out / manual.POINTS_FILE, cells)
     changes: list[tuple[str, str, manual.Entry]] = []
@@ -156,7 +165,7 @@ def run(args: argparse.Namespace) -> Done:
     if args.list:
         refreshed = [Outcome.from_dict(r) for r in data["results"]]
     else:
-        refreshed = term.refresh(out)
+        refreshed = term.refresh(out, course=rules)
     shown = [o for o in refreshed if not args.student or o.subject in args.student]
     rows = [(o.subject, o.status, c.name, f"{c.points:g}/{c.max_points:g}", c.status if c.status == PENDING
              else (c.message or "entered")) for o in shown for c in o.checks if c.name in cells]

@@ -122,3 +122,20 @@ def test_finish_batch_applies_the_rule_and_a_refresh_does_not_apply_it_twice(tmp
         assert "t: AssertionError: off by one" in row["reason"] and "more detail" not in row["reason"]
         refresh(tmp_path / "out")
     assert not (tmp_path / "work").exists()  # removed: nothing is read after the outputs
+
+
+def test_review_applies_a_changed_course_file_without_regrading(tmp_path: Path, course) -> None:
+    """An extension granted after grading: `review OUT --course FILE` takes the penalty off."""
+    from autograder.cli import main
+
+    plan = BatchPlan(lab_name="lab01-environment", lab_folder=str(tmp_path), work_dir=str(tmp_path / "work"),
+                     sandbox="none", tests={"t": 10.0}, students=["cy"], course=course.to_dict(),
+                     submissions={"cy": {"files": None, "notes": [], "flags": [], "entry": "cy", "unreadable": "",
+                                         "received": _at("2026-10-06T10:00:00+00:00")}})
+    (tmp_path / "work").mkdir()
+    finish_batch(plan, [Outcome("cy", [Check("t", "passed", 10.0, 10.0)])], tmp_path / "out")
+    assert next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))["score"] == "9"
+    (tmp_path / "later.yaml").write_text(COURSE + "  cy: {lab01-environment: {days: 1}}\n")
+    assert main(["review", str(tmp_path / "out"), "--course", str(tmp_path / "later.yaml")]) == 0
+    row = next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert (row["score"], row["penalty"]) == ("10", "0")
