@@ -79,9 +79,8 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     """Build the template course and gradebook, stage every submission (hostile input: see submissions.py),
     and write `work_dir/plan.json`. `course`: the course file (due times, extensions, late rule; late.py).
     Raises UsageError when the sandbox asked for is not available, BadConfig when the course file is wrong."""
-    from autograder.grading.late import load_course
-
     from autograder.grading import sandbox as sandboxes
+    from autograder.grading.late import load_course
     from autograder.nbgrader_course import ensure_venv_tools_on_path
     from autograder.submissions import collect
 

@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from autograder.grading.manual import ANSWERS_DIR, pending_points
 from autograder.reports import ensure_dir, to_jsonable, write_json, write_text
 from mlinfra.base.output import csv_cell
-from autograder.grading.manual import ANSWERS_DIR, pending_points
 from mlinfra.base.results import PENDING, Outcome
 
 # grades.csv's columns before the tests' (helpers and the class report read them by name):
