@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograder.grading.late import received_time
 from autograder.labs import NOT_LAB_FILES, Lab
 
 MANIFEST_NAME = "submission.json"
@@ -294,33 +295,6 @@ def _mtime(entry: Path) -> float:
         return 0.0
 
 
-def received_time(entry: Path) -> float | None:
-    """When the instructor received an entry, as collected: an archive's modification time; a folder's newest
-    modification time of itself and anything in it (links not followed, at most MAX_ENTRIES looked at). This is
-    the time the collecting copy gave the files (an LMS download, a shared folder): it proves when the instructor
-    had the work only if that copy stamps the time of receipt. The learner's own `submit` stamp (in the manifest,
-    from the learner's clock) is never used; neither is a time a learner could set in the archive's entries."""
-    try:
-        info = entry.lstat()
-    except OSError:
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        return None
-    newest = info.st_mtime
-    if stat.S_ISDIR(info.st_mode):
-        seen = 0
-        for dirpath, dirnames, filenames in os.walk(entry, followlinks=False):
-            for name in [*dirnames, *filenames]:
-                seen += 1
-                if seen > MAX_ENTRIES:
-                    return newest
-                try:
-                    newest = max(newest, (Path(dirpath) / name).lstat().st_mtime)
-                except OSError:
-                    continue
-    return newest
-
-
 def collect(submissions_dir: Path, lab: Lab, staging: Path, *, max_file_bytes: int = MAX_FILE_BYTES,
             max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Submission]:
     """Every student's submission, staged into `staging/<student>/`. Never raises for one bad entry."""
@@ -335,7 +309,7 @@ def collect(submissions_dir: Path, lab: Lab, staging: Path, *, max_file_bytes: i
         entries.sort(key=lambda e: (_mtime(e), e.name))
         chosen, others = entries[-1], entries[:-1]
         sub = _stage_one(sid, chosen, lab, staging / sid, _Budget(max_total_bytes, max_file_bytes))
-        sub.received = received_time(chosen)
+        sub.received = received_time(chosen)  # late.py: what this time can prove
         if others:
             sub.flags.append(f"{len(entries)} submissions for {sid}: {', '.join(e.name for e in entries)}; "
                              f"graded the newest, {chosen.name} (newest modification time, then name)")

@@ -25,6 +25,8 @@ folder's modification time as collected, never the learner's own `submit` stamp,
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -33,6 +35,8 @@ from typing import Any
 import yaml
 
 from autograder.errors import BadConfig, UsageError
+
+MAX_ENTRIES = 2000  # looked at in a submitted folder for its newest time (submissions.MAX_ENTRIES: what is staged)
 
 _TOP = {"timezone", "late", "due", "extensions"}
 _RULE = {"grace_minutes", "penalty_per_day", "max_penalty", "refuse_after_days"}
@@ -147,6 +151,33 @@ def judge(course: Course | None, item: str, student: str, received: float | None
     days = math.ceil(late_s / 86400)
     percent = min(rule.max_penalty, days * rule.penalty_per_day)
     return Lateness(**{**asdict(base), "penalty_percent": float(percent)})
+
+
+def received_time(entry: Path) -> float | None:
+    """When the instructor received an entry, as collected: an archive's modification time; a folder's newest
+    modification time of itself and anything in it (links not followed, at most MAX_ENTRIES looked at). This is
+    the time the collecting copy gave the files (an LMS download, a shared folder): it proves when the instructor
+    had the work only if that copy stamps the time of receipt. The learner's own `submit` stamp (in the manifest,
+    from the learner's clock) is never used; neither is a time a learner could set in the archive's entries."""
+    try:
+        info = entry.lstat()
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return None
+    newest = info.st_mtime
+    if stat.S_ISDIR(info.st_mode):
+        seen = 0
+        for dirpath, dirnames, filenames in os.walk(entry, followlinks=False):
+            for name in [*dirnames, *filenames]:
+                seen += 1
+                if seen > MAX_ENTRIES:
+                    return newest
+                try:
+                    newest = max(newest, (Path(dirpath) / name).lstat().st_mtime)
+                except OSError:
+                    continue
+    return newest
 
 
 # ------------------------------------------------------------------------------------------------ the course file

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autograder.grading.manual import answers_of, is_manual
 from mlinfra.base.results import (
     COMPLETED,
     ERROR,
@@ -108,8 +109,6 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
     checks: dict[str, Check] = {}
     if nb is None:
         return checks
-    from autograder.grading.manual import is_manual
-
     # the graded test cells' text (a manually graded code answer is the learner's own, not a hidden test)
     hidden = HiddenText.of_notebook([c.source for c in nb.cells if c.cell_type == "code"
                                      and c.get("metadata", {}).get("nbgrader", {}).get("grade")
@@ -345,8 +344,6 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     if kernels.ZYGOTE_FAILED:
         data["zygote failed"] = kernels.ZYGOTE_FAILED[-1]
     if plan.manual:  # the answers a person grades, from the trusted side's copy (finish_batch writes them out)
-        from autograder.grading.manual import answers_of
-
         data["answers"] = answers_of(nb, plan.manual)
     notes += execute.OUTPUT_LOG
     limits = _limits_reached(spec)

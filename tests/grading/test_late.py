@@ -11,9 +11,8 @@ import pytest
 
 from autograder.errors import BadConfig
 from autograder.grading.engine import finish_batch
-from autograder.grading.late import judge, load_course
+from autograder.grading.late import judge, load_course, received_time
 from autograder.grading.plan import BatchPlan
-from autograder.submissions import received_time
 from mlinfra.base.results import Check, Outcome
 
 COURSE = """\

@@ -111,10 +111,9 @@ def test_an_unknown_assignment_names_the_ones_there_are(tmp_path: Path, monkeypa
 def test_the_practice_class_is_built_from_the_samples(tmp_path: Path) -> None:
     """`make practice-class`: the known-bad samples as learners, one late, one extended, the course file valid
     for them, and an nbgrader course `grade` finds."""
-    from autograder.grading.late import judge, load_course
+    from autograder.grading.late import judge, load_course, received_time
     from autograder.grading.practice import build
     from autograder.nbgrader_course import find_course
-    from autograder.submissions import received_time
 
     out = tmp_path / "practice"
     now = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
