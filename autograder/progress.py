@@ -1,6 +1,9 @@
-"""The learner's progress: self-check and quiz results, kept in the ignored workspace for the start page.
+"""The learner's progress: self-checks, quizzes, exams taken and the practical's last score, kept in the ignored
+workspace for the start page.
 
-One JSON file per item, `workspace/.progress/<kind>-<name>.json`, so two commands never race on one file.
+One JSON file per item, `workspace/.progress/<kind>-<name>.json`, so two commands never race on one file. Who
+writes them: `autograder check` (lab), `autograder quiz take` (quiz; exam: taken, never a score, since the
+learner's copy of a graded quiz holds no key), `autograder assess --app/--url` (practical: the last score).
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from pathlib import Path
 
 from autograder.paths import workspace_dir
 
-KINDS = ("lab", "quiz")
+KINDS = ("lab", "quiz", "exam", "practical")
 
 
 @dataclass
 class ProgressRecord:
-    kind: str  # "lab" or "quiz"
-    name: str  # lab name or quiz id
+    kind: str  # "lab", "quiz", "exam" or "practical"
+    name: str  # lab name, quiz id, or "practical"
     passed: bool
     score: float
     max_score: float
@@ -54,3 +57,13 @@ def read_all(root: Path) -> list[ProgressRecord]:
         except (ValueError, TypeError):
             continue
     return out
+
+
+def record_exam(root: Path, quiz_id: str) -> ProgressRecord:
+    """An exam taken (its record written for the instructor): taken, not scored, so score and max are 0."""
+    return record(root, "exam", quiz_id, passed=False, score=0.0, max_score=0.0)
+
+
+def record_practical(root: Path, *, passed: bool, score: float, max_score: float) -> ProgressRecord:
+    """The learner's last `assess` of their own service (the practical); each run replaces the one before."""
+    return record(root, "practical", "practical", passed=passed, score=score, max_score=max_score)

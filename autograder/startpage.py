@@ -1,7 +1,9 @@
 """What the start page (modules/START-HERE.ipynb) shows: the course map, the prerequisites check and progress.
 
-Progress is read, never written, here: `autograder check` and `autograder quiz` record results under
-workspace/.progress/ (autograder.progress); this module only turns those records into a table and a chart.
+Progress is read, never written, here: `check`, `quiz take` (exams: taken) and `assess` (the practical) record
+results under workspace/.progress/ (autograder.progress); this module only turns those records into a table and a
+chart, afresh on every call. The learner's start page (workspace/START-HERE.ipynb) shows them as outputs that
+Jupyter recomputes each time the page is opened (autograder/startpage_server.py), not a snapshot of `make lab`.
 Everything returns plain data or text so it can be tested without a kernel; `show_*` adds the notebook view.
 """
 
@@ -82,65 +84,106 @@ def course_map_text() -> str:
 
 @dataclass(frozen=True)
 class ProgressRow:
-    kind: str  # "lab" or "quiz"
+    kind: str  # "lab", "quiz" (self-check), "exam" (a unit's graded quiz) or "practical"
     name: str
-    status: str  # "passed", "not yet" (tried, fell short), "not started"
-    score: str  # "7/10" or ""
+    status: str  # "passed", "not yet" (tried, fell short), "not started"; an exam: "taken" or "not taken"
+    score: str  # "7/10" or ""; an exam shows none (the instructor grades it)
     when: str  # the last attempt's date, or ""
     copy: str  # workspace folder of a lab if the learner has opened it, else ""
 
 
-PASSED, NOT_YET, NOT_STARTED = "passed", "not yet", "not started"
+PASSED, NOT_YET, NOT_STARTED, TAKEN, NOT_TAKEN = "passed", "not yet", "not started", "taken", "not taken"
+PRACTICAL = "practical"
+KIND_ORDER = ("lab", "quiz", "exam", "practical")
+
+
+def self_check_quizzes() -> list[str]:
+    return [q for q in quizzes() if q not in UNIT_QUIZ.values()]
+
+
+def exams() -> list[str]:
+    return [UNIT_QUIZ[unit] for unit in UNITS]
 
 
 def _score(rec: ProgressRecord) -> str:
     return f"{rec.score:g}/{rec.max_score:g}"
 
 
-def progress_rows(root: Path) -> list[ProgressRow]:
-    """One row per lab and quiz of the course, in course order, from the learner's records under `root`.
+def _exam_taken(root: Path, quiz_id: str) -> bool:
+    """An exam record in the workspace (where `quiz take --exam` writes it) counts even without a progress record."""
+    folder = workspace_dir(root) / "quizzes" / quiz_id
+    return folder.is_dir() and any(folder.glob("*.yaml"))
 
-    Records for items the course map does not know (a lab added later) are appended, not dropped.
-    """
+
+def progress_rows(root: Path) -> list[ProgressRow]:
+    """One row per lab, self-check quiz, exam and the practical, in course order, from the learner's records under
+    `root`, read afresh on every call. Records for items the course map does not know are appended, not dropped."""
     records = {(r.kind, r.name): r for r in read_all(root)}
-    known = [("lab", name) for name in labs()] + [("quiz", name) for name in quizzes()]
+    known = ([("lab", n) for n in labs()] + [("quiz", n) for n in self_check_quizzes()]
+             + [("exam", n) for n in exams()] + [(PRACTICAL, PRACTICAL)])
+    for name in exams():  # an exam taken before this version recorded exams: its quiz record says "taken" too
+        if ("quiz", name) in records and ("exam", name) not in records:
+            records[("exam", name)] = records.pop(("quiz", name))
     wanted = known + sorted(set(records) - set(known))
     rows = []
     for kind, name in wanted:
         rec = records.get((kind, name))
+        when = "" if rec is None else rec.when[:10]
+        if kind == "exam":
+            taken = rec is not None or _exam_taken(root, name)
+            rows.append(ProgressRow(kind, name, TAKEN if taken else NOT_TAKEN, "", when, ""))
+            continue
         opened = kind == "lab" and (workspace_dir(root) / name).is_dir()
         rows.append(ProgressRow(
             kind=kind,
             name=name,
             status=NOT_STARTED if rec is None else (PASSED if rec.passed else NOT_YET),
             score="" if rec is None else _score(rec),
-            when="" if rec is None else rec.when[:10],
+            when=when,
             copy=f"workspace/{name}/" if opened else "",
         ))
     return rows
 
 
 def summary(rows: list[ProgressRow]) -> dict[str, tuple[int, int]]:
-    """kind -> (passed, total)."""
+    """kind -> (done, total): labs and quizzes passed, exams taken, the practical passed."""
     out: dict[str, tuple[int, int]] = {}
-    for kind in ("lab", "quiz"):
+    for kind in KIND_ORDER:
         of_kind = [r for r in rows if r.kind == kind]
-        out[kind] = (sum(r.status == PASSED for r in of_kind), len(of_kind))
+        out[kind] = (sum(r.status in (PASSED, TAKEN) for r in of_kind), len(of_kind))
     return out
 
 
 def next_step(rows: list[ProgressRow]) -> str:
-    """One sentence telling the learner what to do next."""
+    """One sentence telling the learner what to do next, with a command that runs from the repository root."""
     for row in rows:
         if row.kind == "lab" and row.status == NOT_YET:
-            return f"Fix {row.name}: open workspace/{row.name}/, then rerun `.venv/bin/autograder check {row.name}`."
+            return (f"Fix {row.name}: open workspace/{row.name}/, then rerun "
+                    f"`.venv/bin/autograder check {row.name}`.")
     for row in rows:
         if row.kind == "lab" and row.status == NOT_STARTED:
-            return f"Start {row.name}: work in workspace/{row.name}/ and self-check with `.venv/bin/autograder check {row.name}`."
+            return (f"Start {row.name}: work in workspace/{row.name}/ and self-check with "
+                    f"`.venv/bin/autograder check {row.name}`.")
     for row in rows:
         if row.kind == "quiz" and row.status != PASSED:
             return f"Take the quiz {row.name}: `.venv/bin/autograder quiz take {row.name}`."
-    return "Everything passes: try the practical assessment, `.venv/bin/autograder assess --app app:app`."
+    for row in rows:
+        if row.kind == "exam" and row.status == NOT_TAKEN:
+            return (f"Take the exam {row.name} once, with the ticket your instructor gives you: "
+                    f"`.venv/bin/autograder quiz take {row.name} --exam --ticket YOUR_TICKET.yaml`.")
+    practical = next((r for r in rows if r.kind == PRACTICAL), None)
+    if practical is not None and practical.status != PASSED:
+        return ("Score your service for the practical: `.venv/bin/autograder assess --app "
+                "workspace/lab07-api/app.py:app` (the start page shows your last score).")
+    return ("Everything passes: hand in the practical with "
+            "`.venv/bin/autograder submit practical --student YOUR_ID`.")
+
+
+def _practical_text(rows: list[ProgressRow]) -> str:
+    row = next((r for r in rows if r.kind == PRACTICAL), None)
+    if row is None or row.status == NOT_STARTED:
+        return "practical not assessed yet"
+    return f"practical {row.score} ({row.status}, {row.when})"
 
 
 def progress_text(root: Path) -> str:
@@ -148,11 +191,12 @@ def progress_text(root: Path) -> str:
     table = format_table(["kind", "name", "status", "score", "last try", "your copy"],
                          [(r.kind, r.name, r.status, r.score, r.when, r.copy) for r in rows])
     counts = summary(rows)
-    head = f"labs passed {counts['lab'][0]}/{counts['lab'][1]}, quizzes passed {counts['quiz'][0]}/{counts['quiz'][1]}"
+    head = (f"labs passed {counts['lab'][0]}/{counts['lab'][1]}, quizzes passed {counts['quiz'][0]}/"
+            f"{counts['quiz'][1]}, exams taken {counts['exam'][0]}/{counts['exam'][1]}, {_practical_text(rows)}")
     return f"{head}\n\n{table}\n\nNext: {next_step(rows)}"
 
 
-_COLOURS = {PASSED: "#2e7d32", NOT_YET: "#c62828", NOT_STARTED: "#757575"}
+_COLOURS = {PASSED: "#2e7d32", NOT_YET: "#c62828", NOT_STARTED: "#757575", TAKEN: "#1565c0", NOT_TAKEN: "#757575"}
 
 
 def progress_html(root: Path) -> str:
@@ -168,20 +212,25 @@ def progress_html(root: Path) -> str:
             f"<p><b>Next:</b> {html.escape(next_step(rows))}</p>")
 
 
-def plot_progress(root: Path):  # -> matplotlib Figure; matplotlib is imported only when asked for
-    import matplotlib.pyplot as plt
+_BAR_LABELS = {"lab": "labs passed", "quiz": "quizzes passed", "exam": "exams taken", "practical": "practical"}
 
+
+def plot_progress(root: Path, fig=None):  # -> matplotlib Figure; matplotlib is imported only when asked for
+    """A bar per kind: done of total. Draws into `fig` when given (a pyplot-free Figure), else a new pyplot one."""
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(6, 2.2))
     counts = summary(progress_rows(root))
-    fig, ax = plt.subplots(figsize=(6, 1.6))
-    for y, kind in enumerate(("lab", "quiz")):
+    ax = fig.add_subplot()
+    for y, kind in enumerate(KIND_ORDER):
         done, total = counts[kind]
         ax.barh(y, total, color="#e0e0e0")
         ax.barh(y, done, color=_COLOURS[PASSED])
         ax.text(total, y, f"  {done}/{total}", va="center")
-    ax.set_yticks([0, 1], ["labs", "quizzes"])
+    ax.set_yticks(list(range(len(KIND_ORDER))), [_BAR_LABELS[k] for k in KIND_ORDER])
     ax.invert_yaxis()  # labs first, as in the table
     ax.set_xlim(0, max(c[1] for c in counts.values()) + 2)
-    ax.set_xlabel("passed")
     ax.set_title("Your progress")
     fig.tight_layout()
     return fig

@@ -78,7 +78,9 @@ def write_jupyter_config(config_dir: Path, *, instructor: bool = False) -> None:
     """The learner's (or, with `instructor`, the instructor's) Jupyter set-up, written on every open."""
     off = not instructor
     config_dir.mkdir(parents=True, exist_ok=True)
-    server = {"ServerApp": {"jpserver_extensions": {name: not off for name in INSTRUCTOR_SERVER_EXTENSIONS}}}
+    server = {"ServerApp": {"jpserver_extensions": {name: not off for name in INSTRUCTOR_SERVER_EXTENSIONS},
+                            # the start page's progress recomputed each time it is opened
+                            "contents_manager_class": "autograder.startpage_server.StartPageContentsManager"}}
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(server, indent=2) + "\n")
     (config_dir / "labconfig").mkdir(exist_ok=True)
     page = {"disabledExtensions": {**{name: off for name in INSTRUCTOR_LAB_EXTENSIONS},
@@ -120,8 +122,8 @@ def render_start_page(root: Path, timeout: float = 120.0) -> Path:
         if cell.cell_type == "markdown":
             cell.source = _relink(cell.source)
     note = nbformat.v4.new_markdown_cell(
-        "*Your start page, refreshed with your results each time you run `make lab` (rerun a cell to refresh it "
-        "now). Edits here are overwritten: the course's source is `modules/START-HERE.ipynb`.*")
+        "*Your start page: your progress is recomputed each time you open it (the rest when you run `make lab`). "
+        "Edits here are overwritten: the course's source is `modules/START-HERE.ipynb`.*")
     note.metadata["tags"] = ["refreshed-by-make-lab"]
     nb.cells.insert(0, note)
     dest = root / LEARNER_START_PAGE

@@ -212,8 +212,26 @@ def run(args: argparse.Namespace) -> Any:
             report = report.with_name(f"{report.stem}-{_slug(pack)}.md")
         outcomes.append(finish(result, args, report))
     if len(outcomes) == 1:
+        if args.app:
+            _record_progress(args.app, outcomes[0])
         return outcomes[0]
     return batch(outcomes)
+
+
+def _record_progress(app: str, outcome: Any) -> None:
+    """A learner assessing their own service (an app in their workspace/, as the README shows): the start page
+    shows this last score (autograder.progress). Any other app (the reference service, a test's) is not theirs."""
+    from autograder.paths import repo_root, workspace_dir
+    from autograder.progress import record_practical
+
+    try:
+        root = repo_root()
+        path = Path(app.rpartition(":")[0] or app).resolve()
+        if not path.is_relative_to(workspace_dir(root).resolve()):
+            return
+        record_practical(root, passed=outcome.passed, score=outcome.score, max_score=outcome.max_score)
+    except (UsageError, OSError):
+        pass  # outside the workbook (or a read-only one): nothing to show it on
 
 
 def grader_error(pack: Path, exc: Exception) -> Any:

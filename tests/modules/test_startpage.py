@@ -36,13 +36,15 @@ def test_rows_reflect_records(learner: Path) -> None:
     assert rows["lab04-cloud"].copy == ""
     assert rows["lesson01"].status == "passed"
     assert rows["lesson02"].status == "not started"
-    assert rows["phase1"].kind == "quiz"
+    assert rows["phase1"].kind == "exam" and rows["phase1"].status == "not taken" and rows["phase1"].score == ""
+    assert rows["practical"].status == "not started"
 
 
 def test_every_course_item_listed_once_in_course_order(learner: Path) -> None:
     rows = startpage.progress_rows(learner)
     names = [r.name for r in rows]
-    assert names == startpage.labs() + startpage.quizzes()
+    assert names == startpage.labs() + startpage.self_check_quizzes() + startpage.exams() + ["practical"]
+    assert startpage.exams() == ["module01", "phase1"]
     assert len(startpage.labs()) == 10 and len(startpage.quizzes()) == 15
     assert startpage.quizzes() == [*(f"lesson{n:02d}" for n in range(1, 9)), "module01",
                                    *(f"lesson{n:02d}" for n in range(9, 14)), "phase1"]
@@ -50,17 +52,17 @@ def test_every_course_item_listed_once_in_course_order(learner: Path) -> None:
 
 def test_summary_and_next_step_point_at_the_failing_lab(learner: Path) -> None:
     rows = startpage.progress_rows(learner)
-    assert startpage.summary(rows) == {"lab": (1, 10), "quiz": (1, 15)}
-    assert "autograder check lab02-ml-lifecycle" in startpage.next_step(rows)
+    assert startpage.summary(rows) == {"lab": (1, 10), "quiz": (1, 13), "exam": (0, 2), "practical": (0, 1)}
+    assert "`.venv/bin/autograder check lab02-ml-lifecycle`" in startpage.next_step(rows)
 
 
 def test_text_and_html_views(learner: Path) -> None:
     text = startpage.progress_text(learner)
-    assert "labs passed 1/10, quizzes passed 1/15" in text
+    assert "labs passed 1/10, quizzes passed 1/13, exams taken 0/2, practical not assessed yet" in text
     line = next(l for l in text.splitlines() if "lab02-ml-lifecycle" in l)
     assert "not yet" in line and "3/8" in line
     page = startpage.progress_html(learner)
-    assert page.count("<tr>") == 1 + 25
+    assert page.count("<tr>") == 1 + 26
     assert "lab02-ml-lifecycle" in page
 
 
@@ -77,7 +79,7 @@ def test_empty_workspace_and_broken_record(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "lab-lab01-environment.json").write_text("{not json")
     rows = startpage.progress_rows(tmp_path)
-    assert {r.status for r in rows} == {"not started"}
+    assert {r.status for r in rows} == {"not started", "not taken"}
     assert "Start lab01-environment" in startpage.next_step(rows)
 
 
@@ -95,7 +97,7 @@ def test_plot_shows_passed_counts(learner: Path) -> None:
     matplotlib.use("Agg")
     fig = startpage.plot_progress(learner)
     widths = sorted(round(p.get_width()) for p in fig.axes[0].patches)
-    assert widths == [1, 1, 10, 15]  # passed labs, passed quizzes, lab total, quiz total
+    assert widths == [0, 0, 1, 1, 1, 2, 10, 13]  # done and total: labs 1/10, quizzes 1/13, exams 0/2, practical 0/1
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -145,3 +147,34 @@ def test_prerequisites_falls_back_to_the_command(tmp_path: Path, monkeypatch: py
     result = startpage.prerequisites(tmp_path)
     assert calls and calls[0][-2:] == ["autograder", "doctor"]
     assert not result.ok and "FAIL  python" in result.output
+
+
+def test_exams_count_as_taken_and_the_practical_shows_its_last_score(learner: Path) -> None:
+    progress.record_exam(learner, "module01")
+    record = learner / "workspace" / "quizzes" / "phase1" / "ada.yaml"  # where `quiz take --exam` writes it
+    record.parent.mkdir(parents=True)
+    record.write_text("quiz: phase1\n")
+    progress.record_practical(learner, passed=False, score=80, max_score=100)
+    rows = _by_name(startpage.progress_rows(learner))
+    assert (rows["module01"].status, rows["module01"].score) == ("taken", ""), "taken, never a score"
+    assert rows["phase1"].status == "taken", "an exam record in the workspace counts"
+    assert (rows["practical"].status, rows["practical"].score) == ("not yet", "80/100")
+    text = startpage.progress_text(learner)
+    assert "exams taken 2/2" in text and "practical 80/100 (not yet" in text
+    progress.record_practical(learner, passed=True, score=100, max_score=100)
+    assert _by_name(startpage.progress_rows(learner))["practical"].score == "100/100", "the last score wins"
+
+
+def test_next_steps_after_quizzes_are_the_exams_then_the_practical(tmp_path: Path) -> None:
+    for lab in startpage.labs():
+        progress.record(tmp_path, "lab", lab, passed=True, score=1, max_score=1)
+    for quiz in startpage.self_check_quizzes():
+        progress.record(tmp_path, "quiz", quiz, passed=True, score=1, max_score=1)
+    step = startpage.next_step(startpage.progress_rows(tmp_path))
+    assert "`.venv/bin/autograder quiz take module01 --exam --ticket YOUR_TICKET.yaml`" in step
+    for exam in startpage.exams():
+        progress.record_exam(tmp_path, exam)
+    assert "`.venv/bin/autograder assess --app workspace/lab07-api/app.py:app`" in \
+        startpage.next_step(startpage.progress_rows(tmp_path))
+    progress.record_practical(tmp_path, passed=True, score=100, max_score=100)
+    assert "submit practical" in startpage.next_step(startpage.progress_rows(tmp_path))
