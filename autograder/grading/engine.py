@@ -169,6 +169,7 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
                     grade.needs_manual_grade = not entered
                     continue
                 grade.auto_score = check.points if check is not None else 0.0
+                grade.needs_manual_grade = False  # scored by the grader: nothing for a person to do
             gb.db.commit()
     with open(tmp, "rb+") as built:
         os.fsync(built.fileno())

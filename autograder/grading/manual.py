@@ -61,14 +61,29 @@ def manual_cells(nb: Any) -> dict[str, float]:
     return out
 
 
+def _meta(cell: Any) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
 def answers_of(nb: Any, manual: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """The learner's text for each manual cell (bounded), with where it is and the cell's kind."""
+    """The learner's text for each manual cell (bounded), with where it is and the cell's kind. A task cell is
+    the instructor's prompt: its answer is what the learner wrote in the cells after it, up to the next cell
+    nbgrader knows, so those follow the prompt."""
     out: dict[str, dict[str, Any]] = {}
-    for index, cell in enumerate(nb.cells, start=1):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+    cells = list(nb.cells)
+    for index, cell in enumerate(cells, start=1):
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
         if gid in manual and gid not in out:
             text = str(cell.get("source", ""))
+            if meta.get("task"):
+                after = []
+                for later in cells[index:]:
+                    if _meta(later).get("grade_id"):
+                        break
+                    after.append(f"--- {later.get('cell_type', 'cell')} cell ---\n{later.get('source', '')}")
+                text = "\n\n".join([text, *after])
             if len(text) > MAX_ANSWER_CHARS:
                 text = text[:MAX_ANSWER_CHARS] + f"\n[... {len(text) - MAX_ANSWER_CHARS} more characters]"
             out[gid] = {"where": f"cell {index}", "kind": cell.get("cell_type", ""), "text": text,

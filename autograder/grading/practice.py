@@ -57,16 +57,20 @@ TESTS = ('assert add(1, 2) == 3, "add(1, 2) should be 3"\n### BEGIN HIDDEN TESTS
          'assert add(10, 5) == 15, "add must add any two numbers"\n### END HIDDEN TESTS')
 
 
-def _meta(gid: str, *, grade: bool, solution: bool, points: float = 0, locked: bool = False) -> dict[str, Any]:
+def _meta(gid: str, *, grade: bool, solution: bool, points: float = 0, locked: bool = False,
+          task: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"grade": grade, "solution": solution, "locked": locked, "grade_id": gid,
                             "schema_version": 3}
-    if grade:
+    if grade or task:
         meta["points"] = points
+    if task:
+        meta["task"] = True
     return {"nbgrader": meta}
 
 
 def hw1_source() -> Any:
-    """hw1: a function (autograded, with a hidden test, 2 points) and a written answer (graded by hand, 3)."""
+    """hw1: a function (autograded, with a hidden test, 2 points), a written answer (graded by hand, 3) and a
+    task (graded by hand, 1: the learner answers in the cells after it)."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -79,6 +83,10 @@ def hw1_source() -> Any:
         nbformat.v4.new_markdown_cell("Explain why a function beats copy and paste.\n\n"
                                       "=== model answer: reuse, one place to fix ===",
                                       metadata=_meta("explain", grade=True, solution=True, points=3)),
+        nbformat.v4.new_markdown_cell("Task: show `add` on two examples of your own in the cell below.",
+                                      metadata=_meta("examples", grade=False, solution=False, points=1, locked=True,
+                                                     task=True)),
+        nbformat.v4.new_code_cell(""),
     ]
     return nb
 
@@ -88,6 +96,7 @@ def hw1_handed_in(body: str, answer: str) -> Any:
     nb.cells[1].source = f"def add(a, b):\n    {body}"
     nb.cells[2].source = 'assert add(1, 2) == 3, "add(1, 2) should be 3"'  # as released: no hidden tests
     nb.cells[3].source = answer
+    nb.cells[5].source = "add(2, 2), add(-1, 1)" if answer else ""
     return nb
 
 

@@ -57,13 +57,14 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     assert list(next(csv.reader((out / "grades.csv").open())))[:8] == [
         "student", "status", "score", "max_score", "submitted_at", "late_by", "penalty", "manual_pending"]
     ada, bob, cy = rows["ada"], rows["bob"], rows["cy"]
-    # the manual cell is listed, pending, and counted in the maximum
-    assert ada["status"] == "needs manual grading" and ada["score"] == "2" and ada["max_score"] == "5"
-    assert ada["manual_pending"] == "3" and ada["explain"] == "0" and ada["test-add"] == "2"
+    # the manual answer (3) and task (1) are listed, pending, and counted in the maximum
+    assert ada["status"] == "needs manual grading" and ada["score"] == "2" and ada["max_score"] == "6"
+    assert ada["manual_pending"] == "4" and ada["explain"] == "0" and ada["examples"] == "0"
+    assert ada["test-add"] == "2"
     assert "needs manual grading" in printed and "autograder review" in printed
-    # on time / late: 25 h after the due time is 2 days at 10% of 5 points
+    # on time / late: 25 h after the due time is 2 days at 10% of 6 points
     assert ada["submitted_at"] == "2026-10-05T11:59:00+00:00" and ada["late_by"] == "0" and ada["penalty"] == "0"
-    assert bob["late_by"] == "25" and bob["penalty"] == "1" and bob["score"] == "1"
+    assert bob["late_by"] == "25" and bob["penalty"] == "1.2" and bob["score"] == "0.8"
     assert "late penalty 20%" in bob["reason"]
     # the extension moved cy's due time: not late; the failed hidden test's message is the reason
     assert cy["penalty"] == "0" and cy["late_by"] == "0" and cy["test-add"] == "0"
@@ -74,7 +75,7 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     assert "test-add: AssertionError: add must add any two numbers" in dee["reason"]
     assert "assert add(10, 5)" not in (out / "feedback" / "dee.html").read_text()
     page = (out / "feedback" / "bob.html").read_text()
-    assert "Late penalty: 1 point(s)" in page and "needs manual grading" in page
+    assert "Late penalty: 1.2 point(s)" in page and "needs manual grading" in page
     # group-readable outputs, and no work folder left behind
     assert stat.S_IMODE((out / "grades.csv").stat().st_mode) == 0o640
     assert stat.S_IMODE((out / "feedback").stat().st_mode) == 0o750
@@ -82,22 +83,30 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     assert not (out / "work").exists()
     answers = json.loads((out / "answers" / "ada.json").read_text())
     assert answers["explain"]["text"] == "Reuse: fix it once." and answers["explain"]["max_points"] == 3
+    assert answers["examples"]["text"].startswith("Task: show") and "add(2, 2), add(-1, 1)" in answers["examples"]["text"]
 
     # the instructor's points, without a terminal: a file and --set
-    (tmp_path / "points.yaml").write_text("ada:\n  explain: {points: 3, comment: Clear.}\n")
+    (tmp_path / "points.yaml").write_text("ada:\n  explain: {points: 3, comment: Clear.}\n  examples: 1\n")
     assert main(["review", str(out), "--points", str(tmp_path / "points.yaml"),
                  "--set", "bob:explain=1.5:Too short"]) == 0
     rows = _rows(out)
-    assert rows["ada"]["status"] == "completed" and rows["ada"]["score"] == "5" and rows["ada"]["manual_pending"] == "0"
-    assert rows["bob"]["score"] == "2.5" and rows["bob"]["explain"] == "1.5"  # 2 + 1.5 - 1 (the late penalty)
+    assert rows["ada"]["status"] == "completed" and rows["ada"]["score"] == "6" and rows["ada"]["manual_pending"] == "0"
+    assert rows["bob"]["score"] == "2.3" and rows["bob"]["explain"] == "1.5"  # 2 + 1.5 - 1.2 (the late penalty)
+    assert rows["bob"]["status"] == "needs manual grading" and rows["bob"]["manual_pending"] == "1"
     assert "Too short" in (out / "feedback" / "bob.html").read_text()
     assert rows["cy"]["status"] == "needs manual grading"
 
     # a regrade keeps the entered points
     assert main(["grade", "hw1", "--course", str(tmp_path / "course.yaml"), "--workers", "2"]) == 0
     rows = _rows(out)
-    assert rows["ada"]["score"] == "5" and rows["bob"]["score"] == "2.5"
-    assert rows["cy"]["manual_pending"] == "3"
+    assert rows["ada"]["score"] == "6" and rows["bob"]["score"] == "2.3"
+    assert rows["cy"]["manual_pending"] == "4"
+    from nbgrader.api import Gradebook  # nbgrader's own tools see the entered points
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", "mlinfra-workbook") as gb:
+        assert gb.find_submission("hw1", "ada").score == 6 and not gb.find_submission("hw1", "ada").needs_manual_grade
+        assert gb.find_submission("hw1", "bob").score == 3.5  # nbgrader's score: no late rule in its gradebook
+        assert gb.find_submission("hw1", "bob").needs_manual_grade
 
 
 def test_an_unknown_assignment_names_the_ones_there_are(tmp_path: Path, monkeypatch, capsys) -> None:
