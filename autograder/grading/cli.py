@@ -149,6 +149,8 @@ def render(batch, out: Path) -> None:
           f"{batch.data.get('sandbox')}); wrote {out}/grades.csv, summary.json, gradebook.db and "
           "feedback/"
           + (f"; {flagged} flagged for review (see the reason column)" if flagged else ""))
+    for note in batch.data.get("notes", []):
+        print(f"note: {note}")
     if waiting:
         print(f"{waiting} submission(s) need manual grading: {command()} review {out}")
 

@@ -63,6 +63,17 @@ def _build_template(lab: Lab, template: Path) -> tuple[dict[str, float], dict[st
     return dict(sorted(tests.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))), by_hand
 
 
+def _unsealed(lab: Lab, tests: dict[str, float]) -> list[str]:
+    """The graded test cells whose hidden tests hold no assertion the grader can seal (seals.py)."""
+    import nbformat
+
+    from autograder.grading.seals import seal_cell
+
+    nb = nbformat.read(lab.notebook_path, as_version=4)
+    return [gid for c in nb.cells if (gid := c.get("metadata", {}).get("nbgrader", {}).get("grade_id")) in tests
+            and c.cell_type == "code" and not seal_cell(c.source).seals]
+
+
 def _resolve_lab(lab: str | Lab) -> Lab:
     if isinstance(lab, Lab):
         return lab
@@ -104,6 +115,11 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     if limit.startswith("none"):  # said in summary.json, so an instructor knows what did not hold
         plan.notes.append(f"no limit on the processes a submission may start ({limit[len('none: '):]}): grade as "
                           "root where /sys/fs/cgroup is writable, as an unprivileged user, or with --sandbox container")
+    unsealed = _unsealed(lab, tests)
+    if unsealed:  # a course written elsewhere (an nbgrader course) may hold hidden tests the grader cannot seal
+        plan.notes.append(f"no sealed hidden check in {', '.join(unsealed)}: these cells are judged on the "
+                          "kernel's word, so a kernel that lies could get their points; write their hidden tests as "
+                          "`assert <expression> == <literal>` (docs/grading.md, 'Sealed hidden tests')")
     for sub in subs:
         plan.students.append(sub.student)
         plan.submissions[sub.student] = {"files": str(sub.files) if sub.files else None, "notes": sub.notes,
@@ -235,7 +251,7 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
     if not plan.keep_work:  # the template, the plan, every course folder and sandbox: nothing is read after this
         shutil.rmtree(Path(plan.work_dir), ignore_errors=True)
     return Outcome(plan.lab_name, parts=ordered,
-                   data={"out_dir": str(out_dir), "tests": dict(plan.tests), "seconds": took,
+                   data={"out_dir": str(out_dir), "tests": dict(plan.tests), "seconds": took, "notes": notes,
                          "sandbox": plan.sandbox, "work_dir": plan.work_dir})
 
 

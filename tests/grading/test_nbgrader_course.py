@@ -62,6 +62,7 @@ def test_a_plain_nbgrader_course_is_graded_with_late_rule_and_manual_points(tmp_
     assert ada["manual_pending"] == "4" and ada["explain"] == "0" and ada["examples"] == "0"
     assert ada["test-add"] == "2"
     assert "needs manual grading" in printed and "autograder review" in printed
+    assert "no sealed hidden check" not in printed  # hw1's hidden test is sealed
     # on time / late: 25 h after the due time is 2 days at 10% of 6 points
     assert ada["submitted_at"] == "2026-10-05T11:59:00+00:00" and ada["late_by"] == "0" and ada["penalty"] == "0"
     assert bob["late_by"] == "25" and bob["penalty"] == "1.2" and bob["score"] == "0.8"
@@ -138,3 +139,19 @@ def test_the_practice_class_is_built_from_the_samples(tmp_path: Path) -> None:
     assert find_course(out / "nbgrader-course" / "submitted") == (out / "nbgrader-course").resolve()
     assert any("--nbgrader-course" in c for c in commands) and all(c.split()[0].endswith("autograder")
                                                                     for c in commands)
+
+
+def test_hidden_tests_the_grader_cannot_seal_are_named(tmp_path: Path) -> None:
+    """A course written elsewhere may check its hidden tests in a way no seal holds: the batch says which cells."""
+    import nbformat
+
+    from autograder.grading.engine import prepare_batch
+
+    course = make_course(tmp_path)
+    source = course / "source" / "hw1" / "hw1.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[2].source = nb.cells[2].source.replace("assert add(10, 5) == 15", "assert add(10, 5) == add(5, 10)")
+    nbformat.write(nb, source)
+    plan = prepare_batch(course / "source" / "hw1", course / "submitted", tmp_path / "work", sandbox="none")
+    assert plan.tests == {"test-add": 2.0} and plan.manual == {"explain": 3.0, "examples": 1.0}
+    assert any(n.startswith("no sealed hidden check in test-add") for n in plan.notes), plan.notes
