@@ -138,3 +138,26 @@ def test_review_applies_a_changed_course_file_without_regrading(tmp_path: Path, 
     assert main(["review", str(tmp_path / "out"), "--course", str(tmp_path / "later.yaml")]) == 0
     row = next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
     assert (row["score"], row["penalty"]) == ("10", "0")
+
+
+def test_the_airflow_engine_gets_the_course_file_applied_after_its_run(tmp_path: Path, course, monkeypatch) -> None:
+    """The Airflow DAG grades without the course file; `grade --engine airflow --course` applies it to what the
+    DAG's merge task wrote (its own run is stood in for here: the engine is tested in tests/grading_airflow/)."""
+    import autograder.grading.airflow as airflow_engine
+    from autograder.cli import main
+
+    def fake_run(lab_name: str, submissions_dir: Path, out_dir: Path, **_: object) -> Outcome:
+        plan = BatchPlan(lab_name=lab_name, lab_folder=str(tmp_path), work_dir=str(tmp_path / "work"),
+                         sandbox="none", tests={"t": 10.0}, students=["cy"],
+                         submissions={"cy": {"files": None, "notes": [], "flags": [], "entry": "cy",
+                                             "unreadable": "", "received": _at("2026-10-06T10:00:00+00:00")}})
+        (tmp_path / "work").mkdir()
+        return finish_batch(plan, [Outcome("cy", [Check("t", "passed", 10.0, 10.0)])], out_dir)
+
+    monkeypatch.setattr(airflow_engine, "grade_on_airflow", fake_run)
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "course.yaml").write_text(COURSE)
+    assert main(["grade", "lab01-environment", str(tmp_path / "subs"), "--engine", "airflow", "--course",
+                 str(tmp_path / "course.yaml"), "--out", str(tmp_path / "out")]) == 0
+    row = next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert (row["score"], row["penalty"], row["late_by"]) == ("9", "1", "11.02")
