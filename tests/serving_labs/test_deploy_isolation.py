@@ -1,23 +1,26 @@
-"""The lab05 deploy check gives each student their own deployment: graded side by side (two workers) while a
-TorchServe already serves on the machine's default ports, references get every point and blanks none, every time.
+"""The lab05 deploy check gives each student their own deployment. lab05 is graded whole (the notebook's tests and
+the deploy check: `autograder grade`'s batch path, as an instructor runs it) for four students side by side (two
+workers) while a TorchServe already serves on the machine's default ports, twice: the references get 16 of 16 and
+the blanks 0 of 16, every time.
 
 Before each check had a temporary folder of its own, torch-model-archiver staged every archive named "digits" in
 the same <temp>/digits folder, so a reference could be deployed with a blank's handler (and lose its points, with
-the blank's error in its feedback) and the other way round. That race is timing-dependent; the test makes the
-shared staging place busy for the whole run, so a check that still uses it fails every time.
+the blank's error in its feedback) and the other way round. That race is timing-dependent; the test makes the shared
+staging place busy for the whole run, so a check that still uses it fails every time.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from serving_helpers import ROOT
+from graded_samples import build_submission, lab_source, load_samples
+from serving_helpers import image_bytes
 
-from autograder.labs import load_lab
 from mlinfra import torchserve_local as tl
+
+STUDENTS = ("ref-1", "blank-1", "ref-2", "blank-2")
+LAB05_POINTS = 16.0  # the notebook's 11 and the deploy check's 5
 
 
 def _java() -> str:
@@ -28,14 +31,10 @@ def _java() -> str:
     return ""
 
 
-def _grade(args: tuple[str, str, str]) -> tuple[str, float, list[str]]:
-    """One student's deploy check, in a process of its own (as a grading worker runs it)."""
-    from autograder.deploy.torchserve_check import torchserve
+def _default_answers(dep: tl.Deployment) -> int:
+    import httpx
 
-    student, files, work = args
-    lab = load_lab(ROOT / "solutions" / "lab05-torchserve")
-    checks = torchserve(lab, Path(files), Path(work))
-    return student, sum(c.points for c in checks), [c.message for c in checks if c.points < c.max_points]
+    return httpx.post(dep.predict_url, content=image_bytes(), timeout=30).status_code
 
 
 @pytest.mark.slow
@@ -43,42 +42,56 @@ def _grade(args: tuple[str, str, str]) -> tuple[str, float, list[str]]:
 @pytest.mark.skipif(bool(_java()), reason=_java())
 def test_four_students_two_workers_beside_a_default_torchserve(tiny_model: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    from autograder.grading.engine import grade_class
+
     monkeypatch.setenv("MLINFRA_MODEL_DIR", str(tiny_model))
-    # The machine's temporary folder, as every process here sees it (a folder of the test's own, so nothing
-    # outside the test is touched).
+    # The machine's temporary folder, as every process here sees it (a folder of the test's own, so nothing outside
+    # the test is touched).
     shared = tmp_path / "machine-tmp"
     shared.mkdir()
     monkeypatch.setenv("TMPDIR", str(shared))
-    handlers = {"ref": ROOT / "solutions" / "lab05-torchserve" / "handler.py",
-                "blank": ROOT / "labs" / "lab05-torchserve" / "handler.py"}
+    source = lab_source("lab05-torchserve")
+    blank = next(s for s in load_samples("lab05-torchserve") if s.name == "blank")
+    subs = tmp_path / "subs"
+    for student in STUDENTS:
+        build_submission(None if student.startswith("ref") else blank, source, subs / student)
     # A TorchServe on the default ports with the reference handler, as `make torchserve` runs it (unless one
     # already serves there: the condition holds either way).
     default = tl.Deployment(state=tmp_path / "default-ts", name="digits", ports=tl.Ports())
     started = not any(tl._port_in_use(p) for p in default.ports.all().values())
-    if started:
-        tl.start(default, tiny_model, timeout=180, handler=handlers["ref"])
-    # Something else stages an archive named "digits" in the machine's temporary folder right now (another
-    # student's check, `make torchserve`): a check that stages there too fails or ships the wrong handler.
-    (shared / "digits").write_text("another archive being staged")
+    java = None
     try:
-        ctx = multiprocessing.get_context("spawn")
+        if started:
+            tl.start(default, tiny_model, timeout=180, handler=source.folder / "handler.py")
+            java = tl.running_pid(default)
+        # Something else stages an archive named "digits" in the machine's temporary folder right now (another
+        # student's check, `make torchserve`): a check that stages there too fails or ships the wrong handler.
+        (shared / "digits").write_text("another archive being staged")
         for rnd in range(2):
-            jobs = []
-            for student in ("ref-1", "blank-1", "ref-2", "blank-2"):
-                files = tmp_path / f"round{rnd}" / student / "files"
-                files.mkdir(parents=True)
-                (files / "handler.py").write_text(handlers[student.split("-")[0]].read_text())
-                jobs.append((student, str(files), str(files.parent / "deploy")))
-            with ctx.Pool(2) as pool:
-                results: list[Any] = pool.map(_grade, jobs)
-            points = {student: pts for student, pts, _ in results}
-            why = {student: msgs for student, _, msgs in results}
-            assert points == {"ref-1": 5.0, "blank-1": 0.0, "ref-2": 5.0, "blank-2": 0.0}, (rnd, why)
-            for student in ("ref-1", "ref-2"):
-                assert not any("NotImplementedError" in m for m in why[student]), why[student]
+            batch = grade_class(source, subs, tmp_path / f"out-{rnd}", workers=2)
+            assert sum(batch.data["tests"].values()) + 5 == LAB05_POINTS
+            scores = {o.subject: (o.score, o.max_score) for o in batch.parts}
+            why = {o.subject: [f"{c.name}: {c.message[:160]}" for c in o.checks if c.points < c.max_points]
+                   for o in batch.parts}
+            expected = {s: (LAB05_POINTS if s.startswith("ref") else 0.0, LAB05_POINTS) for s in STUDENTS}
+            assert scores == expected, (rnd, why)
+            for o in batch.parts:
+                deploy = [c for c in o.checks if c.name.startswith("TorchServe: ")]
+                assert len(deploy) == 5, (o.subject, [c.name for c in o.checks])
+                if o.subject.startswith("blank"):  # failed by its own handler, not skipped or lost to the machine
+                    assert all("NotImplementedError" in c.message for c in deploy), [c.message for c in deploy]
+                else:
+                    assert not any("NotImplementedError" in " ".join(o.notes + [c.message]) for c in o.checks)
+            if started:
+                assert _default_answers(default) == 200, "the machine's own TorchServe kept serving"
+        assert (shared / "digits").read_text() == "another archive being staged"
     finally:
         if started:
             tl.stop(default)
+            if java is not None and psutil.pid_exists(java):  # by its pid: only what this test started
+                psutil.Process(java).kill()
 
 
 def test_the_crash_watcher_reads_the_sandboxs_log_safely(tmp_path: Path) -> None:
