@@ -84,3 +84,22 @@ def test_list_changes_nothing(tmp_path: Path, capsys) -> None:
     assert main(["review", str(out), "--list"]) == 0
     assert "2 answer(s) pending" in capsys.readouterr().out
     assert (out / "grades.csv").read_text() == before and not (out / "manual.yaml").exists()
+
+
+def test_outputs_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    """grades.csv, feedback and every report written through write_text: readable by the group the umask allows."""
+    import os
+    import stat
+
+    from mlinfra.base.output import write_text
+
+    mask = os.umask(0o027)
+    try:
+        write_text(tmp_path / "report.md", "x")
+        out = _grade(tmp_path)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o640
+    for path in (out / "grades.csv", out / "summary.json", out / "feedback", out / "feedback" / "ada.html",
+                 out / "answers" / "ada.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o750 if path.is_dir() else 0o640), path
