@@ -10,6 +10,11 @@ command) in its own process group, with:
 - the API server and UI on 127.0.0.1:8080 only; parallelism 4 (the default 32 forks 32 workers, ~6 GB);
   no example DAGs.
 
+`start --grading` runs the instructor's grading Airflow instead (`autograder grade --engine airflow --executor
+standalone` triggers class runs on it): its own home (.state/airflow-grading/home, or $AUTOGRADER_AIRFLOW_HOME),
+its only DAGs the grading DAG in <home>/grading-dags, port 8081. The two never share an Airflow: a learner's
+unfinished DAG never shows as an import error beside the class's grades, and grading never loads a learner's DAG.
+
 It returns once /api/v2/monitor/health answers healthy, and prints the URL and where the admin password is.
 Note: Airflow's task-log servers bind 0.0.0.0:8793 and 8794 (hard-coded by Airflow, not configurable here), so
 keep those two ports free and do not run this on an untrusted network.
@@ -40,6 +45,7 @@ LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 LOG_SERVER_PORTS = (8793, 8794)
 GRADING_DAGS = "grading-dags"  # the grading DAG's bundle (autograder/grading/airflow/ writes it)
+GRADING_PORT = 8081  # the grading Airflow's UI and API (the course's is 8080)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Local:
     dags: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    grading: bool = False  # the instructor's grading Airflow: the grading DAG only
 
     @property
     def url(self) -> str:
@@ -69,10 +76,22 @@ class Local:
 
 
 
+def grading_home(root: Path | None = None) -> Path:
+    """The grading Airflow's home: $AUTOGRADER_AIRFLOW_HOME, else .state/airflow-grading/home (never the course's
+    $AIRFLOW_HOME, which `make` sets to the learner's .state/airflow)."""
+    env = os.environ.get("AUTOGRADER_AIRFLOW_HOME")
+    return Path(env).resolve() if env else ((root or repo_root()) / ".state" / "airflow-grading" / "home").resolve()
+
+
 def resolve(
-    root: Path | None = None, home: Path | None = None, dags: Path | None = None, port: int = 8080
+    root: Path | None = None, home: Path | None = None, dags: Path | None = None, port: int | None = None,
+    grading: bool = False,
 ) -> Local:
     root = root or repo_root()
+    if grading:
+        home = (home or grading_home(root)).resolve()
+        return Local(root=root, home=home, dags=home / GRADING_DAGS, port=port or GRADING_PORT, grading=True)
+    port = port or 8080
     home = home or Path(os.environ.get("AIRFLOW_HOME") or root / ".state" / "airflow")
     if dags is None:
         own = root / "workspace" / LAB
@@ -94,13 +113,15 @@ def airflow_env(local: Local) -> dict[str, str]:
             "AIRFLOW__API__PORT": str(local.port),
             # Task workers report back through the execution API: it lives on the same server and port.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{local.url}/execution/",
-            # A second DAG bundle: the class-grading DAG `autograder grade --engine airflow --executor standalone`
-            # puts in <home>/grading-dags (docs/grading-at-scale.md), looked at every 10 s.
+            # One DAG bundle each: the course's Airflow reads the lab's DAGs; the grading Airflow only the grading
+            # DAG `autograder grade --engine airflow --executor standalone` writes into <home>/grading-dags (looked
+            # at every 10 s; docs/grading-at-scale.md). They never share one Airflow.
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+                {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                 "kwargs": {"path": str(local.dags), "refresh_interval": 10}},
+            ] if local.grading else [
                 {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
                  "kwargs": {}},
-                {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                 "kwargs": {"path": str(local.home / GRADING_DAGS), "refresh_interval": 10}},
             ]),
         }
     )
@@ -171,9 +192,11 @@ def start(local: Local, wait: float = 240.0) -> int:
     pid = running_pid(local)
     if pid:
         print(
-            f"airflow: already running (process group {pid}) at {local.url}; stop it with `make airflow-stop`"
+            f"airflow: already running (process group {pid}) at {local.url}; stop it with `{stop_command(local)}`"
         )
         return 0
+    if local.grading:
+        local.dags.mkdir(parents=True, exist_ok=True)  # the grading engine writes its DAG here
     if not local.dags.is_dir():
         raise UsageError(f"the DAGs folder {local.dags} does not exist; open the lab first (make lab)")
     busy = [p for p in (local.port, *LOG_SERVER_PORTS) if port_busy("127.0.0.1", p)]
@@ -183,7 +206,6 @@ def start(local: Local, wait: float = 240.0) -> int:
             f"{'them' if len(busy) > 1 else 'it'} (another Airflow? `make airflow-stop`) and retry"
         )
     local.home.mkdir(parents=True, exist_ok=True)
-    (local.home / GRADING_DAGS).mkdir(exist_ok=True)
     with local.log.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "airflow", "standalone"],
@@ -214,7 +236,7 @@ def start(local: Local, wait: float = 240.0) -> int:
         time.sleep(1.0)
     else:
         print(
-            f"airflow: not healthy after {wait:.0f} s; see {local.log}; stop it with `make airflow-stop`",
+            f"airflow: not healthy after {wait:.0f} s; see {local.log}; stop it with `{stop_command(local)}`",
             file=sys.stderr,
         )
         return 1
@@ -222,8 +244,12 @@ def start(local: Local, wait: float = 240.0) -> int:
     print(f"  UI:       {local.url}   (user: admin)")
     print(f"  password: {password_hint(local)}")
     print("  note:     Airflow's log servers also listen on 0.0.0.0:8793 and 8794")
-    print("  stop:     make airflow-stop")
+    print(f"  stop:     {stop_command(local)}")
     return 0
+
+
+def stop_command(local: Local) -> str:
+    return ".venv/bin/python -m mlinfra.airflow_local stop --grading" if local.grading else "make airflow-stop"
 
 
 def password_hint(local: Local) -> str:
@@ -287,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(status: running, not healthy yet); 2 could not start (status: not running); 130 interrupted.",
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--port", type=int, default=8080, help="API server and UI port on 127.0.0.1 (8080)")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"API server and UI port on 127.0.0.1 (8080; with --grading {GRADING_PORT})")
+    parser.add_argument("--grading", action="store_true",
+                        help="the instructor's grading Airflow (its own home, the grading DAG only), not the lab's")
     parser.add_argument("--dags", type=Path, default=None, help="DAGs folder (default: the lab's, see above)")
     parser.add_argument(
         "--home", type=Path, default=None, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .state)"
@@ -297,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    local = resolve(home=args.home, dags=args.dags, port=args.port)
+    if args.grading and args.dags:
+        raise UsageError("--grading reads only the grading DAG (<home>/grading-dags): leave out --dags")
+    local = resolve(home=args.home, dags=args.dags, port=args.port, grading=args.grading)
     if args.action == "start":
         return start(local, wait=args.wait)
     if args.action == "stop":

@@ -156,7 +156,11 @@ def test_local_executor_matches_local_engine(klass: Path, local_grades: str, tmp
     assert run["state"] == "success"
     grade_tasks = [t for t in run["tasks"] if t["task_id"] == "grade"]
     assert sorted(t["student"] for t in grade_tasks) == sorted(["reference", *BAD, *ATTACKERS])  # one each
-    assert all(t["state"] == "success" for t in run["tasks"])
+    scores = {p.subject: f"{p.score:g}/{p.max_score:g} ({p.status})" for p in batch.parts}
+    assert {t["label"] for t in grade_tasks} == {f"{s}: {scores[s]}" for s in scores}, "score and status shown"
+    assert all(t["state"] == "success" for t in run["tasks"]), "failed only for grader errors: none here"
+    log = (Path(run["run_dir"]) / "airflow.log").read_text()
+    assert "Unwritable directory" not in log and "Attribute 'checksum'" not in log, "no nbgrader chatter"
     assert json.loads((out / "summary.json").read_text())["students"] == 3 + len(ATTACKERS)
     assert sorted(p.name for p in (out / "feedback").glob("*.html")) == sorted(f"{s}.html" for s in
                                                                                ["reference", *BAD, *ATTACKERS])
@@ -205,15 +209,15 @@ def test_celery_two_workers_match_local_engine(klass: Path, local_grades: str, t
 )
 def test_standalone_matches_local_engine(klass: Path, local_grades: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """--executor standalone: the run is triggered on what `make airflow` starts, and its UI lists it."""
+    """--executor standalone: the run is triggered on the grading Airflow (`airflow_local start --grading`), and its
+    UI lists it."""
     from mlinfra import airflow_local as al
 
     if any(al.port_busy("127.0.0.1", p) for p in al.LOG_SERVER_PORTS):
         pytest.skip("Airflow's log-server ports 8793/8794 are taken (another Airflow is running)")
     port = ae.free_port()
     monkeypatch.setenv("AUTOGRADER_AIRFLOW_PORT", str(port))
-    local = al.resolve(root=ROOT, home=tmp_path / "home", dags=ROOT / "solutions" / "phase1-lab1-airflow-dag",
-                       port=port)
+    local = al.resolve(root=ROOT, home=tmp_path / "home", port=port, grading=True)  # the grading Airflow
     try:
         assert al.start(local, wait=400) == 0
         out = tmp_path / "out"

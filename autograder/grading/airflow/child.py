@@ -163,7 +163,8 @@ def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
     with create_session() as session:
         for ti in dr.get_task_instances(session=session):
             tasks.append({
-                "task_id": ti.task_id, "map_index": ti.map_index, "student": ti.rendered_map_index,
+                "task_id": ti.task_id, "map_index": ti.map_index, "label": ti.rendered_map_index,
+                "student": (ti.rendered_map_index or "").partition(": ")[0] or None,
                 "state": str(getattr(ti.state, "value", ti.state)), "try_number": ti.try_number,
                 "hostname": ti.hostname, "duration": ti.duration,
                 "log": str(dep.logs / f"dag_id={DAG_ID}" / f"run_id={dr.run_id}" / f"task_id={ti.task_id}"

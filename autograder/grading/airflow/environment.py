@@ -67,13 +67,12 @@ class Deployment:
 
 
 def default_home() -> Path:
-    """The course's Airflow home: $AIRFLOW_HOME, else .state/airflow in the workbook (what `make airflow` uses)."""
-    env = os.environ.get("AIRFLOW_HOME")
-    if env:
-        return Path(env).resolve()
-    from mlinfra.base.paths import repo_root, state_dir
+    """The grading Airflow's home: $AUTOGRADER_AIRFLOW_HOME, else .state/airflow-grading/home. Never the course's
+    $AIRFLOW_HOME (`make airflow`'s, which loads the learner's DAG lab): grading and learners' DAGs never share
+    an Airflow (mlinfra/airflow_local.py `--grading`)."""
+    from mlinfra.airflow_local import grading_home
 
-    return state_dir(repo_root()) / "airflow"
+    return grading_home()
 
 
 def deployment(executor: str = "local", *, home: Path | None = None, database: str | None = None,

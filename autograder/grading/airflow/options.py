@@ -21,9 +21,11 @@ def add_airflow_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local (default): Airflow's dag.test() in the course's Airflow home, one student after "
                        "another; celery: tasks go to Celery workers (needs --airflow-db and a Redis broker); "
-                       "standalone: trigger the run on the Airflow `make airflow` runs, and watch it in its UI")
+                       "standalone: trigger the run on the grading Airflow (`.venv/bin/python -m mlinfra.airflow_local "
+                       "start --grading`), and watch it in its UI")
     group.add_argument("--airflow-home", type=Path, metavar="DIR",
-                       help="AIRFLOW_HOME (default: $AIRFLOW_HOME, else .state/airflow, what `make airflow` uses)")
+                       help="the grading Airflow's home (default: $AUTOGRADER_AIRFLOW_HOME, else "
+                       ".state/airflow-grading/home; never the course's, which loads the learners' DAG lab)")
     group.add_argument("--airflow-db", metavar="URL",
                        help="metadata database, e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/grading "
                        "(default SQLite in the Airflow home; or set AUTOGRADER_AIRFLOW_DB)")

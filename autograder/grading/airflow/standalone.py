@@ -1,5 +1,5 @@
-"""`--executor standalone`: the grading run triggered on the Airflow that `make airflow` runs for the same home
-(mlinfra/airflow_local.py), through its REST API: log in with the admin password it generated, wait for its DAG
+"""`--executor standalone`: the grading run triggered on the instructor's grading Airflow for the same home
+(`python -m mlinfra.airflow_local start --grading`: the grading DAG only, never a learner's), through its REST API: log in with the admin password it generated, wait for its DAG
 processor to load the grading bundle, unpause the DAG, trigger a run with the batch's conf, follow the mapped
 grade tasks into a bar, and read the merge task's result from XCom. Its scheduler's LocalExecutor grades several
 students at once and the instructor watches the run in the UI. `api_request` is the one small REST client.
@@ -42,13 +42,16 @@ def run_on_standalone(dep: Deployment, conf: dict[str, Any], *, progress: bool, 
     tasks, several at once; the run shows in its UI) and wait for it through the REST API."""
     from mlinfra import airflow_local
 
-    local = airflow_local.resolve(home=dep.home, port=port or int(os.environ.get("AUTOGRADER_AIRFLOW_PORT", "8080")))
+    local = airflow_local.resolve(home=dep.home, grading=True,
+                                  port=port or int(os.environ.get("AUTOGRADER_AIRFLOW_PORT") or 0) or None)
+    start = ".venv/bin/python -m mlinfra.airflow_local start --grading" + \
+        ("" if dep.home == airflow_local.grading_home() else f" --home {dep.home}")
     if not airflow_local.running_pid(local) or not airflow_local.healthy(airflow_local.health(local)):
-        raise UsageError(f"no healthy Airflow runs for {dep.home} at {local.url}: start it with `make airflow`, "
+        raise UsageError(f"no healthy grading Airflow runs for {dep.home} at {local.url}: start it with `{start}`, "
                          "or grade with --executor local")
     users = json.loads(local.password_file.read_text()) if local.password_file.is_file() else {}
     if "admin" not in users:
-        raise UsageError(f"{local.password_file}: no admin password; restart Airflow with `make airflow`")
+        raise UsageError(f"{local.password_file}: no admin password; restart the grading Airflow with `{start}`")
     login = {"username": "admin", "password": users["admin"]}
     token = api_request(f"{local.url}/auth/token", "POST", login)["access_token"]
     dags = f"{local.url}/api/v2/dags/{DAG_ID}"
@@ -60,8 +63,7 @@ def run_on_standalone(dep: Deployment, conf: dict[str, Any], *, progress: bool, 
         except UsageError:
             if time.monotonic() - began > 180:
                 raise UsageError(f"Airflow at {local.url} has not loaded {DAG_ID} from {dep.dags} after 180 s: "
-                                 "restart it with `make airflow-stop && make airflow` (it reads that folder "
-                                 "since this version)") from None
+                                 f"restart it with `{airflow_local.stop_command(local)} && {start}`") from None
             time.sleep(2)  # readiness probe: the DAG appears once parsed
     api_request(dags, "PATCH", {"is_paused": False}, token=token)
     run = api_request(f"{dags}/dagRuns", "POST", {"logical_date": None, "conf": conf}, token=token)
@@ -88,7 +90,8 @@ def run_on_standalone(dep: Deployment, conf: dict[str, Any], *, progress: bool, 
     if bar is not None:
         bar.close()
     tis = api_request(f"{dags}/dagRuns/{run_id}/taskInstances?limit=1000", token=token)["task_instances"]
-    tasks = [{"task_id": t["task_id"], "map_index": t["map_index"], "student": t.get("rendered_map_index"),
+    tasks = [{"task_id": t["task_id"], "map_index": t["map_index"], "label": t.get("rendered_map_index"),
+              "student": (t.get("rendered_map_index") or "").partition(": ")[0] or None,
               "state": t["state"], "try_number": t["try_number"], "hostname": t.get("hostname"),
               "duration": t.get("duration"), "log": f"{local.url}/dags/{DAG_ID}/runs/{run_id}"} for t in tis]
     merge = None
