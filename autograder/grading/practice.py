@@ -136,6 +136,7 @@ def build(out: Path, labs: tuple[str, ...] = DEFAULT_LABS, *, now: datetime | No
              "late: {grace_minutes: 15, penalty_per_day: 10, max_penalty: 50, refuse_after_days: 7}", "due:"]
     lines += [f"  {lab}: {due.isoformat()}" for lab in (*labs, "hw1")]
     lines += ["extensions:", f"  {EXTENDED}:"] + [f"    {lab}: {{days: 2}}" for lab in labs]
+    lines += ["  cy:", "    hw1: {days: 2}"]  # in the nbgrader course, cy's 25 h late hand-in is extended
     commands = []
     for lab_name in labs:
         if not (root / "tests" / "samples" / lab_name).is_dir():
@@ -170,8 +171,8 @@ def _here(tool: str) -> str:
 def _run(args: argparse.Namespace) -> Done:
     commands = build(args.out, tuple(args.labs))
     print(f"built a practice class in {args.out}: each lab's known-bad samples as learners (plus reference), "
-          f"{LATE} handed in 30 h late, {EXTENDED} with a two-day extension, and a plain nbgrader course with a "
-          "manually graded answer. Grade it (docs/instructor-guide.md):")
+          f"{LATE} handed in 30 h late, {EXTENDED} with a two-day extension, and a plain nbgrader course (hw1: bob "
+          "late, cy late with an extension) with manually graded cells. Grade it (docs/instructor-guide.md):")
     for line in commands:
         print(f"  {line}")
     return Done(0, {"out": str(args.out), "commands": commands})

@@ -137,6 +137,9 @@ def test_the_practice_class_is_built_from_the_samples(tmp_path: Path) -> None:
     assert judge(course, lab, "blank", received_time(subs / "blank")).penalty_percent == 0  # extended
     assert judge(course, lab, "reference", received_time(subs / "reference")).late_by_hours == 0
     assert find_course(out / "nbgrader-course" / "submitted") == (out / "nbgrader-course").resolve()
+    hw1 = out / "nbgrader-course" / "submitted"
+    assert judge(course, "hw1", "bob", received_time(hw1 / "bob")).penalty_percent == 20
+    assert judge(course, "hw1", "cy", received_time(hw1 / "cy")).penalty_percent == 0
     assert any("--nbgrader-course" in c for c in commands) and all(c.split()[0].endswith("autograder")
                                                                     for c in commands)
 
