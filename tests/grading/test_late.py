@@ -161,3 +161,18 @@ def test_the_airflow_engine_gets_the_course_file_applied_after_its_run(tmp_path:
                  str(tmp_path / "course.yaml"), "--out", str(tmp_path / "out")]) == 0
     row = next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
     assert (row["score"], row["penalty"], row["late_by"]) == ("9", "1", "11.02")
+
+
+def test_the_guides_course_file_is_valid(tmp_path: Path) -> None:
+    """docs/instructor-guide.md's example course file reads as the guide says."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "instructor-guide.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert example, "the guide has a course file example"
+    path = tmp_path / "course.yaml"
+    path.write_text(example.group(1))
+    loaded = load_course(path)
+    assert loaded.rule("module01").refuse_after_days == 0 and loaded.rule("lab01-environment").max_penalty == 50
+    assert set(loaded.extensions) == {"ada", "bob"} and set(loaded.due) == {"lab01-environment",
+                                                                            "lab02-ml-lifecycle", "module01"}
