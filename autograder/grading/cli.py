@@ -80,9 +80,15 @@ def _lab_and_defaults(args: argparse.Namespace) -> tuple[Lab, Path | None, Path]
         folder = Path(course) / "source" / args.lab
         if folder.is_dir():
             return load_lab(folder), Path(course) / "submitted", Path(course) / "grades" / args.lab
+        known = ", ".join(sorted(p.name for p in (Path(course) / "source").iterdir() if p.is_dir())) or "none"
+        missing = UsageError(f"no assignment {args.lab!r} under {course}/source/ (assignments: {known})")
         if args.nbgrader_course is not None:
-            known = ", ".join(sorted(p.name for p in (Path(course) / "source").iterdir() if p.is_dir())) or "none"
-            raise UsageError(f"no assignment {args.lab!r} under {course}/source/ (assignments: {known})")
+            raise missing
+        try:  # run from inside an nbgrader course, a workbook lab of that name is still found
+            lab = find_lab(repo_root(), args.lab)
+        except UsageError:
+            raise missing from None
+        return lab, None, repo_root() / ".grading" / lab.name
     root = repo_root()
     lab = find_lab(root, args.lab)
     return lab, None, root / ".grading" / lab.name

@@ -158,3 +158,12 @@ def test_hidden_tests_the_grader_cannot_seal_are_named(tmp_path: Path) -> None:
     plan = prepare_batch(course / "source" / "hw1", course / "submitted", tmp_path / "work", sandbox="none")
     assert plan.tests == {"test-add": 2.0} and plan.manual == {"explain": 3.0, "examples": 1.0}
     assert any(n.startswith("no sealed hidden check in test-add") for n in plan.notes), plan.notes
+
+
+def test_inside_a_course_an_unknown_assignment_is_named_not_the_workbook(tmp_path: Path, monkeypatch,
+                                                                         capsys) -> None:
+    course = make_course(tmp_path / "elsewhere")
+    monkeypatch.chdir(course)
+    monkeypatch.setenv("WORKBOOK_ROOT", str(tmp_path / "no-workbook-here"))
+    assert main(["grade", "hw2"]) == 2
+    assert "no assignment 'hw2'" in capsys.readouterr().err
