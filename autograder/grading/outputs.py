@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,18 @@ def reason(outcome: Outcome) -> str:
     if pending:
         parts.append(f"needs manual grading: {', '.join(pending)} ({pending_points(outcome):g} points pending; "
                      ".venv/bin/autograder review)")
-    text = "; ".join(parts)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # no lone surrogate reaches a file
+    return visible("; ".join(parts))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Learner-made text as safe to print on the instructor's terminal and to write anywhere: control characters
+    (a terminal's escape sequences among them: a failing assertion's message is the learner's to write) shown as
+    \\xNN, and no lone surrogate."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def columns(tests: dict[str, float], outcomes: list[Outcome]) -> list[str]:

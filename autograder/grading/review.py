@@ -19,6 +19,7 @@ import yaml
 
 from autograder.errors import BadConfig, UsageError
 from autograder.grading import manual, term
+from autograder.grading.outputs import visible
 from autograder.reports import add_json_option, format_table, write_text
 from mlinfra.base.results import PENDING, Outcome
 from mlinfra.base.runner import Done
@@ -92,7 +93,8 @@ def _interactive(out: Path, outcomes: list[Outcome], cells: dict[str, float],
             answer = _answers(out, o.subject).get(gid, {})
             print(f"\n=== {o.subject} · {gid} ({check.where or 'cell ?'}, {top:g} points)"
                   + (f" · now {check.points:g}" if check.status != PENDING else ""))
-            print(str(answer.get("text", "(no answer was kept for this cell)")).rstrip() or "(empty answer)")
+            # the learner's text: never a terminal escape sequence reaches the instructor's terminal
+            print(visible(str(answer.get("text", "(no answer was kept for this cell)"))).rstrip() or "(empty answer)")
             while True:
                 raw = _ask(f"points 0-{top:g} (Enter skips, q stops): ").strip()
                 if raw.lower() == "q":
@@ -168,7 +170,7 @@ def run(args: argparse.Namespace) -> Done:
         refreshed = term.refresh(out, course=rules)
     shown = [o for o in refreshed if not args.student or o.subject in args.student]
     rows = [(o.subject, o.status, c.name, f"{c.points:g}/{c.max_points:g}", c.status if c.status == PENDING
-             else (c.message or "entered")) for o in shown for c in o.checks if c.name in cells]
+             else visible(c.message or "entered")) for o in shown for c in o.checks if c.name in cells]
     print(format_table(("student", "status", "cell", "points", "comment"), rows, max_width=110))
     pending = sum(1 for o in refreshed for c in o.checks if c.name in cells and c.status == PENDING)
     print(f"\n{pending} answer(s) pending" + ("" if args.list else f"; rewrote {out}/grades.csv, summary.json "

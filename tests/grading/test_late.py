@@ -113,12 +113,12 @@ def test_finish_batch_applies_the_rule_and_a_refresh_does_not_apply_it_twice(tmp
                      submissions={"cy": {"files": None, "notes": [], "flags": [], "entry": "cy", "unreadable": "",
                                          "received": _at("2026-10-06T10:00:00+00:00")}})
     (tmp_path / "work").mkdir()
-    cy = Outcome("cy", [Check("t", "failed", 8.0, 10.0, "AssertionError: off by one\nmore detail")])
+    cy = Outcome("cy", [Check("t", "failed", 8.0, 10.0, "AssertionError: off by one\x1b[2J\nmore detail")])
     finish_batch(plan, [cy], tmp_path / "out")
     for _ in range(2):
         row = next(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
         assert (row["score"], row["penalty"], row["late_by"]) == ("7", "1", "11.02")
-        assert "t: AssertionError: off by one" in row["reason"] and "more detail" not in row["reason"]
+        assert "t: AssertionError: off by one\\x1b[2J" in row["reason"] and "more detail" not in row["reason"]
         refresh(tmp_path / "out")
     assert not (tmp_path / "work").exists()  # removed: nothing is read after the outputs
 

@@ -18,7 +18,7 @@ from autograder.grading.manual import load_entered
 from autograder.grading.plan import BatchPlan
 from mlinfra.base.results import Check, Outcome
 
-ANSWERS = {"ada": "Because reuse.", "bob": "I do not know."}
+ANSWERS = {"ada": "Because reuse.", "bob": "I do not know.\x1b]0;owned\x07"}  # bob's sets the terminal's title
 
 
 def _grade(tmp_path: Path) -> Path:
@@ -54,6 +54,7 @@ def test_pending_then_entered_interactively_then_kept_by_a_regrade(tmp_path: Pat
     assert main(["review", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "Because reuse." in shown and "I do not know." in shown  # each answer is shown before its points
+    assert "\x1b" not in shown and "\\x1b]0;owned\\x07" in shown  # escapes shown, never sent to the terminal
     assert "'three' is not a number" in shown and "give 0 to 4" in shown
     rows = _rows(out)
     assert rows["ada"]["status"] == "completed" and rows["ada"]["score"] == "5" and rows["ada"]["essay"] == "3"
