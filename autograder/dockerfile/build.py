@@ -112,14 +112,15 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
                      health_timeout: float = 180.0, log: Callable[[str], None] = print,
                      requests: int | None = None, isolated: bool = False,
                      run_args: tuple[str, ...] = (), caps: Caps | None = None,
-                     keep_image: bool = True) -> BuildOutcome:
+                     keep_image: bool = True, batch: str = "") -> BuildOutcome:
     """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): a Dockerfile
     that makes the builder fetch something itself (ADD of a URL: the `remote-source` finding) is not built; the
     build's RUN steps get no network on podman (pip finds the course's wheels at /wheels), and the builder runs
     where nothing is reachable (engine.build's `isolated`), so nothing of the grading machine's network, its own
     127.0.0.1 included, can be reached. `caps`: the time, size and run limits, each reported when hit.
     `keep_image` False: the image (and, isolated, everything the build made) is removed at the end.
-    `run_args`: more options for the container (limits)."""
+    `run_args`: more options for the container (limits). `batch`: the grading batch it is for (its image and
+    container are labelled with it, so the batch's end removes them even if this process is killed)."""
     from autograder.dockerfile.rules import REMOTE_RULE
     from autograder.errors import UsageError
     from autograder.paths import repo_root
@@ -145,7 +146,7 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         log(f"building {outcome.tag} with {engine.name} (the first build installs the dependencies: minutes)")
         built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log),
                           network="none" if isolated and engine.name == "podman" else None, timeout=caps.build_s,
-                          isolated=isolated)
+                          isolated=isolated, batch=batch)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
         if caps.image_mb and (built.size_bytes or 0) > caps.image_mb * 1_000_000:
             outcome.built = False
@@ -160,7 +161,9 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         profile = seccomp_profile() if isolated else None
         hardened = (("--cap-drop", "all", "--security-opt", "no-new-privileges",
                      *(("--security-opt", f"seccomp={profile}") if profile else ())) if isolated else ())
-        container = eng.run_container(engine, outcome.tag, container_port, extra=(*run_args, *hardened, *life))
+        labels = ("--label", f"{eng.BATCH_LABEL}={batch}") if batch else ()
+        container = eng.run_container(engine, outcome.tag, container_port,
+                                      extra=(*run_args, *hardened, *life, *labels))
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")

@@ -124,6 +124,11 @@ def unreachable_prefix(engine: Engine) -> list[str]:
 
 
 GRADED_BUILD_ARG = "MLINFRA_GRADED_BUILD"  # a build argument naming one graded build (its working containers)
+# What a grading batch's builds and containers carry, so the batch's end can find whatever a killed worker left
+# (autograder.deploy.container_check.sweep_batch): a label on the image and the container, and a build argument
+# in a working container's state.
+BATCH_LABEL = "mlinfra.grade.batch"
+GRADED_BATCH_ARG = "MLINFRA_GRADED_BATCH"
 
 # Runs a graded build as its child subreaper (stdlib only): a build stopped at its time limit leaves the RUN step's
 # processes running (runc's container outlives podman, reparented to pid 1: a `RUN while true` would spin for
@@ -173,11 +178,12 @@ sys.exit(code)
 """
 
 
-def remove_working_containers(engine: Engine, token: str) -> list[str]:
+def remove_working_containers(engine: Engine, token: str, arg: str = GRADED_BUILD_ARG) -> list[str]:
     """Remove the builder's working containers of the graded build `token` (a build stopped mid-way leaves its
     working container, and the layer it was writing, in the storage). They are told from other builds' (running
-    at the same time for other students) by the build argument GRADED_BUILD_ARG, which podman records in the
-    working container's state (<graphroot>/<driver>-containers/<id>/userdata/buildah.json)."""
+    at the same time for other students) by the build argument `arg` (GRADED_BUILD_ARG: one build; GRADED_BATCH_ARG:
+    every build of a batch), which podman records in the working container's state
+    (<graphroot>/<driver>-containers/<id>/userdata/buildah.json)."""
     if engine.name != "podman":
         return []
     info = engine.run("info", "--format", "{{.Store.GraphRoot}} {{.Store.GraphDriverName}}", check=False)
@@ -192,7 +198,7 @@ def remove_working_containers(engine: Engine, token: str) -> list[str]:
             args = json.loads(state.read_text()).get("Args") or {}
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(args, dict) and args.get(GRADED_BUILD_ARG) == token:
+        if isinstance(args, dict) and args.get(arg) == token:
             engine.run("rm", "-f", "--storage", cid, check=False, timeout=120)
             removed.append(cid)
     return removed
@@ -200,12 +206,15 @@ def remove_working_containers(engine: Engine, token: str) -> list[str]:
 
 def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache: bool = False,
           on_line: Callable[[str], None] | None = None, timeout: float = 1800, network: str | None = None,
-          isolated: bool = False) -> Built:
+          isolated: bool = False, batch: str = "") -> Built:
     """`network`: the RUN steps' network (default: the host's on podman, the engine's default on Docker).
     `isolated` (grading someone else's Dockerfile): no layer cache is written (nothing of the build stays once its
     image is removed), no base image is pulled, and on podman the builder itself runs where nothing is reachable
-    (unreachable_prefix)."""
+    (unreachable_prefix). `batch`: the grading batch the build is for (its image is labelled, its working
+    container carries it as a build argument: the batch's end finds both)."""
     args = ["build", "-t", tag, "-f", str(dockerfile)]
+    if batch:
+        args += ["--label", f"{BATCH_LABEL}={batch}", "--build-arg", f"{GRADED_BATCH_ARG}={batch}"]
     if network:
         args.append(f"--network={network}")
     if engine.name == "podman":

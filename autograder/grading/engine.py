@@ -196,11 +196,13 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
 def _no_student_process_left(plan: BatchPlan) -> list[int]:
     """Kill any sandbox this process launched that is still alive, and tear down every sandbox of the batch a
     worker left behind (a container outlives a killed worker; so does an empty cgroup); return the pids killed."""
+    from autograder.deploy.container_check import sweep_batch
     from autograder.grading import kernels, sandbox
     from autograder.grading.worker import _kill_leftovers
 
     killed = _kill_leftovers(list(kernels.LAUNCHED))
     sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
+    sweep_batch(plan)  # lab06: images and containers a killed worker left (docs/deploy-checks.md)
     return killed
 
 
