@@ -55,15 +55,18 @@ def late_note(outcome: Outcome) -> str:
         return ""
 
 
-def lost_points(outcome: Outcome) -> list[str]:
-    """One line per check that lost points: its name and the first line of its message (or its status)."""
-    lines = []
+def lost_points(outcome: Outcome, said: str = "") -> list[str]:
+    """Why each check lost points: its name and the first line of its message (or its status); checks with the
+    same message share a line, and a message `said` already holds (a note) is not repeated."""
+    by_message: dict[str, list[str]] = {}
     for c in outcome.checks:
         if c.points >= c.max_points or c.status == PENDING:
             continue
         first = c.message.strip().splitlines()[0] if c.message.strip() else c.status
-        lines.append(f"{c.name}: {first}")
-    return lines
+        if first not in said or first == c.status:
+            by_message.setdefault(first, []).append(c.name)
+    return [f"{', '.join(names)}: {message}" for message, names in by_message.items()
+            if f"{', '.join(names)}: {message}" not in said]
 
 
 def reason(outcome: Outcome) -> str:
@@ -74,8 +77,7 @@ def reason(outcome: Outcome) -> str:
     if late:
         parts.append(late)
     parts += outcome.notes
-    said = "; ".join(parts)
-    parts += [line for line in lost_points(outcome) if line not in said]
+    parts += lost_points(outcome, "; ".join(parts))
     pending = [c.name for c in outcome.checks if c.status == PENDING]
     if pending:
         parts.append(f"needs manual grading: {', '.join(pending)} ({pending_points(outcome):g} points pending; "

@@ -104,3 +104,15 @@ def test_outputs_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
     for path in (out / "grades.csv", out / "summary.json", out / "feedback", out / "feedback" / "ada.html",
                  out / "answers" / "ada.json"):
         assert stat.S_IMODE(path.stat().st_mode) == (0o750 if path.is_dir() else 0o640), path
+
+
+def test_the_reason_names_every_lost_point_once(tmp_path: Path) -> None:
+    from autograder.grading.outputs import reason
+
+    died = Outcome("ada", [Check("t1", "not run", 0, 1, "the kernel died"), Check("t2", "not run", 0, 1,
+                                                                                  "the kernel died")],
+                   notes=["the kernel died"], status="kernel died")
+    assert reason(died) == "the kernel died"
+    lied = Outcome("bob", [Check("t1", "failed", 0, 1, "not scored: lies"), Check("t2", "failed", 0, 1, "not scored: lies"),
+                           Check("t3", "error", 0, 2, "NameError: x\nTraceback"), Check("t4", "failed", 0, 1)])
+    assert reason(lied) == "t1, t2: not scored: lies; t3: NameError: x; t4: failed"
