@@ -286,9 +286,12 @@ def load_practical(path: Path, data: dict[str, Any]) -> Assessment:
         checks = [c for c in part.get("checks") or [] if isinstance(c, dict) and _number(c.get("max_points"), str(path))]
         for c in checks:
             practical.items.setdefault(str(c.get("name")), _number(c.get("max_points"), str(path)))
-        result = Result(student, _number(part.get("score"), str(path)), _number(part.get("max_score"), str(path)),
-                        str(part.get("status") or ""), {str(c.get("name")): _number(c.get("points"), str(path))
-                                                        for c in checks},
+        points = {str(c.get("name")): _number(c.get("points"), str(path)) for c in checks}
+        # a batch's parts are written without score and max_score (an Outcome's are sums over its checks)
+        score = _number(part["score"], str(path)) if "score" in part else sum(points.values())
+        top = _number(part["max_score"], str(path)) if "max_score" in part else \
+            sum(_number(c.get("max_points"), str(path)) for c in checks)
+        result = Result(student, score, top, str(part.get("status") or ""), points,
                         reason="; ".join(str(n) for n in part.get("notes") or [])[:300])
         practical.results[key(student)] = result
         practical.max_score = max(practical.max_score, result.max_score)

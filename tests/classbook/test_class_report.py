@@ -152,3 +152,15 @@ def test_bad_inputs_exit_2_naming_them(term: list[Path], tmp_path: Path, capfd) 
     roster.write_text("email\nx@example.org\n")
     assert main(["class", "report", str(term[0]), "--roster", str(roster), "--out", str(tmp_path / "o")]) == 2
     assert "r.csv: line 2: no learner id" in capfd.readouterr().err
+
+
+def test_the_practical_from_one_hand_in_or_a_batch(term: list[Path], tmp_path: Path) -> None:
+    batch = load(term[3], ROOT)
+    assert {k: (r.score, r.max_score) for k, r in batch.results.items()} == \
+        {"ada": (120, 120), "bob": (100, 120), "cy": (60, 120)}, "a batch's parts carry no score: summed checks"
+    single = tmp_path / "one.json"  # `assess --pack ada-practical.zip --json FILE`: its keys at the top level
+    single.write_text('{"subject": "hand-in ada-practical.zip (http://127.0.0.1:1)", "status": "completed", '
+                      '"checks": [{"name": "1. deployed", "status": "passed", "points": 20, "max_points": 20}], '
+                      '"score": 20, "max_score": 20, "criteria": [], "target": {"pack": "x/Ada-practical.zip"}}')
+    one = load(single, ROOT)
+    assert list(one.results) == ["ada"] and one.results["ada"].student == "Ada" and one.results["ada"].score == 20
