@@ -260,8 +260,8 @@ def output_problems(data: Path, ds: str) -> list[str]:
     missing = [s for s in STAGES_WRITTEN if not list_bounded(data, f"{s}/{ds}")]
     if missing:
         where = ", ".join(f"{s}/{ds}/" for s in missing)
-        return [f"the run wrote no {where} under the DAG's data folder: each task must write the run's date "
-                "partition (pipeline.<step>(DATA_DIR, ds))"]
+        return [(f"the run wrote no {where} under the DAG's data folder: each task must write the run's date "
+                 "partition (pipeline.<step>(DATA_DIR, ds))")]
     for rel, digest in expected_digests().items():
         stage, name = rel.split("/")
         blob = read_bounded(data, f"{stage}/{ds}/{name}", FILE_CAP)
