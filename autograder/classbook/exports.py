@@ -23,7 +23,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.classbook.sources import Assessment, key
+from autograder.classbook.sources import ORDINARY, Assessment, key
 from mlinfra.base.errors import BadConfig, UsageError
 from mlinfra.base.output import csv_cell
 
@@ -117,7 +117,7 @@ class ClassTable:
                 out.append(f"{a.name}: {r.pending:g} point(s) pending manual grading")
             if r.flags or r.status == "flagged":
                 out.append(f"{a.name}: flagged for review")
-            if r.status not in ("completed", "flagged", "passed", "failed", ""):
+            if r.status not in ORDINARY:
                 out.append(f"{a.name}: {r.status}")
         return out
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from autograder.classbook import analysis
 from autograder.classbook.exports import ClassTable, column
-from autograder.classbook.sources import Assessment
+from autograder.classbook.sources import NEEDS_A_PERSON, Assessment
 
 PASS_COLOUR, FAIL_COLOUR, NEUTRAL = "#2e7d32", "#c62828", "#607d8b"
 
@@ -157,7 +157,7 @@ def _attention_section(table: ClassTable) -> str:
             why = []
             if r.flags or r.status == "flagged":
                 why.append("flagged: " + "; ".join(r.flags or [r.reason]))
-            if r.status in ("grader error", "unreadable", "missing") or r.status.startswith(("bad-", "wrong-", "no-")):
+            if r.status in NEEDS_A_PERSON:
                 why.append(f"{r.status}: {r.reason}")
             if r.pending:
                 why.append(f"{r.pending:g} point(s) pending manual grading")

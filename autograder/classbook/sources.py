@@ -25,6 +25,11 @@ from typing import Any
 from mlinfra.base.errors import BadConfig, UsageError
 
 LAB, QUIZ, PRACTICAL = "lab", "quiz", "practical"
+# statuses that need a person before grades are final (grading's and `quiz grade`'s rejections); the rest are
+# the learner's own outcomes (completed, kernel died, stopped, ...)
+NEEDS_A_PERSON = ("grader error", "unreadable", "missing", "no-ticket", "bad-signature", "wrong-learner",
+                  "wrong-quiz", "duplicate", "over-time", "outside-window")
+ORDINARY = ("completed", "flagged", "needs manual grading", "passed", "failed", "")  # no note needed
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a class of hundreds with every latency sample stays far below this
 # grades.csv columns that are not a test's points (helper columns a grading run may add are listed here)
 CSV_META = {"student", "status", "score", "max_score", "reason", "submitted_at", "late_by", "penalty",
