@@ -81,6 +81,7 @@ MISSING = {
     "assess": ["assess", "--app", "/nonexistent/app.py:app"],
     "dag": ["dag", "/nonexistent/dag.py"],
     "dockerfile": ["dockerfile", "/nonexistent/Dockerfile"],
+    "class report": ["class", "report", "/nonexistent/grades"],
 }
 
 
@@ -117,6 +118,7 @@ UNWRITABLE: dict[str, Callable[[str], list[str]]] = {
                                   str(ROOT / "labs/lab01-environment"), "--out", dest],
     "release --student-dist": lambda dest: ["release", "--student-dist", f"{dest}/class"],
     "grade --out": lambda dest: ["grade", "lab01-environment", str(ROOT / "tests"), "--out", f"{dest}/grades"],
+    "class report --out": lambda dest: ["class", "report", str(ROOT / "tests" / "quiz"), "--out", f"{dest}/class"],
 }
 
 

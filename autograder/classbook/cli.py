@@ -66,6 +66,11 @@ def run_report(args: argparse.Namespace) -> Outcome:
     from autograder.reports import ensure_dir, write_text
 
     root = _root_or_none()
+    for path in args.inputs:  # named before anything is written
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder; give a `grade` or `quiz grade` output folder, or "
+                             "the practical's `assess --pack ... --json FILE`")
+    out = ensure_dir(args.out or (root or Path.cwd()) / ".grading" / "class")  # an unwritable one, before reading
     assessments = [sources.load(path, root) for path in args.inputs]
     names = [(a.kind, a.name) for a in assessments]
     twice = sorted({f"{k} {n}" for k, n in names if names.count((k, n)) > 1})
@@ -73,7 +78,6 @@ def run_report(args: argparse.Namespace) -> Outcome:
         raise UsageError(f"{', '.join(twice)} given twice: give each assessment's output once")
     roster = exports.read_roster(args.roster) if args.roster else None
     table = exports.build(assessments, roster, missing_as_zero=args.missing == "zero")
-    out = ensure_dir(args.out or (root or Path.cwd()) / ".grading" / "class")
     files = {"report.html": html.report_html(table, args.title), "class.csv": exports.class_csv(table),
              "moodle.csv": exports.moodle_csv(table), "canvas.csv": exports.canvas_csv(table)}
     for name, text in files.items():
