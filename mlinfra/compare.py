@@ -51,7 +51,7 @@ def find_runs(paths: Sequence[Path | str]) -> list[Path]:
             if not candidates:
                 raise UsageError(
                     f"no runs in {path} (no */{METRICS_FILE}): train one with "
-                    "python -m mlinfra.train --config baseline"
+                    "`make train CONFIG=baseline`"
                 )
         found.extend(c for c in candidates if c.resolve() not in {f.resolve() for f in found})
     return found

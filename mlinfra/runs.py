@@ -80,7 +80,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise UsageError(
-            f"no checkpoint at {path}: train the run first (python -m mlinfra.train --config ...)"
+            f"no checkpoint at {path}: train the run first (`make train CONFIG=...`)"
         )
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint.pt, train.log). A finished run with the same resolved config is reused; an "
         "interrupted one resumes.",
         epilog=f"packaged configs: {', '.join(packaged_configs())}. "
-        "Compare runs: python -m mlinfra.compare runs/",
+        "Compare runs: `make compare` (or .venv/bin/python -m mlinfra.compare runs/)",
     )
     parser.add_argument(
         "--config",

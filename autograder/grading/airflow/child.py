@@ -148,7 +148,7 @@ class _Watcher(threading.Thread):
             if time.monotonic() - self.queued_since > self.queued_timeout:
                 self.stalled = (f"no Celery worker took a task from queue {self.queue!r} in "
                                 f"{self.queued_timeout:.0f} s: start workers for that queue (--celery-workers N, or "
-                                f"`python -m autograder.grading.airflow worker NAME` where they run) and "
+                                f"`.venv/bin/python -m autograder.grading.airflow worker NAME` where they run) and "
                                 f"check the broker")
                 os.kill(os.getpid(), signal.SIGINT)
         else:

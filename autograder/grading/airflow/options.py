@@ -34,7 +34,7 @@ def add_airflow_options(parser: argparse.ArgumentParser) -> None:
                        help=f"Celery queue the workers listen on (default {DEFAULT_QUEUE})")
     group.add_argument("--celery-workers", type=int, default=0, metavar="N",
                        help="start N Celery workers on this machine for the run (default 0: use workers already "
-                       "running, started with `python -m autograder.grading.airflow worker`)")
+                       "running, started with `.venv/bin/python -m autograder.grading.airflow worker`)")
 
 
 def airflow_options(args: argparse.Namespace) -> dict[str, Any]:
