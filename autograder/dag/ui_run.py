@@ -4,8 +4,9 @@ It logs in to the course's Airflow (what `make airflow` starts: 127.0.0.1:8080, 
 user, whose password Airflow writes to $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated), takes the
 latest successful run of the DAG that was triggered by hand (run_type "manual": the UI's trigger button), reads its
 task states and the DAG source Airflow stored for the version that ran, and checks them against the DAG file.
-With --save it writes that run record: the Airflow lab hands it in, and grading checks it
-(autograder.deploy.airflow_ui_run; docs/deploy-checks.md).
+With --save it writes that run record. This is the learner's self-check and is not graded: a record made on the
+learner's machine can be written by hand, so grading triggers the DAG in a private Airflow of its own and reads the
+run from Airflow's database (autograder.deploy:airflow_run; docs/deploy-checks.md).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def verify_ui_run(args: argparse.Namespace) -> Done:
         print(f"problem: {problem}")
     if args.save:
         write_text(args.save, json.dumps(record, indent=2) + "\n")
-        print(f"saved the run record to {args.save}: hand it in with the lab")
+        print(f"saved the run record to {args.save} (for you: grading runs your DAG in an Airflow of its own)")
     if not problems:
         print(f"verified: that run is of {dag_file} and every task succeeded")
     return Done(0 if not problems else 1, {"record": record, "problems": problems, "passed": not problems})
