@@ -33,6 +33,7 @@ INNER_PORT = 8080  # inside the sandbox's own network namespace; without a sandb
 START_S = 180.0  # health, then the DAG listed
 RUN_S = 420.0  # the run itself: the reference takes 30-60 s idle, about 150 s beside a full test run
 FAILED_STATES = ("failed", "upstream_failed", "up_for_retry")
+API_CAP = 1 << 20
 
 
 def airflow_run(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
@@ -175,16 +176,16 @@ class SandboxedAirflow:
                     raise _Stop(f"Airflow stopped during start-up (exit {self.proc.returncode}) before the grader "
                                 "could trigger a run")
                 try:
-                    health = client.get("/api/v2/monitor/health")
-                    if health.status_code == 200 and healthy(health.json()):
+                    code, health = _call(client, "GET", "/api/v2/monitor/health")
+                    if code == 200 and healthy(health):
                         break
-                except (httpx.TransportError, ValueError):
+                except (httpx.HTTPError, ValueError):
                     pass
                 if time.monotonic() > deadline:
                     raise _Stop(f"Airflow was not healthy within {START_S:.0f} s of starting with your dag.py")
                 time.sleep(0.5)  # readiness probe: the health endpoint
             # reserialize ran before the servers started: a DAG that is not listed now did not load
-            if client.get(f"/api/v2/dags/{DAG_ID}").status_code != 200:
+            if _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
                 raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
                             "`autograder dag dag.py` in the lab folder to see why")
 
@@ -196,13 +197,13 @@ class SandboxedAirflow:
 
         api = f"/api/v2/dags/{DAG_ID}"
         with httpx.Client(base_url=self.url, timeout=30) as client:
-            if client.patch(api, json={"is_paused": False}).status_code != 200:
+            if _call(client, "PATCH", api, json={"is_paused": False})[0] != 200:
                 raise _Stop(f"Airflow refused to unpause {DAG_ID}")
             triggered = datetime.now(timezone.utc)
-            reply = client.post(f"{api}/dagRuns", json={"dag_run_id": self.run_id,
-                                                        "logical_date": f"{self.ds}T00:00:00Z", "conf": {}})
-            if reply.status_code != 200:
-                raise _Stop(f"Airflow refused the grader's trigger (HTTP {reply.status_code}: {reply.text[:150]})")
+            code, reply = _call(client, "POST", f"{api}/dagRuns", json={
+                "dag_run_id": self.run_id, "logical_date": f"{self.ds}T00:00:00Z", "conf": {}})
+            if code != 200:
+                raise _Stop(f"Airflow refused the grader's trigger (HTTP {code}: {str(reply)[:150]})")
             deadline, state, tasks = time.monotonic() + RUN_S, "queued", {}
             while state not in ("success", "failed"):
                 if time.monotonic() > deadline:
@@ -211,9 +212,9 @@ class SandboxedAirflow:
                     break
                 time.sleep(1.0)  # the REST API has no push: poll the run as the UI does
                 try:
-                    state = client.get(f"{api}/dagRuns/{self.run_id}").json().get("state") or state
-                    tis = client.get(f"{api}/dagRuns/{self.run_id}/taskInstances", params={"limit": 100}).json()
-                    tasks = {t["task_id"]: t.get("state") for t in tis.get("task_instances", [])}
+                    state = str(_call(client, "GET", f"{api}/dagRuns/{self.run_id}")[1].get("state") or state)
+                    tis = _call(client, "GET", f"{api}/dagRuns/{self.run_id}/taskInstances?limit=100")[1]
+                    tasks = {str(t["task_id"]): str(t.get("state")) for t in tis.get("task_instances", [])[:100]}
                 except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
                     continue
                 if any(s in FAILED_STATES for s in tasks.values()):
@@ -273,13 +274,31 @@ def _nonce_date() -> str:
     return (first + timedelta(days=secrets.randbelow(max((last - first).days, 1)))).isoformat()
 
 
+def _call(client: Any, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    """(status, parsed JSON or {}) of one API request, read within bounds: the server answering is inside the
+    sandbox, where the learner's code could replace it, so at most 1 MB and 30 s a reply."""
+    import json
+
+    deadline, body = time.monotonic() + 30, b""
+    with client.stream(method, url, **kwargs) as reply:
+        for chunk in reply.iter_bytes():
+            body += chunk
+            if len(body) > API_CAP or time.monotonic() > deadline:
+                raise ValueError(f"{method} {url}: the reply passed 1 MB or 30 s")
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        parsed = {}
+    return reply.status_code, parsed if isinstance(parsed, dict) else {}
+
+
 def _states(tasks: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(tasks.items())) or "none started"
 
 
 def _import_error(client: Any) -> str:
     try:
-        errors = client.get("/api/v2/importErrors", params={"limit": 5}).json().get("import_errors", [])
+        errors = _call(client, "GET", "/api/v2/importErrors?limit=5")[1].get("import_errors", [])
     except Exception:  # noqa: BLE001 - only a better message is lost
         errors = []
     if not errors:
@@ -293,12 +312,29 @@ def _template() -> Path:
     trusted side the first time (no learner code runs while migrating)."""
     import tempfile
 
-    from autograder.dag.isolate import isolated_env, template_db
+    from autograder.dag.isolate import template_db
+
+    template = template_db() or Path(tempfile.gettempdir()) / "ag-airflow-empty.db"
+    if template.is_file() and template.stat().st_size > 64 * 1024:
+        return template
+    import fcntl
+
+    template.parent.mkdir(parents=True, exist_ok=True)
+    # Two workers grading at once may both find no template: one migrates, the other waits for it.
+    with open(template.with_name(template.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if template.is_file() and template.stat().st_size > 64 * 1024:
+            return template
+        _migrate_into(template)
+    return template
+
+
+def _migrate_into(target: Path) -> None:
+    import tempfile
+
+    from autograder.dag.isolate import isolated_env
     from autograder.grading.airflow.environment import sqlite_copy
 
-    template = template_db()
-    if template is not None and template.is_file() and template.stat().st_size > 64 * 1024:
-        return template
     home = Path(tempfile.mkdtemp(prefix="ag-af-migrate-"))
     try:
         env = isolated_env(home, home)
@@ -306,8 +342,6 @@ def _template() -> Path:
                               capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed: {(done.stderr or done.stdout).strip()[-200:]}")
-        target = template or Path(tempfile.gettempdir()) / "ag-airflow-empty.db"
         sqlite_copy(home / "airflow.db", target)
-        return target
     finally:
         shutil.rmtree(home, ignore_errors=True)
