@@ -190,7 +190,8 @@ def test_an_unexpected_exception_is_exit_2_with_a_log(verb: str, capfd: pytest.C
     argv = {"check": ["check", "lab01-environment"], "submit": ["submit", "lab01-environment"],
             "grade": ["grade", "lab01-environment", "x"], "quiz": ["quiz", "validate"],
             "assess": ["assess", "--url", "http://127.0.0.1:9"], "dag": ["dag", "x.py"],
-            "dockerfile": ["dockerfile", "Dockerfile"]}.get(verb, [verb])
+            "dockerfile": ["dockerfile", "Dockerfile"], "review": ["review", "x"],
+            "class": ["class"]}.get(verb, [verb])
     code, _out, err = _run(capfd, argv)
     _assert_one_line_error(code, err, "RuntimeError", "injected failure")
     assert len(err.strip().splitlines()) == 1, err

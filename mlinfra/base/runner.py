@@ -36,7 +36,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, with a bad argument reported in one line that says where the help is (exit 2, as argparse)."""
 
     def error(self, message: str) -> Any:
-        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        # the help command as it runs from the repository root: the venv's tools are not on PATH
+        command = f".venv/bin/{self.prog}" if self.prog.startswith(("autograder", "python -m ")) else self.prog
+        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: error: {message} (see `{command} --help`)\n")
 
 
 @dataclass

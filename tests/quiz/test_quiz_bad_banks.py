@@ -224,5 +224,5 @@ def test_every_problem_is_listed(write_bank) -> None:
 """)
     problems = validate_bank(write_bank(text, name="bad"))
     assert len(problems) == 2
-    with pytest.raises(BadConfig, match=r"and 1 more: run `autograder quiz validate"):
+    with pytest.raises(BadConfig, match=r"and 1 more: run `.venv/bin/autograder quiz validate"):
         load_quiz(write_bank(text, name="bad"))
