@@ -187,7 +187,7 @@ class SandboxedAirflow:
             # reserialize ran before the servers started: a DAG that is not listed now did not load
             if _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
                 raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
-                            "`autograder dag dag.py` in the lab folder to see why")
+                            "`.venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py` to see why")
 
     # -- the run ----------------------------------------------------------------------------------------------
     def _trigger_and_watch(self) -> None:
