@@ -56,3 +56,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         card = ModelCard(name="tiny-test", architecture="tiny-cnn", input_size=28, channels=1, mean=[0.5], std=[0.5])
         save_model(folder, scripted, [str(i) for i in range(10)], card)
     return folder
+
+
+@pytest.fixture
+def placeholder_model(tmp_path: Path) -> Path:
+    """A model folder whose files only have the model's names: for images that never load a model (no stand-in is
+    made for them, so no torch is imported)."""
+    from autograder.dockerfile.context import MODEL_FILES
+
+    folder = tmp_path / "placeholder-model"
+    folder.mkdir()
+    for name in MODEL_FILES:
+        (folder / name).write_text("{}")
+    return folder

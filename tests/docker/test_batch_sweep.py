@@ -65,7 +65,8 @@ def _worker_of(pid: int) -> int:
 @pytest.mark.slow
 @pytest.mark.container
 def test_workers_killed_mid_build_and_mid_run_leave_nothing_of_the_batch(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         placeholder_model: Path) -> None:
     from graded_samples import Sample, build_submission, lab_source
 
     from autograder.dockerfile.build import Caps
@@ -95,7 +96,8 @@ def test_workers_killed_mid_build_and_mid_run_leave_nothing_of_the_batch(tmp_pat
     monkeypatch.setattr(container_check, "HEALTH_TIMEOUT_S", 5.0)
     # the retry of the build killed midway is stopped at its time limit, not after the sleep
     monkeypatch.setattr(container_check, "caps", lambda: Caps(build_s=5.0 if killed.exists() else 600.0))
-    monkeypatch.setenv("MLINFRA_MODEL_DIR", str(tmp_path / "no-model-here"))  # the stand-in model: quick
+    # the images never load a model: files with its names will do (no stand-in made, no torch imported)
+    monkeypatch.setenv("MLINFRA_MODEL_DIR", str(placeholder_model))
     out = tmp_path / "out"
     box: dict[str, Any] = {}
 
