@@ -1,9 +1,9 @@
 """`python -m autograder.deploy.airflow_inner`: what the phase1-lab1 deploy check runs inside the grading sandbox
 (started by airflow_run.py through `python -m autograder.deploy _inner`, which relays the sandbox's API port to the
-grader). With the private AIRFLOW_HOME and settings already in its environment, it parses the DAGs folder once into
-the metadata database (`airflow dags reserialize`: the scheduler and API server never import DAG files), then runs
-Airflow's scheduler (LocalExecutor) and API server until either exits; the grader stops it all by process id. Not
-for use by hand.
+grader). With the private AIRFLOW_HOME and settings already in its environment, it runs Airflow's scheduler
+(LocalExecutor) and API server until either exits, and meanwhile parses the DAGs folder once into the metadata
+database (`airflow dags reserialize`: the scheduler and API server never import DAG files; no DAG processor runs),
+then writes reserialize.done in the home. The grader stops it all by process id. Not for use by hand.
 """
 
 from __future__ import annotations
@@ -14,20 +14,26 @@ import sys
 import time
 from pathlib import Path
 
+DONE = "reserialize.done"  # written once the DAGs folder has been parsed into the database
+
 
 def main() -> int:
     home = Path(os.environ["AIRFLOW_HOME"])
     port = os.environ["AIRFLOW__API__PORT"]
     airflow = [sys.executable, "-m", "airflow"]
     with (home / "airflow.out").open("ab") as log:
-        subprocess.run([*airflow, "dags", "reserialize"], stdout=log, stderr=subprocess.STDOUT,
-                       stdin=subprocess.DEVNULL, timeout=300, check=False)
+        # All three start at once (each spends seconds importing Airflow): the servers do not need the DAG yet.
         procs = [subprocess.Popen([*airflow, "scheduler"], stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL),
                  subprocess.Popen([*airflow, "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1"],
                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)]
+        parse = subprocess.Popen([*airflow, "dags", "reserialize"], stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
         while all(p.poll() is None for p in procs):
-            time.sleep(0.5)  # waiting on two children at once: the grader ends everything by pid
+            if parse is not None and parse.poll() is not None:
+                (home / DONE).write_text(f"{parse.returncode}\n")  # the grader may now look for the DAG
+                parse = None
+            time.sleep(0.5)  # waiting on several children at once: the grader ends everything by pid
     return next(p.returncode for p in procs if p.returncode is not None) or 1
 
 

@@ -4,8 +4,8 @@ the grader starts for this student alone, inside the grading sandbox, and watche
 Per student: a private AIRFLOW_HOME (SQLite, copied from the migrated template `autograder dag` keeps), its own
 temporary folders, and its own network namespace, so its API server's port 8080 is not the machine's 8080 (an
 Airflow running there is neither touched nor used); the grader reaches it through a unix-socket relay and a free
-port of the host's 127.0.0.1 (torchserve_sandbox.Relay). Inside: `airflow dags reserialize`, the scheduler
-(LocalExecutor) and the API server (airflow_inner.py). Outside: a readiness probe (health, then the DAG listed),
+port of the host's 127.0.0.1 (torchserve_sandbox.Relay). Inside: the scheduler (LocalExecutor), the API server
+and `airflow dags reserialize`, started at once (airflow_inner.py). Outside: a readiness probe (health, then the DAG listed),
 then, as the UI's buttons do, the DAG unpaused and a run triggered through the REST API with a run id and a logical
 date only the grader knows, until it finishes (bounded), then every process stopped by pid and the sandbox torn
 down. The verdict comes from Airflow's own metadata and the date partition the run wrote, read on the trusted side
@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from autograder.deploy.airflow_inner import DONE
 from autograder.deploy.common import HIDE_ENV, POINTS_EACH, hidden
 from mlinfra.base.results import FAILED, PASSED, SKIPPED, Check
 
@@ -184,10 +185,14 @@ class SandboxedAirflow:
                 if time.monotonic() > deadline:
                     raise _Stop(f"Airflow was not healthy within {START_S:.0f} s of starting with your dag.py")
                 time.sleep(0.5)  # readiness probe: the health endpoint
-            # reserialize ran before the servers started: a DAG that is not listed now did not load
-            if _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
-                raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
-                            "`.venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py` to see why")
+            # The DAG is listed once reserialize has parsed it; a DAG still missing after that did not load.
+            while _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
+                if os.path.lexists(self.home / DONE) or time.monotonic() > deadline:
+                    if _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] == 200:
+                        break
+                    raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
+                                "`.venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py` to see why")
+                time.sleep(0.5)  # readiness probe: the DAG listed
 
     # -- the run ----------------------------------------------------------------------------------------------
     def _trigger_and_watch(self) -> None:

@@ -17,8 +17,13 @@ import pytest
 
 from autograder.deploy import airflow_run
 from autograder.deploy.airflow_run import NAME
-from autograder.deploy.airflow_verdict import Observed, output_problems, read_bounded, read_metadata, run_problems
-from mlinfra.pipeline import MUST_FOLLOW
+from autograder.deploy.airflow_verdict import (
+    Observed,
+    output_problems,
+    read_bounded,
+    read_metadata,
+    run_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = "phase1-lab1-airflow-dag"
@@ -158,9 +163,7 @@ def test_real_runs_score_only_the_real_work(tmp_path: Path, monkeypatch) -> None
     task fails loses it whatever ui_run.json it hands in; a forger that writes Airflow's metadata database loses
     it. The service on 8080 gets no connection. About 2 minutes here beside other jobs (one Airflow ~50 s idle)."""
     import socket
-    import sys
 
-    sys.path.insert(0, str(ROOT / "tests"))
     from graded_samples import REFERENCE, build_submission, lab_source, load_samples
 
     monkeypatch.setenv("AUTOGRADER_HIDE_ENGINES", "")
