@@ -226,6 +226,12 @@ def run_problems(seen: Observed, run: dict[str, Any] | None, tis: list[dict[str,
             ended, began = _when(a.get("end_date")), _when(b.get("start_date"))
             if ended and began and began < ended:
                 problems.append(f"task {task} started before {first} had ended in the grader's run")
+    db_states = {str(t.get("task_id")): t.get("state") for t in tis}
+    changed = sorted(t for t, st in seen.api_tasks.items()
+                     if st in ("success", "failed", "upstream_failed") and db_states.get(t) != st)
+    if changed:
+        problems.append(f"the metadata's state of {', '.join(changed)} differs from what Airflow's API told the "
+                        "grader during the run")
     if seen.api_state and seen.api_state != run.get("state"):
         problems.append(f"the metadata says the run ended {run.get('state')!r}, while Airflow's API told the grader "
                         f"{seen.api_state!r}")

@@ -78,6 +78,9 @@ def test_metadata_that_disagrees_with_what_the_api_said_is_refused() -> None:
     run, tis = good_rows()
     problems = run_problems(seen(api_state="running"), run, tis)
     assert any("Airflow's API told the grader 'running'" in p for p in problems), problems
+    problems = run_problems(seen(api_tasks={"ingest": "success", "train": "failed"}), run, tis)
+    assert problems == [("the metadata's state of train differs from what Airflow's API told the grader during "
+                         "the run")], problems
 
 
 def _db(path: Path, *, view: bool = False) -> None:
