@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "classbook"))
-from term import write_term  # noqa: E402
+from term import write_term
 
-from autograder.cli import main  # noqa: E402
+from autograder.cli import main
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_browser_start_page import _browser, _free_port, _outputs  # noqa: E402
+from test_browser_start_page import _browser, _free_port, _outputs
 
-from autograder import progress  # noqa: E402
+from autograder import progress
 
 ROOT = Path(__file__).resolve().parents[2]
 

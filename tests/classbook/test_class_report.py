@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from term import FLAG, write_term
 
-from autograder.classbook import analysis, exports
+from autograder.classbook import analysis
 from autograder.classbook.sources import Assessment, Result, load
 from autograder.cli import main
 

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
-from term import PRACTICAL, write_practical  # noqa: E402
+from term import PRACTICAL, write_practical
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTOGRADER = ".venv/bin/autograder"
@@ -61,7 +61,6 @@ def test_a_term_from_the_class_copy_to_the_lms_and_the_class_report(tmp_path: Pa
         for folder in (practice / "submissions" / lab).iterdir():
             if folder.name not in keep:
                 shutil.rmtree(folder)
-    course = practice / "course.yaml"
 
     # 3. Grade the labs and the nbgrader course as the practice class printed, then enter manual points.
     commands = [line.strip() for line in printed.splitlines() if line.strip().startswith((AUTOGRADER, str(ROOT)))]
