@@ -17,6 +17,7 @@ import nbformat
 import yaml
 
 from autograder.labs import NOT_LAB_FILES, Lab, load_lab
+from mlinfra.base.results import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples"
@@ -179,3 +180,47 @@ def build_hostile(sample: Sample, lab: Lab, subs: Path) -> str:
             _corrupt_member(archive, entry["corrupt"]["member"], entry["corrupt"]["how"])
         shutil.rmtree(folder)
     return name
+
+
+def sample_names(lab: str) -> list[str]:
+    """The reference first, then every known-bad sample of the lab: one test each."""
+    return [REFERENCE, *(s.name for s in load_samples(lab))]
+
+
+def student_outcome(batch: Outcome, name: str) -> Outcome:
+    matches = [s for s in batch.parts if s.subject == name]
+    assert matches, f"{name} was not graded; graded: {[s.subject for s in batch.parts]}"
+    return matches[0]
+
+
+def points_by_test(student: Outcome) -> dict[str, float]:
+    return {c.name: c.points for c in student.checks}
+
+
+def _reason(student: Outcome) -> str:
+    return "; ".join([*student.data.get("flags", []), *student.notes])
+
+
+def assert_scores_exactly(batch: Outcome, lab: str, sample: str) -> None:
+    """The reference scores every test's full points; a sample scores exactly what its YAML states, test by test,
+    with the status and reason it names (and is never flagged unless it says so)."""
+    got = student_outcome(batch, sample)
+    tests = batch.data["tests"]
+    spec: Sample | None = None
+    if sample == REFERENCE:
+        expected = dict(tests)
+    else:
+        spec = next(s for s in load_samples(lab) if s.name == sample)
+        unknown = set(spec.expect) - set(tests)
+        assert not unknown, f"{sample}.yaml expects points for unknown tests {sorted(unknown)}"
+        expected = spec.expected_points(tests)
+    points = {name: p for name, p in points_by_test(got).items() if name in tests}
+    assert points == expected, (
+        f"{lab}/{sample} scored {points}, expected {expected} (status {got.status}: {_reason(got)})"
+    )
+    if spec is not None and spec.reason:
+        assert spec.reason.lower() in f"{got.status} {_reason(got)}".lower(), (got.status, _reason(got))
+    if spec is None or spec.status is None:
+        assert got.status != "flagged", f"{lab}/{sample} was flagged for review: {_reason(got)}"
+    else:
+        assert got.status == spec.status, (got.status, _reason(got))
