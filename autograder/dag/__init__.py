@@ -37,7 +37,8 @@ pipeline leaves them byte for byte the same. A run takes 15-25 s, most of it Air
 
 With --verify-ui-run: log in to the course's running Airflow (make airflow) through its REST API, find the
 latest successful run of the DAG that was triggered by hand, check that every task succeeded and that the
-source Airflow ran is the DAG file given, and (with --save) write that run record for grading.
+source Airflow ran is the DAG file given, and (with --save) write that run record. A self-check, not graded:
+grading runs the DAG in an Airflow of its own (docs/deploy-checks.md).
 """
 
 EPILOG = """\
