@@ -269,7 +269,7 @@ class SandboxedAirflow:
         run, tis, why = read_metadata(self.home, self.private, DAG_ID, self.run_id)
         problems = run_problems(self.seen, run, tis, why)
         if not problems:
-            problems = output_problems(self.home / "dags" / "data", self.ds)
+            problems = output_problems(self.home, self.ds)
         return problems, ""
 
 

@@ -258,30 +258,31 @@ def expected_digests() -> dict[str, str]:
     return out
 
 
-def output_problems(data: Path, ds: str) -> list[str]:
-    """Why data/<stage>/<ds>/ does not hold what the lab's pipeline writes for the grader's date ([] when it does):
-    every stage's partition exists, the raw data and features match what the grader recomputes byte for byte, and
-    the evaluation report is for that date and passed."""
+def output_problems(home: Path, ds: str, data: str = "dags/data") -> list[str]:
+    """Why home/<data>/<stage>/<ds>/ does not hold what the lab's pipeline writes for the grader's date ([] when it
+    does): every stage's partition exists, the raw data and features match what the grader recomputes byte for byte,
+    and the evaluation report is for that date and passed. Every component below `home` is opened without following
+    links (`data` too: a DAG could make dags/ a link)."""
     problems = []
-    missing = [s for s in STAGES_WRITTEN if not list_bounded(data, f"{s}/{ds}")]
+    missing = [s for s in STAGES_WRITTEN if not list_bounded(home, f"{data}/{s}/{ds}")]
     if missing:
         where = ", ".join(f"{s}/{ds}/" for s in missing)
         return [(f"the run wrote no {where} under the DAG's data folder: each task must write the run's date "
                  "partition (pipeline.<step>(DATA_DIR, ds))")]
     for rel, digest in expected_digests().items():
         stage, name = rel.split("/")
-        blob = read_bounded(data, f"{stage}/{ds}/{name}", FILE_CAP)
+        blob = read_bounded(home, f"{data}/{stage}/{ds}/{name}", FILE_CAP)
         if blob is None or hashlib.sha256(blob).hexdigest() != digest:
             problems.append(f"{stage}/{ds}/{name} is not what pipeline.{_STEP[stage]} writes for {ds}")
             break
-    report = read_bounded(data, f"reports/{ds}/evaluation.json", 1 << 20)
+    report = read_bounded(home, f"{data}/reports/{ds}/evaluation.json", 1 << 20)
     try:
         parsed = json.loads(report) if report is not None else None
     except (ValueError, UnicodeDecodeError):
         parsed = None
     if not isinstance(parsed, dict) or parsed.get("ds") != ds or parsed.get("passed") is not True:
         problems.append(f"reports/{ds}/evaluation.json is missing or is not a passed evaluation of {ds}")
-    if not list_bounded(data, f"models/{ds}"):
+    if not list_bounded(home, f"{data}/models/{ds}"):
         problems.append(f"models/{ds}/ holds no trained run")
     return problems
 

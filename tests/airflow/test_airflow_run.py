@@ -135,18 +135,22 @@ def test_outputs_are_checked_against_what_the_grader_recomputes(tmp_path: Path) 
     from mlinfra import pipeline
 
     ds = "2025-03-07"
-    data = tmp_path / "data"
+    data = tmp_path / "dags" / "data"
     pipeline.ingest(data, ds)
     pipeline.validate(data, ds)
     pipeline.engineer_features(data, ds)
     (data / "models" / ds / "run-1").mkdir(parents=True)
     (data / "reports" / ds).mkdir(parents=True)
     (data / "reports" / ds / "evaluation.json").write_text(json.dumps({"ds": ds, "passed": True}))
-    assert output_problems(data, ds) == []
-    assert "wrote no raw/2025-03-08/" in output_problems(data, "2025-03-08")[0]
+    assert output_problems(tmp_path, ds) == []
+    assert "wrote no raw/2025-03-08/" in output_problems(tmp_path, "2025-03-08")[0]
+    linked = tmp_path / "linked"
+    (linked / "dags").mkdir(parents=True)
+    (linked / "dags" / "data").symlink_to(data)  # a link on the way is not followed, even to the right files
+    assert "wrote no raw/2025-03-07/" in output_problems(linked, ds)[0]
     (data / "raw" / ds / "labels.npy").write_bytes(b"not the digits")
     assert any("raw/2025-03-07/labels.npy is not what pipeline.ingest writes" in p
-               for p in output_problems(data, ds))
+               for p in output_problems(tmp_path, ds))
 
 
 def test_hidden_airflow_skips_with_the_reason_and_no_dag_fails(tmp_path: Path, monkeypatch) -> None:
