@@ -151,7 +151,7 @@ def test_the_sweep_asks_no_engine_for_other_labs_or_when_work_is_kept(tmp_path: 
         container_check.sweep_batch(kept)
 
 
-def test_a_checks_tag_and_labels_name_its_batch(tmp_path: Path) -> None:
+def test_every_check_of_a_batch_has_the_batchs_id(tmp_path: Path) -> None:
     work = tmp_path / "out" / "work"
     scratch = work / "sandboxes" / "0123456789ab" / "deploy"
     scratch.mkdir(parents=True)
