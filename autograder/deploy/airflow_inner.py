@@ -1,5 +1,5 @@
 """`python -m autograder.deploy.airflow_inner`: what the phase1-lab1 deploy check runs inside the grading sandbox
-(started by airflow_run.py through `python -m autograder.deploy _inner`, which relays the sandbox's API port to the
+(started by airflow_check.py through `python -m autograder.deploy _inner`, which relays the sandbox's API port to the
 grader). With the private AIRFLOW_HOME and settings already in its environment, it runs Airflow's scheduler
 (LocalExecutor) and API server until either exits, and meanwhile parses the DAGs folder once into the metadata
 database (`airflow dags reserialize`: the scheduler and API server never import DAG files; no DAG processor runs),

@@ -1,7 +1,7 @@
 """The learner's self-check of a run they started in their own Airflow's UI (`autograder dag --verify-ui-run`,
 autograder/dag/ui_run.py): is the record a successful, hand-triggered run of course_pipeline whose every required
 task succeeded, of this very dag.py source? Not graded: a record made on the learner's machine can be written by
-hand, so grading runs the DAG in an Airflow of its own instead (airflow_run.py; docs/deploy-checks.md).
+hand, so grading runs the DAG in an Airflow of its own instead (airflow_check.py; docs/deploy-checks.md).
 """
 
 from __future__ import annotations

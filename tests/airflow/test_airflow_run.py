@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from autograder.deploy import airflow_run
-from autograder.deploy.airflow_run import NAME
+from autograder.deploy.airflow_check import NAME
 from autograder.deploy.airflow_verdict import (
     Observed,
     output_problems,

@@ -1,6 +1,6 @@
 """The learner's self-check of a run they started in their own Airflow's UI (`autograder dag --verify-ui-run`): the
 record it finds is checked against their dag.py. Not graded (a record can be written by hand): grading runs the DAG
-in an Airflow of its own (tests/airflow/test_airflow_run.py)."""
+in an Airflow of its own (tests/airflow/test_airflow_check.py)."""
 
 from __future__ import annotations
 
