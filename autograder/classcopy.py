@@ -212,7 +212,7 @@ class Secrets:
 
 def _modes(text: str) -> dict[int, str | None]:
     """line -> "solution", "hidden", "marker" or None (outside every region)."""
-    from autograder.generate import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
+    from autograder.nbgrader_course import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 
     out: dict[int, str | None] = {}
     mode = None

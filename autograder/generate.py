@@ -12,12 +12,16 @@ from pathlib import Path
 
 from autograder.errors import UsageError
 from autograder.labs import NOT_LAB_FILES, Lab, lab_files, lab_names, load_lab
-from autograder.nbgrader_course import course_config, quiet_nbgrader
+from autograder.nbgrader_course import (
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    course_config,
+    quiet_nbgrader,
+)
 from autograder.paths import labs_dir, solutions_dir
 from mlinfra.base.results import FAILED, PASSED, Check, Outcome
-
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 # The placeholder a stripped region becomes, by file kind (docs/architecture.md, solution markers).
 HASH_COMMENT = "# YOUR CODE HERE"

@@ -25,6 +25,9 @@ from autograder.errors import BadConfig, UsageError
 from autograder.paths import labs_dir, solutions_dir
 
 MANIFEST = "lab.yaml"
+# A plain nbgrader course (COURSE/nbgrader_config.py beside COURSE/source/<assignment>/) needs no lab.yaml: its
+# assignments are read as labs with the course's defaults (`assignment_lab`).
+NBGRADER_CONFIG = "nbgrader_config.py"
 # What a lab folder may hold that is not part of the lab: caches, editor litter, and the data and runs a lab's
 # code writes when executed. Release, submit and grade all skip these names wherever they appear in a path.
 # environment_report.json: what running lab01's notebook writes (the machine's paths), never part of the lab
@@ -65,8 +68,6 @@ def load_lab(folder: Path) -> Lab:
     # (files exist, no globs, "module:function" deploy checks) that would be custom validators anyway.
     path = folder / MANIFEST
     if not path.is_file():
-        from autograder.nbgrader_course import assignment_lab, course_root_of
-
         if course_root_of(folder) is not None:  # an assignment of a plain nbgrader course: no lab.yaml needed
             return assignment_lab(folder)
         raise UsageError(f"{path} is missing: every lab folder needs a {MANIFEST} (see README, 'Adding a lab')")
@@ -134,3 +135,40 @@ def find_lab(root: Path, name: str, *, source: bool = True) -> Lab:
         known = ", ".join(lab_names(root, source=source)) or "none yet"
         raise UsageError(f"no lab named {name!r} under {base}/ (labs: {known})")
     return load_lab(folder)
+
+
+def course_root_of(folder: Path) -> Path | None:
+    """The plain nbgrader course an assignment folder belongs to (COURSE/source/<assignment>/ beside
+    COURSE/nbgrader_config.py), or None."""
+    folder = Path(folder)
+    root = folder.parent.parent
+    if folder.parent.name == "source" and (root / NBGRADER_CONFIG).is_file() and folder.is_dir():
+        return root
+    return None
+
+
+def assignment_lab(folder: Path) -> Lab:
+    """A plain nbgrader assignment (COURSE/source/<name>/) as a Lab, with no lab.yaml to write: its one notebook,
+    the course's defaults for limits (a lab.yaml in the assignment folder, when there is one, wins), and the cell
+    timeout from nbgrader_config.py's `c.Execute.timeout` when it sets one. The config file is the instructor's
+    own and is read as nbgrader reads it (it is Python)."""
+    folder = Path(folder)
+    notebooks = sorted(p.name for p in folder.glob("*.ipynb") if p.is_file() and not NOT_LAB_FILES & {p.name})
+    if len(notebooks) != 1:
+        raise UsageError(f"{folder}: an assignment is graded with one notebook; found "
+                         f"{', '.join(notebooks) or 'none'} (split it into one assignment per notebook)")
+    timeout = _config_value(folder.parent.parent / NBGRADER_CONFIG, "Execute", "timeout")
+    cell_timeout = int(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
+        and timeout > 0 else 60
+    return Lab(name=folder.name, folder=folder, title=folder.name, notebook=notebooks[0],
+               cell_timeout=cell_timeout, notebook_timeout=max(600, cell_timeout * 10))
+
+
+def _config_value(path: Path, section: str, key: str) -> Any:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    try:
+        config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    except Exception as exc:  # noqa: BLE001 - any error in the instructor's Python config file
+        raise BadConfig(path, "", f"nbgrader could not read it either ({type(exc).__name__}: {exc})") from None
+    return config.get(section, {}).get(key)

@@ -15,23 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autograder.labs import NBGRADER_CONFIG
+
 if TYPE_CHECKING:
     from traitlets.config import Config
 
     from autograder.labs import Lab
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-NBGRADER_CONFIG = "nbgrader_config.py"
-
-
-def course_root_of(folder: Path) -> Path | None:
-    """The plain nbgrader course an assignment folder belongs to (COURSE/source/<assignment>/ beside
-    COURSE/nbgrader_config.py), or None."""
-    folder = Path(folder)
-    root = folder.parent.parent
-    if folder.parent.name == "source" and (root / NBGRADER_CONFIG).is_file() and folder.is_dir():
-        return root
-    return None
+# nbgrader's region markers (the release strips them; the class-copy leak check and the seals read them)
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 def find_course(start: Path) -> Path | None:
@@ -41,38 +35,6 @@ def find_course(start: Path) -> Path | None:
         if (folder / NBGRADER_CONFIG).is_file() and (folder / "source").is_dir():
             return folder
     return None
-
-
-def assignment_lab(folder: Path) -> Lab:
-    """A plain nbgrader assignment (COURSE/source/<name>/) as a Lab, with no lab.yaml to write: its one notebook,
-    the course's defaults for limits (a lab.yaml in the assignment folder, when there is one, wins), and the cell
-    timeout from nbgrader_config.py's `c.Execute.timeout` when it sets one. The config file is the instructor's
-    own and is read as nbgrader reads it (it is Python)."""
-    from autograder.errors import UsageError
-    from autograder.labs import NOT_LAB_FILES, Lab
-
-    folder = Path(folder)
-    notebooks = sorted(p.name for p in folder.glob("*.ipynb") if p.is_file() and not NOT_LAB_FILES & {p.name})
-    if len(notebooks) != 1:
-        raise UsageError(f"{folder}: an assignment is graded with one notebook; found "
-                         f"{', '.join(notebooks) or 'none'} (split it into one assignment per notebook)")
-    timeout = _config_value(folder.parent.parent / NBGRADER_CONFIG, "Execute", "timeout")
-    cell_timeout = int(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
-        and timeout > 0 else 60
-    return Lab(name=folder.name, folder=folder, title=folder.name, notebook=notebooks[0],
-               cell_timeout=cell_timeout, notebook_timeout=max(600, cell_timeout * 10))
-
-
-def _config_value(path: Path, section: str, key: str) -> Any:
-    from traitlets.config.loader import PyFileConfigLoader
-
-    from autograder.errors import BadConfig
-
-    try:
-        config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
-    except Exception as exc:  # noqa: BLE001 - any error in the instructor's Python config file
-        raise BadConfig(path, "", f"nbgrader could not read it either ({type(exc).__name__}: {exc})") from None
-    return config.get(section, {}).get(key)
 
 
 def ensure_venv_tools_on_path() -> None:

@@ -21,7 +21,8 @@ import pytest
 
 from autograder.classcopy import find_class_copy_leaks
 from autograder.fingerprints import Finder, file_streams, lex_python, words
-from autograder.generate import BEGIN_SOLUTION, END_SOLUTION, student_dist
+from autograder.generate import student_dist
+from autograder.nbgrader_course import BEGIN_SOLUTION, END_SOLUTION
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON_23 = "modules/02-mlops-and-tooling/03-pytorch-core-concepts.ipynb"

@@ -245,8 +245,8 @@ def _answers(row: dict[str, Any], grades_json: Path) -> dict[str, Any]:
     """The learner's answers: kept in grades.json, else re-read (with the grader's limits) from the file named."""
     if isinstance(row.get("answers"), dict):
         return row["answers"]
-    from autograder.quiz.exam import is_exam_record
     from autograder.quiz.grading import AnswersError, load_answers
+    from autograder.quiz.records import is_exam_record
 
     name = Path(str(row.get("file") or ""))
     for candidate in (name, grades_json.parent / name.name):

@@ -77,7 +77,7 @@ def _unsealed(lab: Lab, tests: dict[str, float]) -> list[str]:
 def _resolve_lab(lab: str | Lab) -> Lab:
     if isinstance(lab, Lab):
         return lab
-    from autograder.nbgrader_course import course_root_of
+    from autograder.labs import course_root_of
 
     candidate = Path(lab)
     if (candidate / "lab.yaml").is_file() or course_root_of(candidate) is not None:

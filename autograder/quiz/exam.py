@@ -32,8 +32,6 @@ from autograder.quiz.shuffle import arrange
 from autograder.quiz.ticket import Ticket, parse, same_learner, window_problem
 from mlinfra.base.output import write_text
 
-EXAM_KEYS = ("quiz", "learner", "answers")  # what marks an answers file as an exam record
-
 
 def default_record(root: Path, quiz_id: str, learner: str) -> Path:
     """Where an exam record lands: inside the learner's workspace, one file per quiz and learner."""
@@ -89,14 +87,10 @@ def _write(path: Path, record: dict[str, Any]) -> None:
     write_text(path, header + yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
 
 
-def is_exam_record(data: Any) -> bool:
-    return isinstance(data, dict) and all(k in data for k in EXAM_KEYS) and isinstance(data.get("answers"), dict)
-
-
 def take_exam(quiz: Quiz, inp: TextIO, out: TextIO, *, ticket: Ticket, ticket_data: dict[str, Any],
               record: Path) -> dict[str, Any]:
     """Ask the draw of this ticket, record every answer (and when it was given) to `record`, return the record."""
-    from autograder.quiz.take import _ask, _EndOfInput, _show_question, _wrap
+    from autograder.quiz.take import EndOfInput, ask, show_question, wrap
 
     learner = ticket.learner
     if record.exists():
@@ -114,14 +108,14 @@ def take_exam(quiz: Quiz, inp: TextIO, out: TextIO, *, ticket: Ticket, ticket_da
     _write(record, data)
     out.write(f"{quiz.title} (graded exam)\n")
     limit = f" Time limit: {ticket.minutes:g} minutes from now." if ticket.minutes else ""
-    out.write(_wrap(f"{len(presented)} questions drawn for learner '{learner.strip()}'. One attempt: your answers "
+    out.write(wrap(f"{len(presented)} questions drawn for learner '{learner.strip()}'. One attempt: your answers "
                     f"are recorded as you go into {record} and graded by your instructor; no feedback is shown "
                     f"here. An empty line skips a question.{limit}") + "\n")
     for number, p in enumerate(presented, start=1):
-        _show_question(number, len(presented), p, out)
+        show_question(number, len(presented), p, out)
         try:
-            answer = _ask(p, inp, out)
-        except _EndOfInput:
+            answer = ask(p, inp, out)
+        except EndOfInput:
             out.write("(The input ended: the remaining questions count as unanswered.)\n")
             break
         if answer is not None:

@@ -355,7 +355,7 @@ def _rejected(student: str, path: Path, status: str, reason: str, learner: str =
 
 def _grade_file(quiz: Quiz, path: Path, key: bytes | None, accept: frozenset[str]) -> StudentGrade:
     """One handed-in file: checked, then scored, or a row that says why it scored nothing."""
-    from autograder.quiz.exam import is_exam_record
+    from autograder.quiz.records import is_exam_record
     from autograder.quiz.shuffle import drawn_ids
     from autograder.quiz.ticket import same_learner, verify
 

@@ -116,3 +116,10 @@ def load_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordError(f"{path.name}: expected a mapping of question id -> answer, got a {type(data).__name__}")
     return {str(k): v for k, v in data.items()}
+
+
+EXAM_KEYS = ("quiz", "learner", "answers")  # what marks an answers file as an exam record (quiz take --exam)
+
+
+def is_exam_record(data: Any) -> bool:
+    return isinstance(data, dict) and all(k in data for k in EXAM_KEYS) and isinstance(data.get("answers"), dict)

@@ -37,7 +37,7 @@ HINTS = {
 }
 
 
-class _EndOfInput(Exception):
+class EndOfInput(Exception):
     pass
 
 
@@ -48,7 +48,7 @@ class TakeOutcome:
     ended_early: bool = False
 
 
-def _wrap(text: str, indent: str = "", hang: str | None = None) -> str:
+def wrap(text: str, indent: str = "", hang: str | None = None) -> str:
     """Wrap prose; keep indented lines (code) and blank lines as the author wrote them."""
     out = []
     for line in text.splitlines():
@@ -95,14 +95,14 @@ def _parse(p: Presented, line: str) -> tuple[Any, str]:
     return line, ""
 
 
-def _ask(p: Presented, inp: TextIO, out: TextIO) -> Any:
+def ask(p: Presented, inp: TextIO, out: TextIO) -> Any:
     for _ in range(ATTEMPTS):
         out.write("> ")
         out.flush()
         raw = inp.readline()
         if raw == "":
             out.write("\n")
-            raise _EndOfInput
+            raise EndOfInput
         line = raw.strip()
         if not inp.isatty():  # piped answers: echo them so the transcript reads like a session
             out.write(line + "\n")
@@ -116,11 +116,11 @@ def _ask(p: Presented, inp: TextIO, out: TextIO) -> Any:
     return None
 
 
-def _show_question(number: int, total: int, p: Presented, out: TextIO) -> None:
+def show_question(number: int, total: int, p: Presented, out: TextIO) -> None:
     q = p.question
     out.write(f"\nQuestion {number} of {total}  [{q.topic}, {_points(q.points)}]\n")
-    out.write(_wrap(q.prompt) + "\n")
-    out.writelines(_wrap(f"{i}) {q.options[o]}", "  ", "     ") + "\n" for i, o in enumerate(p.options, start=1))
+    out.write(wrap(q.prompt) + "\n")
+    out.writelines(wrap(f"{i}) {q.options[o]}", "  ", "     ") + "\n" for i, o in enumerate(p.options, start=1))
     out.write(f"({HINTS[q.type]}; Enter skips.)\n")
 
 
@@ -138,10 +138,10 @@ def _feedback(p: Presented, r: QuestionResult, out: TextIO) -> None:
             keys = correct_options(q)
             shown = [f"{i}) {q.options[o]}" for i, o in enumerate(p.options, start=1) if o in keys]
             out.write("The answer:\n" if len(shown) == 1 else "The answers:\n")
-            out.writelines(_wrap(line, "  ", "     ") + "\n" for line in shown)
+            out.writelines(wrap(line, "  ", "     ") + "\n" for line in shown)
         elif r.expected:
-            out.write(_wrap(f"The answer: {r.expected}") + "\n")
-    out.write(_wrap("Why: " + q.explanation) + "\n")
+            out.write(wrap(f"The answer: {r.expected}") + "\n")
+    out.write(wrap("Why: " + q.explanation) + "\n")
 
 
 def _summary(quiz: Quiz, result: QuizResult, out: TextIO) -> None:
@@ -175,10 +175,10 @@ def take(quiz: Quiz, inp: TextIO, out: TextIO, *, learner: str | None = None, se
         if ended:
             results.append(grade_question(p.question, None))
             continue
-        _show_question(number, len(presented), p, out)
+        show_question(number, len(presented), p, out)
         try:
-            answer = _ask(p, inp, out)
-        except _EndOfInput:
+            answer = ask(p, inp, out)
+        except EndOfInput:
             ended = True
             out.write("(The input ended: the remaining questions count as unanswered.)\n")
             results.append(grade_question(p.question, None))
