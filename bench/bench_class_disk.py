@@ -28,8 +28,20 @@ os.environ.setdefault("WORKBOOK_ROOT", str(ROOT))
 
 from autograder.dockerfile import engine as eng
 
-TINY = ('FROM python:3.11-slim-bookworm\nEXPOSE 8000\nCMD ["python", "-c", "import http.server as s; '
-        "s.HTTPServer(('0.0.0.0', 8000), s.BaseHTTPRequestHandler).serve_forever()\"]\n")
+TINY = 'FROM python:3.11-slim-bookworm\nCOPY tiny.py /tiny.py\nEXPOSE 8000\nCMD ["python", "/tiny.py"]\n'
+TINY_SERVER = """import http.server
+
+
+class Handler(http.server.BaseHTTPRequestHandler):  # healthy; every prediction refused (501)
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"status": "ok"}')
+
+
+http.server.HTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+"""
 
 
 def storage(engine: eng.Engine) -> tuple[int | None, set[str], set[str]]:
@@ -59,7 +71,8 @@ def main() -> None:
     source = lab_source("lab06-docker")
     tmp = Path(tempfile.mkdtemp(prefix="bench-class-disk-"))
     try:
-        sample = Sample("lab06-docker", "tiny", "", files={"Dockerfile": TINY}) if args.tiny else None
+        sample = (Sample("lab06-docker", "tiny", "", files={"Dockerfile": TINY, "tiny.py": TINY_SERVER})
+                  if args.tiny else None)
         for i in range(args.students):
             build_submission(sample, source, tmp / "subs" / f"student-{i:02d}")
         before = storage(engine)

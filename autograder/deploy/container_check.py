@@ -125,10 +125,12 @@ def sweep_batch(plan: Any) -> list[str]:
                                                                                    eng.GRADED_BATCH_ARG)]
     # by the tag's batch prefix and by label (an image whose tag a build never got to set has only the label)
     listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", check=False, timeout=120).stdout.split()
-    tagged = [t for t in listed if t.rsplit("/", 1)[-1].startswith(f"{batch}-") and TAG_PREFIX in t]
-    labelled = engine.run("images", "-a", "-q", "--no-trunc", "--filter", f"label={eng.BATCH_LABEL}={batch}",
-                          check=False, timeout=120).stdout.split()
-    for image in [*tagged, *labelled]:
+    for image in [t for t in listed if t.rsplit("/", 1)[-1].startswith(f"{batch}-") and TAG_PREFIX in t]:
         if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
-            removed.append(f"image {image[:60]}")
+            removed.append(f"image {image}")
+    labelled = engine.run("images", "-a", "-q", "--filter", f"label={eng.BATCH_LABEL}={batch}", check=False,
+                          timeout=120).stdout.split()
+    for image in dict.fromkeys(labelled):  # what is left: an image whose tag a killed build never set
+        if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
+            removed.append(f"image {image}")
     return removed
