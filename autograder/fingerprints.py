@@ -23,6 +23,7 @@ import ast
 import base64
 import binascii
 import codecs
+import contextlib
 import io
 import json
 import re
@@ -84,7 +85,7 @@ def _text_payloads(data: bytes) -> list[str]:
         try:
             raw = unpack(data)
             text = raw.decode("utf-8")
-        except Exception:  # noqa: BLE001, S112 - any failure means "not this encoding"
+        except Exception:  # noqa: BLE001 - any failure means "not this encoding"
             continue
         if text and sum(c.isprintable() or c.isspace() for c in text) >= 0.9 * len(text):
             found.append(text)
@@ -109,19 +110,15 @@ def decoded_payloads(value: str | bytes) -> list[str]:
             except (binascii.Error, ValueError):
                 continue
     if _HEX.fullmatch(value.strip() or "x"):
-        try:
+        with contextlib.suppress(ValueError):
             found += _text_payloads(bytes.fromhex(compact))
-        except ValueError:
-            pass
     if len(value) >= _TRANSFORM_MIN:  # turned back at run time: reversed, rot13, escapes written twice
         found += [value[::-1], codecs.decode(value, "rot13")]
         if "\\" in value:
             with warnings.catch_warnings():  # "invalid escape sequence" is expected of ordinary text
                 warnings.simplefilter("ignore")
-                try:
+                with contextlib.suppress(UnicodeDecodeError, ValueError):
                     found.append(codecs.decode(value, "unicode_escape"))
-                except (UnicodeDecodeError, ValueError):
-                    pass
     return found
 
 
@@ -202,10 +199,8 @@ def lex_python(data: bytes | str) -> Lexed | None:
 
     def flush_codes() -> None:
         if len(codes) >= _CODES_RUN and all(9 <= c < 0x110000 for _, c in codes):
-            try:
+            with contextlib.suppress(ValueError):
                 out.extra.append(words("".join(chr(c) for _, c in codes)))
-            except ValueError:
-                pass
         codes.clear()
 
     def position(row: int, col: int) -> int:

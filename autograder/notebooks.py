@@ -6,6 +6,7 @@ Execution errors become checks naming the failing cell, never a traceback wall (
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -109,10 +110,9 @@ def _kill_and_reap(km: Any, timeout: float = 5.0) -> None:
     kill_now(km)
     process = getattr(getattr(km, "provisioner", None), "process", None)
     if process is not None:
-        try:
-            process.wait(timeout=timeout)  # a SIGKILLed process is gone in milliseconds
-        except subprocess.TimeoutExpired:
-            pass  # jupyter_client's own kill and wait follow
+        # A SIGKILLed process is gone in milliseconds; if not, jupyter_client's own kill and wait follow.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
 
 
 async def wait_until_ready(kc: Any, timeout: float, is_alive: Any) -> None:

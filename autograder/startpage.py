@@ -75,7 +75,7 @@ def quizzes() -> list[str]:
 
 
 def course_map_text() -> str:
-    rows = [(f"{l.unit}.{l.number}", l.title, f"{l.hours:g} h", l.lab or "-", l.quiz) for l in COURSE]
+    rows = [(f"{x.unit}.{x.number}", x.title, f"{x.hours:g} h", x.lab or "-", x.quiz) for x in COURSE]
     return format_table(["lesson", "title", "time", "lab", "quiz"], rows)
 
 

@@ -123,8 +123,8 @@ def legend_label(s: RunSummary) -> str:
     if not s.differs:
         return s.run_id
     tails = [k.rsplit(".", 1)[-1] for k in s.differs]
-    names = [tail if tails.count(tail) == 1 else key for key, tail in zip(s.differs, tails)]
-    return ", ".join(f"{name}={_short(value)}" for name, value in zip(names, s.differs.values()))
+    names = [tail if tails.count(tail) == 1 else key for key, tail in zip(s.differs, tails, strict=False)]
+    return ", ".join(f"{name}={_short(value)}" for name, value in zip(names, s.differs.values(), strict=False))
 
 
 def _short(value: Any) -> str:
@@ -155,8 +155,8 @@ def figure(summaries: Sequence[RunSummary]):  # -> matplotlib Figure
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     labels = [legend_label(s) for s in summaries]
     if len(set(labels)) < len(labels):  # the same differing values twice (e.g. one run unfinished): add the id
-        labels = [f"{label} ({s.run_id})" for label, s in zip(labels, summaries)]
-    for s, label in zip(summaries, labels):
+        labels = [f"{label} ({s.run_id})" for label, s in zip(labels, summaries, strict=False)]
+    for s, label in zip(summaries, labels, strict=False):
         ep = [e["epoch"] for e in s.epochs]
         (line,) = ax_loss.plot(ep, [e["train_loss"] for e in s.epochs], marker=".", label=f"{label} train")
         ax_loss.plot(

@@ -138,7 +138,7 @@ def probe(disk_path: Path | str = ".") -> MachineFacts:
         names = (*REQUIRED_TOOLS, *OPTIONAL_TOOLS)
         versions = pool.map(_tool_version, names)
         engine, podman, gpu = pool.submit(_docker_engine_answers), pool.submit(_course_podman), pool.submit(_gpu)
-        tools = dict(zip(names, versions))
+        tools = dict(zip(names, versions, strict=False))
     packages: dict[str, str | None] = {}
     for name in REQUIRED_PACKAGES:
         try:

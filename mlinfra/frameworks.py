@@ -169,7 +169,7 @@ def copy_torch_to_keras(torch_model: torch.nn.Module, keras_model: Any) -> Any:
         raise ValueError(
             f"the PyTorch model has {len(linears)} Linear layers, the Keras model {len(denses)} dense layers"
         )
-    for i, (linear, dense) in enumerate(zip(linears, denses)):
+    for i, (linear, dense) in enumerate(zip(linears, denses, strict=False)):
         kernel = linear.weight.detach().cpu().numpy().T
         bias = linear.bias.detach().cpu().numpy()
         want = [tuple(w.shape) for w in dense.get_weights()]

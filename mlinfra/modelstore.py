@@ -156,8 +156,8 @@ def top_k_rows(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[list
     values, indices = torch.topk(probs, min(k, probs.shape[1]), dim=1)
     # .tolist() once: converting element by element costs more than the softmax.
     return [
-        [{"label": labels[i], "confidence": v} for v, i in zip(vrow, irow)]
-        for vrow, irow in zip(values.tolist(), indices.tolist())
+        [{"label": labels[i], "confidence": v} for v, i in zip(vrow, irow, strict=False)]
+        for vrow, irow in zip(values.tolist(), indices.tolist(), strict=False)
     ]
 
 
@@ -287,5 +287,5 @@ class Batcher:
                 for job in jobs:
                     job.future.set_exception(exc)
                 continue
-            for job, row in zip(jobs, rows):
+            for job, row in zip(jobs, rows, strict=False):
                 job.future.set_result(row)

@@ -189,7 +189,7 @@ def engineer_features(base: Path | str, ds: str, seed: int = SEED) -> dict[str, 
     test_idx, val_idx, train_idx = stratified_split(labels, (TEST_FRACTION, VAL_FRACTION), seed)
     out = partition(base, "features", ds)
     sizes = {}
-    for split, idx in zip(SPLITS, (train_idx, val_idx, test_idx)):
+    for split, idx in zip(SPLITS, (train_idx, val_idx, test_idx), strict=False):
         _save_npy(out / f"{split}_x.npy", x.numpy()[idx])
         _save_npy(out / f"{split}_y.npy", labels[idx].astype(np.int64))
         sizes[split] = len(idx)

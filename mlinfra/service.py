@@ -254,7 +254,7 @@ def decode(data: bytes, card: ModelCard) -> torch.Tensor:
                 )
             return preprocess(image, card)  # decodes the pixels: a corrupt file raises here
     except Image.DecompressionBombError as exc:
-        raise HTTPException(status_code=contract.STATUS_TOO_LARGE, detail=f"image too large to decode: {exc}")
+        raise HTTPException(status_code=contract.STATUS_TOO_LARGE, detail=f"image too large to decode: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise HTTPException(
             status_code=contract.STATUS_CORRUPT,

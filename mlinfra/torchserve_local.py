@@ -15,6 +15,7 @@ Exit codes: 0 done, 1 TorchServe started but never answered a prediction, 2 it c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -313,10 +314,8 @@ def stop(dep: Deployment, timeout: float = 60.0) -> bool:
     if pid is None:
         return False
     procs = [psutil.Process(pid)]
-    try:
+    with contextlib.suppress(psutil.Error):
         procs += procs[0].children(recursive=True)
-    except psutil.Error:
-        pass
     subprocess.run(
         [_venv_tool("torchserve"), "--stop"], check=False, cwd=dep.state, env=dep.env(), capture_output=True
     )

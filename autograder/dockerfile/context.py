@@ -8,6 +8,7 @@ the learner's folder is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,10 +32,8 @@ def default_model_dir() -> Path:
 
     folder = model_dir_from_env()
     if not folder.is_absolute() and not folder.is_dir():
-        try:
+        with contextlib.suppress(UsageError):
             folder = repo_root() / folder
-        except UsageError:
-            pass
     return folder
 
 

@@ -11,6 +11,7 @@ on SIGTERM. Builds use `--format docker` on podman, or HEALTHCHECK is dropped fr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -246,11 +247,9 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
 
     def stop_build() -> None:
         timed_out.set()
-        try:
-            # The reaper (isolated) kills the build and all it left; otherwise the group is podman's own.
+        # The reaper (isolated) kills the build and all it left; otherwise the group is podman's own.
+        with contextlib.suppress(ProcessLookupError):
             (os.kill if isolated else os.killpg)(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
     timer = threading.Timer(timeout, stop_build)
     timer.start()

@@ -9,6 +9,7 @@ after; `LAUNCHED` records them all, `FORKED` those that came from the zygote.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -72,9 +73,9 @@ def _kernel_manager_class() -> type:
                 kw["env"] = env
                 # The kernel's own start-up chatter goes to a log outside its work folder.
                 log = self._spec.conn / "kernel.log"
-                with open(log, "a") as out:  # noqa: ASYNC230 - a local file
+                with open(log, "a") as out:
                     out.write(" ".join(cmd) + "\n")
-                kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
+                kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115 - the kernel holds it
                 await super()._async_launch_kernel(cmd, **kw)
             pid = getattr(self.provisioner, "pid", None) or 0
             LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
@@ -100,7 +101,7 @@ def _kernel_manager_class() -> type:
 
             try:
                 kw.update(env=env, stdin=keep_r, stdout=ready_w,
-                          stderr=open(log, "ab"))  # noqa: SIM115, ASYNC230 - the placeholder holds it
+                          stderr=open(log, "ab"))  # noqa: SIM115 - the placeholder holds it
                 await super()._async_launch_kernel(cmd, **kw)
                 close(keep_r, ready_w)  # the placeholder has its own copies
                 zygote.read_line(ready_r, 30, "the sandbox")
@@ -241,7 +242,7 @@ def take_warm() -> tuple[object, Spec] | None:
         try:
             if run_sync(km.is_alive)():  # type: ignore[attr-defined]
                 return km, spec
-        except Exception:  # noqa: BLE001, S110 - a dead or broken warm kernel is simply not used
+        except Exception:  # noqa: BLE001 - a dead or broken warm kernel is simply not used
             pass
         discard(km)
     return None
@@ -250,7 +251,6 @@ def take_warm() -> tuple[object, Spec] | None:
 def discard(km: object) -> None:
     from jupyter_core.utils import run_sync
 
-    try:
+    # Whatever fails here, it is being thrown away; its sandbox dies with its process.
+    with contextlib.suppress(Exception):
         run_sync(km.shutdown_kernel)(now=True)  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001, S110 - it is being thrown away; its sandbox dies with its process
-        pass

@@ -7,6 +7,7 @@ nbgrader's own feedback page, which shows the hidden tests.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -208,10 +209,8 @@ def share(path: Path) -> None:
     027): write_text's temporary files are 0600, which would hide the grades from a teaching assistant."""
     mask = os.umask(0)
     os.umask(mask)
-    try:
+    with contextlib.suppress(OSError):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
-    except OSError:
-        pass
 
 
 def write_answers(out_dir: Path, outcomes: list[Outcome]) -> None:

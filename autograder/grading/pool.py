@@ -10,6 +10,7 @@ A worker that hangs past the student's deadline or dies is killed (its sandboxes
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -89,10 +90,8 @@ class _Worker:
         self.conn.close()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.conn.send(None)
-        except OSError:
-            pass
         self.proc.join(timeout=10)
         if self.proc.is_alive():
             self.kill()

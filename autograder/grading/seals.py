@@ -103,7 +103,7 @@ TAKE_EXPRESSION = f"__import__('sys').modules['{MODULE}'].take()"
 
 def _trusted_canon() -> Any:
     namespace: dict[str, Any] = {}
-    exec(compile(KERNEL_CODE, "<grader-seals>", "exec"), namespace)  # noqa: S102 - the grader's own code
+    exec(compile(KERNEL_CODE, "<grader-seals>", "exec"), namespace)  # the grader's own code, never a learner's
     return namespace["canon"]
 
 

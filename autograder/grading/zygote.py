@@ -27,6 +27,7 @@ Linux only, bubblewrap sandboxes only (a container's kernel runs in its image). 
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import json
 import os
@@ -267,10 +268,8 @@ def serve(fd: int, extra: list[str]) -> None:
 
     before = dict(os.environ)
     for name in (*PREIMPORTS, *[m for m in extra if m in HEAVY]):
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
     # what importing set in the environment (debugpy sets PYDEVD_USE_FRAME_EVAL), as a kernel's own imports would
     _SET_BY_IMPORTS.update({k: v for k, v in os.environ.items() if before.get(k) != v})
     sock = socket.socket(fileno=fd)

@@ -165,7 +165,7 @@ def render(result: Outcome) -> str:
     from mlinfra.base.output import format_table
 
     table = []
-    for row, check in zip(result.data["outcomes"], result.checks):
+    for row, check in zip(result.data["outcomes"], result.checks, strict=False):
         lessons = ", ".join(_lesson_label(p) for p in row["lessons"]) or "-"
         labs = ", ".join(row["labs"]) or ("-" if row["lab_expected"] else "(none needed)")
         each = "-" if row["bank"] is None else f"{row['per_learner_min']} ({row['bank']})"

@@ -73,7 +73,7 @@ def _covering_draw(quiz: Quiz, rng: random.Random) -> list[Question] | None:
         if quota is not None:
             quota[pick.topic] -= 1
     if quota is not None:
-        for topic, n in quiz.draw_by_topic:
+        for topic, _n in quiz.draw_by_topic:
             pool = [q for q in questions if q.topic == topic and q not in chosen]
             chosen.extend(rng.sample(pool, min(quota[topic], len(pool))))
     else:

@@ -74,7 +74,7 @@ class QuestionCard:
     def answer(self) -> Any:
         q = self.presented.question
         if q.type == "multiple":
-            return [o for o, box in zip(self.presented.options, self.boxes) if box.value]
+            return [o for o, box in zip(self.presented.options, self.boxes, strict=False) if box.value]
         return self.input.value
 
     def _lock(self) -> None:

@@ -6,6 +6,7 @@ its pid and one signal reaches everything it forked (task processes, kernels, wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,16 +29,10 @@ def stop_group(proc: subprocess.Popen[Any], grace: float = 20.0) -> None:
     """Stop a process started in its own session and everything in its group: TERM, up to `grace` seconds, then
     KILL whatever the group still holds (also when the leader exited by itself but left children behind)."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()

@@ -4,17 +4,12 @@ nothing the hostile code did survives the batch (no forged output, no escaped fi
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
 from graded_samples import (
     HOSTILE_LAB,
     build_hostile,
@@ -26,6 +21,9 @@ from graded_samples import (
 
 from autograder.grading import cgroups, containers
 from autograder.grading.sandbox import batch_prefix, bwrap_works
+
+# tests/ is on sys.path already: tests/conftest.py sits there (pytest puts a conftest's folder first)
+ROOT = Path(__file__).resolve().parents[2]
 
 # The whole batch runs once per sandbox kind: the grades must not depend on which sandbox ran the kernels.
 pytestmark = [pytest.mark.slow]

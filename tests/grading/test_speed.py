@@ -119,7 +119,7 @@ def test_bookkeeping_gradebooks_same_rows_no_fsync_and_undone(tmp_path: Path) ->
         urls.append(f"sqlite:///{tmp_path / name / 'gradebook.db'}")
     with fast_bookkeeping():
         assert (nbgrader.api.create_engine, common.jsonschema) != before
-        for url, student in zip(urls, ("alice", "bob")):
+        for url, student in zip(urls, ("alice", "bob"), strict=False):
             with Gradebook(url, "course") as gb:
                 gb.update_or_create_student(student)
                 gb.update_or_create_submission("lab", student)
@@ -127,7 +127,7 @@ def test_bookkeeping_gradebooks_same_rows_no_fsync_and_undone(tmp_path: Path) ->
                     sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
                 assert sync == 0, "a student's throwaway gradebook is written without fsync"
     assert (nbgrader.api.create_engine, common.jsonschema) == before
-    for url, student in zip(urls, ("alice", "bob")):
+    for url, student in zip(urls, ("alice", "bob"), strict=False):
         rows = sqlite3.connect(url.removeprefix("sqlite:///")).execute("SELECT id FROM student").fetchall()
         assert rows == [(student,)], f"{url}: {rows}"
 

@@ -106,7 +106,7 @@ def _in_two_kernels(tmp_path: Path, code: str) -> list[dict[str, Any]]:
         try:
             return [json.loads(await _run(kc, code)) for _km, kc in started]
         finally:
-            for (km, kc), spec in zip(started, specs):
+            for (km, kc), spec in zip(started, specs, strict=False):
                 await _stop(km, kc, spec)
 
     return asyncio.run(run())

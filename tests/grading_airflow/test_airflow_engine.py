@@ -18,14 +18,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
 from graded_samples import build_hostile, build_submission, lab_source, load_hostile, load_samples
 
 from autograder.errors import UsageError
 from autograder.grading import airflow as ae
+
+# tests/ is on sys.path already: tests/conftest.py sits there (pytest puts a conftest's folder first)
+ROOT = Path(__file__).resolve().parents[2]
 
 LAB = "lab01-environment"
 BAD = ("boundary-off-by-one", "partly-done")  # each loses a known set of points

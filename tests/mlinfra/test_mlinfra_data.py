@@ -26,7 +26,7 @@ def test_offline_digits_shape_range_and_counts(tmp_path: Path) -> None:
         x, y = ds.tensors
         assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
         assert y.dtype == torch.int64 and set(y.tolist()) == set(range(10))
-        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert abs(info.n_test - 0.2 * 1797) < 6 and abs(info.n_val - 0.1 * 1797) < 6
     assert "load_digits" in info.detail and "28x28" in info.detail
     assert not any(tmp_path.iterdir()), "loading the offline digits must cache nothing"

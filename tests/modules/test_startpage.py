@@ -59,7 +59,7 @@ def test_summary_and_next_step_point_at_the_failing_lab(learner: Path) -> None:
 def test_text_and_html_views(learner: Path) -> None:
     text = startpage.progress_text(learner)
     assert "labs passed 1/10, quizzes passed 1/13, exams taken 0/2, practical not assessed yet" in text
-    line = next(l for l in text.splitlines() if "lab02-ml-lifecycle" in l)
+    line = next(x for x in text.splitlines() if "lab02-ml-lifecycle" in x)
     assert "not yet" in line and "3/8" in line
     page = startpage.progress_html(learner)
     assert page.count("<tr>") == 1 + 26

@@ -13,7 +13,7 @@ from autograder.quiz.widget import build_quiz, show_quiz, to_html
 def _answer(card, value) -> None:
     q = card.presented.question
     if q.type == "multiple":
-        for option, box in zip(card.presented.options, card.boxes):
+        for option, box in zip(card.presented.options, card.boxes, strict=False):
             box.value = option in value
     else:
         card.input.value = value

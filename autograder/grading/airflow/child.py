@@ -106,7 +106,7 @@ class _Watcher(threading.Thread):
         while not self.halt.wait(1.0):
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001, S112 - progress is best effort; the run itself reports errors
+            except Exception:  # noqa: BLE001 - progress is best effort; the run itself reports errors
                 continue
 
     def poll(self) -> None:
