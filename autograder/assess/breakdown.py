@@ -127,9 +127,13 @@ def throughput(target: Any, sample: images.Sample, clients: int, total: int, *, 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
-    barrier.wait()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"the service stopped answering during the throughput probe ({clients} clients: the "
+                           f"warm-up requests were not all answered within {barrier_timeout:g} s)") from None
     start = time.perf_counter()
-    for t in threads:
+    for t in threads:  # each request ends by its own deadline (targets.send), so these joins end too
         t.join()
     elapsed = time.perf_counter() - start
     done = per * clients - failed[0]

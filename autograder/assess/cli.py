@@ -197,20 +197,18 @@ def run(args: argparse.Namespace) -> Any:
         request = Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
                           model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
                           startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox)
-        if len(packs) == 1:
-            result = assess(request)
-        else:
-            try:
-                result = assess(request)
-            except UsageError:
-                raise
-            except Exception as exc:  # noqa: BLE001  one hand-in's failure never stops the batch
-                outcomes.append(grader_error(pack, exc))
-                continue
         report = args.report
         if report is not None and len(packs) > 1:
             report = report.with_name(f"{report.stem}-{_slug(pack)}.md")
-        outcomes.append(finish(result, args, report))
+        if len(packs) == 1:
+            outcomes.append(finish(assess(request), args, report))
+            continue
+        try:  # one hand-in's failure, of any kind, is its outcome: the batch goes on and --json is written
+            outcomes.append(finish(assess(request), args, report))
+        except UsageError as exc:  # e.g. a path given that is not there, or its report not writable
+            outcomes.append(grader_error(pack, exc, status="missing" if "not found" in str(exc) else "grader error"))
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(grader_error(pack, exc))
     if len(outcomes) == 1:
         if args.app:
             _record_progress(args.app, outcomes[0])
@@ -234,7 +232,7 @@ def _record_progress(app: str, outcome: Any) -> None:
         pass  # outside the workbook (or a read-only one): nothing to show it on
 
 
-def grader_error(pack: Path, exc: Exception) -> Any:
+def grader_error(pack: Path, exc: Exception, status: str = "grader error") -> Any:
     """A hand-in the machinery failed on (not the student's doing): its outcome in a batch, with the traceback
     logged, so the other hand-ins are still scored."""
     import traceback
@@ -243,8 +241,9 @@ def grader_error(pack: Path, exc: Exception) -> Any:
 
     print(f"{pack}: the assessment failed ({type(exc).__name__}: {str(exc)[:200]}); the others go on",
           file=sys.stderr)
-    traceback.print_exc()
-    return Outcome(f"hand-in {pack.name}", status="grader error",
+    if status == "grader error":
+        traceback.print_exc()
+    return Outcome(f"hand-in {pack.name}", status=status,
                    notes=[(f"the assessment failed: {type(exc).__name__}: {str(exc)[:200]}; assess this hand-in "
                            "again on its own")])
 

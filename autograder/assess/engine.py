@@ -31,11 +31,23 @@ class Request:
     sandbox: str = "none"
 
 
+# The whole assessment of one service, breakdown included, on the trusted side's clock: a service that answers
+# every request just inside its own limit (targets.REQUEST_TIMEOUT_S) cannot hold a batch longer than this. An
+# honest service needs 1 to 5 minutes; one that never answers at all about 8 (each request's 30 s).
+ASSESS_BUDGET_S = 900.0
+
+
 def assess(req: Request) -> Any:
     """Score the service `req` names; returns an `Assessment`."""
+    from autograder.assess import deadlines
     from autograder.assess.probes import Options
 
     opts = Options(requests=req.requests, concurrency=req.concurrency)
+    with deadlines.budget(ASSESS_BUDGET_S, f"the assessment's {ASSESS_BUDGET_S:g} s ran out (stopped: too slow)"):
+        return _assess(req, opts)
+
+
+def _assess(req: Request, opts: Any) -> Any:
     if req.pack is not None:
         return assess_pack(req, opts)
     if req.app:
@@ -44,8 +56,15 @@ def assess(req: Request) -> Any:
 
         spec = AppSpec.parse(req.app)  # a bad spec or a missing file is a UsageError (exit 2) before any start
         kind = sandbox_kind(req.sandbox)
-        result = assess_app(app_server(spec.app_dir, spec.module, spec.attr, kind, req), opts,
-                            req.startup_timeout or 60.0, req)
+        from autograder.assess.handin import HandinProblem
+        from autograder.errors import UsageError
+
+        try:
+            result = assess_app(app_server(spec.app_dir, spec.module, spec.attr, kind, req), opts,
+                                req.startup_timeout or 60.0, req)
+        except HandinProblem as exc:  # the caller's own app's folder, too big to copy into the sandbox
+            raise UsageError(f"{exc}: the app's folder is copied into the sandbox whole; move what it does not "
+                             "need out of it") from None
         result.target["sandbox"] = kind
         return result
     from autograder.assess.targets import ContractTarget, TorchServeTarget
@@ -80,8 +99,13 @@ def assess_pack(req: Request, opts: Any) -> Any:
         if unpacked.app is None:
             result = Assessment(info, never_came_up(f"the hand-in has no {handin.SERVICE_DIR}/{handin.APP_FILE}"))
         else:
-            result = assess_app(app_server(unpacked.app.parent, "app", "app", kind, req), opts,
-                                req.startup_timeout or 60.0, req)
+            try:
+                result = assess_app(app_server(unpacked.app.parent, "app", "app", kind, req), opts,
+                                    req.startup_timeout or 60.0, req)
+            except handin.HandinProblem as exc:  # a limit broken while copying it into the sandbox
+                result = Assessment(info, never_came_up(f"the hand-in cannot be read: {exc}"), status="unreadable")
+                result.handin = handin.unreadable_checks(exc)
+                return result
             result.target = {**result.target, **info,
                              "description": f"hand-in {req.pack.name} ({result.target.get('url', '')})"}
         result.handin = checks
@@ -137,6 +161,7 @@ def assess_target(
     log_tail: Any = list,
     req: Request | None = None,
 ) -> Any:
+    from autograder.assess import deadlines
     from autograder.assess.probes import never_came_up, run_all, say
     from autograder.assess.report import Assessment
     from autograder.assess.server import wait_until_ready
@@ -151,15 +176,19 @@ def assess_target(
     say(f"ready after {readiness.seconds:.1f} s")
     criteria, evidence = run_all(target, readiness.reply, readiness.seconds, opts, progress_bar)
     result = Assessment(info, criteria, evidence, readiness.seconds, server_log=log_tail())
-    if req is None or req.breakdown:
+    stopped = deadlines.ran_out(outermost=True)
+    if stopped:  # what ran before is scored; the rest failed at once, each saying why
+        result.status, result.stopped = "stopped", stopped
+        say(f"stopped: {stopped}")
+    if (req is None or req.breakdown) and not stopped:
         result.breakdown = where_latency_goes(target, readiness.reply.body, evidence, req)
     return result
 
 
 def where_latency_goes(target: Any, health: Any, evidence: Any, req: Request | None) -> Any:
     """Raw forward vs the service, and throughput at 1, 4, 8 clients: information, measured when it makes sense."""
-    from autograder.assess import breakdown
-    from autograder.assess.probes import latency_lock, say
+    from autograder.assess import breakdown, deadlines
+    from autograder.assess.probes import LOCK_HOLD_S, latency_lock, say
     from mlinfra.modelstore import model_dir_from_env
 
     folder = (req.model_dir if req and req.model_dir else model_dir_from_env()).resolve()
@@ -168,9 +197,15 @@ def where_latency_goes(target: Any, health: Any, evidence: Any, req: Request | N
         return breakdown.Breakdown(model_dir=str(folder), reason="the latency check did not pass, so the service "
                                    "was not loaded further; fix requirement 4 first")
     say("where the latency goes: the model alone, then 1, 4 and 8 clients at once (information, not scored)")
-    # Its load (8 clients at once) would weigh on another assessment's latency probes: one at a time, like them.
-    with latency_lock():
-        return breakdown.measure(target, folder, health, {s.label: s.stats()["p50"] for s in timed}, say=say)
+    # Its load (8 clients at once) would weigh on another assessment's latency probes: one at a time, like them,
+    # and never held longer than they may hold it.
+    try:
+        with latency_lock(), deadlines.budget(LOCK_HOLD_S, f"the breakdown's {LOCK_HOLD_S:g} s ran out"):
+            return breakdown.measure(target, folder, health, {s.label: s.stats()["p50"] for s in timed}, say=say)
+    except Exception as exc:  # noqa: BLE001  information only: whatever fails here, the score stands
+        why = f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
+        say(f"latency breakdown not measured: {why}")
+        return breakdown.Breakdown(model_dir=str(folder), reason=f"it failed ({why}); the score stands")
 
 
 def progress_bar(name: str, total: int) -> Any:

@@ -245,6 +245,15 @@ class _Budget:
 
     def __init__(self, pack: Path) -> None:
         self.pack, self.entries, self.bytes = pack, 0, 0
+        self.folders: set[tuple[str, ...]] = set()
+
+    def folders_of(self, parts: tuple[str, ...], name: str) -> None:
+        """Count the folders an archive entry implies (a zip need not list them), each once: the sandbox's copy
+        of the service counts folders too, so a pack that fits here fits there."""
+        for depth in range(1, len(parts)):
+            if parts[:depth] not in self.folders:
+                self.folders.add(parts[:depth])
+                self.entry(name)
 
     def entry(self, name: str) -> None:
         self.entries += 1
@@ -313,7 +322,11 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
                     continue
                 mode = info.external_attr >> 16
                 if info.is_dir() or stat.S_ISDIR(mode):
+                    if parts in budget.folders:
+                        budget.entries -= 1  # already counted as a file's folder
+                    budget.folders.add(parts)
                     continue  # folders are made for the files inside them
+                budget.folders_of(parts, name)
                 if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
                     skipped.append(f"{name!r} (a link or special file: not extracted)")
                     continue

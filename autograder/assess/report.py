@@ -26,6 +26,8 @@ class Assessment:
     breakdown: Breakdown | None = None  # where the latency goes (informational)
     handin: list[Check] = field(default_factory=list)  # a hand-in's README sections (scored) and notes (info)
     status: str = "completed"  # the Outcome's status: "unreadable" for a hand-in that could not be read
+    stopped: str = ""  # why the assessment was stopped before its end (its time budget), else ""
+    notes: list[str] = field(default_factory=list)  # for the reader (e.g. a hand-in's manifest that disagrees)
 
     @property
     def pass_rule(self) -> str:
@@ -46,6 +48,8 @@ class Assessment:
     def next_step(self) -> str:
         if self.status == "unreadable":
             return f"Hand the practical in again with `.venv/bin/autograder submit practical`: {self.criteria[0].verdict}"
+        if self.stopped:
+            return f"Stopped: {self.stopped}; every request must be answered in full well within 30 s."
         failed = [c for c in self.criteria if not c.passed]
         readme = [c for c in self.handin if not c.passed]
         if not failed and not readme:
@@ -69,7 +73,7 @@ def to_outcome(result: Assessment) -> AssessmentOutcome:
     checks += result.handin
     checks += breakdown_checks(result.breakdown)
     return AssessmentOutcome(
-        subject=result.target.get("description", where), checks=checks, notes=[result.next_step()],
+        subject=result.target.get("description", where), checks=checks, notes=[*result.notes, result.next_step()],
         data=to_json(result), status=result.status,
     )
 
@@ -171,6 +175,9 @@ def terminal(result: Assessment) -> str:
                   + f": {c.message}" for c in result.handin]
     if result.server_log and not result.passed:
         lines += ["", "Last lines of the server's log:", *(f"  {line}" for line in result.server_log)]
+    if result.stopped:
+        lines += ["", f"Stopped: {result.stopped}."]
+    lines += [f"Note: {note}" for note in result.notes]
     status = "PASSED" if result.passed else "NOT PASSED"
     score = f"Score {fmt_points(result.score)}/{fmt_points(result.max_score)}: {status}"
     lines += ["", f"{score} (the assessment {result.pass_rule}).", result.next_step()]

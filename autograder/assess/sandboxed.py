@@ -61,20 +61,17 @@ class SandboxedServer:
         return f"{self.module}:{self.attr}"
 
     def start(self) -> None:
-        from autograder.assess.handin import HandinProblem, copy_folder
+        from autograder.assess.handin import copy_folder
         from autograder.deploy.torchserve_sandbox import Relay
-        from autograder.errors import UsageError
         from autograder.grading import sandbox
         from mlinfra.modelstore import MODEL_DIR_ENV
 
         app_dir = self.work / "service"
         app_dir.mkdir(parents=True)
         if self.service is not None:  # else a module of the course packages (e.g. mlinfra.service:app)
-            try:  # the hand-in's limits, links never followed: the sandbox gets a private copy
-                copy_folder(self.service, app_dir, [])
-            except HandinProblem as exc:
-                raise UsageError(f"{exc}: the app's folder is copied into the sandbox whole; move what it does not "
-                                 "need out of it") from None
+            # The hand-in's limits, links never followed: the sandbox gets a private copy. A HandinProblem here
+            # is the hand-in's outcome (engine.assess_pack), or the caller's own app's (--app: a UsageError there).
+            copy_folder(self.service, app_dir, [])
         from autograder.deploy.torchserve_sandbox import course_pythonpath
 
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath()}

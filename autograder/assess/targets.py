@@ -17,7 +17,7 @@ from autograder.assess import images
 if TYPE_CHECKING:
     import httpx
 
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30.0  # a whole answer, wall clock: connecting, sending, 1xx lines, headers and body
 
 
 @dataclass
@@ -48,10 +48,17 @@ MAX_REPLY_BYTES = 1 << 20  # far more than any answer of the contract; a service
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
     """One request, timed from send to the last byte of the answer; transport failures become a Reply too. The
-    answer is read up to MAX_REPLY_BYTES: a service streaming without end is cut off, and that is its reply."""
+    answer is read up to MAX_REPLY_BYTES: a service streaming without end is cut off, and that is its reply. The
+    whole answer has REQUEST_TIMEOUT_S (and the budgets in `deadlines`), however it trickles in."""
     import httpx
 
+    from autograder.assess import deadlines
+
     start = time.perf_counter()
+    until, why = deadlines.for_request(REQUEST_TIMEOUT_S)
+    if until <= time.monotonic():
+        return Reply(None, error=why)
+    deadlines.set_current(until)
     try:
         with client.stream(method, url, **kwargs) as response:
             chunks, size = [], 0
@@ -65,7 +72,11 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
             content = b"".join(chunks)
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - start) * 1000
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= until - 0.05:
+            return Reply(None, elapsed_ms=elapsed, error=why)
         return Reply(None, elapsed_ms=elapsed, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+    finally:
+        deadlines.set_current(None)
     elapsed = (time.perf_counter() - start) * 1000
     text = content[:2000].decode("utf-8", errors="replace")
     try:
@@ -80,9 +91,12 @@ def new_client() -> httpx.Client:
     import httpx
 
     # A proxy from the environment may be needed for a deployed --url, never for this machine's own services.
+    from autograder.assess import deadlines
+
     direct = {"all://127.0.0.1": None, "all://localhost": None, "all://[::1]": None}
     return httpx.Client(
-        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False, mounts=direct
+        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False, mounts=direct,
+        transport=deadlines.transport(),
     )
 
 

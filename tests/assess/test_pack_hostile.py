@@ -1,0 +1,228 @@
+"""Red-team findings against `assess --pack` (issue #22), each turned into a fast test: a hand-in's failure of any
+kind is its own outcome and the batch goes on; no answer, however it trickles, outlasts its deadline; the latency
+lock is never held past its budget; the unscored breakdown never replaces the score."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autograder.assess import deadlines, engine, handin, probes, targets
+from autograder.cli import main
+
+README = ("# s\n## How to run\nuvicorn app:app\n## API\nPOST /predict\n## Latency\np95 4 ms\n"
+          "## Limitations\ndigits only\n")
+
+
+def zipped(path: Path, entries: list[tuple[str, bytes]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return path
+
+
+def run_batch(tmp_path: Path, *packs: Path, extra: tuple[str, ...] = ()) -> tuple[int, dict]:
+    out = tmp_path / "result.json"
+    code = main(["assess", "--pack", *map(str, packs), "--requests", "20", "--no-breakdown", "--json", str(out),
+                 *extra])
+    return code, json.loads(out.read_text())
+
+
+# --- 1. batch-abort-nested-dirs ---------------------------------------------------------------------------------
+
+
+def test_the_zip_check_counts_folders_like_the_sandbox_copy(tmp_path: Path) -> None:
+    """1,001 one-file folders: 2,002 entries once folders count, refused at unpacking, naming the entry."""
+    entries = [(f"service/d{i}/f.txt", b"x") for i in range(1001)] + [("service/app.py", b"")]
+    pack = zipped(tmp_path / "nested-practical.zip", entries)
+    with pytest.raises(handin.HandinProblem) as caught:
+        handin.unpack(pack, tmp_path / "out")
+    assert caught.value.entry.startswith("service/d") and "more than 2000 entries" in str(caught.value)
+    # the same tree as a folder: the copy's count (folders included) refuses it the same way
+    with pytest.raises(handin.HandinProblem, match="more than 2000 entries"):
+        handin.copy_folder(_tree(tmp_path / "tree", 1001), tmp_path / "copy", [])
+
+
+def _tree(folder: Path, n: int) -> Path:
+    for i in range(n):
+        (folder / f"d{i}").mkdir(parents=True)
+        (folder / f"d{i}" / "f.txt").write_text("x")
+    return folder
+
+
+def test_any_failure_of_one_hand_in_is_its_outcome_and_the_batch_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit broken in the sandbox copy -> unreadable; an exception -> grader error; a path that is not there ->
+    missing; the hand-ins around them are scored and --json is written (exit 1, never 2)."""
+    good = zipped(tmp_path / "good-practical.zip", [("README.md", README.encode()), ("model_card.json", b"{}")])
+    copy = zipped(tmp_path / "copy-practical.zip", [("README.md", README.encode()), ("service/app.py", b"")])
+    boom = zipped(tmp_path / "boom-practical.zip", [("README.md", README.encode()), ("service/app.py", b"")])
+
+    def copy_folder(src: Path, into: Path, skipped: list[str]) -> None:  # the sandbox's copy of service/
+        raise handin.HandinProblem(src, "d804/f.txt", "more than 2000 entries")
+
+    monkeypatch.setattr(handin, "copy_folder", copy_folder)
+    real_assess_pack = engine.assess_pack
+
+    def assess_pack(req: engine.Request, opts: object) -> object:
+        if req.pack is not None and req.pack.name.startswith("boom"):
+            raise RuntimeError("a bug in the tool")
+        return real_assess_pack(req, opts)
+
+    monkeypatch.setattr(engine, "assess_pack", assess_pack)
+    code, result = run_batch(tmp_path, good, copy, boom, tmp_path / "absent-practical.zip", good)
+    assert code == 1
+    statuses = [p["status"] for p in result["parts"]]
+    assert statuses == ["completed", "unreadable", "grader error", "missing", "completed"]
+    unreadable = result["parts"][1]
+    assert any("d804/f.txt" in c["message"] for c in unreadable["checks"])
+
+
+# --- 2. slow-answer-stalls-batch --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trickler() -> Iterator[dict[str, int]]:
+    """Raw HTTP servers on 127.0.0.1: '1xx' answers `102 Processing` forever, 'body' sends its body a byte at a
+    time, each every 0.2 s (the red team's services, 15 times faster)."""
+    servers, ports = [], {}
+    for mode in ("1xx", "body"):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        servers.append(srv)
+        ports[mode] = srv.getsockname()[1]
+
+        def accept(srv: socket.socket = srv, mode: str = mode) -> None:
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+    yield ports
+    for srv in servers:
+        srv.close()
+
+
+def handle(conn: socket.socket, mode: str) -> None:
+    try:
+        conn.recv(1 << 16)
+        if mode == "body":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(1000):
+            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" if mode == "1xx" else b" ")
+            time.sleep(0.2)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("mode", ["1xx", "body"])
+def test_a_trickling_answer_ends_at_the_whole_requests_deadline(
+    mode: str, trickler: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(targets, "REQUEST_TIMEOUT_S", 1.0)
+    with targets.new_client() as client:
+        start = time.monotonic()
+        reply = targets.send(client, "POST", f"http://127.0.0.1:{trickler[mode]}/predict", content=b"x")
+    assert time.monotonic() - start < 2.5
+    assert reply.status is None and "no complete answer within 1 s" in (reply.error or "")
+
+
+def test_a_budget_that_ran_out_fails_every_later_request_at_once(trickler: dict[str, int]) -> None:
+    with deadlines.budget(0.8, "the assessment's budget ran out") as budget, targets.new_client() as client:
+        start = time.monotonic()
+        first = targets.send(client, "GET", f"http://127.0.0.1:{trickler['body']}/")
+        second = targets.send(client, "GET", f"http://127.0.0.1:{trickler['body']}/")
+        assert time.monotonic() - start < 2.0
+        assert first.error == second.error == "the assessment's budget ran out"
+        assert budget.ran_out and deadlines.ran_out(outermost=True) == "the assessment's budget ran out"
+    assert deadlines.ran_out() == ""
+
+
+class Trickling:
+    """A probes.Target whose predictions go to the trickling server."""
+
+    kind = "contract"
+
+    def __init__(self, port: int) -> None:
+        self.base = targets.ContractTarget(f"http://127.0.0.1:{port}")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.base, name)
+
+
+def test_the_latency_lock_is_not_held_past_its_budget_and_a_waiter_says_by_whom(
+    tmp_path: Path, trickler: dict[str, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = str(tmp_path / "latency.lock")
+    monkeypatch.setattr(probes, "LOCK_PATH", lock)
+    monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
+    monkeypatch.setattr(probes, "LOCK_HOLD_S", 1.5)
+    monkeypatch.setattr(targets, "REQUEST_TIMEOUT_S", 1.0)
+    opts = probes.Options(requests=20, quiet_wait_s=0.0)
+    done: dict[str, float] = {}
+
+    def hostile() -> None:
+        with targets.new_client() as client:
+            start = time.monotonic()
+            crit = probes.latency(Trickling(trickler["body"]), client, opts, probes.Evidence())
+            done["s"], done["passed"] = time.monotonic() - start, crit.passed
+
+    thread = threading.Thread(target=hostile)
+    thread.start()
+    for _ in range(100):  # until the hostile assessment holds the lock (the holder writes its pid into it)
+        if Path(lock).exists() and Path(lock).read_text().startswith(f"{os.getpid()} "):
+            break
+        time.sleep(0.05)
+    with probes.latency_lock(lock, wait_s=10) as waited:
+        pass
+    thread.join(10)
+    assert done["passed"] is False and done["s"] < 4.0
+    assert 0.3 < waited < 4.0
+    err = capsys.readouterr().err
+    assert f"pid {os.getpid()} has held it for" in err
+
+
+# --- 5. breakdown-stall-grader-error -----------------------------------------------------------------------------
+
+
+def test_a_failing_breakdown_is_dropped_with_a_note_and_the_score_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
+) -> None:
+    import threading as th
+
+    from autograder.assess import breakdown
+    from autograder.assess.latency import SizeResult
+
+    def measure(*args: object, **kwargs: object) -> object:
+        raise th.BrokenBarrierError()
+
+    monkeypatch.setattr(breakdown, "measure", measure)
+    evidence = probes.Evidence(latency=[SizeResult("28x28", True, [5.0] * 20)])
+    req = engine.Request(model_dir=tiny_model)
+    got = engine.where_latency_goes(targets.ContractTarget("http://127.0.0.1:9"), {}, evidence, req)
+    assert not got.measured and "BrokenBarrierError" in got.reason and "the score stands" in got.reason
+
+
+def test_a_throughput_probe_whose_warm_up_stalls_says_so(trickler: dict[str, int],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from autograder.assess import breakdown, images
+
+    monkeypatch.setattr(targets, "REQUEST_TIMEOUT_S", 1.5)
+    target = targets.ContractTarget(f"http://127.0.0.1:{trickler['body']}")
+    with pytest.raises(RuntimeError, match="stopped answering during the throughput probe"):
+        breakdown.throughput(target, images.make_sample("PNG", "L", 28), 2, 4, barrier_timeout=0.5)
