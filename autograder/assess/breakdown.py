@@ -103,28 +103,35 @@ def throughput(target: Any, sample: images.Sample, clients: int, total: int, *, 
                barrier_timeout: float = 60, errors: list[str] | None = None) -> tuple[float, int]:
     """Requests per second with `clients` keep-alive clients sending back to back (at least `least` requests
     each, after `warmup` untimed ones); and how many failed, described in `errors` when a list is given."""
+    from PIL import Image
+
     per = max(least, total // clients)
     barrier = threading.Barrier(clients + 1, timeout=barrier_timeout)
     failed = [0]
     lock = threading.Lock()
+    # Each request an image never sent before, of the sample's size: a cache must not make the rate.
+    rng = images.fresh_rng()
+    with Image.open(io.BytesIO(sample.data)) as shown:
+        size = shown.size[0]
+    uploads = [[images.fresh_sample(size, rng) for _ in range(warmup + per)] for _ in range(clients)]
 
-    def worker() -> None:
+    def worker(mine: list[images.Sample]) -> None:
         with new_client() as client:
-            for _ in range(warmup):
-                target.predict(client, sample)  # connect (and warm up) before the clock starts
+            for upload in mine[:warmup]:
+                target.predict(client, upload)  # connect (and warm up) before the clock starts
             try:
                 barrier.wait()
             except threading.BrokenBarrierError:
                 return
-            for _ in range(per):
-                reply = target.predict(client, sample)
+            for upload in mine[warmup:]:
+                reply = target.predict(client, upload)
                 if reply.status != 200:
                     with lock:
                         failed[0] += 1
                         if errors is not None:
                             errors.append(reply.describe())
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(mine,), daemon=True) for mine in uploads]
     for t in threads:
         t.start()
     try:

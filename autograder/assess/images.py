@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import dataclass
 
 FORMATS = ("PNG", "JPEG")
@@ -52,6 +53,35 @@ def make_sample(fmt: str, mode: str, size: int, seed: int = 0) -> Sample:
         filename=f"probe-{mode.lower()}-{size}.{ext}",
         content_type=ctype,
     )
+
+
+def fresh_sample(size: int, rng: random.Random, fmt: str = "PNG", mode: str = "RGB") -> Sample:
+    """An image never sent before, for a timed request: a ring and a bar placed and coloured at random and a few
+    hundred random pixels, under an ordinary camera-like name, so that a service cannot answer it from a cache or
+    tell it for a probe. The same size class and about the same upload size as make_sample's."""
+    from PIL import Image, ImageDraw
+
+    image = Image.linear_gradient("L").resize((size, size)).convert("RGB")
+    pen = ImageDraw.Draw(image)
+    r = max(2, size // 3 + rng.randint(-size // 10, size // 10))
+    cx, cy = (size // 2 + rng.randint(-size // 8, size // 8) for _ in range(2))
+    pen.ellipse((cx - r, cy - r, cx + r, cy + r), outline=tuple(rng.randrange(256) for _ in range(3)),
+                width=max(1, size // 10))
+    x = rng.randint(size // 10, size // 3)
+    pen.rectangle((x, size // 2, x + max(1, size // 12), size - size // 6),
+                  fill=tuple(rng.randrange(256) for _ in range(3)))
+    for _ in range(max(16, size * 2)):
+        image.putpixel((rng.randrange(size), rng.randrange(size)), tuple(rng.randrange(256) for _ in range(3)))
+    ext, ctype = ("png", "image/png") if fmt == "PNG" else ("jpg", "image/jpeg")
+    return Sample(name=f"{fmt} {MODES[mode]} {size}x{size}", data=encode(image.convert(mode), fmt),
+                  filename=f"IMG_{rng.randint(1000, 9999)}.{ext}", content_type=ctype)
+
+
+def fresh_rng() -> random.Random:
+    """A generator seeded by the trusted side at random: the images it draws cannot be known in advance."""
+    import secrets
+
+    return random.Random(secrets.randbits(64))
 
 
 def valid_samples(sizes: tuple[int, ...] = SIZES) -> list[Sample]:

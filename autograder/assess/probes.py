@@ -314,15 +314,17 @@ def _latency(
     crit = Criterion(4, TITLES[4], POINTS_EACH)
     rule = Rule(n=opts.requests)
     decided_fail = False
+    # Every request (warm-up, timed, concurrent) sends an image never sent before: an answer from a cache would
+    # time the cache, not the model. Drawn before the clock starts (targets.send times the request alone).
+    rng = images.fresh_rng()
     for size in opts.sizes:
-        sample = images.make_sample("PNG", "RGB", size)
         name = f"p95 at {size}x{size} PNG"
         if decided_fail:
             crit.checks.append(Check(name, False, "not measured: the latency verdict was already certain"))
             continue
 
-        def request(sample: images.Sample = sample) -> tuple[float, str | None]:
-            reply = target.predict(client, sample)
+        def request(size: int = size) -> tuple[float, str | None]:
+            reply = target.predict(client, images.fresh_sample(size, rng))
             return reply.elapsed_ms, (None if reply.status == 200 else reply.describe())
 
         tick = progress(name, rule.n) if progress else None
@@ -336,9 +338,7 @@ def _latency(
     if decided_fail:
         crit.checks.append(Check("concurrency", False, "not run: the latency verdict was already certain"))
     else:
-        evidence.concurrency = concurrent(
-            target, images.make_sample("PNG", "RGB", min(opts.sizes)), opts.concurrency, opts.per_client
-        )
+        evidence.concurrency = concurrent(target, min(opts.sizes), opts.concurrency, opts.per_client, rng)
         c = evidence.concurrency
         ok = not c.errors
         detail = (
@@ -363,17 +363,20 @@ def _queued_ms(pid: int) -> float | None:
     return None if service is None else service + own_wait_ms()
 
 
-def concurrent(target: Target, sample: images.Sample, clients: int, per_client: int) -> Concurrency:
-    """`clients` threads, each on its own connection, all released at once by a barrier."""
+def concurrent(target: Target, size: int, clients: int, per_client: int, rng: Any = None) -> Concurrency:
+    """`clients` threads, each on its own connection, all released at once by a barrier; every request a fresh
+    image of `size` px."""
     errors: list[str] = []
     samples: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
+    rng = rng or images.fresh_rng()
+    uploads = [[images.fresh_sample(size, rng) for _ in range(per_client)] for _ in range(clients)]
 
-    def worker() -> None:
+    def worker(mine: list[images.Sample]) -> None:
         with new_client() as client:
             barrier.wait()
-            for _ in range(per_client):
+            for sample in mine:
                 reply = target.predict(client, sample)
                 with lock:
                     if reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("predictions"):
@@ -381,7 +384,7 @@ def concurrent(target: Target, sample: images.Sample, clients: int, per_client: 
                     else:
                         errors.append(reply.describe())
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(mine,), daemon=True) for mine in uploads]
     start = time.perf_counter()
     for t in threads:
         t.start()

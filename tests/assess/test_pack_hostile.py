@@ -226,3 +226,49 @@ def test_a_throughput_probe_whose_warm_up_stalls_says_so(trickler: dict[str, int
     target = targets.ContractTarget(f"http://127.0.0.1:{trickler['body']}")
     with pytest.raises(RuntimeError, match="stopped answering during the throughput probe"):
         breakdown.throughput(target, images.make_sample("PNG", "L", 28), 2, 4, barrier_timeout=0.5)
+
+
+# --- 4. cache-passes-latency ---------------------------------------------------------------------------------------
+
+
+class CachingModel:
+    """The red team's service as a probes.Target: 1.5 s for an image it has not seen, 2 ms for a repeat."""
+
+    kind = "contract"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+
+    def predict(self, client: object, sample: object) -> targets.Reply:
+        import hashlib
+
+        key = hashlib.sha256(sample.data).hexdigest()  # type: ignore[attr-defined]
+        with self.lock:
+            repeat = key in self.seen
+            self.seen[key] = self.seen.get(key, 0) + 1
+            self.names.append(sample.filename)  # type: ignore[attr-defined]
+        body = {"predictions": [{"label": "0", "confidence": 0.9}]}
+        return targets.Reply(200, body, "{}", 2.0 if repeat else 1500.0, None, True)
+
+
+def test_latency_probes_cannot_be_answered_from_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock = str(tmp_path / "latency.lock")
+    monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
+    model = CachingModel()
+    crit = probes.latency(model, None, probes.Options(requests=20, quiet_wait_s=0.0), probes.Evidence())  # type: ignore[arg-type]
+    assert not crit.passed and "1500" in crit.checks[0].detail
+    assert all(n == 1 for n in model.seen.values())  # warm-up included: never the same image twice
+    assert not any("probe" in name or "rgb" in name.lower() for name in model.names) and len(set(model.names)) > 5
+
+
+def test_every_concurrent_and_throughput_request_is_a_fresh_image() -> None:
+    from autograder.assess import breakdown, images
+
+    model = CachingModel()
+    got = probes.concurrent(model, 28, clients=3, per_client=4)  # type: ignore[arg-type]
+    assert got.requests == 12 and len(model.seen) == 12
+    model = CachingModel()
+    breakdown.throughput(model, images.make_sample("PNG", "RGB", 28), 2, 6)
+    assert len(model.seen) == 8 and all(n == 1 for n in model.seen.values())  # 2 warm-ups + 6 timed
