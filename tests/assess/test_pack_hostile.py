@@ -257,8 +257,10 @@ def test_latency_probes_cannot_be_answered_from_a_cache(tmp_path: Path, monkeypa
     lock = str(tmp_path / "latency.lock")
     monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
     model = CachingModel()
-    crit = probes.latency(model, None, probes.Options(requests=20, quiet_wait_s=0.0), probes.Evidence())  # type: ignore[arg-type]
-    assert not crit.passed and "took 500 ms or more" in crit.checks[0].detail
+    evidence = probes.Evidence()
+    crit = probes.latency(model, None, probes.Options(requests=20, quiet_wait_s=0.0), evidence)  # type: ignore[arg-type]
+    assert not crit.passed  # (the verdict's wording depends on the machine's load: the samples do not)
+    assert evidence.latency[0].samples_ms and min(evidence.latency[0].samples_ms) == 1500.0
     assert all(n == 1 for n in model.seen.values())  # warm-up included: never the same image twice
     assert not any("probe" in name or "rgb" in name.lower() for name in model.names) and len(set(model.names)) > 5
 
