@@ -85,7 +85,7 @@ def _text_payloads(data: bytes) -> list[str]:
         try:
             raw = unpack(data)
             text = raw.decode("utf-8")
-        except Exception:  # noqa: BLE001 - any failure means "not this encoding"
+        except Exception:  # noqa: BLE001, S112 - any failure means "not this encoding"
             continue
         if text and sum(c.isprintable() or c.isspace() for c in text) >= 0.9 * len(text):
             found.append(text)

@@ -127,12 +127,12 @@ with DAG(
 
         _quiet_nbgrader()
         context = get_current_context()
-        context["grade_label"] = student
+        context["grade_label"] = student  # type: ignore[typeddict-unknown-key]  # map_index_template reads it
         conf = dict(context["params"])
         started = time.monotonic()
         outcome = grade_student(load_plan(Path(conf["work_dir"])), student)
         seconds = round(time.monotonic() - started, 2)
-        context["grade_label"] = label(student, outcome)
+        context["grade_label"] = label(student, outcome)  # type: ignore[typeddict-unknown-key]
         ti, task_ = context["ti"], context["task"]
         why = "; ".join(outcome.notes)[:300]
         if outcome.status == GRADER_ERROR and ti.try_number <= (task_.retries or 0):

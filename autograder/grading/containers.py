@@ -156,8 +156,8 @@ def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
     for path in readonly:
         if path not in _ENGINE_OWNED and os.path.exists(path):
             args += ["--volume", f"{path}:{path}:ro"]
-    for path in (spec.work, spec.conn):
-        args += ["--volume", f"{path}:{path}"]
+    for folder in (spec.work, spec.conn):
+        args += ["--volume", f"{folder}:{folder}"]
     for key, value in kernel_env.items():
         args += ["--env", f"{key}={value}"]
     client_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),

@@ -69,6 +69,7 @@ def _discard(km: Any) -> None:
     finally:
         # jupyter_client's sync calls made an event loop for this thread: close it, or every student would
         # leave a selector and its file descriptors behind in a long-lived worker
+        loop: asyncio.AbstractEventLoop | None
         try:
             loop = asyncio.get_event_loop_policy().get_event_loop()
         except RuntimeError:

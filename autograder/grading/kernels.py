@@ -73,9 +73,9 @@ def _kernel_manager_class() -> type:
                 kw["env"] = env
                 # The kernel's own start-up chatter goes to a log outside its work folder.
                 log = self._spec.conn / "kernel.log"
-                with open(log, "a") as out:
+                with open(log, "a") as out:  # noqa: ASYNC230 - a local file
                     out.write(" ".join(cmd) + "\n")
-                kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115 - the kernel holds it
+                kw["stdout"] = kw["stderr"] = open(log, "ab")  # noqa: SIM115, ASYNC230 - the kernel holds it
                 await super()._async_launch_kernel(cmd, **kw)
             pid = getattr(self.provisioner, "pid", None) or 0
             LAUNCHED.append((str(self.kernel_id), int(pid), str(self._spec.work)))
@@ -101,12 +101,12 @@ def _kernel_manager_class() -> type:
 
             try:
                 kw.update(env=env, stdin=keep_r, stdout=ready_w,
-                          stderr=open(log, "ab"))  # noqa: SIM115 - the placeholder holds it
+                          stderr=open(log, "ab"))  # noqa: SIM115, ASYNC230 - the placeholder holds it
                 await super()._async_launch_kernel(cmd, **kw)
                 close(keep_r, ready_w)  # the placeholder has its own copies
                 zygote.read_line(ready_r, 30, "the sandbox")
                 assert ZYGOTE is not None
-                ZYGOTE.spawn({"target": zygote.sandbox_leaf(int(self.provisioner.pid)),  # type: ignore[attr-defined]
+                ZYGOTE.spawn({"target": zygote.sandbox_leaf(int(self.provisioner.pid)),  # type: ignore[union-attr]
                               "procs": [str(p) for p in cgroups.procs(spec.name)],
                               "ids": [SANDBOX_ID, SANDBOX_ID], "rlimits": sandbox_rlimits(spec),
                               "env": kernel_vars, "cwd": str(spec.work), "log": str(log), "argv": argv},
@@ -242,7 +242,7 @@ def take_warm() -> tuple[object, Spec] | None:
         try:
             if run_sync(km.is_alive)():  # type: ignore[attr-defined]
                 return km, spec
-        except Exception:  # noqa: BLE001 - a dead or broken warm kernel is simply not used
+        except Exception:  # noqa: BLE001, S110 - a dead or broken warm kernel is simply not used
             pass
         discard(km)
     return None

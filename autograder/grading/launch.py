@@ -72,7 +72,7 @@ def main(request: dict) -> None:
     for i, item in enumerate(items):
         if isinstance(item, list):
             flag, source, dest = item
-            argv += [flag, staged.get(i, source), dest]
+            argv += [flag, str(staged.get(i, source)), dest]
         else:
             argv.append(item)
     if drop_to:

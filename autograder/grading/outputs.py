@@ -141,8 +141,8 @@ def summary(lab: str, tests: dict[str, float], names: list[str], outcomes: list[
         "statuses": {st: sum(1 for o in outcomes if o.status == st) for st in sorted({o.status for o in outcomes})},
         "flagged": {o.subject: o.data.get("flags", []) for o in outcomes if o.data.get("flags")},
         "tests": {n: {"max_points": maxima.get(n, 0.0),
-                      "full_marks": sum(1 for o in outcomes
-                                        if (c := o.check(n)) is not None and c.points >= maxima.get(n, 0.0))}
+                      "full_marks": len([o for o in outcomes
+                                         if (got := o.check(n)) is not None and got.points >= maxima.get(n, 0.0)])}
                   for n in names},
         "sandbox": sandbox,
         "seconds": seconds,

@@ -44,7 +44,7 @@ def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tup
     from autograder.labs import load_lab
 
     worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
-    plan = load_plan(work_dir)
+    plan = load_plan(Path(work_dir))
     if plan.sandbox == "bwrap":  # its kernels are forked already imported (zygote.py)
         kernels.start_zygote(ready, () if ready else preimports(load_lab(Path(plan.lab_folder))))
     try:

@@ -42,7 +42,9 @@ def _shingles(words: list[str]) -> set[tuple[str, ...]]:
 
 def _split(source: str) -> tuple[str, str]:
     """(the hidden-test lines, every other line) of a cell."""
-    hidden, visible, inside = [], [], False
+    hidden: list[str] = []
+    visible: list[str] = []
+    inside = False
     for line in source.splitlines():
         stripped = line.strip()
         if stripped.startswith(BEGIN):

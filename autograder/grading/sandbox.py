@@ -171,7 +171,7 @@ def course_readonly_paths() -> tuple[str, ...]:
     venv = Path(sys.prefix)
     paths = {str(venv), str(Path(sys.base_prefix).resolve())}
     for module in (mlinfra.base, autograder.errors):  # a package's own file: tests/ may hold a same-named folder
-        paths.add(str(Path(module.__file__).resolve().parents[1 if module is mlinfra.base else 0]))
+        paths.add(str(Path(str(module.__file__)).resolve().parents[1 if module is mlinfra.base else 0]))
     if Path(sys.base_prefix) != Path(sys.base_prefix).resolve():
         paths.add(str(Path(sys.base_prefix)))
     return tuple(sorted(paths))

@@ -100,7 +100,7 @@ class Outcome:
     def from_dict(cls, raw: dict[str, Any]) -> Outcome:
         """Read an outcome back (the grade worker's reply). Unknown keys are ignored; bad shapes raise ValueError."""
         if not isinstance(raw, dict) or not isinstance(raw.get("subject"), str):
-            raise ValueError("not an outcome: expected an object with a 'subject' string")
+            raise ValueError("not an outcome: expected an object with a 'subject' string")  # noqa: TRY004 - bad data
         checks = [Check(**{k: v for k, v in c.items() if k in _CHECK_FIELDS}) for c in raw.get("checks", [])]
         return cls(
             subject=raw["subject"],

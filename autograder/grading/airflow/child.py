@@ -106,7 +106,7 @@ class _Watcher(threading.Thread):
         while not self.halt.wait(1.0):
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001 - progress is best effort; the run itself reports errors
+            except Exception:  # noqa: BLE001, S112 - progress is best effort; the run itself reports errors
                 continue
 
     def poll(self) -> None:
@@ -173,7 +173,7 @@ def _collect(dr: Any, dep: Deployment) -> dict[str, Any]:
         row = session.scalars(XComModel.get_many(run_id=dr.run_id, key="return_value", dag_ids=DAG_ID,
                                                  task_ids="merge")).first()
         merge = XComModel.deserialize_value(row) if row is not None else None
-        errors = {r.task_id: XComModel.deserialize_value(r) for r in session.scalars(
+        errors = {r.task_id: XComModel.deserialize_value(r) for r in session.scalars(  # type: ignore[attr-defined]
             XComModel.get_many(run_id=dr.run_id, key="error", dag_ids=DAG_ID, task_ids=["prepare", "merge"]))}
     for t in tasks:
         if t["task_id"] in errors:
