@@ -26,13 +26,13 @@ from mlinfra.base.results import GRADER_ERROR, STOPPED, Outcome
 
 
 def _warm_imports() -> None:
-    import nbclient  # noqa: F401
-    import nbformat  # noqa: F401
-    from nbgrader.api import Gradebook  # noqa: F401
-    from nbgrader.apps import NbGraderAPI  # noqa: F401
-    from nbgrader.converters.autograde import Autograde  # noqa: F401
+    import nbclient  # noqa: F401 - imported to be loaded
+    import nbformat  # noqa: F401 - imported to be loaded
+    from nbgrader.api import Gradebook  # noqa: F401 - imported to be loaded
+    from nbgrader.apps import NbGraderAPI  # noqa: F401 - imported to be loaded
+    from nbgrader.converters.autograde import Autograde  # noqa: F401 - imported to be loaded
 
-    from autograder.grading import execute, worker  # noqa: F401
+    from autograder.grading import execute, worker  # noqa: F401 - imported to be loaded
 
 
 def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tuple[Any, ...] = ()) -> None:

@@ -213,7 +213,7 @@ def _kernel(request: dict[str, Any], status: int) -> None:
     os.close(null)
     os.close(log)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own stdout, for good
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the same, for stderr
     _reseed()
     # as `python -m ipykernel_launcher` leaves it: the kernel's shell puts its working folder first on its own
     del sys.path[0]

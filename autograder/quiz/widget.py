@@ -209,7 +209,7 @@ def show_quiz(quiz: str | Path, *, learner: str | None = None, seed: int | None 
               "grades it.")
         return
     try:
-        import ipywidgets  # noqa: F401
+        import ipywidgets  # noqa: F401 - only to learn whether it is installed
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:
