@@ -136,7 +136,7 @@ def read_metadata(home: Path, private: Path, dag_id: str, run_id: str) -> tuple[
         kinds = dict(db.execute("SELECT name, type FROM sqlite_master WHERE name IN ('dag_run', 'task_instance')"))
         if kinds != {"dag_run": "table", "task_instance": "table"}:
             return None, [], "Airflow's metadata database does not hold its dag_run and task_instance tables"
-        db.row_factory = lambda cursor, row: {col[0]: _plain(v) for col, v in zip(cursor.description, row)}
+        db.row_factory = lambda cursor, row: {col[0]: _plain(v) for col, v in zip(cursor.description, row, strict=True)}
         run = db.execute("SELECT run_id, state, run_type, logical_date, start_date, end_date, triggered_by "
                          "FROM dag_run WHERE dag_id = ? AND run_id = ? LIMIT 2", (dag_id, run_id)).fetchall()
         runs = db.execute("SELECT count(*) AS n FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchone()
