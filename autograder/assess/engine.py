@@ -86,6 +86,10 @@ def assess_pack(req: Request, opts: Any) -> Any:
 
     assert req.pack is not None
     kind = sandbox_kind(req.sandbox)  # a UsageError (exit 2) before anything is unpacked
+    from mlinfra.modelstore import model_dir_from_env
+
+    # The hand-in serves the course model the sandbox is given: its answers are compared with this model's own.
+    opts = dataclasses.replace(opts, model_dir=(req.model_dir or model_dir_from_env()).resolve())
     info = {"kind": "pack", "pack": str(req.pack), "description": f"hand-in {req.pack.name}", "sandbox": kind}
     with tempfile.TemporaryDirectory(prefix="assess-pack-") as tmp:
         try:

@@ -84,6 +84,9 @@ class Options:
     warmup: int = 2  # untimed requests before each size's rounds
     quiet_wait_s: float = QUIET_WAIT_S  # the longest wait for a quieter machine before a busy round is measured again
     service_pid: int | None = None  # the service's process, when this assessment started it (its run-queue wait)
+    # The model the service must serve (a hand-in: the course model the sandbox is given): its answers are
+    # compared with this model's own on the same images (agreement.py). None: the answers' form alone is checked.
+    model_dir: Any = None
 
 
 @dataclass
@@ -225,24 +228,33 @@ def top1(body: Any) -> tuple[str, float, float] | None:
 
 
 def confidences(
-    target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply]
+    target: Target, client: Any, samples: list[images.Sample], replies: dict[str, Reply], model_dir: Any = None
 ) -> Criterion:
+    from autograder.assess import agreement
     from mlinfra.contract import check_predict_body
 
     crit = Criterion(3, TITLES[3], POINTS_EACH)
+    model, why = agreement.load(model_dir) if model_dir is not None else (None, "")
+    if why:  # the grader's own folder: not the service's fault, so not scored; said
+        say(f"  the served model's answers not compared: the model folder {model_dir} does not load ({why})")
     answered = {name: r for name, r in replies.items() if r.status == 200}
     if not answered:
-        for name in ("schema", "confidences in [0, 1]", "sorted", "top k <= 5", "top-1 consistent"):
+        names = ["schema", "confidences in [0, 1]", "sorted", "top k <= 5", "top-1 consistent"]
+        for name in names + (["the model's answers"] if model is not None else []):
             crit.checks.append(Check(name, False, "no prediction came back to check (see requirement 2)"))
         crit.verdict = "no image was classified, so there was nothing to check"
         return crit
     found: dict[str, list[str]] = {"schema": [], "range": [], "order": [], "count": []}
     for name, reply in answered.items():
-        for problem in check_predict_body(reply.body):
+        problems = check_predict_body(reply.body)
+        for problem in problems:
             found[problem.kind].append(f"{name}: {problem.message}")
+        for kind, message in agreement.form_problems(reply.body) if not problems else []:
+            found[kind].append(f"{name}: {message}")
     for kind, check_name, good in (
-        ("schema", "schema", "every answer is {'predictions': [{'label': str, 'confidence': number}]}"),
-        ("range", "confidences in [0, 1]", "every confidence lies in [0, 1]"),
+        ("schema", "schema", "every answer is {'predictions': [{'label': str, 'confidence': number}]}, each label "
+                             "once"),
+        ("range", "confidences in [0, 1]", "every confidence lies in [0, 1], and they sum to at most 1"),
         ("order", "sorted", "most confident first in every answer"),
         ("count", "top k <= 5", "between 1 and 5 predictions in every answer"),
     ):
@@ -254,9 +266,12 @@ def confidences(
         )
         crit.checks.append(Check(check_name, not problems, detail))
     crit.checks.append(consistency(target, client, samples, answered))
+    if model is not None:
+        ok, detail = agreement.check(target, client, model, answered, images.fresh_rng())
+        crit.checks.append(Check("the model's answers", ok, detail))
     failed = [c for c in crit.checks if not c.passed]
     crit.verdict = (
-        "labels with confidences, sorted, top-1 stable"
+        "labels with confidences, sorted, top-1 stable" + (", the served model's" if model is not None else "")
         if not failed
         else "; ".join(f"{c.name}: {c.detail}" for c in failed[:2])
     )
@@ -466,7 +481,7 @@ def run_all(
         say(f"[2/5] {TITLES[2]}: {len(samples)} images")
         crits.append(processes_images(target, client, samples, replies))
         say(f"[3/5] {TITLES[3]}")
-        crits.append(confidences(target, client, samples, replies))
+        crits.append(confidences(target, client, samples, replies, opts.model_dir))
         say(f"[4/5] {TITLES[4]}: warm-up, then up to {opts.requests} timed requests a size")
         crits.append(latency(target, client, opts, evidence, progress))
         say(f"[5/5] {TITLES[5]}")

@@ -274,3 +274,72 @@ def test_every_concurrent_and_throughput_request_is_a_fresh_image() -> None:
     model = CachingModel()
     breakdown.throughput(model, images.make_sample("PNG", "RGB", 28), 2, 6)
     assert len(model.seen) == 8 and all(n == 1 for n in model.seen.values())  # 2 warm-ups + 6 timed
+
+
+# --- 3. no-model-full-score -------------------------------------------------------------------------------------
+
+
+class Answers:
+    """A probes.Target answering /predict with `answer(sample)`: the course model's own (`honest`), or a fake's."""
+
+    kind = "contract"
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    def predict(self, client: object, sample: object) -> targets.Reply:
+        body = {"predictions": self.answer(sample)}  # type: ignore[operator]
+        return targets.Reply(200, body, json.dumps(body), 1.0, None, True)
+
+
+def fakes(model: object) -> dict[str, object]:
+    import hashlib
+
+    from autograder.assess import agreement
+
+    labels = model.labels  # type: ignore[attr-defined]
+
+    def by_hash(sample: object) -> str:
+        return labels[hashlib.sha256(sample.data).digest()[0] % len(labels)]  # type: ignore[attr-defined]
+
+    return {
+        "honest": lambda s: agreement.expected(model, s),
+        "no model": lambda s: [{"label": by_hash(s), "confidence": 0.6}, {"label": "class-0" if by_hash(s) != "class-0"
+                               else "class-1", "confidence": 0.2}],
+        "banana": lambda s: [{"label": "banana", "confidence": 0.5}, {"label": "car", "confidence": 0.3}],
+        "sum 5": lambda s: [{"label": x, "confidence": 1.0} for x in labels[:5]],
+        "ties": lambda s: [{"label": labels[3], "confidence": 0.2}] * 5,
+        "one": lambda s: [{"label": "0", "confidence": 1.0}],
+    }
+
+
+@pytest.mark.parametrize("kind", ["honest", "no model", "banana", "sum 5", "ties", "one"])
+def test_only_the_served_models_answers_score_requirement_3(kind: str, tiny_model: Path) -> None:
+    from autograder.assess import agreement, images
+
+    model, why = agreement.load(tiny_model)
+    assert model is not None, why
+    target = Answers(fakes(model)[kind])
+    samples = images.valid_samples()
+    replies = {s.name: target.predict(None, s) for s in samples}
+    crit = probes.confidences(target, None, samples, replies, tiny_model)  # type: ignore[arg-type]
+    failed = {c.name for c in crit.checks if not c.passed}
+    assert len(crit.checks) == 6
+    expected = {"honest": set(), "no model": {"the model's answers"}, "banana": {"the model's answers"},
+                "sum 5": {"confidences in [0, 1]", "the model's answers"}, "ties": {"schema", "the model's answers"},
+                "one": {"the model's answers"}}[kind]
+    assert failed == expected, [c.detail for c in crit.checks if not c.passed]
+    assert crit.passed == (kind == "honest")
+
+
+def test_without_a_model_folder_the_form_is_still_checked() -> None:
+    """--app / --url (a learner's own service and labels): no comparison, but a sum over 1 or a repeated label
+    still fails."""
+    from autograder.assess import images
+
+    target = Answers(lambda s: [{"label": "dark", "confidence": 0.7}, {"label": "dark", "confidence": 0.6}])
+    samples = images.valid_samples()
+    replies = {s.name: target.predict(None, s) for s in samples}
+    crit = probes.confidences(target, None, samples, replies)  # type: ignore[arg-type]
+    assert {c.name for c in crit.checks if not c.passed} == {"schema", "confidences in [0, 1]"}
+    assert len(crit.checks) == 5

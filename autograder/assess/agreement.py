@@ -1,0 +1,126 @@
+"""Requirement 3 beyond the answer's shape: predictions that are a model's, and (for a hand-in) the course model's.
+
+Any service: no label twice, no empty label, confidences summing to at most 1 (a softmax's top k cannot sum to
+more). A hand-in (--pack): the grader holds the model the hand-in serves (the folder the sandbox is given), so it
+sends a few digit-like images the probes draw, runs the same model on the same bytes itself (the course's
+preprocessing, mlinfra.modelstore), and the service's labels must be the model's and its top-1 the model's on
+most of them. A service that serves no model, or made-up labels, cannot pass this by the form of its answers.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+from autograder.assess import images
+
+SUM_TOLERANCE = 1e-3  # rounding in a JSON answer; a softmax's top k sums to at most 1
+IMAGES = 8  # digit-like images sent for the comparison
+NEEDED = 6  # of IMAGES whose top-1 must be the model's: a service resizing with another filter may differ on a few
+TIE = 1e-3  # the model's own top two closer than this: either label is the model's answer
+
+
+def form_problems(body: Any) -> list[tuple[str, str]]:
+    """(kind, message) for what a model's top k cannot look like: a label twice or empty ("schema"), confidences
+    summing to more than 1 ("range"). Only for a body whose shape already passed check_predict_body."""
+    try:
+        preds = [(str(p["label"]), float(p["confidence"])) for p in body["predictions"]]
+    except (KeyError, TypeError, ValueError):
+        return []
+    out = []
+    labels = [label for label, _ in preds]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        out.append(("schema", f"the label {repeated[0]!r} appears {labels.count(repeated[0])} times: each of the "
+                              "top k is a different class"))
+    if any(not label.strip() for label in labels):
+        out.append(("schema", "an empty label: give the class's name from the model's labels"))
+    total = sum(c for _, c in preds)
+    if total > 1 + SUM_TOLERANCE:
+        out.append(("range", f"the confidences sum to {total:.3g}, more than 1: they are one softmax's top k"))
+    return out
+
+
+def digit_samples(rng: random.Random, count: int = IMAGES) -> list[images.Sample]:
+    """Hand-drawn-looking digits (light on dark, like the course's data), placed and sized at random, half of
+    them 28 px grey PNG, half larger RGB PNG: images a digit model has a real answer for."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    out = []
+    for n in range(count):
+        canvas = Image.new("L", (112, 112), 0)
+        pen = ImageDraw.Draw(canvas)
+        try:
+            font: Any = ImageFont.load_default(size=rng.randint(60, 84))
+        except TypeError:  # an old Pillow: a small bitmap font, scaled up below all the same
+            font = ImageFont.load_default()
+        pen.text((rng.randint(14, 34), rng.randint(0, 18)), str(rng.randrange(10)), fill=rng.randint(200, 255),
+                 font=font, stroke_width=rng.randint(2, 5), stroke_fill=255)
+        canvas = canvas.rotate(rng.uniform(-15, 15))
+        if n % 2 == 0:
+            image, mode, size = canvas.resize((28, 28), Image.BILINEAR), "L", 28
+        else:
+            size = rng.choice((56, 96, 224))
+            image, mode = canvas.resize((size, size), Image.BILINEAR).convert("RGB"), "RGB"
+        out.append(images.Sample(name=f"digit {n + 1} ({size}x{size})", data=images.encode(image, "PNG"),
+                                 filename=f"IMG_{rng.randint(1000, 9999)}.png", content_type="image/png"))
+    return out
+
+
+def load(model_dir: Path | None) -> tuple[Any, str]:
+    """The model the hand-in serves, loaded here, or (None, why not)."""
+    from mlinfra.modelstore import load_model
+
+    if model_dir is None:
+        return None, "no model folder given"
+    try:
+        return load_model(model_dir), ""
+    except Exception as exc:  # noqa: BLE001  a missing or broken folder: said, the check not scored
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def expected(model: Any, sample: images.Sample) -> list[dict[str, Any]]:
+    """The model's own top k for the uploaded bytes, preprocessed as the course's service does."""
+    from PIL import Image
+
+    from mlinfra.modelstore import predict_rows, preprocess
+
+    return predict_rows(model, preprocess(Image.open(io.BytesIO(sample.data)), model.card))[0]
+
+
+def check(target: Any, client: Any, model: Any, answered: dict[str, Any], rng: random.Random) -> tuple[bool, str]:
+    """(passed, detail) of "the model's answers": every label of every answer one of the model's, and the
+    service's top-1 the model's on at least NEEDED of IMAGES digit-like images."""
+    known = set(model.labels)
+    samples = digit_samples(rng)
+    replies = {s.name: target.predict(client, s) for s in samples}
+    for name, reply in [*answered.items(), *replies.items()]:
+        body = reply.body if reply.status == 200 else None
+        try:
+            labels = [str(p["label"]) for p in body["predictions"]]
+        except (KeyError, TypeError):
+            continue
+        strange = [label for label in labels if label not in known]
+        if strange:
+            return False, (f"{name}: the label {strange[0]!r} is not one of the served model's {len(known)} labels "
+                           f"(e.g. {', '.join(repr(x) for x in model.labels[:3])}): answer with the model's labels")
+    agree, misses = 0, []
+    for sample in samples:
+        reply = replies[sample.name]
+        mine = expected(model, sample)
+        try:
+            theirs = str(reply.body["predictions"][0]["label"]) if reply.status == 200 else None
+        except (KeyError, IndexError, TypeError):
+            theirs = None
+        near_tie = len(mine) > 1 and mine[0]["confidence"] - mine[1]["confidence"] < TIE
+        if theirs == mine[0]["label"] or (near_tie and theirs == mine[1]["label"]):
+            agree += 1
+        else:
+            misses.append(f"{sample.name}: the model says {mine[0]['label']!r}, the service "
+                          + (repr(theirs) if theirs is not None else reply.describe()))
+    if agree < NEEDED:
+        return False, (f"the service's top-1 was the served model's on {agree} of {len(samples)} digit images "
+                       f"(at least {NEEDED} needed; {misses[0]}): run the model on the uploaded image")
+    return True, f"the served model's labels, and its top-1 on {agree} of {len(samples)} digit images"
