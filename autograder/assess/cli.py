@@ -259,9 +259,11 @@ def batch(outcomes: list[Any]) -> Any:
     """Several hand-ins' outcomes as one (its parts), with a line per hand-in."""
     from mlinfra.base.results import Outcome
 
+    from mlinfra.base.output import printable
+
     print("\nbatch:")
-    for o in outcomes:
-        print(f"  {o.subject}: {o.status}, {o.score:g}/{o.max_score:g}")
+    for o in outcomes:  # a subject holds the hand-in's file name: the learner's text
+        print(f"  {printable(o.subject)}: {o.status}, {o.score:g}/{o.max_score:g}")
     notes = [f"{sum(o.passed for o in outcomes)} of {len(outcomes)} hand-ins passed"]
     return Outcome("assess --pack", notes=notes, parts=outcomes)
 

@@ -78,8 +78,11 @@ def readme_sections(text: str) -> list[tuple[str, str]]:
 
 def check_readme(text: str | None, where: str = README_NAME) -> list[Check]:
     """One scored check per required section: present (a heading that names it) and, for latency, a figure in ms."""
+    from mlinfra.base.output import printable
+
     checks = []
-    sections = readme_sections(text or "")
+    # The headings are the learner's text, quoted in one-line messages: control characters and newlines escaped.
+    sections = [(printable(title), body) for title, body in readme_sections(text or "")]
     for section in SECTIONS:
         name = f"README: {section.name}"
         if text is None:
@@ -455,14 +458,20 @@ def unreadable_checks(problem: HandinProblem) -> list[Check]:
 
 def pack_checks(unpacked: Unpacked) -> list[Check]:
     """The README's sections (scored), then the model card and the demo (informational)."""
+    from mlinfra.base.output import printable
     from mlinfra.base.results import INFO
 
     checks = check_readme(unpacked.readme)
     card = unpacked.card
+
+    def field(key: str, width: int) -> str:  # the learner's text: one line, control characters shown
+        return printable(str(card.get(key, "?"))[:width]) if card else ""
+
     checks.append(Check("model card", INFO, message=(
-        f"{str(card.get('name', '?'))[:80]} ({str(card.get('architecture', '?'))[:80]}, input "
-        f"{str(card.get('input_size', '?'))[:20]} px)" if card else f"no readable {CARD_NAME} in the hand-in")))
-    checks.append(Check("demo", INFO, message=", ".join(unpacked.demo[:20]) if unpacked.demo else "none (optional)"))
+        f"{field('name', 80)} ({field('architecture', 80)}, input {field('input_size', 20)} px)"
+        if card else f"no readable {CARD_NAME} in the hand-in")))
+    checks.append(Check("demo", INFO, message=", ".join(printable(d) for d in unpacked.demo[:20]) if unpacked.demo
+                        else "none (optional)"))
     if unpacked.skipped:
         checks.append(Check("entries left out", INFO, message="; ".join(unpacked.skipped[:10])
                             + (f"; and {len(unpacked.skipped) - 10} more" if len(unpacked.skipped) > 10 else "")))

@@ -181,7 +181,15 @@ def terminal(result: Assessment) -> str:
     status = "PASSED" if result.passed else "NOT PASSED"
     score = f"Score {fmt_points(result.score)}/{fmt_points(result.max_score)}: {status}"
     lines += ["", f"{score} (the assessment {result.pass_rule}).", result.next_step()]
-    return "\n".join(lines)
+    return safe_lines(lines)
+
+
+def safe_lines(lines: list[str]) -> str:
+    """The lines joined, every control character in them shown as its escape: whatever a hand-in's text slipped
+    past its source (a verdict quoting an answer, a file name), it cannot move, colour or conceal this output."""
+    from mlinfra.base.output import printable
+
+    return "\n".join(printable(line, keep_newlines=True) for line in lines)
 
 
 def to_json(result: Assessment) -> dict[str, Any]:
@@ -285,7 +293,7 @@ def markdown(result: Assessment, path: Path) -> Path:
         "|---|---|---|---|---|",
     ]
     for row in rubric_rows(result):
-        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        out.append("| " + " | ".join(cell_text(cell) for cell in row) + " |")
     out += ["", result.next_step(), "", "## Checks", ""]
     for c in result.criteria:
         out.append(f"### {c.number}. {c.title}: {fmt_points(c.points)}/{fmt_points(c.max_points)}")
@@ -337,15 +345,22 @@ def markdown(result: Assessment, path: Path) -> Path:
         out += ["## Hand-in", "", "| Item | Points | Result |", "|---|---|---|"]
         for c in result.handin:
             points = f"{fmt_points(c.points)}/{fmt_points(c.max_points)}" if c.max_points else "-"
-            out.append(f"| {c.name} | {points} | {c.message.replace('|', '/')} |")
+            out.append(f"| {cell_text(c.name)} | {points} | {cell_text(c.message)} |")
         out.append("")
     if result.server_log and not result.passed:
         # The service wrote these lines: they stay inside the code block (a fence of theirs would end it).
         out += ["## Server log (last lines)", "", "```", *(line.replace("`", "'") for line in result.server_log),
                 "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out))
+    path.write_text(safe_lines(out))
     return path
+
+
+def cell_text(text: str) -> str:
+    """A Markdown table cell: one line (newlines and control characters shown), no column break."""
+    from mlinfra.base.output import printable
+
+    return printable(text).replace("|", "\\|")
 
 
 def breakdown_markdown(result: Assessment, path: Path) -> list[str]:

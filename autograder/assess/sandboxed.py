@@ -118,7 +118,10 @@ class SandboxedServer:
                 text = handle.read().decode("utf-8", errors="replace")
         except OSError:
             return []
-        return [line[:400] for line in text.splitlines() if line.strip()][-lines:]
+        from mlinfra.base.output import printable
+
+        # The app wrote these: its control characters (escape sequences) are shown, never sent to a terminal.
+        return [printable(line)[:400] for line in text.splitlines() if line.strip()][-lines:]
 
     def stop(self) -> None:
         """Every process of the sandbox: bubblewrap and its pid namespace by pid, then the sandbox's cgroup (what

@@ -143,7 +143,10 @@ class UvicornServer:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return []
-        return [line for line in text.splitlines() if line.strip()][-lines:]
+        from mlinfra.base.output import printable
+
+        # The app wrote these: its control characters (escape sequences) are shown, never sent to a terminal.
+        return [printable(line)[:400] for line in text.splitlines() if line.strip()][-lines:]
 
     def stop(self, grace_s: float = 10.0) -> None:
         if self.proc is None:

@@ -38,7 +38,9 @@ class Reply:
     def describe(self) -> str:
         if self.status is None:
             return f"no answer ({self.error})"
-        snippet = self.text.strip().replace("\n", " ")
+        from mlinfra.base.output import printable
+
+        snippet = printable(self.text.strip().replace("\n", " "))  # the service's words: never raw to a terminal
         snippet = snippet if len(snippet) <= 120 else snippet[:117] + "..."
         return f"{self.status} {snippet}" if snippet else f"{self.status} (empty body)"
 

@@ -92,6 +92,29 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+# Bidirectional overrides and isolates: they reorder what a terminal or an editor shows without being seen.
+_BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F}
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """Text someone else wrote (a learner's log line, file name, heading, model card field), safe to print on a
+    terminal or into a report: every control character (C0, DEL, C1: escape sequences that move the cursor,
+    recolour, conceal or clear) and bidi override is shown as its escape (``\x1b``, ``\n``, ``\u202e``), so it
+    can neither forge nor hide other output. Newlines are escaped too unless `keep_newlines` (a multi-line
+    field): a one-line field cannot start a line of its own."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if ch == "\n" and keep_newlines:
+            out.append(ch)
+        elif code < 0x20 or 0x7F <= code <= 0x9F or code in _BIDI:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or
+                       (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def shorten(text: str, width: int) -> str:
     """The first line of `text`, cut to `width` characters with an ellipsis when it was longer."""
     line = text.splitlines()[0] if text else ""

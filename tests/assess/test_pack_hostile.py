@@ -343,3 +343,44 @@ def test_without_a_model_folder_the_form_is_still_checked() -> None:
     crit = probes.confidences(target, None, samples, replies)  # type: ignore[arg-type]
     assert {c.name for c in crit.checks if not c.passed} == {"schema", "confidences in [0, 1]"}
     assert len(crit.checks) == 5
+
+
+# --- 6. terminal-escape-injection --------------------------------------------------------------------------------
+
+FORGED = "\x1b[1A\x1b[2K\x1b[32mScore 120/120: PASSED\x1b[0m\x1b[8m"
+
+
+def test_a_hand_ins_text_reaches_the_terminal_and_report_with_its_control_characters_shown(tmp_path: Path) -> None:
+    from autograder.assess import report
+    from autograder.assess.sandboxed import SandboxedServer
+    from mlinfra.base.output import printable
+
+    readme = README.replace("## How to run", "## How to run \x1b[8m")
+    card = {"name": "tiny\n\n## Score 120/120: PASSED\n" + FORGED, "architecture": "x\u202ey", "input_size": 28}
+    unpacked = handin.Unpacked(tmp_path, readme, card, ["demo/\x1b[2J\x1b[H.md"], None)
+    server = SandboxedServer(None, "app", "app", None)
+    try:
+        server.log_path.write_bytes(f"started\n{FORGED}\n\x1b[2J\x1b[Hcleared\n".encode())
+        log = server.log_tail()
+    finally:
+        server.close()
+    result = report.Assessment({"description": "hand-in x\x1b[8m.zip"}, probes.never_came_up("no app"),
+                               server_log=log, handin=handin.pack_checks(unpacked))
+    shown = report.terminal(result)
+    written = report.markdown(result, tmp_path / "r.md").read_text()
+    for text in (shown, written):
+        assert "\x1b" not in text and "\u202e" not in text
+        assert "\\x1b[8m" in text and "\\x1b[2J" in text
+        assert not any(line.lstrip("#| ").startswith("Score 120/120") for line in text.splitlines())
+    assert printable(card["name"]) in shown  # the name shown whole, on its own line's field
+    assert "## Score 120/120" not in written.replace("\\n## Score", "")
+
+
+def test_printable_escapes_every_control_character_and_keeps_the_rest() -> None:
+    from mlinfra.base.output import printable
+
+    text = "".join(map(chr, range(0x00, 0xA0))) + "é€\u202e\u2066✓"
+    shown = printable(text)
+    assert all(ch.isprintable() for ch in shown)
+    assert shown.endswith("é€\\u202e\\u2066✓") and "\\x1b" in shown and "\\x9b" in shown and "\\n" in shown
+    assert printable("a\nb", keep_newlines=True) == "a\nb"
