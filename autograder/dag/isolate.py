@@ -41,7 +41,7 @@ def template_db() -> Path | None:
     except PackageNotFoundError:
         raise UsageError(
             "Airflow is not installed in this Python: run `make setup` (or pip install apache-airflow)"
-        )
+        ) from None
     folder = os.environ.get(TEMPLATE_ENV)
     if not folder:
         from autograder.paths import repo_root, state_dir

@@ -45,7 +45,7 @@ def test_first_three_steps_are_idempotent_and_date_partitioned(tmp_path: Path):
     sizes = {s: len(np.load(tmp_path / "features" / DS / f"{s}_y.npy")) for s in pipeline.SPLITS}
     assert sum(sizes.values()) == 1797 and sizes["test"] > sizes["val"] > 0
     x = np.load(tmp_path / "features" / DS / "train_x.npy")
-    assert x.shape[1:] == (1, 28, 28) and 0.0 <= x.min() and x.max() <= 1.0
+    assert x.shape[1:] == (1, 28, 28) and x.min() >= 0.0 and x.max() <= 1.0
 
 
 def test_validation_fails_loudly_and_leaves_its_report(tmp_path: Path):
