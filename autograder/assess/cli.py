@@ -193,22 +193,26 @@ def run(args: argparse.Namespace) -> Any:
 
         sandbox = sandbox_kind(sandbox)  # refused once, before the first hand-in
     outcomes = []
-    for pack in packs:
+    labels = pack_labels(args.pack) if args.pack else [None]
+    slugs = unique([_slug(label) for label in labels if label is not None])
+    for n, (pack, label) in enumerate(zip(packs, labels, strict=True)):
         request = Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
                           model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
-                          startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox)
+                          startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox,
+                          label=label)
         report = args.report
         if report is not None and len(packs) > 1:
-            report = report.with_name(f"{report.stem}-{_slug(pack)}.md")
+            report = report.with_name(f"{report.stem}-{slugs[n]}.md")
         if len(packs) == 1:
             outcomes.append(finish(assess(request), args, report))
             continue
         try:  # one hand-in's failure, of any kind, is its outcome: the batch goes on and --json is written
             outcomes.append(finish(assess(request), args, report))
         except UsageError as exc:  # e.g. a path given that is not there, or its report not writable
-            outcomes.append(grader_error(pack, exc, status="missing" if "not found" in str(exc) else "grader error"))
+            outcomes.append(grader_error(pack, exc, status="missing" if "not found" in str(exc) else "grader error",
+                                         label=label))
         except Exception as exc:  # noqa: BLE001
-            outcomes.append(grader_error(pack, exc))
+            outcomes.append(grader_error(pack, exc, label=label))
     if len(outcomes) == 1:
         if args.app:
             _record_progress(args.app, outcomes[0])
@@ -232,7 +236,7 @@ def _record_progress(app: str, outcome: Any) -> None:
         pass  # outside the workbook (or a read-only one): nothing to show it on
 
 
-def grader_error(pack: Path, exc: Exception, status: str = "grader error") -> Any:
+def grader_error(pack: Path, exc: Exception, status: str = "grader error", label: str | None = None) -> Any:
     """A hand-in the machinery failed on (not the student's doing): its outcome in a batch, with the traceback
     logged, so the other hand-ins are still scored."""
     import traceback
@@ -243,16 +247,42 @@ def grader_error(pack: Path, exc: Exception, status: str = "grader error") -> An
           file=sys.stderr)
     if status == "grader error":
         traceback.print_exc()
-    return Outcome(f"hand-in {pack.name}", status=status,
+    return Outcome(f"hand-in {label or pack.name}", status=status, data={"target": {"pack": str(pack)}},
                    notes=[(f"the assessment failed: {type(exc).__name__}: {str(exc)[:200]}; assess this hand-in "
                            "again on its own")])
 
 
-def _slug(pack: Path) -> str:
+def _slug(label: str) -> str:
     import re
 
-    name = pack.name.removesuffix(".zip") or "pack"
+    name = label.replace(".zip", "") or "pack"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "pack"
+
+
+def pack_labels(packs: list[Path]) -> list[str]:
+    """Each hand-in's name in a batch: its path below the folder all the packs share (alice/practical.zip and
+    bob/practical.zip, not practical.zip twice), a number added when the same one is given twice."""
+    import os
+
+    if len(packs) == 1:
+        return [packs[0].name]
+    full = [os.path.abspath(p) for p in packs]
+    common = os.path.commonpath([os.path.dirname(p) for p in full])
+    return unique([Path(os.path.relpath(p, common)).as_posix() for p in full], sep=" #")
+
+
+def unique(names: list[str], sep: str = "-") -> list[str]:
+    """`names` with a number added to the second and later of equal ones (name, name-2, name-3)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        candidate = name if seen[name] == 1 else f"{name}{sep}{seen[name]}"
+        while candidate in names and candidate != name:
+            seen[name] += 1
+            candidate = f"{name}{sep}{seen[name]}"
+        out.append(candidate)
+    return out
 
 
 def batch(outcomes: list[Any]) -> Any:

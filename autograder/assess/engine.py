@@ -29,6 +29,8 @@ class Request:
     # Where the learner's app runs: "none" starts it directly as the caller (a learner's own app), "auto"/"bwrap"
     # in the grading sandbox (autograder/assess/sandboxed.py). --pack defaults to the sandbox (cli.py).
     sandbox: str = "none"
+    # How a hand-in is named in a batch (its path below the packs' common folder, cli.py): its report and lines.
+    label: str | None = None
 
 
 # The whole assessment of one service, breakdown included, on the trusted side's clock: a service that answers
@@ -79,7 +81,7 @@ def assess_pack(req: Request, opts: Any) -> Any:
     ("unreadable", naming the entry at fault), never the tool's failure."""
     import tempfile
 
-    from autograder.assess import handin
+    from autograder.assess import handin, manifest
     from autograder.assess.probes import never_came_up
     from autograder.assess.report import Assessment
     from autograder.assess.sandboxed import sandbox_kind
@@ -90,7 +92,8 @@ def assess_pack(req: Request, opts: Any) -> Any:
 
     # The hand-in serves the course model the sandbox is given: its answers are compared with this model's own.
     opts = dataclasses.replace(opts, model_dir=(req.model_dir or model_dir_from_env()).resolve())
-    info = {"kind": "pack", "pack": str(req.pack), "description": f"hand-in {req.pack.name}", "sandbox": kind}
+    label = req.label or req.pack.name
+    info = {"kind": "pack", "pack": str(req.pack), "label": label, "description": f"hand-in {label}", "sandbox": kind}
     with tempfile.TemporaryDirectory(prefix="assess-pack-") as tmp:
         try:
             unpacked = handin.unpack(req.pack, Path(tmp) / "handin")
@@ -100,6 +103,7 @@ def assess_pack(req: Request, opts: Any) -> Any:
             return result
         # The README is read before the app starts: what is scored never passes through the learner's code.
         checks = handin.pack_checks(unpacked)
+        flags = manifest.notes(req.pack, unpacked, label)
         if unpacked.app is None:
             result = Assessment(info, never_came_up(f"the hand-in has no {handin.SERVICE_DIR}/{handin.APP_FILE}"))
         else:
@@ -110,9 +114,12 @@ def assess_pack(req: Request, opts: Any) -> Any:
                 result = Assessment(info, never_came_up(f"the hand-in cannot be read: {exc}"), status="unreadable")
                 result.handin = handin.unreadable_checks(exc)
                 return result
-            result.target = {**result.target, **info,
-                             "description": f"hand-in {req.pack.name} ({result.target.get('url', '')})"}
+            result.target = {**result.target, **info}
         result.handin = checks
+    if flags:  # scored all the same; a person looks at why (the notes)
+        result.notes += flags
+        if result.status == "completed":
+            result.status = "flagged"
     return result
 
 

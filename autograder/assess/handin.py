@@ -316,6 +316,7 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
             if len(infos) > MAX_ENTRIES:
                 raise HandinProblem(pack, "", f"{len(infos)} entries, more than {MAX_ENTRIES}; hand in the service, "
                                     "the README and the demo only")
+            listed = _listed_checksums(zf)
             for info in infos:
                 name = info.filename
                 budget.entry(name)
@@ -334,6 +335,13 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
                     skipped.append(f"{name!r} (a link or special file: not extracted)")
                     continue
                 target = _place(pack, into, parts, name)
+                if target.exists():  # the same name twice: the copy the manifest lists is the one that runs
+                    kept = _file_sha256(target) == listed.get("/".join(parts))
+                    skipped.append(f"{name!r} (in the archive twice: the "
+                                   + ("copy submission.json lists kept, the other not extracted)" if kept else
+                                      "later copy extracted; neither matches submission.json)"))
+                    if kept:
+                        continue
                 # Counted while reading: the sizes an archive declares can lie, so they never bound anything.
                 budget.grow(name, 0)
                 written = 0
@@ -355,6 +363,27 @@ def _extract_zip(pack: Path, into: Path, skipped: list[str]) -> None:
     except OSError as exc:
         raise HandinProblem(pack, Path(exc.filename).name if exc.filename else "",
                             f"cannot be written out ({exc.strerror or exc})") from None
+
+
+def _listed_checksums(zf: zipfile.ZipFile) -> dict[str, str]:
+    """submission.json's checksums by entry name, read from the archive (bounded), or {} when it has none."""
+    try:
+        with zf.open("submission.json") as fh:
+            data = json.loads(fh.read(1 << 20).decode("utf-8", errors="replace"))
+        files = data.get("files") if isinstance(data, dict) else None
+        return {str(k): v for k, v in files.items() if isinstance(v, str)} if isinstance(files, dict) else {}
+    except (KeyError, ValueError, RecursionError, OSError, zipfile.BadZipFile, EOFError, RuntimeError):
+        return {}
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _member(exc: Exception) -> str:

@@ -128,6 +128,6 @@ def test_a_batch_with_malformed_packs_scores_the_others(tmp_path: Path) -> None:
     assert code == 1
     parts = {p["subject"].split(" ")[1]: p for p in result["parts"]}
     assert [parts[n]["status"] for n in ("bad-practical.zip", "good-practical.zip", "deep-practical.zip")] == \
-        ["unreadable", "completed", "unreadable"]
+        ["unreadable", "flagged", "unreadable"]  # flagged: no submission.json, scored all the same
     readme_points = sum(c["points"] for c in parts["good-practical.zip"]["checks"] if c["name"].startswith("README"))
     assert readme_points == 20
