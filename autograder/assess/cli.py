@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,32 @@ def must_be_writable(path: Path) -> None:
 def run(args: argparse.Namespace) -> Any:
     """Parse, call the engine, print the table (and write the report), return the Outcome for the runner."""
     check_args(args)
+    with terminate_like_interrupt():
+        return _run(args)
+
+
+@contextmanager
+def terminate_like_interrupt() -> Iterator[None]:
+    """SIGTERM (a supervisor, `timeout`) stops the assessment as Ctrl-C does: the sandbox, its mounts and its
+    folders are removed on the way out, not left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> Any:
     from autograder.assess.engine import Request, assess
 
     packs = args.pack or [None]

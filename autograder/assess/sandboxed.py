@@ -29,6 +29,7 @@ FILE_MB = 64  # the largest file the app may write (its log included)
 PROCESSES = 512  # tasks, threads included: torch's pools and uvicorn's
 DISK_MB = 512  # its own folder and each of its tmpfs folders (/tmp, /run, /var/tmp)
 LOG_TAIL_BYTES = 64 * 1024
+MODEL_INSIDE = "/course-model"  # where the sandbox sees the course model folder (read-only), $MLINFRA_MODEL_DIR
 
 
 class SandboxedServer:
@@ -75,15 +76,15 @@ class SandboxedServer:
         from autograder.deploy.torchserve_sandbox import course_pythonpath
 
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath()}
-        readonly: tuple[str, ...] = ()
+        moved: tuple[tuple[str, str], ...] = ()
         if self.model_dir is not None and self.model_dir.is_dir():
-            model = str(self.model_dir.resolve())
-            env[MODEL_DIR_ENV] = model
-            readonly = (model,)
+            # at a fixed path inside: the app never learns where the instructor keeps the model
+            env[MODEL_DIR_ENV] = MODEL_INSIDE
+            moved = ((str(self.model_dir.resolve()), MODEL_INSIDE),)
         self.spec = sandbox.Spec(work=self.work, conn=self.conn, kind=self.kind,
                                  limits=sandbox.Limits(memory_mb=MEMORY_MB, cpu_seconds=CPU_SECONDS, file_mb=FILE_MB,
                                                        processes=PROCESSES, disk_mb=DISK_MB),
-                                 readonly=readonly, env=env,
+                                 moved=moved, env=env,
                                  # its folder a size-capped tmpfs (a root grader): many files cannot fill the disk
                                  tmpfs_home=True)
         path = self.relay_dir / "app.sock"
@@ -142,8 +143,10 @@ class SandboxedServer:
             self.relay = None
 
     def close(self) -> None:
+        from autograder.grading.sandbox import release_connection
+
         self.stop()
-        shutil.rmtree(self.conn, ignore_errors=True)
+        release_connection(self.conn)  # its tmpfs unmounted (a root grader mounts one), then removed
         shutil.rmtree(self.relay_dir, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -70,6 +70,9 @@ class Spec:
     limits: Limits = field(default_factory=Limits)
     kind: str = "bwrap"  # "bwrap", "container" or "none"
     readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
+    # read-only binds at another path inside (source, inside): the sandbox need not learn where things are
+    # on the host (bubblewrap only; a container gets `readonly` alone)
+    moved: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     tmpfs_home: bool = False  # work is a size-capped tmpfs of its own (root graders); gone at teardown
     hit: list[str] = field(default_factory=list)  # the limits the sandbox reached, as `teardown` found them
@@ -326,7 +329,8 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
     args: list[object] = [
         bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID),
         "--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-        "--proc", "/proc", "--dev", "/dev",
+        # /dev read-only but its shared memory (a capped tmpfs): bubblewrap's own /dev tmpfs has no size cap
+        "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
         "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/run", "--size", size, "--tmpfs", "/var/tmp"]
     for path in _RO_SYSTEM:
         args += ["--ro-bind-try", path, path]
@@ -339,7 +343,12 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
     # by descriptor, opened by the launcher before it drops root: the sandbox's user need not see their parents
     for path in (*course_readonly_paths(), *spec.readonly):
         args.append(["--ro-bind", path, path])
+    for path, inside in spec.moved:
+        args.append(["--ro-bind", path, inside])
     args += [["--bind", str(spec.work), str(spec.work)], ["--bind", str(spec.conn), str(spec.conn)],
+             # the root last, once every mount point is made: read-only, so the only writable places are the
+             # capped ones (the home, the connection folder, /tmp, /run, /var/tmp, /dev/shm), not an uncapped tmpfs
+             "--remount-ro", "/",
              "--chdir", str(spec.work), "--unsetenv", "JPY_PARENT_PID"]
     for key, value in env.items():
         args += ["--setenv", key, value]
