@@ -43,7 +43,7 @@ def notes(pack: Path, unpacked: Unpacked, label: str) -> list[str]:
         out.append(f"{label}: {MANIFEST_NAME} names no student")
     elif student_id(named) != expected:
         out.append(f"{label}: {MANIFEST_NAME} names the student {printable(named)[:64]!r}, but the hand-in is "
-                   f"{expected!r}'s by its name or folder")
+                   f"{expected}'s by its file or folder name")
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if isinstance(files, dict):
         service = unpacked.folder / SERVICE_DIR
