@@ -18,10 +18,13 @@ Score an image-classification service over real HTTP (on 127.0.0.1 with --app) a
 
   1 deployed and reachable over HTTP: GET /health answers 200 with JSON
   2 processes image input: PNG and JPEG, grayscale and RGB, 28x28 and 224x224, all made in memory
-  3 returns predictions with confidence scores: the schema, confidences in [0, 1], most confident first,
-    at most 5, and the same top-1 label for the same image twice
-  4 latency: p95 under 500 ms at each size, after warm-up, over one keep-alive connection (up to --requests
-    timed requests; clearly slow services stop after a few, and results near the limit are measured again),
+  3 returns predictions with confidence scores: the schema, confidences in [0, 1] summing to at most 1, no
+    label twice, most confident first, at most 5, and the same top-1 label for the same image twice; with
+    --pack also the model's answers: the served model's labels, and its top-1 (the grader runs the same model
+    on the same images) on 6 of 8 digit-like images
+  4 latency: p95 under 500 ms at each size, every request a fresh image (a cache cannot answer it), after
+    warm-up, over one keep-alive connection (up to --requests timed requests; clearly slow services stop
+    after a few, and results near the limit are measured again),
     then --concurrency clients at once without errors. Each round records the machine's load; a round that
     failed because of other people's load is measured again when the machine is quieter (at most 3 times, every
     round shown), and one assessment's latency probes never run beside another's on the same machine
@@ -36,7 +39,12 @@ $MLINFRA_MODEL_DIR, else the workbook's models/digits-resnet18) against the serv
 --pack scores a hand-in from `.venv/bin/autograder submit practical`: its service as with --app, plus the README's four
 required sections (how to run, API, latency measured, limitations; 5 points each, 120 in all). Several packs are
 scored one after the other (a batch: one hand-in that cannot be read is that student's outcome, "unreadable",
-and the others are scored); --report FILE.md then writes FILE-<pack>.md per hand-in.
+and any failure of one hand-in is its own outcome: the others are scored and --json is written). Each is named
+by its path below the packs' common folder (alice/practical.zip); --report FILE.md then writes
+FILE-alice-practical.md per hand-in. A hand-in whose submission.json is missing, names another student or
+disagrees with its files is "flagged" with a note (scored all the same).
+
+Deadlines: 30 s for each whole answer (however it trickles in), 900 s for one assessment (then "stopped").
 
 Who runs the app: with --pack (an instructor grading hand-ins) it runs in the grading sandbox (bubblewrap: no
 network but the relayed port, no view of your home folder, the repository or your environment, and every
