@@ -33,8 +33,8 @@ def form_problems(body: Any) -> list[tuple[str, str]]:
     labels = [label for label, _ in preds]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        out.append(("schema", f"the label {repeated[0]!r} appears {labels.count(repeated[0])} times: each of the "
-                              "top k is a different class"))
+        out.append(("schema", (f"the label {repeated[0]!r} appears {labels.count(repeated[0])} times: each of "
+                               "the top k is a different class")))
     if any(not label.strip() for label in labels):
         out.append(("schema", "an empty label: give the class's name from the model's labels"))
     total = sum(c for _, c in preds)
@@ -60,10 +60,10 @@ def digit_samples(rng: random.Random, count: int = IMAGES) -> list[images.Sample
                  font=font, stroke_width=rng.randint(2, 5), stroke_fill=255)
         canvas = canvas.rotate(rng.uniform(-15, 15))
         if n % 2 == 0:
-            image, mode, size = canvas.resize((28, 28), Image.BILINEAR), "L", 28
+            image, size = canvas.resize((28, 28), Image.BILINEAR), 28
         else:
             size = rng.choice((56, 96, 224))
-            image, mode = canvas.resize((size, size), Image.BILINEAR).convert("RGB"), "RGB"
+            image = canvas.resize((size, size), Image.BILINEAR).convert("RGB")
         out.append(images.Sample(name=f"digit {n + 1} ({size}x{size})", data=images.encode(image, "PNG"),
                                  filename=f"IMG_{rng.randint(1000, 9999)}.png", content_type="image/png"))
     return out

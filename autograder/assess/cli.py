@@ -323,9 +323,8 @@ def unique(names: list[str], sep: str = "-") -> list[str]:
 
 def batch(outcomes: list[Any]) -> Any:
     """Several hand-ins' outcomes as one (its parts), with a line per hand-in."""
-    from mlinfra.base.results import Outcome
-
     from mlinfra.base.output import printable
+    from mlinfra.base.results import Outcome
 
     print("\nbatch:")
     for o in outcomes:  # a subject holds the hand-in's file name: the learner's text

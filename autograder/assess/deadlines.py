@@ -131,10 +131,10 @@ def transport() -> Any:
     import httpx
 
     made = httpx.HTTPTransport()
-    pool = made._pool  # noqa: SLF001
+    pool = made._pool
     if not hasattr(pool, "_network_backend"):
         raise RuntimeError("httpcore's ConnectionPool has no _network_backend: the request deadlines cannot be set")
-    pool._network_backend = _Backend()  # noqa: SLF001
+    pool._network_backend = _Backend()
     return made
 
 

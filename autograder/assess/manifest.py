@@ -32,8 +32,8 @@ def notes(pack: Path, unpacked: Unpacked, label: str) -> list[str]:
 
     path = unpacked.folder / MANIFEST_NAME
     if path.is_symlink() or not path.is_file():
-        return [f"{label}: no {MANIFEST_NAME}: who packed it and what it held cannot be checked (hand-ins come "
-                "from `.venv/bin/autograder submit practical`)"]
+        return [(f"{label}: no {MANIFEST_NAME}: who packed it and what it held cannot be checked (hand-ins come "
+                 "from `.venv/bin/autograder submit practical`)")]
     manifest, why = _read_manifest(path)
     if manifest is None:
         return [f"{label}: {MANIFEST_NAME} {why}: who packed it and what it held cannot be checked"]

@@ -252,8 +252,8 @@ def confidences(
         for kind, message in agreement.form_problems(reply.body) if not problems else []:
             found[kind].append(f"{name}: {message}")
     for kind, check_name, good in (
-        ("schema", "schema", "every answer is {'predictions': [{'label': str, 'confidence': number}]}, each label "
-                             "once"),
+        ("schema", "schema", ("every answer is {'predictions': [{'label': str, 'confidence': number}]}, each "
+                              "label once")),
         ("range", "confidences in [0, 1]", "every confidence lies in [0, 1], and they sum to at most 1"),
         ("order", "sorted", "most confident first in every answer"),
         ("count", "top k <= 5", "between 1 and 5 predictions in every answer"),

@@ -14,6 +14,7 @@ The probes, the score and the report stay on the trusted side, and the report is
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -132,10 +133,8 @@ class SandboxedServer:
         if self.proc is not None:
             if self.proc.poll() is None:
                 kill_tree(self.proc.pid, timeout=10)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         if self.spec is not None:
             teardown(self.spec)
         if self.relay is not None:

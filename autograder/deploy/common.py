@@ -43,7 +43,7 @@ def all_checks(names: list[str], status: str, message: str, where: str = "") -> 
 def from_criteria(names: list[str], criteria: list[dict[str, Any]], where: str) -> list[Check]:
     """The assessment's five requirements (20 points each) as five 1-point checks, partial credit kept."""
     checks = []
-    for name, crit in zip(names, criteria):
+    for name, crit in zip(names, criteria, strict=True):
         share = float(crit["points"]) / float(crit["max_points"]) if crit["max_points"] else 0.0
         checks.append(Check(name, PASSED if crit["passed"] else FAILED, round(POINTS_EACH * share, 2),
                             POINTS_EACH, str(crit.get("verdict") or ""), where))

@@ -204,7 +204,7 @@ def mixed_uploads() -> list[bytes]:
 
 def same_answers(got: list[dict], want: list[dict]) -> bool:
     return [p["label"] for p in got] == [p["label"] for p in want] and all(
-        abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(got, want)
+        abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(got, want, strict=False)
     )
 
 
@@ -228,7 +228,7 @@ def test_batcher_gives_every_request_the_unbatched_answer(three_class_rgb_model:
         batcher.close()
     assert max(batcher.batch_sizes) > 1, f"no batch formed: {batcher.batch_sizes}"
     assert sum(batcher.batch_sizes) == len(uploads)
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         assert same_answers(g, w), f"upload {i}: batched {g} != alone {w}"
 
 

@@ -85,6 +85,11 @@ def all_at_once(server: UvicornServer, target: ContractTarget, runs: int) -> lis
         return list(pool.map(one, range(runs)))
 
 
+def unlocked(*args: Any, **kwargs: Any) -> contextlib.AbstractContextManager[float]:
+    """probes.latency_lock set aside: no wait (for the sleeping service's runs alone)."""
+    return contextlib.nullcontext(0.0)
+
+
 @pytest.mark.slow
 def test_reference_passes_and_a_sleeping_service_fails_every_time_beside_two_cpu_hogs(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch
@@ -93,7 +98,6 @@ def test_reference_passes_and_a_sleeping_service_fails_every_time_beside_two_cpu
     apps = (f"{ROOT / 'solutions' / 'lab07-api' / 'app.py'}:app", f"{SERVICES / 'sleep600.py'}:app")
     with started(*apps) as [(ref_server, ref), (sleep_server, sleeper)], cpu_hogs(2):
         with monkeypatch.context() as mp:
-            unlocked: Any = lambda *a, **k: contextlib.nullcontext(0.0)
             mp.setattr(probes, "latency_lock", unlocked)
             sleeping = all_at_once(sleep_server, sleeper, RUNS)
         reference = one_at_a_time(ref_server, ref, RUNS)

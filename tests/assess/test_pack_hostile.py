@@ -379,7 +379,7 @@ def test_a_hand_ins_text_reaches_the_terminal_and_report_with_its_control_charac
 def test_printable_escapes_every_control_character_and_keeps_the_rest() -> None:
     from mlinfra.base.output import printable
 
-    text = "".join(map(chr, range(0x00, 0xA0))) + "é€\u202e\u2066✓"
+    text = "".join(map(chr, range(0xA0))) + "é€\u202e\u2066✓"
     shown = printable(text)
     assert all(ch.isprintable() for ch in shown)
     assert shown.endswith("é€\\u202e\\u2066✓") and "\\x1b" in shown and "\\x9b" in shown and "\\n" in shown

@@ -78,7 +78,7 @@ def test_waiting_for_the_expected_batch_keeps_every_answer(three_class_rgb_model
         batcher.close()
     assert max(batcher.batch_sizes) > 1, f"no batch formed: {list(batcher.batch_sizes)}"
     assert sum(batcher.batch_sizes) == len(tensors) + 3
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
         assert same_answers(g, w), f"upload {i}: batched {g} != alone {w}"
     assert all(same_answers(g, want[0]) for g in lone)
     assert list(batcher.batch_sizes)[-2:] == [1, 1] and batcher._expect == 1

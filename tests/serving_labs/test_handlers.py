@@ -42,7 +42,7 @@ def test_good_images_get_top5_softmax_sorted(handler: Any, tiny_model: Path) -> 
     answers = handler.handle([{"data": images[0]}, {"body": bytearray(images[1])}, {"file": images[2]}], ctx)
     assert ctx.statuses == {} or all(code == 200 for code, _ in ctx.statuses.values())
     model = load_model(tiny_model)
-    for payload, answer in zip(images, answers):
+    for payload, answer in zip(images, answers, strict=True):
         with torch.inference_mode():
             expected = top_k(
                 model.module(preprocess(Image.open(io.BytesIO(payload)), model.card))[0], model.labels

@@ -67,7 +67,7 @@ def make_app(
         else:
             total = sum(scores) or 1.0
             scores = [s / total for s in scores]
-        ranked = sorted(zip(LABELS, scores), key=lambda p: p[1], reverse=True)
+        ranked = sorted(zip(LABELS, scores, strict=True), key=lambda p: p[1], reverse=True)
         if omit_confidence:
             return {"predictions": [{"label": label} for label, _ in ranked]}
         return {"predictions": [{"label": label, "confidence": score} for label, score in ranked]}
