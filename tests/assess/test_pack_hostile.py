@@ -118,7 +118,8 @@ def trickler() -> Iterator[dict[str, int]]:
 
 def handle(conn: socket.socket, mode: str) -> None:
     try:
-        conn.recv(1 << 16)
+        while conn.recv(1 << 16).startswith(b"GET /health"):  # healthy at once, on a keep-alive connection
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
         if mode == "body":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
         for _ in range(1000):
@@ -151,6 +152,24 @@ def test_a_budget_that_ran_out_fails_every_later_request_at_once(trickler: dict[
         assert first.error == second.error == "the assessment's budget ran out"
         assert budget.ran_out and deadlines.ran_out(outermost=True) == "the assessment's budget ran out"
     assert deadlines.ran_out() == ""
+
+
+def test_an_assessment_past_its_budget_is_stopped_with_what_ran_scored(
+    trickler: dict[str, int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from autograder.assess.report import to_outcome
+
+    lock = str(tmp_path / "latency.lock")  # not the machine's: another assessment may be timing there
+    monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
+    monkeypatch.setattr(targets, "REQUEST_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(engine, "ASSESS_BUDGET_S", 2.0)
+    start = time.monotonic()
+    result = engine.assess(engine.Request(url=f"http://127.0.0.1:{trickler['body']}", breakdown=False))
+    assert time.monotonic() - start < 6.0
+    assert result.status == "stopped" and "ran out" in result.stopped
+    assert result.criteria[0].passed and not any(c.passed for c in result.criteria[1:])
+    outcome = to_outcome(result)
+    assert outcome.status == "stopped" and outcome.score == 20 and "Stopped" in outcome.notes[-1]
 
 
 class Trickling:
