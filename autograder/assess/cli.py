@@ -247,7 +247,7 @@ def _run(args: argparse.Namespace) -> Any:
         except UsageError as exc:  # e.g. a path given that is not there, or its report not writable
             outcomes.append(grader_error(pack, exc, status="missing" if "not found" in str(exc) else "grader error",
                                          label=label))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure of one hand-in is its outcome, the batch goes on
             outcomes.append(grader_error(pack, exc, label=label))
     if len(outcomes) == 1:
         if args.app:

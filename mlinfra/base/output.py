@@ -135,9 +135,9 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_widt
     for row in body:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip(), "  ".join("-" * w for w in widths)]
     for row in body:
-        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
     return "\n".join(out)
 
 
