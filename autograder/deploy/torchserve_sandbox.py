@@ -105,7 +105,7 @@ class SandboxedTorchServe:
         """Every process of the sandbox, by pid (they are in sessions of their own inside it), then the relay."""
         import shutil
 
-        from autograder.grading.sandbox import kill_tree, teardown
+        from autograder.grading.sandbox import kill_tree, release_connection, teardown
 
         if self.proc is not None and self.proc.poll() is None:
             kill_tree(self.proc.pid, timeout=30)
@@ -115,7 +115,7 @@ class SandboxedTorchServe:
         if self.relay is not None:
             self.relay.close()
             self.relay = None
-        shutil.rmtree(self.conn, ignore_errors=True)
+        release_connection(self.conn)  # a tmpfs of its own when the grader is root: unmounted, then removed
         shutil.rmtree(self.relay_dir, ignore_errors=True)
 
 

@@ -239,3 +239,5 @@ def test_the_handler_runs_sandboxed_no_host_network_no_repository(tmp_path: Path
         finally:
             server.stop()
     assert repo.is_dir() and set(answer) == {"no-network", "no-repo"}, answer
+    # its connection folder (a tmpfs when the grader is root) unmounted and removed, its relay's folder removed
+    assert not server.conn.exists() and not server.relay_dir.exists(), "the check's folders outlived it"
