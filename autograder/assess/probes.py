@@ -8,12 +8,10 @@ bad input must not cost the other requirements their points.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +25,11 @@ from autograder.assess.latency import (
     percentile,
     run_queue_wait_ms,
 )
+# The machine-wide latency lock lives in lock.py; callers (deploy checks, the breakdown, tests) reach it here too.
+from autograder.assess.lock import LOCK_HOLD_S as LOCK_HOLD_S
+from autograder.assess.lock import LOCK_PATH as LOCK_PATH
+from autograder.assess.lock import LOCK_WAIT_S as LOCK_WAIT_S
+from autograder.assess.lock import latency_lock as latency_lock
 from autograder.assess.targets import BadRequest, Reply, new_client
 
 POINTS_EACH = 20.0
@@ -109,65 +112,6 @@ class Evidence:
     latency: list[SizeResult] = field(default_factory=list)
     concurrency: Concurrency | None = None
     lock_wait_s: float = 0.0  # waited for another assessment's latency probes on this machine
-
-
-LOCK_PATH = "/tmp/mlinfra-assess-latency.lock"
-LOCK_WAIT_S = 900.0
-# The longest an assessment holds the lock for its latency probes (or its breakdown): its requests fail after it,
-# so a service that trickles its answers cannot keep every other assessment on the machine waiting. An honest
-# service needs well under a minute; a busy machine's re-measured rounds a few.
-LOCK_HOLD_S = 300.0
-
-
-@contextmanager
-def latency_lock(path: str = LOCK_PATH, wait_s: float = LOCK_WAIT_S) -> Iterator[float]:
-    """One latency probe at a time on this machine (every `assess`, every deploy check's, every grading worker's):
-    two services timed at once would each count the other's load. Yields the seconds waited; after `wait_s` it
-    goes on without the lock (a holder that hangs cannot stop grading), and the calibration then shows the load."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:  # no shared temporary folder: nothing to coordinate with
-        yield 0.0
-        return
-    start = time.monotonic()
-    try:
-        said = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                _mark_holder(fd)
-                break
-            except BlockingIOError:
-                if not said:
-                    say(f"waiting for another assessment's latency probes to finish ({_holder(fd)}; one at a "
-                        f"time on a machine, at most {wait_s:g} s, then measured beside it)")
-                    said = True
-                if time.monotonic() - start > wait_s:
-                    say(f"waited {wait_s:g} s for the latency lock ({_holder(fd)}): measuring beside it")
-                    break
-                time.sleep(0.1)
-        yield time.monotonic() - start if said else 0.0
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _mark_holder(fd: int) -> None:
-    """Who holds the lock and since when, for a waiting assessment to say (best effort: the lock is the flock)."""
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
-    except OSError:
-        pass
-
-
-def _holder(fd: int) -> str:
-    try:
-        pid, since = os.pread(fd, 64, 0).decode().split()
-        return f"pid {int(pid)} has held it for {max(0.0, time.time() - float(since)):.0f} s"
-    except (OSError, ValueError):
-        return "held by another process"
 
 
 def say(message: str) -> None:
