@@ -25,11 +25,9 @@ from autograder.assess.latency import (
     percentile,
     run_queue_wait_ms,
 )
+
 # The machine-wide latency lock lives in lock.py; callers (deploy checks, the breakdown, tests) reach it here too.
-from autograder.assess.lock import LOCK_HOLD_S as LOCK_HOLD_S
-from autograder.assess.lock import LOCK_PATH as LOCK_PATH
-from autograder.assess.lock import LOCK_WAIT_S as LOCK_WAIT_S
-from autograder.assess.lock import latency_lock as latency_lock
+from autograder.assess.lock import LOCK_HOLD_S, LOCK_PATH, LOCK_WAIT_S, latency_lock  # noqa: F401 - re-exported
 from autograder.assess.targets import BadRequest, Reply, new_client
 
 POINTS_EACH = 20.0
