@@ -115,25 +115,22 @@ def main() -> None:
         make_class(args.lab, args.students, subs)
         print(f"bench_grading: {args.students} submissions of {args.lab}, {os.cpu_count()} cores")
 
-        from autograder.grading import execute, kernels, pool
+        from autograder.grading import pool
+        from autograder.grading.run import Options
 
-        def variant(module: object, switch: str, folder: str) -> tuple[Any, float]:
-            """The class graded once with `module.switch` off (restored after), and the seconds it took."""
-            setattr(module, switch, False)
+        def variant(options: Options, folder: str) -> tuple[Any, float]:
+            """The class graded once with these options, and the seconds it took."""
             started = time.perf_counter()
-            try:
-                return grade_class(lab, subs, Path(tmp) / folder, workers=args.workers, sandbox=args.sandbox), \
-                    time.perf_counter() - started
-            finally:
-                setattr(module, switch, True)
+            return grade_class(lab, subs, Path(tmp) / folder, workers=args.workers, sandbox=args.sandbox,
+                               options=options), time.perf_counter() - started
 
         if args.started_kernels:
-            plain, took = variant(kernels, "FORK_KERNELS", "started")
+            plain, took = variant(Options(fork_kernels=False), "started")
             cells = sum(p.data.get("timing", {}).get("cells", 0.0) for p in plain.parts)
             print(f"  ours, every kernel started afresh: {took:6.1f} s, {took / args.students:5.2f} s a notebook; "
                   f"cells {cells:6.1f} s in all")
         if args.unsealed:
-            trusting, took = variant(execute, "SEAL_HIDDEN_TESTS", "unsealed")
+            trusting, took = variant(Options(seal_hidden_tests=False), "unsealed")
             print(f"  ours, unsealed (the kernel's word taken): {took:6.1f} s, {took / args.students:5.2f} s a "
                   f"notebook; scores {[p.score for p in trusting.parts]}")
         started = time.perf_counter()

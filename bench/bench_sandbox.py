@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,7 @@ def command_ms(kind: str, base: Path) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def kernel_ms(kind: str, base: Path) -> tuple[float, float, float, float]:
+def kernel_ms(kind: str, base: Path, state: Any) -> tuple[float, float, float, float]:
     """(start to ready, one cell, kill and teardown, the kernel's own CPU to ready) in ms. `bwrap+zygote`: bwrap,
     the kernel forked from a zygote as a grading worker does."""
     import psutil
@@ -52,9 +53,8 @@ def kernel_ms(kind: str, base: Path) -> tuple[float, float, float, float]:
     from autograder.grading import kernels
 
     spec = _spec(kind.split("+")[0], base)
-    kernels.CURRENT = spec
     t0 = time.perf_counter()
-    km = kernels.kernel_manager_class()(kernel_name="python3")
+    km = kernels.new_kernel_manager(spec, state)
     run_sync(km.start_kernel)(extra_arguments=list(kernels.KERNEL_ARGS), cwd=str(spec.work))
     kc = km.client()
     kc.start_channels()
@@ -73,7 +73,6 @@ def kernel_ms(kind: str, base: Path) -> tuple[float, float, float, float]:
     kc.stop_channels()
     run_sync(km.shutdown_kernel)(now=True)
     t3 = time.perf_counter()
-    kernels.CURRENT = None
     return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, cpu * 1000
 
 
@@ -82,6 +81,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=10, help="runs per figure (the median is printed)")
     args = parser.parse_args()
     from autograder.grading import kernels, sandbox
+    from autograder.grading.run import WorkerState
 
     reasons = {"none": "", "bwrap": sandbox.bwrap_works(), "bwrap+zygote": sandbox.bwrap_works(),
                "container": sandbox.container_works()}
@@ -95,12 +95,13 @@ def main() -> int:
             plain_kind = kind.split("+")[0]
             command_ms(plain_kind, base)  # warm the page cache and the engine
             cmd = statistics.median(command_ms(plain_kind, base) for _ in range(args.repeat))
+            state = WorkerState()
             if kind.endswith("+zygote"):
-                kernels.start_zygote()
+                kernels.start_zygote(state)
             try:
-                kernel = [kernel_ms(kind, base) for _ in range(args.repeat)]
+                kernel = [kernel_ms(kind, base, state) for _ in range(args.repeat)]
             finally:
-                kernels.stop_zygote()
+                kernels.stop_zygote(state)
             medians = tuple(statistics.median(k[i] for k in kernel) for i in range(4))
             rows.append((kind, cmd, medians, ""))
     plain = next((r for r in rows if r[0] == "none"), None)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from autograder.errors import UsageError
-from autograder.grading.plan import BatchPlan, load_plan
+from autograder.grading.plan import BatchPlan, load_plan, zero_outcome
+from autograder.grading.run import Options
 from autograder.labs import NOT_LAB_FILES, Lab, find_lab, load_lab
 from autograder.paths import repo_root
 from mlinfra.base.results import GRADER_ERROR, PENDING, Outcome
@@ -111,6 +112,8 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
     plan = BatchPlan(lab_name=lab.name, lab_folder=str(lab.folder.resolve()), work_dir=str(work.resolve()),
                      sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb, manual=by_hand,
                      course=rules.to_dict() if rules else None)
+    if lab.folder == lab.folder.resolve():  # the lab as parsed is the lab of `lab_folder`: carried, not re-read
+        plan.with_lab(lab)
     limit = sandboxes.process_limit(kind)
     if limit.startswith("none"):  # said in summary.json, so an instructor knows what did not hold
         plan.notes.append(f"no limit on the processes a submission may start ({limit[len('none: '):]}): grade as "
@@ -130,7 +133,8 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
 
 
 def grade_student(plan: BatchPlan, student: str) -> Outcome:
-    """One student, sandboxed, with a fresh kernel, in this process. Never raises for the student's faults."""
+    """One student, sandboxed, with a fresh kernel, in this process (which keeps nothing of the run: no zygote,
+    no kernel started ahead). Never raises for the student's faults."""
     from autograder.grading.worker import grade_one
 
     if student not in plan.submissions:
@@ -144,7 +148,7 @@ def _nbgrader_feedback(plan: BatchPlan, outcomes: list[Outcome]) -> dict[str, Pa
 
     from autograder.nbgrader_course import course_config, quiet_nbgrader
 
-    lab = load_lab(Path(plan.lab_folder))
+    lab = plan.lab
     pages: dict[str, Path] = {}
     for o in outcomes:
         course = o.data.get("course")
@@ -170,7 +174,7 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
         return f"no template gradebook in {template.parent}"
     tmp = out_dir / ".gradebook.db.tmp"
     shutil.copyfile(template, tmp)
-    stem = Path(load_lab(Path(plan.lab_folder)).notebook).stem
+    stem = Path(plan.lab.notebook).stem
     # built without a sync per commit (a commit per student), then synced once before it replaces the old one
     with fast_bookkeeping(), Gradebook(f"sqlite:///{tmp}", "mlinfra-workbook") as gb:
         for o in outcomes:
@@ -193,17 +197,15 @@ def _merge_gradebook(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path) ->
     return None
 
 
-def _no_student_process_left(plan: BatchPlan) -> list[int]:
-    """Kill any sandbox this process launched that is still alive, and tear down every sandbox of the batch a
-    worker left behind (a container outlives a killed worker; so does an empty cgroup); return the pids killed."""
+def _no_student_process_left(plan: BatchPlan) -> None:
+    """Tear down every sandbox of the batch a worker left behind (a container outlives a killed worker; so does an
+    empty cgroup). The kernels themselves were killed by the process that graded each student (worker.grade_one
+    kills what is left of its kernels before it answers), and a killed worker's sandboxes die with it."""
     from autograder.deploy.container_check import sweep_batch
-    from autograder.grading import kernels, sandbox
-    from autograder.grading.worker import _kill_leftovers
+    from autograder.grading import sandbox
 
-    killed = _kill_leftovers(list(kernels.LAUNCHED))
     sandbox.sweep(Path(plan.work_dir) / "sandboxes", plan.sandbox)
     sweep_batch(plan)  # lab06: images and containers a killed worker left (docs/deploy-checks.md)
-    return killed
 
 
 def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, reveal_hidden: bool = False,
@@ -217,11 +219,9 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
     ordered = [by_student[s] for s in sorted(by_student)]
     missing = [s for s in plan.students if s not in by_student]
     if missing:
-        from autograder.grading.worker import _zero
-
         for s in missing:
             sub = plan.submissions.get(s, {})
-            ordered.append(_zero(plan, s, GRADER_ERROR, "no result came back for this student",
+            ordered.append(zero_outcome(plan, s, GRADER_ERROR, "no result came back for this student",
                                  list(sub.get("notes", [])), list(sub.get("flags", [])), time.monotonic()))
         ordered.sort(key=lambda o: o.subject)
     from autograder.grading import manual, term
@@ -260,15 +260,17 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
 def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers: int = 2, progress: bool = False,
                 sandbox: str = "auto", keep_work: bool = False, reveal_hidden: bool = False,
                 work_dir: Path | None = None, log: Callable[[str], None] | None = None,
-                course: Path | None = None) -> Outcome:
-    """The local engine: prepare, grade every student with `workers` long-lived workers, finish."""
-    from autograder.grading import kernels, pool
+                course: Path | None = None, options: Options | None = None) -> Outcome:
+    """The local engine: prepare, grade every student with `workers` long-lived workers, finish. `options`:
+    what bench/bench_grading.py turns off to measure it (forked kernels, sealed hidden tests)."""
+    from autograder.grading import pool
     from autograder.grading import sandbox as sandboxes
 
+    options = options or Options()
     started = time.monotonic()
     out_dir = Path(out_dir)
     # a bubblewrap batch's zygotes import what kernels import while this process builds the batch
-    forking = kernels.FORK_KERNELS and sandboxes.choose(sandbox) == "bwrap"
+    forking = options.fork_kernels and sandboxes.choose(sandbox) == "bwrap"
     zygotes = pool.start_zygotes(workers, _resolve_lab(lab)) if forking else []
     try:
         plan = prepare_batch(lab, submissions_dir, work_dir or out_dir / "work", sandbox=sandbox,
@@ -277,7 +279,7 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
         for z in zygotes:
             z.close()
         raise
-    the_lab = load_lab(Path(plan.lab_folder))
+    the_lab = plan.lab
     bar = None
     if progress and plan.students:
         from tqdm import tqdm
@@ -295,11 +297,12 @@ def grade_class(lab: str | Lab, submissions_dir: Path, out_dir: Path, *, workers
 
     deadline = the_lab.notebook_timeout + WORKER_OVERHEAD_S
     outcomes = pool.grade_all(plan, plan.students, workers=workers, deadline_s=deadline, on_done=done,
-                              zygotes=zygotes)
+                              zygotes=zygotes, options=options)
     retry = [o.subject for o in outcomes if o.status == GRADER_ERROR]
     if retry:
         # nbgrader itself failed (kernel start-up, a lost output), not the student's code: once more.
-        again = {o.subject: o for o in pool.grade_all(plan, retry, workers=workers, deadline_s=deadline)}
+        again = {o.subject: o for o in pool.grade_all(plan, retry, workers=workers, deadline_s=deadline,
+                                                      options=options)}
         outcomes = [again.get(o.subject, o) for o in outcomes]
     if bar is not None:
         bar.close()

@@ -16,31 +16,14 @@ from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
 from autograder.grading import kernels, seals, tamper
+from autograder.grading.provisioner import SandboxKernelManager
+from autograder.grading.run import StudentRun
 from autograder.notebooks import kill_now, start_ready_client
 
-# What the guard had to put back in the current student's kernel: (cell label, [what]). The worker resets it per
-# student; a non-empty entry flags the submission.
-GUARD_LOG: list[tuple[str, list[str]]] = []
-# Where the current student's time went inside nbgrader's execution (seconds): reset by the worker per student.
-TIMING: dict[str, float] = {}
-# Graded cells the kernel reported as run without error although their sealed hidden checks were never recorded,
-# or whose recorded values could not be read: (cell label, why). The worker resets it per student; an entry means
-# the kernel lied about its results: the submission scores 0 and is flagged.
-SEAL_LOG: list[tuple[str, str]] = []
-
-
-def _add(key: str, seconds: float) -> None:
-    TIMING[key] = round(TIMING.get(key, 0.0) + seconds, 4)
-
-
-# Whether graded cells are sealed (seals.py); bench/bench_grading.py turns it off to measure its cost in one run.
-SEAL_HIDDEN_TESTS = True
 # What a student's outputs may weigh in the grader's memory: beyond CELL_OUTPUT_BYTES a cell's further outputs are
-# dropped (with a note in the cell); beyond STUDENT_OUTPUT_BYTES the kernel is stopped (OUTPUT_LOG says so).
+# dropped (with a note in the cell); beyond STUDENT_OUTPUT_BYTES the kernel is stopped (the run's output log says so).
 CELL_OUTPUT_BYTES = 1_000_000
 STUDENT_OUTPUT_BYTES = 10_000_000
-# Why the current student's kernel was stopped for its output, if it was: reset by the worker per student.
-OUTPUT_LOG: list[str] = []
 
 
 def _weight(content: Any) -> int:
@@ -52,15 +35,6 @@ def _weight(content: Any) -> int:
     if isinstance(content, (list, tuple)):
         return 2 + sum(1 + _weight(v) for v in content)
     return 8
-
-
-# A kernel started ahead (kernels.take_warm) for the notebook about to run: set by the worker, taken once here.
-WARM_KM: Any = None
-
-
-# Threads finishing the clean-up of killed kernels (reaping, the sandbox's teardown): the worker joins them all
-# (`join_reapers`) before it reports the student, so every kernel is dead and torn down by then.
-REAPERS: list[threading.Thread] = []
 
 
 def _discard(km: Any) -> None:
@@ -86,13 +60,13 @@ def _reap_in_background(km: Any) -> threading.Thread:
     return thread
 
 
-def join_reapers(timeout: float = 30.0) -> list[str]:
-    """Wait for every kernel handed to a reaper to be dead and torn down; returns the names of reapers still
-    running after `timeout` (the caller then kills what is left by pid)."""
+def join_reapers(run: StudentRun, timeout: float = 30.0) -> list[str]:
+    """Wait for every kernel of the run handed to a reaper to be dead and torn down; returns the names of reapers
+    still running after `timeout` (the caller then kills what is left by pid)."""
     deadline = time.monotonic() + timeout
     late = []
-    while REAPERS:
-        thread = REAPERS.pop()
+    while run.reapers:
+        thread = run.reapers.pop()
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             late.append(thread.name)
@@ -101,10 +75,15 @@ def join_reapers(timeout: float = 30.0) -> list[str]:
 
 class SandboxedExecute(Execute):
     """Execute with the sandbox's kernel manager, an immediate kernel kill at the end (nothing of the student's
-    survives, and a graceful shutdown costs up to seconds), and the guard around graded cells."""
+    survives, and a graceful shutdown costs up to seconds), and the guard around graded cells.
+
+    nbgrader builds its preprocessors from their classes, so the student's run comes as a class attribute of a
+    subclass made for that run (`autograde_preprocessors(run)`)."""
+
+    run: StudentRun
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["kernel_manager_class"] = kernels.kernel_manager_class()
+        kwargs["kernel_manager_class"] = SandboxKernelManager
         super().__init__(*args, **kwargs)
         self.shutdown_kernel = "immediate"
         self._guarded_kc: Any = None
@@ -123,7 +102,7 @@ class SandboxedExecute(Execute):
         if self._student_bytes > STUDENT_OUTPUT_BYTES:
             if not self._stopped:
                 self._stopped = True
-                OUTPUT_LOG.append(f"the notebook printed more than {STUDENT_OUTPUT_BYTES // 1_000_000} MB: its "
+                self.run.output_log.append(f"the notebook printed more than {STUDENT_OUTPUT_BYTES // 1_000_000} MB: its "
                                   "kernel was stopped")
                 if self.km is not None:
                     kill_now(self.km)
@@ -132,7 +111,7 @@ class SandboxedExecute(Execute):
             if before <= CELL_OUTPUT_BYTES:
                 outs.append(new_output("stream", name="stdout", text=f"\n[output past {CELL_OUTPUT_BYTES // 1000} kB "
                                        "dropped by the grader]\n"))
-                OUTPUT_LOG.append(f"cell {cell_index + 1}'s output past {CELL_OUTPUT_BYTES // 1000} kB was dropped")
+                self.run.output_log.append(f"cell {cell_index + 1}'s output past {CELL_OUTPUT_BYTES // 1000} kB was dropped")
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -155,21 +134,29 @@ class SandboxedExecute(Execute):
 
     _user_expr = run_sync(_async_user_expr)
 
+    def create_kernel_manager(self) -> Any:
+        """nbclient's, with the student's sandbox and the worker's state given to the kernel manager."""
+        name = str(getattr(self, "kernel_name", "") or self.nb.metadata.get("kernelspec", {}).get("name") or "")
+        self.kernel_name = name
+        names = {"kernel_name": name} if name else {}
+        self.km = self.kernel_manager_class(self.run.spec, self.run.worker, config=self.config, **names)
+        return self.km
+
     async def async_start_new_kernel(self, **kwargs: Any) -> None:
         started = time.monotonic()
         await super().async_start_new_kernel(**kwargs)
-        _add("kernel start", time.monotonic() - started)
+        self.run.add_time("kernel start", time.monotonic() - started)
 
     async def async_start_new_kernel_client(self) -> Any:
         started = time.monotonic()
         result = await start_ready_client(self)  # nbclient's, without jupyter_client's 0.2 s IOPub drain
-        _add("kernel ready", time.monotonic() - started)
+        self.run.add_time("kernel ready", time.monotonic() - started)
         return result
 
     async def _async_cleanup_kernel(self) -> None:
         started = time.monotonic()
         await super()._async_cleanup_kernel()
-        _add("kernel kill", time.monotonic() - started)
+        self.run.add_time("kernel kill", time.monotonic() - started)
 
     # nbclient binds the sync faces to its own coroutines at class creation: rebind them to ours.
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -181,19 +168,18 @@ class SandboxedExecute(Execute):
         try:
             return self._user_expr(expr)
         except Exception as exc:  # noqa: BLE001 - a kernel that breaks the guard is flagged, never trusted
-            GUARD_LOG.append((label, [f"the grader's guard did not answer ({str(exc)[:100]})"]))
+            self.run.guard_log.append((label, [f"the grader's guard did not answer ({str(exc)[:100]})"]))
             return None
         finally:
-            _add("guard", time.monotonic() - started)
+            self.run.add_time("guard", time.monotonic() - started)
 
     def preprocess(self, nb: Any, resources: Any = None, km: Any = None) -> Any:
-        global WARM_KM
-        warm, WARM_KM = WARM_KM, None
+        warm, self.run.warm_km = self.run.warm_km, None  # taken once
         if warm is None or km is not None:
             return super().preprocess(nb, resources, km)
         folder = ((resources or {}).get("metadata") or {}).get("path")
         if folder:
-            kernels.stage_work_folder(Path(folder), warm._spec.work)
+            kernels.stage_work_folder(Path(folder), warm.spec.work)
         try:
             return super().preprocess(nb, resources, km=warm)
         finally:
@@ -203,8 +189,8 @@ class SandboxedExecute(Execute):
                     self.kc.stop_channels()
             finally:
                 kill_now(warm)
-                REAPERS.append(_reap_in_background(warm))  # never reused; the worker joins it before it answers
-                _add("kernel kill", time.monotonic() - started)
+                self.run.reapers.append(_reap_in_background(warm))  # never reused; the worker joins it before it answers
+                self.run.add_time("kernel kill", time.monotonic() - started)
 
     def preprocess_cell(self, cell: Any, resources: Any, index: int) -> Any:
         if cell.cell_type != "code" or not cell.source.strip():
@@ -219,15 +205,15 @@ class SandboxedExecute(Execute):
         if meta.get("grade"):
             restored = self._guard(tamper.RESTORE_EXPRESSION, label)
             if isinstance(restored, list) and restored:
-                GUARD_LOG.append((label, [str(r) for r in restored]))
-            sealed = seals.seal_cell(cell.source) if SEAL_HIDDEN_TESTS else sealed
+                self.run.guard_log.append((label, [str(r) for r in restored]))
+            sealed = seals.seal_cell(cell.source) if self.run.seal_hidden_tests else sealed
         started = time.monotonic()
         original, cell.source = cell.source, sealed.source
         try:
             result = super().preprocess_cell(cell, resources, index)
         finally:
             cell.source = original  # what nbgrader records and checksums is the cell as written
-        _add("cells", time.monotonic() - started)
+        self.run.add_time("cells", time.monotonic() - started)
         if sealed.seals:
             self._judge_seals(cell, sealed, label)
         if meta.get("locked") and not meta.get("solution"):  # the course's own code: what it binds is trusted
@@ -248,21 +234,22 @@ class SandboxedExecute(Execute):
             reply = self._user_expr(seals.TAKE_EXPRESSION)
         except Exception:  # noqa: BLE001 - no answer is judged as no values recorded
             reply = None
-        _add("seals", time.monotonic() - started)
+        self.run.add_time("seals", time.monotonic() - started)
         kernel_error = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
         verdict = seals.judge(sealed, reply, kernel_error)
         if not kernel_error and (verdict.missing or verdict.unreadable):
             why = verdict.unreadable or f"it reported a clean run but never ran {len(verdict.missing)} of its " \
                                        f"{len(sealed.seals)} hidden checks"
-            SEAL_LOG.append((label, why))
+            self.run.seal_log.append((label, why))
             verdict.failure = verdict.failure or "a hidden test failed"
         if verdict.failure and not kernel_error:
             cell.outputs.append(new_output("error", ename="AssertionError", evalue=verdict.failure,
                                            traceback=[f"AssertionError: {verdict.failure}"]))
 
 
-def autograde_preprocessors() -> list[type]:
-    """nbgrader's autograde steps (nbgrader/converters/autograde.py), with our executor in place of its own."""
+def autograde_preprocessors(run: StudentRun) -> list[type]:
+    """nbgrader's autograde steps (nbgrader/converters/autograde.py), with our executor, bound to the student's
+    run, in place of its own."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -272,5 +259,7 @@ def autograde_preprocessors() -> list[type]:
         SaveAutoGrades,
     )
 
-    return [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    # same name, so the executor's configuration (config.SandboxedExecute, config.Execute) reaches it unchanged
+    executor = type("SandboxedExecute", (SandboxedExecute,), {"run": run, "__module__": __name__})
+    return [executor, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
             AssignLatePenalties, CheckCellMetadata]

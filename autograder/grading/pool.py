@@ -18,10 +18,10 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any
 
-from autograder.grading.plan import BatchPlan, load_plan
+from autograder.grading.plan import BatchPlan, zero_outcome
+from autograder.grading.run import Options
 from mlinfra.base.results import GRADER_ERROR, STOPPED, Outcome
 
 
@@ -35,18 +35,20 @@ def _warm_imports() -> None:
     from autograder.grading import execute, worker  # noqa: F401 - imported to be loaded
 
 
-def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tuple[Any, ...] = ()) -> None:
+def _worker_main(conn: Connection, plan: BatchPlan, options: Options, ready: Any = None,
+                 others: tuple[Any, ...] = ()) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for z in others:  # the other workers' zygotes: each must end with its own worker
         z.hand_over()
     os.setpgrp()  # the parent kills this worker's whole group on a deadline
     from autograder.grading import kernels, worker
-    from autograder.labs import load_lab
+    from autograder.grading.run import WorkerState
 
-    worker.PRESTART = True  # this worker keeps one kernel started ahead (killed with the worker at the end)
-    plan = load_plan(Path(work_dir))
+    # `plan` is the parent's (this process is forked), its lab parsed already. This worker keeps one kernel
+    # started ahead (killed with the worker at the end).
+    state = WorkerState(options, prestart=True)
     if plan.sandbox == "bwrap":  # its kernels are forked already imported (zygote.py)
-        kernels.start_zygote(ready, () if ready else preimports(load_lab(Path(plan.lab_folder))))
+        kernels.start_zygote(state, ready, () if ready else preimports(plan.lab))
     try:
         while True:
             try:
@@ -54,20 +56,21 @@ def _worker_main(conn: Connection, work_dir: str, ready: Any = None, others: tup
             except EOFError:
                 return
             if student is None:
-                while (warm := kernels.take_warm()) is not None:  # the kernel started ahead that nobody needed
+                while (warm := kernels.take_warm(state)) is not None:  # the kernel started ahead that nobody needed
                     kernels.discard(warm[0])
                     shutil.rmtree(warm[1].conn, ignore_errors=True)
                 return
-            outcome = worker.grade_one(plan, student)
+            outcome = worker.grade_one(plan, student, state)
             conn.send(outcome.to_dict())
     finally:
-        kernels.stop_zygote()
+        kernels.stop_zygote(state)
 
 
 class _Worker:
-    def __init__(self, ctx: Any, work_dir: str, ready: Any = None, others: tuple[Any, ...] = ()) -> None:
+    def __init__(self, ctx: Any, plan: BatchPlan, options: Options, ready: Any = None,
+                 others: tuple[Any, ...] = ()) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, work_dir, ready, others), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, plan, options, ready, others), daemon=True)
         self.proc.start()
         child.close()
         if ready is not None:
@@ -112,10 +115,13 @@ def start_zygotes(workers: int, lab: Any) -> list[Any]:
 
 
 def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadline_s: float,
-              on_done: Callable[[Outcome], None] | None = None, zygotes: list[Any] | None = None) -> list[Outcome]:
+              on_done: Callable[[Outcome], None] | None = None, zygotes: list[Any] | None = None,
+              options: Options | None = None) -> list[Outcome]:
     """Grade `students` with `workers` forked workers; `deadline_s` bounds one student's wall time. `zygotes`,
     started ahead for a bubblewrap batch, go one to a worker (a worker without one starts its own)."""
     _warm_imports()
+    options = options or Options()
+    plan.lab  # noqa: B018 - parsed once here, before the workers are forked (each inherits it)
     spare = list(zygotes or [])
     ctx = multiprocessing.get_context("fork")
     queue = list(students)
@@ -129,17 +135,15 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
             on_done(outcome)
 
     def stopped(w: _Worker, status: str, reason: str) -> Outcome:
-        from autograder.grading.worker import _zero
-
         assert w.student is not None
         sub = plan.submissions.get(w.student, {})
-        return _zero(plan, w.student, status, reason, list(sub.get("notes", [])), list(sub.get("flags", [])),
+        return zero_outcome(plan, w.student, status, reason, list(sub.get("notes", [])), list(sub.get("flags", [])),
                      w.started)
 
     try:
         for _ in range(max(1, min(workers, len(queue)))):
             ready = spare.pop() if spare else None
-            pool.append(_Worker(ctx, plan.work_dir, ready, tuple(spare)))
+            pool.append(_Worker(ctx, plan, options, ready, tuple(spare)))
         for w in pool:
             if queue:
                 w.give(queue.pop(), deadline_s)
@@ -164,7 +168,7 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
                 finished(outcome)
                 if not healthy:
                     w.kill()
-                    pool[pool.index(w)] = w = _Worker(ctx, plan.work_dir, None, tuple(spare))
+                    pool[pool.index(w)] = w = _Worker(ctx, plan, options, None, tuple(spare))
                 if queue:
                     w.give(queue.pop(), deadline_s)
     finally:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autograder.grading.manual import answers_of, is_manual
+from autograder.grading.plan import zero_outcome
+from autograder.grading.run import StudentRun, WorkerState, kill_leftovers
 from mlinfra.base.results import (
     COMPLETED,
     ERROR,
@@ -42,25 +44,6 @@ if TYPE_CHECKING:
     from autograder.labs import Lab
 
 COURSE_ID = "mlinfra-workbook"
-
-
-def _zero(plan: BatchPlan, student: str, status: str, reason: str, notes: list[str], flags: list[str],
-          started: float) -> Outcome:
-    checks = [Check(gid, NOT_RUN, 0.0, mp, reason[:200]) for gid, mp in plan.tests.items()]
-    return Outcome(student, checks, notes=[*notes, reason] if reason else list(notes),
-                   status=FLAGGED if flags and status == COMPLETED else status,
-                   data={"flags": flags, "seconds": round(time.monotonic() - started, 3)})
-
-
-def _kill_leftovers(entries: list[tuple[str, int, str]]) -> list[int]:
-    """Kill every process of these sandboxes that is still alive (normally none: the kernel is killed after its
-    notebook, and the sandbox's pid namespace takes everything the kernel started with it)."""
-    from autograder.grading.sandbox import kill_tree
-
-    killed = []
-    for _kid, pid, _work in entries:
-        killed += kill_tree(pid, timeout=5)
-    return killed
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
@@ -207,11 +190,6 @@ def _limits_reached(spec: Any) -> list[str]:
     return [limit for limit in ("memory limit", "process limit", "disk limit") if limit in spec.hit]
 
 
-# Start the next kernel ahead while a student is graded (the local engine's workers set it; a caller that grades
-# one student and returns, as an Airflow task does, must not leave a kernel behind).
-PRESTART = False
-
-
 def new_spec(plan: BatchPlan, lab: Lab) -> Any:
     """A fresh sandbox folder nobody has used; ipc socket paths must fit in 107 bytes (sun_path), so the
     connection folder gets a short name of its own under /tmp."""
@@ -229,9 +207,10 @@ def new_spec(plan: BatchPlan, lab: Lab) -> Any:
                                               file_mb=plan.file_mb))
 
 
-def grade_one(plan: BatchPlan, student: str) -> Outcome:
+def grade_one(plan: BatchPlan, student: str, state: WorkerState | None = None) -> Outcome:
     """One student, graded in their own course folder with a fresh sandboxed kernel. Never raises for the
-    student's faults (a grader fault becomes status 'grader error' with the reason)."""
+    student's faults (a grader fault becomes status 'grader error' with the reason). `state`: the grading
+    process's own (its zygote, its kernel started ahead); without one, a fresh state that keeps nothing."""
     import warnings
 
     started = time.monotonic()
@@ -240,46 +219,45 @@ def grade_one(plan: BatchPlan, student: str) -> Outcome:
         with warnings.catch_warnings():
             # nbgrader's gradebook warns about its own SQLAlchemy sessions on every submission
             warnings.simplefilter("ignore")
-            outcome = _grade_one(plan, student, started)
+            outcome = _grade_one(plan, student, state or WorkerState(), started)
             # this process's CPU for the student (the kernel's is its own): the grader's part of the fixed cost
             outcome.data["cpu"] = round(time.process_time() - cpu, 3)
             return outcome
     except Exception as exc:  # noqa: BLE001 - recorded as this student's reason; the batch goes on
         detail = traceback.format_exc(limit=3)
         sub = plan.submissions.get(student, {})
-        outcome = _zero(plan, student, GRADER_ERROR, f"the grader failed: {type(exc).__name__}: {str(exc)[:200]}",
+        outcome = zero_outcome(plan, student, GRADER_ERROR, f"the grader failed: {type(exc).__name__}: {str(exc)[:200]}",
                         list(sub.get("notes", [])), list(sub.get("flags", [])), started)
         outcome.data["traceback"] = detail
         return outcome
 
 
-def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
+def _grade_one(plan: BatchPlan, student: str, state: WorkerState, started: float) -> Outcome:
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
     from autograder.errors import UsageError
     from autograder.grading import execute, kernels, sandbox, tamper
-    from autograder.labs import load_lab
     from autograder.nbgrader_course import course_config, fast_bookkeeping, quiet_nbgrader
     from autograder.notebooks import read_notebook
     from autograder.submissions import sanitize_notebook
 
-    lab = load_lab(Path(plan.lab_folder))
+    lab = plan.lab
     sub = plan.submissions[student]
     notes: list[str] = list(sub.get("notes", []))
     flags: list[str] = list(sub.get("flags", []))
     if not sub.get("files"):
         if sub.get("unreadable"):
-            return _zero(plan, student, UNREADABLE, sub["unreadable"], notes, flags, started)
-        return _zero(plan, student, MISSING, "nothing was handed in", notes, flags, started)
+            return zero_outcome(plan, student, UNREADABLE, sub["unreadable"], notes, flags, started)
+        return zero_outcome(plan, student, MISSING, "nothing was handed in", notes, flags, started)
     files = Path(sub["files"])
     nb_path = files / lab.notebook
     if not nb_path.is_file() or nb_path.is_symlink():
-        return _zero(plan, student, MISSING, f"no {lab.notebook} in the submission", notes, flags, started)
+        return zero_outcome(plan, student, MISSING, f"no {lab.notebook} in the submission", notes, flags, started)
     try:
         nb = read_notebook(nb_path)
     except UsageError as exc:
-        return _zero(plan, student, UNREADABLE, str(exc).replace(str(files) + "/", ""), notes, flags, started)
+        return zero_outcome(plan, student, UNREADABLE, str(exc).replace(str(files) + "/", ""), notes, flags, started)
     findings = tamper.scan_submission(nb, files, lab.editable)
     flags += [f"tampering? {f}" for f in findings]
 
@@ -295,23 +273,16 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
 
     nbformat.write(nb, target / lab.notebook)
 
-    warm = kernels.take_warm() if PRESTART else None
-    if warm is not None:
-        execute.WARM_KM, spec = warm
-    else:
-        spec = new_spec(plan, lab)
+    warm = kernels.take_warm(state) if state.prestart else None
+    run = StudentRun(warm[1], state, warm_km=warm[0]) if warm is not None else StudentRun(new_spec(plan, lab), state)
+    spec = run.spec
     box, conn = spec.work.parent, spec.conn
-    if PRESTART:
-        kernels.prestart(new_spec(plan, lab))  # the next student's kernel boots while this one is graded
-    kernels.CURRENT = spec
-    execute.GUARD_LOG.clear()
-    execute.SEAL_LOG.clear()
-    execute.OUTPUT_LOG.clear()
-    execute.TIMING.clear()
-    first_kernel = len(kernels.LAUNCHED)
+    if state.prestart:
+        kernels.prestart(state, new_spec(plan, lab))  # the next student's kernel boots while this one is graded
+    first_kernel = len(state.launched)
     warm_id = str(getattr(warm[0], "kernel_id", "")) if warm is not None else None
     config = course_config(course, lab)
-    config.Autograde.autograde_preprocessors = execute.autograde_preprocessors()
+    config.Autograde.autograde_preprocessors = execute.autograde_preprocessors(run)
     # nbconvert validates the whole notebook after each of autograde's twelve preprocessors; once after the last
     # of each pass is enough (an invalid notebook still fails the same way, only later)
     config.Exporter.optimistic_validation = True
@@ -322,12 +293,11 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
             api = NbGraderAPI(config=config)
             result = api.autograde(lab.name, student, force=True, create=True)
     finally:
-        kernels.CURRENT = None
         t_reap = time.monotonic()
-        late = execute.join_reapers()  # the kernel was killed at the notebook's end; its reaping overlapped
-        execute.TIMING["kernel reaped"] = round(time.monotonic() - t_reap, 4)
-        mine = [e for e in kernels.LAUNCHED if e[0] == warm_id] + kernels.LAUNCHED[first_kernel:]
-        killed = _kill_leftovers(mine)
+        late = execute.join_reapers(run)  # the kernel was killed at the notebook's end; its reaping overlapped
+        run.timing["kernel reaped"] = round(time.monotonic() - t_reap, 4)
+        mine = [e for e in state.launched if e[0] == warm_id] + state.launched[first_kernel:]
+        killed = kill_leftovers(mine)
         if box.is_dir():  # a log only, never read as a result; the kernel may have swapped it for a link
             (box / "kernel.log").write_bytes(read_bounded(conn / "kernel.log", 1_000_000))
         sandbox.release_connection(conn)
@@ -340,28 +310,28 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     log = (result.get("log") or "") + (result.get("error") or "")
     (course / "nbgrader.log").write_text(log)
     data: dict[str, Any] = {"kernels": kernel_ids, "warm": warm is not None, "course": str(course),
-                            "sandbox": plan.sandbox, "forked": bool(kernel_ids) and kernel_ids[-1] in kernels.FORKED}
-    if kernels.ZYGOTE_FAILED:
-        data["zygote failed"] = kernels.ZYGOTE_FAILED[-1]
+                            "sandbox": plan.sandbox, "forked": bool(kernel_ids) and kernel_ids[-1] in state.forked}
+    if state.zygote_failed:
+        data["zygote failed"] = state.zygote_failed[-1]
     if plan.manual:  # the answers a person grades, from the trusted side's copy (finish_batch writes them out)
         data["answers"] = answers_of(nb, plan.manual)
-    notes += execute.OUTPUT_LOG
+    notes += run.output_log
     limits = _limits_reached(spec)
     notes += [f"the notebook reached the sandbox's {limit} ({_LIMIT_OF[limit](spec)})" for limit in limits]
     if not result.get("success"):
         cause = _root_cause(log)
         if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():
             status = limits[0] if limits else KERNEL_DIED
-            outcome = _zero(plan, student, status, "the kernel died while running the notebook (os._exit, "
+            outcome = zero_outcome(plan, student, status, "the kernel died while running the notebook (os._exit, "
                             "a crash in native code, or a limit); nbgrader scores nothing once that happens",
                             notes, flags, started)
         elif "CellTimeoutError" in cause:
             # the student's cell ran past its limit and did not answer the interrupt (busy in native code, or
             # flooding the grader with output): the student's outcome, not the machinery's
-            outcome = _zero(plan, student, STOPPED, f"a cell ran past its {lab.cell_timeout} s and could not be "
+            outcome = zero_outcome(plan, student, STOPPED, f"a cell ran past its {lab.cell_timeout} s and could not be "
                             "interrupted; nbgrader scores nothing once that happens", notes, flags, started)
         else:
-            outcome = _zero(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags,
+            outcome = zero_outcome(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags,
                             started)
         outcome.data.update(data)
         return outcome
@@ -393,12 +363,12 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
         notes.append(f"timeout: {', '.join(timeouts)} ran past {lab.cell_timeout} s and were interrupted")
     notes += [f"{c.name}: {c.message}" for c in checks if c.status in (ERROR, FAILED, TIMEOUT) and c.message
               and c.status != FAILED]
-    for label, restored in execute.GUARD_LOG:
+    for label, restored in run.guard_log:
         flags.append(f"tampering? before {label} the grader had to restore: {', '.join(restored)}")
-    if execute.SEAL_LOG:
+    if run.seal_log:
         # The kernel said a cell ran cleanly while its sealed hidden checks never ran: its other replies cannot be
         # believed either, so nothing it reported scores.
-        lies = "; ".join(f"{label}: {why}" for label, why in execute.SEAL_LOG)
+        lies = "; ".join(f"{label}: {why}" for label, why in run.seal_log)
         flags.append(f"tampering? the kernel's results cannot be trusted ({lies[:300]}): scored 0 for review")
         checks = [Check(c.name, FAILED, 0.0, c.max_points, "not scored: the kernel's replies were not the results "
                         "of running the tests", c.where) for c in checks]
@@ -409,7 +379,7 @@ def _grade_one(plan: BatchPlan, student: str, started: float) -> Outcome:
     notes += deploy_notes
     data.update({"flags": flags, "autograded": str(autograded),
                  "seconds": round(time.monotonic() - started, 3),
-                 "timing": {"stage": round(setup_seconds, 3), **execute.TIMING,
-                            "nbgrader other": round(exec_seconds - sum(execute.TIMING.values()), 3),
+                 "timing": {"stage": round(setup_seconds, 3), **run.timing,
+                            "nbgrader other": round(exec_seconds - sum(run.timing.values()), 3),
                             "after": round(time.monotonic() - t_exec - exec_seconds, 3)}})
     return Outcome(student, checks, notes=notes, status=FLAGGED if flags else COMPLETED, data=data)

@@ -63,8 +63,6 @@ PREIMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
 # drawn afresh in every kernel (`_reseed`). matplotlib, for one, is not here: it caches its config folder.
 HEAVY = ("numpy", "torch", "torchvision", "numpy.random")  # torchvision imports numpy.random
 
-_SET_BY_IMPORTS: dict[str, str] = {}
-
 
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -197,12 +195,12 @@ def _reseed() -> None:
         numpy_random.seed()
 
 
-def _kernel(request: dict[str, Any], status: int) -> None:
+def _kernel(request: dict[str, Any], status: int, set_by_imports: dict[str, str]) -> None:
     """In the sandbox's pid namespace: become the student's kernel. Never returns."""
     os.setsid()
     os.environ.clear()
     os.environ.update(request["env"])
-    os.environ.update(_SET_BY_IMPORTS)
+    os.environ.update(set_by_imports)
     os.environ["PWD"] = request["cwd"]  # as bubblewrap's --chdir sets it
     os.chdir(request["cwd"])
     null = os.open("/dev/null", os.O_RDONLY)
@@ -230,7 +228,7 @@ def _kernel(request: dict[str, Any], status: int) -> None:
     os._exit(0)
 
 
-def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int], set_by_imports: dict[str, str]) -> None:
     keep, status = fds
     pid = os.fork()
     if pid:
@@ -252,7 +250,7 @@ def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> 
             os.waitpid(child, 0)  # it exits once the kernel is forked: nothing is left for the zygote to reap
             os._exit(0)
         _orphan_into_sandbox()
-        _kernel(request, status)
+        _kernel(request, status, set_by_imports)
     except BaseException as exc:  # noqa: BLE001 - reported to the worker, who starts the kernel the usual way
         try:
             os.write(status, f"{type(exc).__name__}: {exc}\n".encode()[:500])
@@ -271,7 +269,7 @@ def serve(fd: int, extra: list[str]) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     # what importing set in the environment (debugpy sets PYDEVD_USE_FRAME_EVAL), as a kernel's own imports would
-    _SET_BY_IMPORTS.update({k: v for k, v in os.environ.items() if before.get(k) != v})
+    set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     sock = socket.socket(fileno=fd)
     while True:
         fds = array.array("i")
@@ -281,7 +279,7 @@ def serve(fd: int, extra: list[str]) -> None:
         for level, kind, data in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
-        _serve_one(sock, json.loads(msg), list(fds))
+        _serve_one(sock, json.loads(msg), list(fds), set_by_imports)
 
 
 # ---------------------------------------------------------------------------------------------- the worker's side

@@ -78,18 +78,22 @@ def test_a_reaped_kernel_is_dead_after_join(tmp_path: Path) -> None:
 
     pytest.importorskip("nbgrader")
     from autograder.grading import execute, kernels, sandbox
+    from autograder.grading.run import StudentRun, WorkerState
 
     spec = sandbox.Spec(work=tmp_path / "box" / "home", conn=tmp_path / "conn", kind="none")
-    kernels.prestart(spec)
-    warm = kernels.take_warm()
-    assert warm is not None
+    state = WorkerState(prestart=True)
+    kernels.prestart(state, spec)
+    warm = kernels.take_warm(state)
+    assert warm is not None and not state.warm
     km = warm[0]
     pid = km.provisioner.pid
     assert psutil.pid_exists(pid)
+    assert [entry[1] for entry in state.launched] == [pid]
+    run = StudentRun(spec, state, warm_km=km)
     execute.kill_now(km)
-    execute.REAPERS.append(execute._reap_in_background(km))
-    assert execute.join_reapers(timeout=30) == []
-    assert not execute.REAPERS
+    run.reapers.append(execute._reap_in_background(km))
+    assert execute.join_reapers(run, timeout=30) == []
+    assert not run.reapers
     gone = not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert gone, f"kernel {pid} still running after its reaper was joined"
     assert not km.has_kernel

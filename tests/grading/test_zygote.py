@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from autograder.grading import kernels, sandbox, zygote
+from autograder.grading.run import WorkerState
 
 pytestmark = pytest.mark.skipif(bool(sandbox.bwrap_works()), reason=f"no bubblewrap here: {sandbox.bwrap_works()}")
 
@@ -51,24 +52,21 @@ def _spec(root: Path) -> sandbox.Spec:
 
 
 @pytest.fixture
-def with_zygote() -> Iterator[None]:
-    kernels.start_zygote()
+def with_zygote() -> Iterator[WorkerState]:
+    """A grading process's state with a zygote, as a worker of a bubblewrap batch has."""
+    state = WorkerState()
+    kernels.start_zygote(state)
     try:
-        yield
+        yield state
     finally:
-        kernels.stop_zygote()
-        kernels.ZYGOTE_FAILED.clear()
+        kernels.stop_zygote(state)
 
 
-async def _start(spec: sandbox.Spec) -> tuple[Any, Any]:
+async def _start(spec: sandbox.Spec, state: WorkerState) -> tuple[Any, Any]:
     from autograder.notebooks import wait_until_ready
 
-    kernels.CURRENT = spec
-    try:
-        km = kernels.kernel_manager_class()(kernel_name="python3")
-        await km.start_kernel(extra_arguments=list(kernels.KERNEL_ARGS), cwd=str(spec.work))
-    finally:
-        kernels.CURRENT = None
+    km = kernels.new_kernel_manager(spec, state)
+    await km.start_kernel(extra_arguments=list(kernels.KERNEL_ARGS), cwd=str(spec.work))
     kc = km.client()
     kc.start_channels()
     await wait_until_ready(kc, 60, km.is_alive)
@@ -96,13 +94,13 @@ async def _stop(km: Any, kc: Any, spec: sandbox.Spec) -> None:
     sandbox.teardown(spec)
 
 
-def _in_two_kernels(tmp_path: Path, code: str) -> list[dict[str, Any]]:
+def _in_two_kernels(tmp_path: Path, code: str, state: WorkerState) -> list[dict[str, Any]]:
     """`code`'s JSON line from each of two kernels alive at once (a namespace's inode number is reused once it is
     gone, so two sandboxes are compared while both exist)."""
 
     async def run() -> list[dict[str, Any]]:
         specs = [_spec(tmp_path), _spec(tmp_path)]
-        started = [await _start(spec) for spec in specs]
+        started = [await _start(spec, state) for spec in specs]
         try:
             return [json.loads(await _run(kc, code)) for _km, kc in started]
         finally:
@@ -112,9 +110,9 @@ def _in_two_kernels(tmp_path: Path, code: str) -> list[dict[str, Any]]:
     return asyncio.run(run())
 
 
-def _probe(spec: sandbox.Spec) -> dict[str, Any]:
+def _probe(spec: sandbox.Spec, state: WorkerState) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        km, kc = await _start(spec)
+        km, kc = await _start(spec, state)
         try:
             return json.loads(await _run(kc, PROBE))
         finally:
@@ -123,13 +121,16 @@ def _probe(spec: sandbox.Spec) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def test_a_forked_kernel_sees_what_a_bubblewrap_kernel_sees(tmp_path: Path, with_zygote: None) -> None:
+def test_a_forked_kernel_sees_what_a_bubblewrap_kernel_sees(tmp_path: Path, with_zygote: WorkerState) -> None:
+    state = with_zygote
     forked_spec = _spec(tmp_path)
-    forked = _probe(forked_spec)
-    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
-    kernels.stop_zygote()
+    forked = _probe(forked_spec, state)
+    assert not state.zygote_failed, state.zygote_failed
+    assert len(state.forked) == 1
+    kernels.stop_zygote(state)
     started_spec = _spec(tmp_path)
-    started = _probe(started_spec)
+    started = _probe(started_spec, state)
+    assert len(state.forked) == 1 and len(state.launched) == 2
     for key in ("ns",):
         forked.pop(key), started.pop(key)
     # the connection folder and work folder differ per sandbox: compare them relative to each spec
@@ -144,32 +145,33 @@ def test_a_forked_kernel_sees_what_a_bubblewrap_kernel_sees(tmp_path: Path, with
     assert forked["caps"]["NoNewPrivs"] == "1"
 
 
-def test_forked_kernels_share_nothing(tmp_path: Path, with_zygote: None) -> None:
+def test_forked_kernels_share_nothing(tmp_path: Path, with_zygote: WorkerState) -> None:
     code = ("import json, os, random; leftover = os.path.exists('/tmp/mine'); home = sorted(os.listdir('.')); "
             "open('/tmp/mine', 'w').write('x'); open('mine', 'w').write('x'); print(json.dumps({'random': "
             "random.random(), 'leftover': leftover, 'home': home, 'ns': {n: os.readlink(f'/proc/self/ns/{n}') "
             "for n in ('mnt', 'pid', 'net', 'ipc', 'uts')}}))")
 
-    first, second = _in_two_kernels(tmp_path, code)
-    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
+    first, second = _in_two_kernels(tmp_path, code, with_zygote)
+    assert not with_zygote.zygote_failed, with_zygote.zygote_failed
+    assert len(with_zygote.forked) == 2
     assert first["random"] != second["random"]  # every fork reseeds
     # /tmp and the work folder are the sandbox's own (IPython makes .ipython as it starts)
     assert second["leftover"] is False and "mine" not in second["home"]
     assert all(first["ns"][n] != second["ns"][n] for n in first["ns"])
 
 
-def test_the_kernel_and_its_sandbox_end_together(tmp_path: Path, with_zygote: None) -> None:
+def test_the_kernel_and_its_sandbox_end_together(tmp_path: Path, with_zygote: WorkerState) -> None:
     async def run() -> None:
         # the kernel exits: its sandbox's process exits, so the kernel manager sees a dead kernel
         spec = _spec(tmp_path)
-        km, kc = await _start(spec)
+        km, kc = await _start(spec, with_zygote)
         kc.execute("import os; os._exit(3)")
         km.provisioner.process.wait(timeout=20)
         assert not await km.is_alive()
         await _stop(km, kc, spec)
         # the sandbox is killed: the kernel inside dies with it
         spec = _spec(tmp_path)
-        km, kc = await _start(spec)
+        km, kc = await _start(spec, with_zygote)
         kernel_pids = [p.pid for p in psutil.Process(km.provisioner.pid).children(recursive=True)
                        if p.name().startswith("python")]
         assert len(kernel_pids) == 1
@@ -180,25 +182,26 @@ def test_the_kernel_and_its_sandbox_end_together(tmp_path: Path, with_zygote: No
         await _stop(km, kc, spec)
 
     asyncio.run(run())
-    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
+    assert not with_zygote.zygote_failed, with_zygote.zygote_failed
 
 
-def test_a_failed_zygote_costs_only_time(tmp_path: Path, with_zygote: None) -> None:
-    assert kernels.ZYGOTE is not None
-    kernels.ZYGOTE.proc.kill()
-    kernels.ZYGOTE.proc.wait()
+def test_a_failed_zygote_costs_only_time(tmp_path: Path, with_zygote: WorkerState) -> None:
+    state = with_zygote
+    assert state.zygote is not None
+    state.zygote.proc.kill()
+    state.zygote.proc.wait()
     spec = _spec(tmp_path)
 
     async def run() -> str:
-        km, kc = await _start(spec)
+        km, kc = await _start(spec, state)
         try:
             return await _run(kc, "print(6 * 7)")
         finally:
             await _stop(km, kc, spec)
 
     assert asyncio.run(run()) == "42\n"
-    assert kernels.ZYGOTE is None and len(kernels.ZYGOTE_FAILED) == 1
-    assert "zygote" in kernels.ZYGOTE_FAILED[0] or "Pipe" in kernels.ZYGOTE_FAILED[0]
+    assert state.zygote is None and len(state.zygote_failed) == 1 and not state.forked
+    assert "zygote" in state.zygote_failed[0] or "Pipe" in state.zygote_failed[0]
 
 
 def test_only_ipykernel_commands_are_forked() -> None:
@@ -212,14 +215,15 @@ def test_only_ipykernel_commands_are_forked() -> None:
 def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
     """A lab that imports numpy gets it imported in the zygote: a student's kernel has it before any import, and
     two kernels still draw different numbers from its global generator."""
-    kernels.start_zygote(preimports=("numpy", "numpy.random", "not-a-heavy-package"))
+    state = WorkerState()
+    kernels.start_zygote(state, preimports=("numpy", "numpy.random", "not-a-heavy-package"))
     code = ("import sys, json; had = 'numpy' in sys.modules; import numpy; "
             "print(json.dumps({'had': had, 'draw': numpy.random.random(), 'other': 'not-a-heavy-package' in sys.modules}))")
     try:
-        first, second = _in_two_kernels(tmp_path, code)
+        first, second = _in_two_kernels(tmp_path, code, state)
     finally:
-        kernels.stop_zygote()
-    assert not kernels.ZYGOTE_FAILED, kernels.ZYGOTE_FAILED
+        kernels.stop_zygote(state)
+    assert not state.zygote_failed, state.zygote_failed
     assert first["had"] and second["had"] and not first["other"]
     assert first["draw"] != second["draw"]
 
