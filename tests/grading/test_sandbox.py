@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,19 +19,24 @@ import pytest
 
 from autograder.errors import UsageError
 from autograder.grading import cgroups, containers, sandbox
-from autograder.grading.sandbox import Limits, Spec, bwrap_works, run_in_sandbox
+from autograder.grading.sandbox import Limits, Spec, bwrap_works, release_connection, run_in_sandbox, teardown
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("bwrap", "container")
 
 
 @pytest.fixture(params=KINDS)
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Spec]:
     why = bwrap_works() if request.param == "bwrap" else request.getfixturevalue("container_engine")
     if why:
         pytest.skip(f"no {request.param} sandbox here: {why}")
-    return Spec(work=tmp_path / "box" / "home", conn=tmp_path / "box" / "conn", kind=request.param,
+    spec = Spec(work=tmp_path / "box" / "home", conn=tmp_path / "box" / "conn", kind=request.param,
                 limits=Limits(memory_mb=1024, cpu_seconds=20, file_mb=8, processes=48))
+    yield spec
+    # A root grader's connection folder is a tmpfs of its own, released with the kernel that used it (as the
+    # grading worker does), or it would stay mounted under pytest's temporary folders.
+    teardown(spec)
+    release_connection(spec.conn)
 
 
 def probe(spec: Spec, code: str, *args: str) -> dict:
