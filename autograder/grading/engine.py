@@ -222,7 +222,7 @@ def finish_batch(plan: BatchPlan, outcomes: list[Outcome], out_dir: Path, *, rev
         for s in missing:
             sub = plan.submissions.get(s, {})
             ordered.append(zero_outcome(plan, s, GRADER_ERROR, "no result came back for this student",
-                                 list(sub.get("notes", [])), list(sub.get("flags", [])), time.monotonic()))
+                                        list(sub.get("notes", [])), list(sub.get("flags", [])), time.monotonic()))
         ordered.sort(key=lambda o: o.subject)
     from autograder.grading import manual, term
 

@@ -137,8 +137,8 @@ def grade_all(plan: BatchPlan, students: Iterable[str], *, workers: int, deadlin
     def stopped(w: _Worker, status: str, reason: str) -> Outcome:
         assert w.student is not None
         sub = plan.submissions.get(w.student, {})
-        return zero_outcome(plan, w.student, status, reason, list(sub.get("notes", [])), list(sub.get("flags", [])),
-                     w.started)
+        return zero_outcome(plan, w.student, status, reason, list(sub.get("notes", [])),
+                            list(sub.get("flags", [])), w.started)
 
     try:
         for _ in range(max(1, min(workers, len(queue)))):

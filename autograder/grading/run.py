@@ -11,13 +11,17 @@ Light: imports nothing heavy (a kernel manager lives in kernels.py, imported onl
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from autograder.grading.plan import BatchPlan
     from autograder.grading.sandbox import Spec
     from autograder.grading.zygote import Zygote
+    from autograder.labs import Lab
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,20 @@ def kill_leftovers(entries: list[Launched]) -> list[int]:
     for _kid, pid, _work in entries:
         killed += kill_tree(pid, timeout=5)
     return killed
+
+
+def new_spec(plan: BatchPlan, lab: Lab) -> Spec:
+    """A student's sandbox: a fresh folder nobody has used; ipc socket paths must fit in 107 bytes (sun_path), so the
+    connection folder gets a short name of its own under /tmp."""
+    import uuid
+
+    from autograder.grading import sandbox
+
+    box = Path(plan.work_dir) / "sandboxes" / uuid.uuid4().hex[:12]
+    # under the batch's own folder of connection folders, which the batch's end removes whatever happened
+    conns = sandbox.connection_root(Path(plan.work_dir) / "sandboxes")
+    conns.mkdir(mode=0o700, parents=True, exist_ok=True)
+    conn = Path(tempfile.mkdtemp(prefix="", dir=conns))
+    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True,
+                        limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
+                                              file_mb=plan.file_mb))

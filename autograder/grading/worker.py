@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import stat
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from autograder.grading.manual import answers_of, is_manual
 from autograder.grading.plan import zero_outcome
-from autograder.grading.run import StudentRun, WorkerState, kill_leftovers
+from autograder.grading.run import StudentRun, WorkerState, kill_leftovers, new_spec
 from mlinfra.base.results import (
     COMPLETED,
     ERROR,
@@ -190,21 +189,50 @@ def _limits_reached(spec: Any) -> list[str]:
     return [limit for limit in ("memory limit", "process limit", "disk limit") if limit in spec.hit]
 
 
-def new_spec(plan: BatchPlan, lab: Lab) -> Any:
-    """A fresh sandbox folder nobody has used; ipc socket paths must fit in 107 bytes (sun_path), so the
-    connection folder gets a short name of its own under /tmp."""
-    import uuid
+def _unfinished(plan: BatchPlan, student: str, log: str, limits: list[str], notes: list[str], flags: list[str],
+                started: float) -> Outcome:
+    """The outcome of a notebook nbgrader could not finish: nothing scores; the status says why."""
+    cause = _root_cause(log)
+    if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():
+        status = limits[0] if limits else KERNEL_DIED
+        return zero_outcome(plan, student, status, "the kernel died while running the notebook (os._exit, a crash "
+                            "in native code, or a limit); nbgrader scores nothing once that happens", notes, flags,
+                            started)
+    if "CellTimeoutError" in cause:
+        # the student's cell ran past its limit and did not answer the interrupt (busy in native code, or
+        # flooding the grader with output): the student's outcome, not the machinery's
+        return zero_outcome(plan, student, STOPPED, f"a cell ran past its {plan.lab.cell_timeout} s and could not "
+                            "be interrupted; nbgrader scores nothing once that happens", notes, flags, started)
+    return zero_outcome(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags, started)
 
-    from autograder.grading import sandbox
 
-    box = Path(plan.work_dir) / "sandboxes" / uuid.uuid4().hex[:12]
-    # under the batch's own folder of connection folders, which the batch's end removes whatever happened
-    conns = sandbox.connection_root(Path(plan.work_dir) / "sandboxes")
-    conns.mkdir(mode=0o700, parents=True, exist_ok=True)
-    conn = Path(tempfile.mkdtemp(prefix="", dir=conns))
-    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True,
-                        limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
-                                              file_mb=plan.file_mb))
+def _gradebook_scores(config: Any, lab: Lab, student: str) -> dict[str, tuple[float, float]]:
+    """grade_id -> (score, max score) of each graded code cell, from the student's own gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder.nbgrader_course import fast_bookkeeping
+
+    scores: dict[str, tuple[float, float]] = {}
+    with fast_bookkeeping(), Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
+        submission = gb.find_submission_notebook(Path(lab.notebook).stem, lab.name, student)
+        for grade in submission.grades:
+            if grade.cell_type == "code" and grade.max_score:
+                scores[grade.name] = (float(grade.score), float(grade.max_score))
+    return scores
+
+
+def _plan_checks(plan: BatchPlan, by_id: dict[str, Check], scores: dict[str, tuple[float, float]]) -> list[Check]:
+    """One check per test of the plan, in its order: the cell's own, else the gradebook's score, else not run."""
+    checks = []
+    for gid, max_points in plan.tests.items():
+        if gid in by_id:
+            checks.append(by_id[gid])
+        elif gid in scores:
+            score, mp = scores[gid]
+            checks.append(Check(gid, PASSED if score >= mp else FAILED, score, mp))
+        else:
+            checks.append(Check(gid, NOT_RUN, 0.0, max_points, "not in the graded notebook"))
+    return checks
 
 
 def grade_one(plan: BatchPlan, student: str, state: WorkerState | None = None) -> Outcome:
@@ -226,14 +254,14 @@ def grade_one(plan: BatchPlan, student: str, state: WorkerState | None = None) -
     except Exception as exc:  # noqa: BLE001 - recorded as this student's reason; the batch goes on
         detail = traceback.format_exc(limit=3)
         sub = plan.submissions.get(student, {})
-        outcome = zero_outcome(plan, student, GRADER_ERROR, f"the grader failed: {type(exc).__name__}: {str(exc)[:200]}",
-                        list(sub.get("notes", [])), list(sub.get("flags", [])), started)
+        outcome = zero_outcome(plan, student, GRADER_ERROR,
+                               f"the grader failed: {type(exc).__name__}: {str(exc)[:200]}",
+                               list(sub.get("notes", [])), list(sub.get("flags", [])), started)
         outcome.data["traceback"] = detail
         return outcome
 
 
 def _grade_one(plan: BatchPlan, student: str, state: WorkerState, started: float) -> Outcome:
-    from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
     from autograder.errors import UsageError
@@ -319,29 +347,11 @@ def _grade_one(plan: BatchPlan, student: str, state: WorkerState, started: float
     limits = _limits_reached(spec)
     notes += [f"the notebook reached the sandbox's {limit} ({_LIMIT_OF[limit](spec)})" for limit in limits]
     if not result.get("success"):
-        cause = _root_cause(log)
-        if "DeadKernelError" in cause or "Kernel died" in log or "kernel died" in log.lower():
-            status = limits[0] if limits else KERNEL_DIED
-            outcome = zero_outcome(plan, student, status, "the kernel died while running the notebook (os._exit, "
-                            "a crash in native code, or a limit); nbgrader scores nothing once that happens",
-                            notes, flags, started)
-        elif "CellTimeoutError" in cause:
-            # the student's cell ran past its limit and did not answer the interrupt (busy in native code, or
-            # flooding the grader with output): the student's outcome, not the machinery's
-            outcome = zero_outcome(plan, student, STOPPED, f"a cell ran past its {lab.cell_timeout} s and could not be "
-                            "interrupted; nbgrader scores nothing once that happens", notes, flags, started)
-        else:
-            outcome = zero_outcome(plan, student, GRADER_ERROR, f"nbgrader could not grade it: {cause}", notes, flags,
-                            started)
+        outcome = _unfinished(plan, student, log, limits, notes, flags, started)
         outcome.data.update(data)
         return outcome
 
-    scores: dict[str, tuple[float, float]] = {}
-    with fast_bookkeeping(), Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
-        submission = gb.find_submission_notebook(Path(lab.notebook).stem, lab.name, student)
-        for grade in submission.grades:
-            if grade.cell_type == "code" and grade.max_score:
-                scores[grade.name] = (float(grade.score), float(grade.max_score))
+    scores = _gradebook_scores(config, lab, student)
     autograded = course / "autograded" / student / lab.name / lab.notebook
     graded_nb = _read_autograded(autograded)
     leaks: list[str] = []
@@ -349,15 +359,7 @@ def _grade_one(plan: BatchPlan, student: str, state: WorkerState, started: float
     if leaks:
         flags.append(f"tampering? the kernel's messages for {', '.join(leaks)} quoted hidden tests or carried "
                      "encoded data (removed)")
-    checks = []
-    for gid, max_points in plan.tests.items():
-        if gid in by_id:
-            checks.append(by_id[gid])
-        elif gid in scores:
-            score, mp = scores[gid]
-            checks.append(Check(gid, PASSED if score >= mp else FAILED, score, mp))
-        else:
-            checks.append(Check(gid, NOT_RUN, 0.0, max_points, "not in the graded notebook"))
+    checks = _plan_checks(plan, by_id, scores)
     timeouts = _timeouts(graded_nb)
     if timeouts:
         notes.append(f"timeout: {', '.join(timeouts)} ran past {lab.cell_timeout} s and were interrupted")
