@@ -101,7 +101,7 @@ def main() -> int:
             try:
                 kernel = [kernel_ms(kind, base, state) for _ in range(args.repeat)]
             finally:
-                kernels.stop_zygote(state)
+                state.stop_zygote()
             medians = tuple(statistics.median(k[i] for k in kernel) for i in range(4))
             rows.append((kind, cmd, medians, ""))
     plain = next((r for r in rows if r[0] == "none"), None)

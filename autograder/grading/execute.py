@@ -15,7 +15,7 @@ from typing import Any
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
-from autograder.grading import kernels, seals, tamper
+from autograder.grading import kernels, provisioner, seals, tamper
 from autograder.grading.provisioner import SandboxKernelManager
 from autograder.grading.run import StudentRun
 from autograder.notebooks import kill_now, start_ready_client
@@ -179,7 +179,7 @@ class SandboxedExecute(Execute):
             return super().preprocess(nb, resources, km)
         folder = ((resources or {}).get("metadata") or {}).get("path")
         if folder:
-            kernels.stage_work_folder(Path(folder), warm.spec.work)
+            provisioner.stage_work_folder(Path(folder), warm.spec.work)
         try:
             return super().preprocess(nb, resources, km=warm)
         finally:

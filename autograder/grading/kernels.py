@@ -9,36 +9,12 @@ Every kernel serves one student and is killed after; the worker's state (run.Wor
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from autograder.grading import zygote
 from autograder.grading.run import WorkerState
-from autograder.grading.sandbox import SANDBOX_HOST_ID, Spec, kernel_env
-from autograder.submissions import SHADOWING_NAMES
-
-
-def stage_work_folder(source: Path, work: Path) -> None:
-    """Copy the lab's files nbgrader prepared in `source` (the student's editable files, the lab's others) into
-    the kernel's own work folder: no notebook (the one nbgrader runs holds the hidden tests), no symlinks."""
-    if source.resolve() == work.resolve() or not source.is_dir():
-        return
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if path.is_symlink() or path.suffix == ".ipynb" or rel.parts[0] in SHADOWING_NAMES:
-            continue
-        dest = work / rel
-        if path.is_dir():
-            dest.mkdir(parents=True, exist_ok=True)
-        elif path.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
-        else:
-            continue
-        if os.geteuid() == 0:  # the student's code runs as the sandbox's user and may change its own files
-            os.chown(dest, SANDBOX_HOST_ID, SANDBOX_HOST_ID, follow_symlinks=False)
+from autograder.grading.sandbox import Spec, kernel_env
 
 
 def new_zygote(preimports: tuple[str, ...] = ()) -> zygote.Zygote:
@@ -51,18 +27,6 @@ def start_zygote(state: WorkerState, ready: zygote.Zygote | None = None, preimpo
     """Give this grading process a zygote (a worker of a bubblewrap batch): `ready`, or a new one."""
     if state.zygote is None and state.options.fork_kernels:
         state.zygote = ready or new_zygote(preimports)
-
-
-def stop_zygote(state: WorkerState) -> None:
-    if state.zygote is not None:
-        state.zygote.close()
-        state.zygote = None
-
-
-def give_up_zygote(state: WorkerState, why: str) -> None:
-    """The zygote failed: kernels are started the usual way from now on in this process."""
-    state.zygote_failed.append(why)
-    stop_zygote(state)
 
 
 def new_kernel_manager(spec: Spec, state: WorkerState, kernel_name: str = "python3") -> Any:

@@ -63,7 +63,7 @@ def _worker_main(conn: Connection, plan: BatchPlan, options: Options, ready: Any
             outcome = worker.grade_one(plan, student, state)
             conn.send(outcome.to_dict())
     finally:
-        kernels.stop_zygote(state)
+        state.stop_zygote()
 
 
 class _Worker:

@@ -14,6 +14,7 @@ Imports jupyter_client at module level: only the processes that launch kernels i
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 from autograder.grading import cgroups, zygote
-from autograder.grading.kernels import give_up_zygote, stage_work_folder
 from autograder.grading.run import WorkerState
 from autograder.grading.sandbox import (
+    SANDBOX_HOST_ID,
     SANDBOX_ID,
     Spec,
     kill_tree,
@@ -34,6 +35,7 @@ from autograder.grading.sandbox import (
     teardown,
     wrap,
 )
+from autograder.submissions import SHADOWING_NAMES
 
 
 class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -56,7 +58,7 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
                 await self._launch_forked(argv or [], dict(kw))
             except (zygote.ZygoteError, OSError) as exc:
                 forked = False
-                give_up_zygote(state, f"{type(exc).__name__}: {exc}")
+                state.give_up_zygote(f"{type(exc).__name__}: {exc}")
                 self._drop_placeholder()
         if not forked:
             wrapped, env = wrap(list(cmd), spec)
@@ -139,3 +141,24 @@ class SandboxKernelManager(AsyncKernelManager):  # type: ignore[misc]
             self.kernel_spec.interrupt_mode = "message"
         self.provisioner = SandboxProvisioner(spec, state, kernel_spec=self.kernel_spec, parent=self)
         self.spec = spec
+
+
+def stage_work_folder(source: Path, work: Path) -> None:
+    """Copy the lab's files nbgrader prepared in `source` (the student's editable files, the lab's others) into
+    the kernel's own work folder: no notebook (the one nbgrader runs holds the hidden tests), no symlinks."""
+    if source.resolve() == work.resolve() or not source.is_dir():
+        return
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if path.is_symlink() or path.suffix == ".ipynb" or rel.parts[0] in SHADOWING_NAMES:
+            continue
+        dest = work / rel
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        else:
+            continue
+        if os.geteuid() == 0:  # the student's code runs as the sandbox's user and may change its own files
+            os.chown(dest, SANDBOX_HOST_ID, SANDBOX_HOST_ID, follow_symlinks=False)

@@ -53,6 +53,16 @@ class WorkerState:
     # (`kernels.take_warm`), used for one student and killed, never handed to a second student.
     warm: list[tuple[Any, Spec]] = field(default_factory=list)
 
+    def stop_zygote(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
+
+    def give_up_zygote(self, why: str) -> None:
+        """The zygote failed: kernels are started the usual way from now on in this process."""
+        self.zygote_failed.append(why)
+        self.stop_zygote()
+
 
 @dataclass
 class StudentRun:

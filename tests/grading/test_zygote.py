@@ -59,7 +59,7 @@ def with_zygote() -> Iterator[WorkerState]:
     try:
         yield state
     finally:
-        kernels.stop_zygote(state)
+        state.stop_zygote()
 
 
 async def _start(spec: sandbox.Spec, state: WorkerState) -> tuple[Any, Any]:
@@ -127,7 +127,7 @@ def test_a_forked_kernel_sees_what_a_bubblewrap_kernel_sees(tmp_path: Path, with
     forked = _probe(forked_spec, state)
     assert not state.zygote_failed, state.zygote_failed
     assert len(state.forked) == 1
-    kernels.stop_zygote(state)
+    state.stop_zygote()
     started_spec = _spec(tmp_path)
     started = _probe(started_spec, state)
     assert len(state.forked) == 1 and len(state.launched) == 2
@@ -222,7 +222,7 @@ def test_preimported_packages_are_there_and_reseeded(tmp_path: Path) -> None:
     try:
         first, second = _in_two_kernels(tmp_path, code, state)
     finally:
-        kernels.stop_zygote(state)
+        state.stop_zygote()
     assert not state.zygote_failed, state.zygote_failed
     assert first["had"] and second["had"] and not first["other"]
     assert first["draw"] != second["draw"]
