@@ -122,19 +122,9 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# Circles not yet taken apart (issue "The grading engine's house"): the container sandbox wants the bubblewrap
-# sandbox's Spec and host id, which want the container sandbox back. The list may only shrink.
-KNOWN_CIRCLES: list[list[str]] = [
-    ["autograder.grading.containers", "autograder.grading.sandbox"],
-]
-
-
 def test_no_import_circles() -> None:
     circles = _circles(_module_graph())
-    new = [c for c in circles if c not in KNOWN_CIRCLES]
-    assert not new, f"modules that import each other (move the shared part into a module both import): {new}"
-    gone = [c for c in KNOWN_CIRCLES if c not in circles]
-    assert not gone, f"these circles are gone: take them off KNOWN_CIRCLES in tests/test_layering.py: {gone}"
+    assert not circles, f"modules that import each other (move the shared part into a module both import): {circles}"
 
 
 def test_the_circle_finder_finds_one() -> None:

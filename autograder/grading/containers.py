@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from autograder.dockerfile.engine import Engine
-    from autograder.grading.sandbox import Spec
+    from autograder.grading.spec import Spec
 
 IMAGE = "localhost/mlinfra-sandbox:1"
 LABEL = "mlinfra.sandbox"
@@ -122,7 +122,7 @@ def seccomp_profile() -> str | None:
 def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
          readonly: list[str]) -> tuple[list[str], dict[str, str]]:
     """The `run` command for `cmd` in `spec`'s container, and the environment the engine client starts with."""
-    from autograder.grading.sandbox import SANDBOX_HOST_ID
+    from autograder.grading.spec import SANDBOX_HOST_ID
 
     engine, why = engine_or_reason()
     if engine is None:

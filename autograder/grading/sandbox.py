@@ -20,19 +20,20 @@ Recipe and pitfalls (measured, docs/grading.md "Sandbox recipe"): ipc transport;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from autograder.errors import UsageError
 from autograder.grading import cgroups, containers
+
+# The sandbox's description lives in spec.py (the container sandbox needs it too); imported here for callers.
+from autograder.grading.spec import SANDBOX_HOST_ID, SANDBOX_ID, Limits, Spec, batch_prefix, digest
 
 SANDBOXES = ("auto", "bwrap", "container", "none")
 # The system folders a kernel may read (the TorchServe lab runs Java from /usr/lib/jvm).
@@ -43,62 +44,14 @@ _MERGED_USR = ("bin", "sbin", "lib", "lib64", "lib32")
 
 
 
-# Who student code is. On the host: nobody (a root grader drops to it before bubblewrap starts; an unprivileged
-# grader's own uid stays). Inside the sandbox's user namespace: uid and gid 1000, with no capability.
-SANDBOX_HOST_ID = 65534
-SANDBOX_ID = 1000
-
-
 CONNECTION_MB = 16  # a root grader's connection folder: the connection file, the ipc sockets, the kernel's log
-
-
-@dataclass
-class Limits:
-    memory_mb: int = 4096  # the sandbox as a whole (a memory cgroup), and each process (RLIMIT_DATA)
-    cpu_seconds: int = 600
-    file_mb: int = 256  # the largest single file the kernel may write
-    processes: int = 256  # tasks, threads included (torch starts a pool): a pids cgroup, or RLIMIT_NPROC
-    disk_mb: int = 512  # each of the sandbox's tmpfs folders (/tmp, /var/tmp, /run) and a tmpfs home
-
-
-@dataclass
-class Spec:
-    """One kernel's sandbox: where it may write, where its sockets live, what it may read, its limits."""
-
-    work: Path  # writable: cwd and HOME
-    conn: Path  # connection file and ipc sockets
-    limits: Limits = field(default_factory=Limits)
-    kind: str = "bwrap"  # "bwrap", "container" or "none"
-    readonly: tuple[str, ...] = ()  # extra read-only binds (same path inside)
-    # read-only binds at another path inside (source, inside): the sandbox need not learn where things are
-    # on the host (bubblewrap only; a container gets `readonly` alone)
-    moved: tuple[tuple[str, str], ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    tmpfs_home: bool = False  # work is a size-capped tmpfs of its own (root graders); gone at teardown
-    hit: list[str] = field(default_factory=list)  # the limits the sandbox reached, as `teardown` found them
-
-    @property
-    def name(self) -> str:
-        """The sandbox's name (its cgroup, its container), derived from its work folder: whoever knows the folder
-        can tear the sandbox down, even after the process that started it died. It starts with the prefix of the
-        folder holding the batch's sandboxes (`batch_prefix`), so one batch's sandboxes can be swept at once."""
-        return batch_prefix(self.work.parent.parent) + _digest(self.work, 12)
-
-
-def _digest(path: Path, size: int) -> str:
-    return hashlib.sha1(str(path).encode()).hexdigest()[:size]
 
 
 def connection_root(sandboxes: Path) -> Path:
     """Where the connection folders of the batch whose sandboxes live under `sandboxes` are made: short (ipc socket
     paths must fit in 107 bytes), and known from the batch alone, so `sweep` removes every key and socket."""
     base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
-    return base / f"ag-{_digest(sandboxes.resolve(), 8)}"
-
-
-def batch_prefix(sandboxes: Path) -> str:
-    """The name prefix of every sandbox whose folder is under `sandboxes` (a batch's work/sandboxes/<id>/home)."""
-    return f"mlinfra-sbx-{_digest(sandboxes, 8)}-"
+    return base / f"ag-{digest(sandboxes.resolve(), 8)}"
 
 
 @lru_cache(maxsize=1)
