@@ -160,14 +160,12 @@ def server_info(runtime_dir: Path, pid: int) -> dict | None:
 
 def wait_until_serving(proc: subprocess.Popen, runtime_dir: Path, timeout: float = READY_TIMEOUT) -> dict:
     """Poll Jupyter's server-info file, then its /api/status, until the server answers. Jupyter offers no other
-    readiness signal to a parent process, so this polls (tenacity would add a dependency for one loop)."""
+    readiness signal to a parent process, so this polls (the base's wait_until, which also watches the process)."""
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise UsageError(f"JupyterLab exited with code {proc.returncode} before serving (its messages are "
-                             "above); fix what they name and rerun `make lab`")
+    from mlinfra.base.wait import NotReady, wait_until
+
+    def answers() -> dict | None:
         info = server_info(runtime_dir, proc.pid)
         if info:
             try:
@@ -177,9 +175,16 @@ def wait_until_serving(proc: subprocess.Popen, runtime_dir: Path, timeout: float
                     return info
             except httpx.HTTPError:
                 pass  # listening but not answering yet
-        time.sleep(0.5)
-    raise UsageError(f"JupyterLab did not answer within {timeout:g} s (its messages are above); "
-                     "stop it with Ctrl-C and rerun `make lab`")
+        return None
+
+    try:
+        return wait_until(answers, process=proc, timeout=timeout, interval=0.5, what="JupyterLab")
+    except NotReady as exc:
+        if exc.exit_code is not None:
+            raise UsageError(f"JupyterLab exited with code {exc.exit_code} before serving (its messages are "
+                             "above); fix what they name and rerun `make lab`") from None
+        raise UsageError(f"JupyterLab did not answer within {timeout:g} s (its messages are above); "
+                         "stop it with Ctrl-C and rerun `make lab`") from None
 
 
 def lab_url(info: dict, start: Path) -> str:

@@ -40,6 +40,8 @@ from pathlib import Path
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
 from mlinfra.base.paths import repo_root
+from mlinfra.base.runner import EXIT_FELL_SHORT, EXIT_PASSED
+from mlinfra.base.wait import NotReady, wait_until
 
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
@@ -194,7 +196,7 @@ def start(local: Local, wait: float = 240.0) -> int:
         print(
             f"airflow: already running (process group {pid}) at {local.url}; stop it with `{stop_command(local)}`"
         )
-        return 0
+        return EXIT_PASSED
     if local.grading:
         local.dags.mkdir(parents=True, exist_ok=True)  # the grading engine writes its DAG here
     if not local.dags.is_dir():
@@ -219,33 +221,34 @@ def start(local: Local, wait: float = 240.0) -> int:
     record_pid(local, proc.pid)
     print(f"airflow: starting standalone (process group {proc.pid}); DAGs from {local.dags}")
     print(f"airflow: log {local.log}; first start migrates the database (~30-60 s)", flush=True)
-    began = noted = time.monotonic()
-    while time.monotonic() - began < wait:
-        if proc.poll() is not None:
+    began, noted = time.monotonic(), [0.0]
+
+    def progress(waited: float) -> None:
+        if waited - noted[0] >= 10:
+            noted[0] = waited
+            print(f"airflow: waiting for health ... {waited:.0f} s", flush=True)
+
+    try:
+        # The health endpoint is the readiness probe; the wait also watches the process.
+        wait_until(lambda: healthy(health(local)), process=proc, timeout=wait, interval=1.0,
+                   what="airflow standalone", on_tick=progress)
+    except NotReady as exc:
+        if exc.exit_code is not None:
             local.pid_file.unlink(missing_ok=True)
             print(f"last log lines:\n{tail(local.log)}", file=sys.stderr)
-            raise UsageError(f"standalone exited with code {proc.returncode} before it was healthy "
-                             f"(log above and in {local.log}); fix what it names and retry")
-        if healthy(health(local)):
-            break
-        if time.monotonic() - noted >= 10:
-            noted = time.monotonic()
-            print(f"airflow: waiting for health ... {noted - began:.0f} s", flush=True)
-        # The health endpoint is the readiness probe; the loop also watches the process, which tenacity's
-        # retry-on-result would not, so it stays a plain loop.
-        time.sleep(1.0)
-    else:
+            raise UsageError(f"standalone exited with code {exc.exit_code} before it was healthy "
+                             f"(log above and in {local.log}); fix what it names and retry") from None
         print(
             f"airflow: not healthy after {wait:.0f} s; see {local.log}; stop it with `{stop_command(local)}`",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FELL_SHORT
     print(f"airflow: healthy after {time.monotonic() - began:.0f} s")
     print(f"  UI:       {local.url}   (user: admin)")
     print(f"  password: {password_hint(local)}")
     print("  note:     Airflow's log servers also listen on 0.0.0.0:8793 and 8794")
     print(f"  stop:     {stop_command(local)}")
-    return 0
+    return EXIT_PASSED
 
 
 def stop_command(local: Local) -> str:
@@ -266,7 +269,7 @@ def stop(local: Local, wait: float = 30.0) -> int:
     pid = running_pid(local)
     if not pid:
         print("airflow: not running (no live process group recorded)")
-        return 0
+        return EXIT_PASSED
     procs = group_processes(pid)
     for proc in procs:
         try:
@@ -282,20 +285,20 @@ def stop(local: Local, wait: float = 30.0) -> int:
     psutil.wait_procs(alive, timeout=10)
     local.pid_file.unlink(missing_ok=True)
     print(f"airflow: stopped (process group {pid}, {len(procs)} processes)")
-    return 0
+    return EXIT_PASSED
 
 
 def status(local: Local) -> int:
     pid = running_pid(local)
     if not pid:
         print("airflow: not running")
-        return 2
+        return EXIT_FELL_SHORT  # a check that found no Airflow, not a command that could not run
     report = health(local)
     print(
         f"airflow: running (process group {pid}) at {local.url}, "
         f"{'healthy' if healthy(report) else 'not healthy yet'}; DAGs from {local.dags}"
     )
-    return 0 if healthy(report) else 1
+    return EXIT_PASSED if healthy(report) else EXIT_FELL_SHORT
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -309,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = runner.ArgumentParser(
         prog="python -m mlinfra.airflow_local",
         description=__doc__.split("\n\n")[0],
-        epilog="make airflow / make airflow-stop call this. Exit codes: 0 done; 1 started but not healthy "
-        "(status: running, not healthy yet); 2 could not start (status: not running); 130 interrupted.",
+        epilog="make airflow / make airflow-stop call this. Exit codes: 0 done (status: running and healthy); "
+        "1 started but not healthy (status: not running, or running but not healthy yet: status is a check, so "
+        "a scripted `status && ...` goes on only when Airflow is up); 2 could not run (start: a busy port, "
+        "a missing DAGs folder, standalone exiting); 130 interrupted.",
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--port", type=int, default=None,

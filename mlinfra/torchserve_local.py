@@ -31,6 +31,7 @@ from pathlib import Path
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
 from mlinfra.base.paths import repo_root
+from mlinfra.base.wait import NotReady, wait_until
 from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE, model_dir_from_env
 
 HANDLER = Path(__file__).with_name("torchserve_handler.py")
@@ -222,24 +223,34 @@ def wait_until_predicting(dep: Deployment, timeout: float) -> dict:
     """Poll with a real prediction until it answers 200 with JSON; fail fast if Java dies."""
     import httpx
 
-    image, deadline, last = probe_image(), time.monotonic() + timeout, "no answer yet"
-    began = noted = time.monotonic()
+    image, last, noted = probe_image(), ["no answer yet"], [0.0]
+
+    def progress(waited: float) -> None:
+        if waited - noted[0] >= 10:
+            noted[0] = waited
+            print(f"  waiting for the first prediction ... {waited:.0f} s (last: {last[0]})", flush=True)
+
     with httpx.Client(timeout=10) as client:
-        while time.monotonic() < deadline:
-            if time.monotonic() - noted >= 10:
-                noted = time.monotonic()
-                print(f"  waiting for the first prediction ... {noted - began:.0f} s (last: {last})", flush=True)
+
+        def predicts() -> dict | None:
+            # TorchServe runs detached (its pid file, not our child): a dead Java ends the wait here
             if running_pid(dep) is None:
                 raise TimeoutError(f"TorchServe exited during start-up; see {dep.logs / 'ts_log.log'}")
             try:
                 reply = client.post(dep.predict_url, content=image)
                 if reply.status_code == 200:
-                    return reply.json()
-                last = f"HTTP {reply.status_code}: {reply.text[:200]}"
+                    return {"answer": reply.json()}  # boxed: an empty JSON answer is still an answer
+                last[0] = f"HTTP {reply.status_code}: {reply.text[:200]}"
             except httpx.TransportError as exc:
-                last = type(exc).__name__
-            time.sleep(0.5)  # a retry interval, not a readiness guess: each round is a real prediction
-    raise TimeoutError(f"no successful prediction within {timeout:.0f} s (last: {last}); see {dep.logs}")
+                last[0] = type(exc).__name__
+            return None
+
+        try:
+            # a retry interval, not a readiness guess: each round is a real prediction
+            return wait_until(predicts, timeout=timeout, interval=0.5, what="TorchServe", on_tick=progress)["answer"]
+        except NotReady:
+            raise TimeoutError(f"no successful prediction within {timeout:.0f} s (last: {last[0]}); "
+                               f"see {dep.logs}") from None
 
 
 def ports_from_config(text: str) -> Ports:

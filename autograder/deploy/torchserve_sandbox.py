@@ -40,7 +40,6 @@ class SandboxedTorchServe:
     def start(self, model: Path, handler: Path) -> None:
         import subprocess
         import sys
-        import time
 
         from autograder.grading import sandbox
         from mlinfra.torchserve_local import _venv_tool, config_properties, probe_image
@@ -86,20 +85,29 @@ class SandboxedTorchServe:
         self.url = f"http://127.0.0.1:{self.relay.port}"
         import httpx
 
-        image, deadline, last = probe_image(), time.monotonic() + TORCHSERVE_START_S, "no answer yet"
+        from mlinfra.base.wait import NotReady, wait_until
+
+        image, last = probe_image(), ["no answer yet"]
         with httpx.Client(timeout=10) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise TimeoutError(f"TorchServe exited during start-up; see {dep.logs / 'ts_log.log'}")
+
+            def predicts() -> bool:
                 try:
                     reply = client.post(f"{self.url}/predictions/{dep.name}", content=image)
                     if reply.status_code == 200:
-                        return
-                    last = f"HTTP {reply.status_code}: {reply.text[:200]}"
+                        return True
+                    last[0] = f"HTTP {reply.status_code}: {reply.text[:200]}"
                 except httpx.TransportError as exc:
-                    last = type(exc).__name__
-                time.sleep(0.5)  # a retry interval: each round is a real prediction
-        raise TimeoutError(f"no successful prediction within {TORCHSERVE_START_S:.0f} s (last: {last})")
+                    last[0] = type(exc).__name__
+                return False
+
+            try:
+                # a retry interval: each round is a real prediction
+                wait_until(predicts, process=self.proc, timeout=TORCHSERVE_START_S, interval=0.5, what="TorchServe")
+            except NotReady as exc:
+                if exc.exit_code is not None:
+                    raise TimeoutError(f"TorchServe exited during start-up; see {dep.logs / 'ts_log.log'}") from None
+                raise TimeoutError(f"no successful prediction within {TORCHSERVE_START_S:.0f} s (last: {last[0]})") \
+                    from None
 
     def stop(self) -> None:
         """Every process of the sandbox, by pid (they are in sessions of their own inside it), then the relay."""

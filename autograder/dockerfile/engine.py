@@ -367,17 +367,22 @@ def _run_container(engine: Engine, tag: str, container_port: int, port: int, nam
 
 def wait_healthy(container: Container, probe: Callable[[], bool], timeout: float) -> float:
     """Seconds until `probe()` is True; EngineError if the container exits or time runs out first."""
+    from mlinfra.base.wait import NotReady, wait_until
+
     start = time.monotonic()
-    delay = 0.1
-    while True:
+
+    def healthy() -> bool:
         if probe():
-            return time.monotonic() - start
-        state = container.state()
+            return True
+        state = container.state()  # a container is not our child process: the engine says whether it runs
         if state and not state.get("Running", False):
             logs = " | ".join(container.logs(5)) or "no output"
             raise EngineError(f"the container exited (code {state.get('ExitCode')}) before it was healthy: {logs}")
-        if time.monotonic() - start > timeout:
-            logs = " | ".join(container.logs(5)) or "no output"
-            raise EngineError(f"not healthy after {timeout:.0f} s on 127.0.0.1:{container.port}: {logs}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+        return False
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=0.1, max_interval=1.0, what="the container")
+    except NotReady:
+        logs = " | ".join(container.logs(5)) or "no output"
+        raise EngineError(f"not healthy after {timeout:.0f} s on 127.0.0.1:{container.port}: {logs}") from None
+    return time.monotonic() - start

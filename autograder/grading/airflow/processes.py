@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from autograder.grading.airflow.environment import Deployment, airflow_env, install_dag
 from mlinfra.base.errors import UsageError
+from mlinfra.base.wait import NotReady, wait_until
 
 
 def start_api_server(dep: Deployment, log: Path) -> subprocess.Popen[bytes]:
@@ -30,18 +30,21 @@ def wait_for_api_server(dep: Deployment, proc: subprocess.Popen[bytes], log: Pat
     import urllib.error
     import urllib.request
 
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if proc.poll() is not None:
-            raise UsageError(f"Airflow's API server exited ({proc.returncode}) before it answered: {log_tail(log)}")
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{dep.api_url}/execution/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
+                return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)  # readiness probe
-    raise UsageError(f"Airflow's API server did not answer on {dep.api_url} within {timeout:.0f} s; see {log}")
+            return False
+
+    try:
+        wait_until(answers, process=proc, timeout=timeout, interval=0.5, what="Airflow's API server")
+    except NotReady as exc:
+        if exc.exit_code is not None:
+            raise UsageError(f"Airflow's API server exited ({exc.exit_code}) before it answered: {log_tail(log)}") \
+                from None
+        raise UsageError(f"Airflow's API server did not answer on {dep.api_url} within {timeout:.0f} s; see {log}") \
+            from None
 
 
 def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -62,14 +65,14 @@ def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Pop
 
 def wait_for_worker(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     """Until Celery logs that the worker is ready to take tasks."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if proc.poll() is not None:
-            raise UsageError(f"a Celery worker exited ({proc.returncode}) before it was ready: {log_tail(log)}")
-        if log.is_file() and " ready." in log.read_text(errors="replace"):
-            return
-        time.sleep(0.5)  # readiness probe
-    raise UsageError(f"a Celery worker was not ready within {timeout:.0f} s; see {log}")
+    try:
+        wait_until(lambda: log.is_file() and " ready." in log.read_text(errors="replace"), process=proc,
+                   timeout=timeout, interval=0.5, what="a Celery worker")
+    except NotReady as exc:
+        if exc.exit_code is not None:
+            raise UsageError(f"a Celery worker exited ({exc.exit_code}) before it was ready: {log_tail(log)}") \
+                from None
+        raise UsageError(f"a Celery worker was not ready within {timeout:.0f} s; see {log}") from None
 
 
 def log_tail(log: Path, lines: int = 1) -> str:
