@@ -174,22 +174,25 @@ class SandboxedAirflow:
         import httpx
 
         from mlinfra.airflow_local import healthy
+        from mlinfra.base.wait import NotReady, wait_until
 
-        deadline = time.monotonic() + START_S
+        deadline = time.monotonic() + START_S  # the health wait and the DAG's listing share it
         with httpx.Client(base_url=self.url, timeout=10) as client:
-            while True:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise _Stop(f"Airflow stopped during start-up (exit {self.proc.returncode}) before the grader "
-                                "could trigger a run")
+
+            def answers() -> bool:
                 try:
                     code, health = _call(client, "GET", "/api/v2/monitor/health")
-                    if code == 200 and healthy(health):
-                        break
+                    return code == 200 and healthy(health)
                 except (httpx.HTTPError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise _Stop(f"Airflow was not healthy within {START_S:.0f} s of starting with your dag.py")
-                time.sleep(0.5)  # readiness probe: the health endpoint
+                    return False
+
+            try:  # readiness probe: the health endpoint
+                wait_until(answers, process=self.proc, timeout=START_S, interval=0.5, what="Airflow")
+            except NotReady as exc:
+                if exc.exit_code is not None:
+                    raise _Stop(f"Airflow stopped during start-up (exit {exc.exit_code}) before the grader "
+                                "could trigger a run") from None
+                raise _Stop(f"Airflow was not healthy within {START_S:.0f} s of starting with your dag.py") from None
             # The DAG is listed once reserialize has parsed it; a DAG still missing after that did not load.
             while _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
                 if os.path.lexists(self.home / DONE) or time.monotonic() > deadline:

@@ -15,6 +15,7 @@ from typing import Any
 
 from autograder.grading.airflow.environment import DAG_ID, Deployment
 from mlinfra.base.errors import UsageError
+from mlinfra.base.wait import NotReady, wait_until
 
 
 def api_request(url: str, method: str = "GET", body: Any = None, token: str = "", timeout: float = 30) -> Any:
@@ -55,16 +56,19 @@ def run_on_standalone(dep: Deployment, conf: dict[str, Any], *, progress: bool, 
     login = {"username": "admin", "password": users["admin"]}
     token = api_request(f"{local.url}/auth/token", "POST", login)["access_token"]
     dags = f"{local.url}/api/v2/dags/{DAG_ID}"
-    began = time.monotonic()
-    while True:  # the DAG processor looks at the grading bundle every 10 s (mlinfra/airflow_local.py)
+
+    def listed() -> bool:
         try:
             api_request(dags, token=token)
-            break
+            return True
         except UsageError:
-            if time.monotonic() - began > 180:
-                raise UsageError(f"Airflow at {local.url} has not loaded {DAG_ID} from {dep.dags} after 180 s: "
-                                 f"restart it with `{airflow_local.stop_command(local)} && {start}`") from None
-            time.sleep(2)  # readiness probe: the DAG appears once parsed
+            return False  # not parsed yet
+
+    try:  # the DAG processor looks at the grading bundle every 10 s (mlinfra/airflow_local.py)
+        wait_until(listed, timeout=180, interval=2, what=f"Airflow's {DAG_ID}")
+    except NotReady:
+        raise UsageError(f"Airflow at {local.url} has not loaded {DAG_ID} from {dep.dags} after 180 s: "
+                         f"restart it with `{airflow_local.stop_command(local)} && {start}`") from None
     api_request(dags, "PATCH", {"is_paused": False}, token=token)
     run = api_request(f"{dags}/dagRuns", "POST", {"logical_date": None, "conf": conf}, token=token)
     run_id = run["dag_run_id"]
