@@ -27,6 +27,7 @@ from autograder.labs import lab_names
 from autograder.paths import labs_dir, repo_root, state_dir, workspace_dir
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
+from mlinfra.base.runner import EXIT_PASSED
 
 START_PAGE = Path("modules") / "START-HERE.ipynb"
 LEARNER_START_PAGE = Path("workspace") / "START-HERE.ipynb"
@@ -227,7 +228,7 @@ def open_lab(root: Path, port: int, open_browser: bool, *, instructor: bool = Fa
         return proc.wait()
     except KeyboardInterrupt:
         print("\nstopping JupyterLab...", flush=True)
-        return 0
+        return EXIT_PASSED
     finally:
         if proc.poll() is None:
             proc.terminate()  # Jupyter shuts down cleanly on SIGTERM (kernels included)
@@ -261,10 +262,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "ensure":
         created = ensure_workspace(root)
         print(f"workspace: {len(created)} lab(s) copied" + (f": {', '.join(created)}" if created else ""))
-        return 0
+        return EXIT_PASSED
     if args.action == "start-page":
         print(f"start page: {render_start_page(root)}")
-        return 0
+        return EXIT_PASSED
     return open_lab(root, args.port, not args.no_browser, instructor=args.instructor, refresh=not args.no_refresh)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
 from mlinfra.base.paths import repo_root
+from mlinfra.base.runner import EXIT_FELL_SHORT, EXIT_PASSED
 from mlinfra.base.wait import NotReady, wait_until
 from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE, model_dir_from_env
 
@@ -425,10 +426,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"TorchServe is {f'running (pid {pid})' if pid else 'not running'} [{dep.state}]")
         if pid:
             _print_urls(dep)
-        return 0 if pid else 1
+        return EXIT_PASSED if pid else EXIT_FELL_SHORT
     if args.action == "stop":
         print("TorchServe stopped." if stop(dep) else "TorchServe was not running.")
-        return 0
+        return EXIT_PASSED
     model_dir = (args.model_dir or model_dir_from_env()).resolve()
     print(f"archiving {model_dir} and starting TorchServe (state in {dep.state}) ...", flush=True)
     began = time.monotonic()
@@ -436,10 +437,10 @@ def run(args: argparse.Namespace) -> int:
         answer = start(dep, model_dir, args.timeout, config_text=_config_text(dep, args.config))
     except TimeoutError as exc:  # started but never predicted: the service fell short (StartError: exit 2)
         print(f"torchserve_local: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FELL_SHORT
     print(f"ready in {time.monotonic() - began:.1f} s; a grey test image got: {json.dumps(answer)}")
     _print_urls(dep)
-    return 0
+    return EXIT_PASSED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from autograder.reports import add_json_option, format_table
 from mlinfra.base.errors import UsageError
 from mlinfra.base.results import INFO, Check, Outcome
+from mlinfra.base.runner import EXIT_COULD_NOT_RUN
 
 DESCRIPTION = """\
 Join the class's graded work into one gradebook. Each INPUT is one of:
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _no_verb(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
-    return 2
+    return EXIT_COULD_NOT_RUN
 
 
 def run_report(args: argparse.Namespace) -> Outcome:

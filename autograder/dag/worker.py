@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autograder.dag.snapshot import diff, snapshot
+from mlinfra.base.runner import EXIT_PASSED
 
 _LIBRARY_ROOTS = tuple(
     str(Path(p).resolve())
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
         work(spec, result, progress)
     finally:
         result_path.write_text(json.dumps(result, indent=2, default=str))
-    return 0
+    return EXIT_PASSED
 
 
 def work(spec: dict[str, Any], result: dict[str, Any], progress: TextIO) -> None:

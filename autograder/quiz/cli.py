@@ -9,7 +9,7 @@ from pathlib import Path
 from autograder.errors import UsageError
 from autograder.reports import add_json_option, format_table, to_jsonable
 from mlinfra.base.output import write_text
-from mlinfra.base.runner import Done
+from mlinfra.base.runner import EXIT_COULD_NOT_RUN, EXIT_PASSED, Done
 
 QUIZ_HELP = "a quiz id (module01, lesson03, phase1, ...) or a path to a bank"
 
@@ -163,7 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _no_verb(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
-    return 2
+    return EXIT_COULD_NOT_RUN
 
 
 def _root_or_none() -> Path | None:
@@ -420,7 +420,7 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({len(quiz.questions)} questions, {args.format})", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    return 0
+    return EXIT_PASSED
 
 
 def run_coverage(args: argparse.Namespace):  # -> Outcome

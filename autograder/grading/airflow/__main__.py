@@ -15,6 +15,7 @@ from pathlib import Path
 from autograder.grading.airflow.environment import DEFAULT_BROKER, DEFAULT_QUEUE, deployment
 from autograder.grading.airflow.processes import start_celery_worker
 from mlinfra.base.procs import stop_group
+from mlinfra.base.runner import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return proc.wait()
     except KeyboardInterrupt:
         stop_group(proc)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from autograder.grading.airflow.environment import DAG_FILE_NAME, DAG_ID, Deploy
 from autograder.grading.airflow.processes import start_api_server, wait_for_api_server
 from mlinfra.base.errors import UsageError
 from mlinfra.base.procs import stop_group
+from mlinfra.base.runner import EXIT_PASSED
 
 
 def child_main(spec_path: Path, result_path: Path) -> int:
@@ -48,7 +49,7 @@ def child_main(spec_path: Path, result_path: Path) -> int:
         bag = DagBag(dag_folder=str(dep.dags / DAG_FILE_NAME), safe_mode=False)
         if DAG_ID not in bag.dags:
             result["error"] = f"the grading DAG did not load: {dict(bag.import_errors) or 'no DAG in the file'}"
-            return 0
+            return EXIT_PASSED
         dag = bag.dags[DAG_ID]
         if dep.executor == "celery":
             log = Path(spec["run_dir"]) / "api-server.log"
@@ -64,7 +65,7 @@ def child_main(spec_path: Path, result_path: Path) -> int:
             if not watcher.stalled:
                 raise
             result["error"] = watcher.stalled
-            return 0
+            return EXIT_PASSED
         finally:
             watcher.stop()
         result["seconds"] = round(time.perf_counter() - t1, 2)
@@ -80,7 +81,7 @@ def child_main(spec_path: Path, result_path: Path) -> int:
         if api is not None:
             stop_group(api)
         result_path.write_text(json.dumps(result, indent=2, default=str))
-    return 0
+    return EXIT_PASSED
 
 
 class _Watcher(threading.Thread):
