@@ -11,7 +11,10 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import psutil
 
 T = TypeVar("T")
 
@@ -28,7 +31,7 @@ class NotReady(TimeoutError):
         super().__init__(message)
 
 
-def exit_code_of(process: Any) -> int | None:
+def exit_code_of(process: subprocess.Popen[Any] | psutil.Process) -> int | None:
     """The exit code of a `subprocess.Popen` or `psutil.Process` that has ended, else None (still running)."""
     if isinstance(process, subprocess.Popen):
         return process.poll()
@@ -44,8 +47,8 @@ def exit_code_of(process: Any) -> int | None:
     return -1 if code is None else int(code)
 
 
-def wait_until(probe: Callable[[], T | None], *, process: Any = None, timeout: float, what: str,
-               interval: float = 0.2, max_interval: float | None = None,
+def wait_until(probe: Callable[[], T | None], *, process: subprocess.Popen[Any] | psutil.Process | None = None,
+               timeout: float, what: str, interval: float = 0.2, max_interval: float | None = None,
                on_tick: Callable[[float], None] | None = None) -> T:
     """The first truthy answer of `probe()`, polled every `interval` seconds (growing by half each round up to
     `max_interval` when given). Raises NotReady naming `what` when `timeout` seconds pass, or at once when
