@@ -98,16 +98,17 @@ _BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069,
 
 def printable(text: str, keep_newlines: bool = False) -> str:
     """Text someone else wrote (a learner's log line, file name, heading, model card field), safe to print on a
-    terminal or into a report: every control character (C0, DEL, C1: escape sequences that move the cursor,
-    recolour, conceal or clear) and bidi override is shown as its escape (``\x1b``, ``\n``, ``\u202e``), so it
-    can neither forge nor hide other output. Newlines are escaped too unless `keep_newlines` (a multi-line
-    field): a one-line field cannot start a line of its own."""
+    terminal or into a report: every character Python does not call printable (control characters C0, DEL and C1:
+    escape sequences that move the cursor, recolour, conceal or clear; format characters such as bidi overrides and
+    zero-width ones; the line and paragraph separators U+2028/U+2029) is shown as its escape (``\x1b``, ``\n``,
+    ``\u202e``), so it can neither forge nor hide other output. Newlines are escaped too unless `keep_newlines`
+    (a multi-line field): a one-line field cannot start a line of its own."""
     out = []
     for ch in str(text):
         code = ord(ch)
         if ch == "\n" and keep_newlines:
             out.append(ch)
-        elif code < 0x20 or 0x7F <= code <= 0x9F or code in _BIDI:
+        elif not ch.isprintable() or code in _BIDI:  # C0, DEL, C1, format (bidi, zero-width), line/paragraph separators
             out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or
                        (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"))
         else:

@@ -403,6 +403,9 @@ def test_printable_escapes_every_control_character_and_keeps_the_rest() -> None:
     assert all(ch.isprintable() for ch in shown)
     assert shown.endswith("é€\\u202e\\u2066✓") and "\\x1b" in shown and "\\x9b" in shown and "\\n" in shown
     assert printable("a\nb", keep_newlines=True) == "a\nb"
+    # the second red team's variation: Unicode's own line breaks and invisible characters, not only C0/C1
+    assert printable("name\u2028## Score 120/120\u2029\u200b\ufeff") == "name\\u2028## Score 120/120\\u2029\\u200b\\ufeff"
+    assert printable("a b") == "a b"
 
 
 # --- 7. same-name-reports-overwrite ------------------------------------------------------------------------------
