@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("WORKBOOK_ROOT", str(ROOT))
 
-from autograder.dockerfile import engine as eng
+from autograder import container_engine as eng
 
 TINY = 'FROM python:3.11-slim-bookworm\nCOPY tiny.py /tiny.py\nEXPOSE 8000\nCMD ["python", "/tiny.py"]\n'
 TINY_SERVER = """import http.server

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WORKBOOK_ROOT", str(ROOT))
 
+from autograder import container_engine as eng
 from autograder.assess.latency import percentile
 from autograder.dockerfile import context as ctx
-from autograder.dockerfile import engine as eng
 from autograder.dockerfile.build import http_ok
 from autograder.errors import UsageError
 

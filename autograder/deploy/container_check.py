@@ -1,7 +1,7 @@
 """The lab06 deploy check (`autograder.deploy:container`): build the learner's Dockerfile (their folder plus the
-course's service code and model) with the container engine `autograder dockerfile` uses, run the image with its
-port published on 127.0.0.1 and memory and pid limits, and score it with `autograder assess`'s five requirements,
-plus one point for the build. With no container engine (or one hidden by $AUTOGRADER_HIDE_ENGINES) the six
+course's service code and model) as `autograder dockerfile --build` does (autograder/container_engine.py), run the
+image with its port published on 127.0.0.1 and memory and pid limits, and score it with `autograder assess`'s five
+requirements, plus one point for the build. With no container engine (or one hidden by $AUTOGRADER_HIDE_ENGINES) the six
 checks are skipped with 0 points and the reason.
 """
 
@@ -40,7 +40,7 @@ def caps() -> Any:
 
 def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     """Lab06: build the learner's image, run it on 127.0.0.1, score it with the practical assessment's probes."""
-    from autograder.dockerfile import engine as eng
+    from autograder import container_engine
     from autograder.dockerfile.build import build_and_assess
     from autograder.dockerfile.rules import lint
     from autograder.errors import UsageError
@@ -51,7 +51,7 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         return all_checks(names, SKIPPED, f"image not built: the container engine is hidden by ${HIDE_ENV}; unset it to "
                     "build and run the image")
     try:
-        eng.detect(repo_root())
+        container_engine.detect(repo_root())
     except UsageError as exc:
         return all_checks(names, SKIPPED, f"image not built: {exc}")
     dockerfile = files_dir / "Dockerfile"
@@ -61,8 +61,8 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     model, note = course_model(work_dir)
     # A tag no one can guess, one per check: a Dockerfile graded beside it could otherwise build FROM (or COPY
     # --from) another student's image by its name and be scored on that student's work. It is removed with
-    # everything its build made once the check is over: a graded build writes no layer cache (engine.build's
-    # `isolated`), so a class leaves nothing behind but the course's base image. $AUTOGRADER_KEEP_WORK keeps the
+    # everything its build made once the check is over: a graded build writes no layer cache
+    # (container_engine.build's `isolated`), so a class leaves nothing behind but the course's base image. $AUTOGRADER_KEEP_WORK keeps the
     # image for a look afterwards (its tag is in the build point's message). The tag starts with the batch's id,
     # and the image and container are labelled with it: what a killed worker could not remove, the batch's end does
     # (sweep_batch).
@@ -101,7 +101,7 @@ def sweep_batch(plan: Any) -> list[str]:
     there (a worker SIGKILLed mid-build or mid-run, or stopped at its deadline, could not remove its own). Nothing
     for other labs (no engine is asked) or when the batch keeps its work (`grade --keep-work`). Returns what was
     removed, normally nothing."""
-    from autograder.dockerfile import engine as eng
+    from autograder import container_engine
     from autograder.errors import UsageError
     from autograder.labs import load_lab
     from autograder.paths import repo_root
@@ -111,26 +111,7 @@ def sweep_batch(plan: Any) -> list[str]:
     try:
         if CHECK_REF not in (getattr(load_lab(Path(plan.lab_folder)), "deploy_checks", ()) or ()):
             return []
-        engine = eng.detect(repo_root())
+        engine = container_engine.detect(repo_root())
     except (UsageError, OSError):
         return []
-    batch = batch_id(Path(plan.work_dir))
-    removed: list[str] = []
-    found = engine.run("ps", "-a", "--filter", f"label={eng.BATCH_LABEL}={batch}", "--format", "{{.Names}}",
-                       check=False, timeout=120)
-    for name in found.stdout.split():
-        engine.run("rm", "-f", "-t", "0", name, check=False, timeout=120)
-        removed.append(f"container {name}")
-    removed += [f"working container {c[:12]}" for c in eng.remove_working_containers(engine, batch,
-                                                                                   eng.GRADED_BATCH_ARG)]
-    # by the tag's batch prefix and by label (an image whose tag a build never got to set has only the label)
-    listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", check=False, timeout=120).stdout.split()
-    for image in [t for t in listed if t.rsplit("/", 1)[-1].startswith(f"{batch}-") and TAG_PREFIX in t]:
-        if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
-            removed.append(f"image {image}")
-    labelled = engine.run("images", "-a", "-q", "--filter", f"label={eng.BATCH_LABEL}={batch}", check=False,
-                          timeout=120).stdout.split()
-    for image in dict.fromkeys(labelled):  # what is left: an image whose tag a killed build never set
-        if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
-            removed.append(f"image {image}")
-    return removed
+    return container_engine.remove_batch(engine, batch_id(Path(plan.work_dir)), TAG_PREFIX)

@@ -1,8 +1,8 @@
 """`autograder dockerfile`: check a Dockerfile (hadolint + the course's rules); with --build, build it, run it and
 score the running service with the practical assessment.
 
-Modules: `rules` (the static checks), `ignore` (.dockerignore matching), `engine` (Docker or podman),
-`context` (the lab's build context), `build` (build, run, probe, clean up).
+Modules: `rules` (the static checks), `ignore` (.dockerignore matching), `context` (the lab's build context),
+`build` (build, run, probe, clean up); Docker or podman is autograder/container_engine.py's.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograder import container_engine as eng
 from autograder.dockerfile import context as ctx
-from autograder.dockerfile import engine as eng
 from autograder.dockerfile.rules import LintResult
 
 
@@ -116,8 +116,9 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): a Dockerfile
     that makes the builder fetch something itself (ADD of a URL: the `remote-source` finding) is not built; the
     build's RUN steps get no network on podman (pip finds the course's wheels at /wheels), and the builder runs
-    where nothing is reachable (engine.build's `isolated`), so nothing of the grading machine's network, its own
-    127.0.0.1 included, can be reached. `caps`: the time, size and run limits, each reported when hit.
+    where nothing is reachable (container_engine.build's `isolated`), so nothing of the grading machine's network,
+    its own 127.0.0.1 included, can be reached; the container runs hardened (container_engine.hardened_options).
+    `caps`: the time, size and run limits, each reported when hit.
     `keep_image` False: the image (and, isolated, everything the build made) is removed at the end.
     `run_args`: more options for the container (limits). `batch`: the grading batch it is for (its image and
     container are labelled with it, so the batch's end removes them even if this process is killed)."""
@@ -148,22 +149,15 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
                           network="none" if isolated and engine.name == "podman" else None, timeout=caps.build_s,
                           isolated=isolated, batch=batch)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
-        if caps.image_mb and (built.size_bytes or 0) > caps.image_mb * 1_000_000:
+        if caps.image_mb and (size := built.size_bytes or 0) > caps.image_mb * 1_000_000:
             outcome.built = False
-            raise eng.EngineError(f"the image is {built.size_bytes / 1e6:.0f} MB, over the {caps.image_mb} MB limit "
+            raise eng.EngineError(f"the image is {size / 1e6:.0f} MB, over the {caps.image_mb} MB limit "
                                   "of a graded image: leave data and weights out of it (.dockerignore)")
         started = time.monotonic()
-        life = ("--timeout", str(int(caps.run_s))) if engine.name == "podman" and isolated else ()
-        # A graded image is a student's code: no capability, no privilege to regain, no user namespaces (the same
-        # seccomp profile as the grading sandbox's containers), whatever USER its Dockerfile names.
-        from autograder.grading.containers import seccomp_profile
-
-        profile = seccomp_profile() if isolated else None
-        hardened = (("--cap-drop", "all", "--security-opt", "no-new-privileges",
-                     *(("--security-opt", f"seccomp={profile}") if profile else ())) if isolated else ())
-        labels = ("--label", f"{eng.BATCH_LABEL}={batch}") if batch else ()
-        container = eng.run_container(engine, outcome.tag, container_port,
-                                      extra=(*run_args, *hardened, *life, *labels))
+        # A graded image is a student's code: hardened as the grading sandbox's containers are, and (podman) stopped
+        # by the engine at the end of its life even if this process is killed.
+        container = eng.run_container(engine, outcome.tag, container_port, extra=run_args, hardened=isolated,
+                                      lifetime=caps.run_s if isolated else None, batch=batch)
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")

@@ -6,7 +6,8 @@ the venv, the course library); its work folder and its connection folder (ipc so
 binds. The engine sets what bubblewrap gets from prlimit and a pids cgroup: memory, CPU seconds and file size as
 ulimits, `--pids-limit`, and a memory cgroup as a backstop; and `--network none`, every capability dropped, no new
 privileges, a read-only root. A container outlives its `run` client when that is killed, so the kernel's end
-removes it by name (`remove`), and the batch's end sweeps any left by the batch's name prefix.
+removes it by name (`remove`), and the batch's end sweeps any left by the batch's name prefix. Finding the engine
+and running it is autograder/container_engine.py's job; this module says what the sandbox's container is.
 
 Measured here (podman 4.3, runc, rootful): `run` of a trivial command 0.3-0.6 s, `rm -f -t 0` 0.2 s. A kernel is
 started ahead of its student, so neither is on the critical path of a class.
@@ -19,11 +20,12 @@ import os
 import subprocess
 import tarfile
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autograder import container_engine
+from autograder.container_engine import Engine
+
 if TYPE_CHECKING:
-    from autograder.dockerfile.engine import Engine
     from autograder.grading.spec import Spec
 
 IMAGE = "localhost/mlinfra-sandbox:1"
@@ -37,12 +39,11 @@ _ENGINE_OWNED = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 @lru_cache(maxsize=1)
 def engine_or_reason() -> tuple[Engine | None, str]:
     """(the engine with the sandbox image in place, '') or (None, why the container sandbox cannot run here)."""
-    from autograder.dockerfile.engine import detect
     from autograder.errors import UsageError
     from mlinfra.base.paths import repo_root
 
     try:
-        engine = detect(repo_root())
+        engine = container_engine.detect(repo_root())
     except UsageError as exc:
         return None, str(exc)
     try:
@@ -77,46 +78,7 @@ def ensure_image(engine: Engine) -> None:
     """Import the empty sandbox image once per engine storage (a few ms; nothing is downloaded)."""
     if engine.run("image", "inspect", IMAGE, check=False).returncode == 0:
         return
-    # Engine.run has no stdin: the image's tar goes in through `import -`.
-    proc = subprocess.run(engine.command("import", "-", IMAGE), input=_empty_root(), capture_output=True,
-                          env={**os.environ, **engine.env}, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or f"exit {proc.returncode}")
-
-
-_DEFAULT_SECCOMP = Path("/usr/share/containers/seccomp.json")  # podman's (containers-common)
-_CLONE_NEWUSER = 0x10000000
-
-
-def seccomp_profile() -> str | None:
-    """podman's default seccomp profile, less user namespaces: `unshare` and `clone` with CLONE_NEWUSER fail
-    (EPERM), `clone3` says ENOSYS (its flags cannot be filtered; the C library falls back to `clone`). A user
-    namespace would give the container's user capabilities over namespaces of its own. None where podman's
-    profile is not installed (Docker's own default already refuses them without CAP_SYS_ADMIN)."""
-    import hashlib
-    import json
-    import tempfile
-
-    try:
-        profile = json.loads(_DEFAULT_SECCOMP.read_text())
-    except (OSError, ValueError):
-        return None
-    guarded = {"unshare", "clone", "clone3"}
-    for rule in profile.get("syscalls", []):
-        if rule.get("action") == "SCMP_ACT_ALLOW":
-            rule["names"] = [n for n in rule.get("names", []) if n not in guarded]
-    profile["syscalls"] += [
-        {"names": ["unshare", "clone"], "action": "SCMP_ACT_ALLOW",
-         "args": [{"index": 0, "value": _CLONE_NEWUSER, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
-    ]
-    text = json.dumps(profile, sort_keys=True)
-    path = Path(tempfile.gettempdir()) / f"mlinfra-sandbox-seccomp-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
-    if not path.is_file():
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text)
-        partial.replace(path)
-    return str(path)
+    container_engine.import_image(engine, IMAGE, _empty_root())
 
 
 def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
@@ -140,10 +102,9 @@ def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
     nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
     args = engine.command(
         "run", "--rm", "--name", spec.name, "--label", f"{LABEL}={spec.work}", "--log-driver", "none",
-        "--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges", "--read-only",
+        "--network", "none", *container_engine.hardened_options(), "--read-only",
         # the same unprivileged user as under bubblewrap (sandbox.own gave it the two writable folders)
         "--user", f"{SANDBOX_HOST_ID}:{SANDBOX_HOST_ID}",
-        *(["--security-opt", f"seccomp={profile}"] if (profile := seccomp_profile()) else []),
         "--tmpfs", f"/tmp:size={limits.disk_mb}m", "--tmpfs", f"/var/tmp:size={limits.disk_mb}m",
         "--pids-limit", str(limits.processes),
         "--memory", f"{backstop}m", "--memory-swap", f"{backstop}m", "--ulimit", f"data={data}:{data}",
@@ -168,10 +129,7 @@ def wrap(cmd: list[str], spec: Spec, kernel_env: dict[str, str],
 def remove(name: str) -> bool:
     """Kill and remove the container `name` at once; True when one was there."""
     engine, _why = engine_or_reason()
-    if engine is None:
-        return False
-    proc = engine.run("rm", "--force", "--time", "0", name, check=False)
-    return proc.returncode == 0 and name in proc.stdout
+    return engine is not None and container_engine.remove_container(engine, name)
 
 
 def running(label_value: str | None = None) -> list[str]:
@@ -179,6 +137,4 @@ def running(label_value: str | None = None) -> list[str]:
     engine, _why = engine_or_reason()
     if engine is None:
         return []
-    label = LABEL if label_value is None else f"{LABEL}={label_value}"
-    proc = engine.run("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}", check=False)
-    return [n for n in proc.stdout.split() if n]
+    return container_engine.labelled(engine, LABEL if label_value is None else f"{LABEL}={label_value}")

@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
+from autograder import container_engine as eng
 from autograder.deploy import container_check
-from autograder.dockerfile import engine as eng
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "python:3.11-slim-bookworm"

@@ -13,7 +13,7 @@ from typing import ClassVar
 import psutil
 import pytest
 
-from autograder.dockerfile import engine as eng
+from autograder import container_engine as eng
 from autograder.dockerfile.build import Caps, build_and_assess
 from autograder.dockerfile.rules import REMOTE_RULE, lint
 

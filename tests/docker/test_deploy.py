@@ -37,7 +37,7 @@ def test_no_engine_skips_and_says_make_container_engine(tmp_path: Path, monkeypa
 
 
 def _engine_or_skip() -> None:
-    from autograder.dockerfile.engine import detect
+    from autograder.container_engine import detect
     from autograder.errors import UsageError
 
     try:

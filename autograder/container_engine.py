@@ -1,12 +1,17 @@
-"""The container engine behind `autograder dockerfile --build`: Docker, or podman with the course's own storage.
+"""The container engine: the one module that finds Docker or podman and runs it, for every part of the course that
+builds or runs a container: the Dockerfile grader (`autograder dockerfile --build`, dockerfile/build.py), the lab06
+deploy check (deploy/container_check.py) and the grading sandbox's container kind (grading/containers.py).
 
 Which engine: $AUTOGRADER_ENGINE (docker | podman) when set; else a Docker engine that answers `docker info`
 (a real Docker, or podman's Docker-compatible API through $DOCKER_HOST); else the podman CLI, using the course's
 private configuration and storage (see container_state()) when `scripts/container-engine.sh` made them.
 
-How a container runs here (docs/decisions.md, Containers): podman gets `--network=slirp4netns` (its own network namespace, no iptables)
-and Docker its default bridge; both publish the service's port on 127.0.0.1 only. `--init` makes the service stop
-on SIGTERM. Builds use `--format docker` on podman, or HEALTHCHECK is dropped from the image.
+How a container runs here (docs/decisions.md, Containers): podman gets `--network=slirp4netns` (its own network
+namespace, no iptables) and Docker its default bridge; both publish the service's port on 127.0.0.1 only. `--init`
+makes the service stop on SIGTERM. Builds use `--format docker` on podman, or HEALTHCHECK is dropped from the image.
+Someone else's code (a graded image, a sandboxed kernel) runs with hardened_options(): no capability, no privilege
+to regain, no user namespaces. A grading batch's builds and containers carry its id (BATCH_LABEL,
+GRADED_BATCH_ARG), so remove_batch() finds whatever a killed worker left.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from autograder.errors import UsageError
 from mlinfra.base.procs import free_port
+from mlinfra.envcheck import course_container_state
 
 ENGINE_ENV = "AUTOGRADER_ENGINE"
 SETUP_HINT = "start Docker, or run `make container-engine` (sets up podman where there is no engine)"
@@ -39,8 +45,12 @@ class Engine:
     def command(self, *args: str) -> list[str]:
         return [self.name, *args]
 
+    def environ(self) -> dict[str, str]:
+        """The environment an engine command runs in: ours, pointed at the course's storage where it has one."""
+        return {**os.environ, **self.env}
+
     def run(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.command(*args), capture_output=True, text=True, env={**os.environ, **self.env},
+        proc = subprocess.run(self.command(*args), capture_output=True, text=True, env=self.environ(),
                               timeout=timeout, check=False)
         if check and proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -54,12 +64,9 @@ class EngineError(Exception):
 
 def container_state(root: Path) -> Path:
     """The course's private container storage and cache, shared by every checkout on this machine (the script
-    scripts/container-engine.sh makes it; $WORKBOOK_CONTAINER_STATE moves it)."""
-    explicit = os.environ.get("WORKBOOK_CONTAINER_STATE")
-    if explicit:
-        return Path(explicit)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "mlinfra-workbook" / "containers"
+    scripts/container-engine.sh makes it; $WORKBOOK_CONTAINER_STATE moves it). The rule is the course library's
+    (`autograder doctor` reports the same folder); `root` does not change it."""
+    return course_container_state()
 
 
 def course_storage(root: Path) -> dict[str, str]:
@@ -126,8 +133,8 @@ def unreachable_prefix(engine: Engine) -> list[str]:
 
 GRADED_BUILD_ARG = "MLINFRA_GRADED_BUILD"  # a build argument naming one graded build (its working containers)
 # What a grading batch's builds and containers carry, so the batch's end can find whatever a killed worker left
-# (autograder.deploy.container_check.sweep_batch): a label on the image and the container, and a build argument
-# in a working container's state.
+# (remove_batch, called by autograder.deploy.container_check.sweep_batch): a label on the image and the container,
+# and a build argument in a working container's state.
 BATCH_LABEL = "mlinfra.grade.batch"
 GRADED_BATCH_ARG = "MLINFRA_GRADED_BATCH"
 
@@ -240,7 +247,7 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
         args[1:1] = ["--build-arg", f"{GRADED_BUILD_ARG}={token}"]
         prefix = [sys.executable, "-I", "-S", "-c", _REAPER, *unreachable_prefix(engine)]
     proc = subprocess.Popen([*prefix, *engine.command(*args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, **engine.env}, start_new_session=True)
+                            text=True, env=engine.environ(), start_new_session=True)
     assert proc.stdout is not None
     # The time limit holds even for a build that prints nothing: a timer stops it, which ends the output.
     timed_out = threading.Event()
@@ -315,12 +322,22 @@ class Container:
                 return None
             return proc.returncode == 0
         state = self.state()
-        health = state.get("Health") if isinstance(state, dict) else None
-        return None if not health else health.get("Status") == "healthy"  # type: ignore[union-attr]
+        health = state.get("Health") if isinstance(state, dict) else None  # (`null` is JSON too)
+        return health.get("Status") == "healthy" if health and isinstance(health, dict) else None
 
     def stop(self) -> None:
         self.engine.run("stop", "-t", "10", self.name, check=False, timeout=60)
         self.engine.run("rm", "-f", self.name, check=False, timeout=60)
+
+
+def import_image(engine: Engine, tag: str, root_tar: bytes, timeout: float = 120) -> None:
+    """Make the image `tag` from a tar of its root filesystem (`import -`: nothing is downloaded); RuntimeError
+    with the engine's last words when it fails."""
+    # Engine.run has no stdin: the tar goes in here.
+    proc = subprocess.run(engine.command("import", "-", tag), input=root_tar, capture_output=True,
+                          env=engine.environ(), timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace").strip()[-300:] or f"exit {proc.returncode}")
 
 
 def remove_image(engine: Engine, tag: str) -> None:
@@ -330,11 +347,18 @@ def remove_image(engine: Engine, tag: str) -> None:
 
 
 def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[str, str] | None = None,
-                  name: str | None = None, extra: Sequence[str] = ()) -> Container:
+                  name: str | None = None, extra: Sequence[str] = (), hardened: bool = False,
+                  lifetime: float | None = None, batch: str = "") -> Container:
     """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port; `extra`: more `run`
-    options (grading passes limits: --memory, --pids-limit). The port is found free, then handed to the engine:
-    another check starting a container at that moment can take it first, so a port already taken is tried again
-    with another (students graded side by side must not lose points to each other)."""
+    options (grading passes limits: --memory, --pids-limit). `hardened` (someone else's image): hardened_options().
+    `lifetime`: seconds after which podman stops the container itself, even if no one is left to (Docker has no
+    such option: its container lives until stopped). `batch`: the grading batch it is for (labelled with it, so
+    remove_batch finds it). The port is found free, then handed to the engine: another check starting a container
+    at that moment can take it first, so a port already taken is tried again with another (students graded side by
+    side must not lose points to each other)."""
+    extra = (*extra, *(hardened_options() if hardened else ()),
+             *(("--timeout", str(int(lifetime))) if lifetime is not None and engine.name == "podman" else ()),
+             *(("--label", f"{BATCH_LABEL}={batch}") if batch else ()))
     for attempt in range(3):
         port = free_port()
         this = name or f"autograder-{os.getpid()}-{port}"
@@ -363,6 +387,84 @@ def _run_container(engine: Engine, tag: str, container_port: int, port: int, nam
             engine.run("rm", "-f", name, check=False)  # a podman without slirp4netns: its default network
     engine.run(*args, tag, timeout=120)
     return Container(engine, name, port, container_port)
+
+
+def remove_container(engine: Engine, name: str, timeout: float = 60) -> bool:
+    """Kill and remove the container `name` at once (a container outlives the `run` client that started it when
+    that is killed); True when one was there."""
+    proc = engine.run("rm", "--force", "--time", "0", name, check=False, timeout=timeout)
+    return proc.returncode == 0 and name in proc.stdout
+
+
+def labelled(engine: Engine, label: str, timeout: float = 60) -> list[str]:
+    """Names of the containers, running or not, that carry `label` (`key` or `key=value`)."""
+    proc = engine.run("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}", check=False,
+                      timeout=timeout)
+    return [n for n in proc.stdout.split() if n]
+
+
+def remove_batch(engine: Engine, batch: str, tag_prefix: str) -> list[str]:
+    """Remove every container, working container and image of the grading batch `batch` still there: those that
+    carry its label (build's and run_container's `batch`) or its build argument, and the images tagged
+    `<tag_prefix>...<batch>-...`. Returns what was removed."""
+    removed = []
+    for name in labelled(engine, f"{BATCH_LABEL}={batch}", timeout=120):
+        remove_container(engine, name, timeout=120)
+        removed.append(f"container {name}")
+    removed += [f"working container {c[:12]}" for c in remove_working_containers(engine, batch, GRADED_BATCH_ARG)]
+    # by the tag's batch prefix and by label (an image whose tag a build never got to set has only the label)
+    listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}}", check=False, timeout=120).stdout.split()
+    for image in [t for t in listed if t.rsplit("/", 1)[-1].startswith(f"{batch}-") and tag_prefix in t]:
+        if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
+            removed.append(f"image {image}")
+    found = engine.run("images", "-a", "-q", "--filter", f"label={BATCH_LABEL}={batch}", check=False,
+                       timeout=120).stdout.split()
+    for image in dict.fromkeys(found):  # what is left: an image whose tag a killed build never set
+        if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
+            removed.append(f"image {image}")
+    return removed
+
+
+_DEFAULT_SECCOMP = Path("/usr/share/containers/seccomp.json")  # podman's (containers-common)
+_CLONE_NEWUSER = 0x10000000
+
+
+def seccomp_profile() -> str | None:
+    """podman's default seccomp profile, less user namespaces: `unshare` and `clone` with CLONE_NEWUSER fail
+    (EPERM), `clone3` says ENOSYS (its flags cannot be filtered; the C library falls back to `clone`). A user
+    namespace would give the container's user capabilities over namespaces of its own. None where podman's
+    profile is not installed (Docker's own default already refuses them without CAP_SYS_ADMIN)."""
+    import hashlib
+    import tempfile
+
+    try:
+        profile = json.loads(_DEFAULT_SECCOMP.read_text())
+    except (OSError, ValueError):
+        return None
+    guarded = {"unshare", "clone", "clone3"}
+    for rule in profile.get("syscalls", []):
+        if rule.get("action") == "SCMP_ACT_ALLOW":
+            rule["names"] = [n for n in rule.get("names", []) if n not in guarded]
+    profile["syscalls"] += [
+        {"names": ["unshare", "clone"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": _CLONE_NEWUSER, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    ]
+    text = json.dumps(profile, sort_keys=True)
+    path = Path(tempfile.gettempdir()) / f"mlinfra-sandbox-seccomp-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+    if not path.is_file():
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
+    return str(path)
+
+
+def hardened_options() -> tuple[str, ...]:
+    """`run` options for a container of someone else's code (a graded image, a sandboxed kernel): no capability, no
+    privilege to regain, no user namespaces (seccomp_profile), whatever USER its image names."""
+    profile = seccomp_profile()
+    return ("--cap-drop", "all", "--security-opt", "no-new-privileges",
+            *(("--security-opt", f"seccomp={profile}") if profile else ()))
 
 
 def wait_healthy(container: Container, probe: Callable[[], bool], timeout: float) -> float:
