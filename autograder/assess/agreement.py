@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +44,36 @@ def form_problems(body: Any) -> list[tuple[str, str]]:
     return out
 
 
-def digit_samples(rng: random.Random, count: int = IMAGES) -> list[images.Sample]:
-    """Hand-drawn-looking digits (light on dark, like the course's data), placed and sized at random, half of
-    them 28 px grey PNG, half larger RGB PNG: images a digit model has a real answer for."""
+def digit_image(rng: random.Random, size: int, mode: str) -> Any:
+    """A hand-drawn-looking digit (light on dark, like the course's data), placed, sized and turned at random,
+    `size` px square in PIL `mode` ("L" or "RGB"): an image a digit model has a real answer for."""
     from PIL import Image, ImageDraw, ImageFont
 
+    canvas = Image.new("L", (112, 112), 0)
+    pen = ImageDraw.Draw(canvas)
+    try:
+        font: Any = ImageFont.load_default(size=rng.randint(60, 84))
+    except TypeError:  # an old Pillow: a small bitmap font, scaled up below all the same
+        font = ImageFont.load_default()
+    pen.text((rng.randint(14, 34), rng.randint(0, 18)), str(rng.randrange(10)), fill=rng.randint(200, 255),
+             font=font, stroke_width=rng.randint(2, 5), stroke_fill=255)
+    canvas = canvas.rotate(rng.uniform(-15, 15))
+    return canvas.resize((size, size), Image.BILINEAR).convert(mode)
+
+
+def digit_sample(rng: random.Random, size: int, mode: str = "RGB", name: str | None = None) -> images.Sample:
+    """One digit image as a PNG upload under an ordinary camera-like name."""
+    data = images.encode(digit_image(rng, size, mode), "PNG")
+    return images.Sample(name=name or f"PNG {images.MODES[mode]} {size}x{size}", data=data,
+                         filename=f"IMG_{rng.randint(1000, 9999)}.png", content_type="image/png")
+
+
+def digit_samples(rng: random.Random, count: int = IMAGES) -> list[images.Sample]:
+    """`count` digit images, half of them 28 px grey, half larger RGB."""
     out = []
     for n in range(count):
-        canvas = Image.new("L", (112, 112), 0)
-        pen = ImageDraw.Draw(canvas)
-        try:
-            font: Any = ImageFont.load_default(size=rng.randint(60, 84))
-        except TypeError:  # an old Pillow: a small bitmap font, scaled up below all the same
-            font = ImageFont.load_default()
-        pen.text((rng.randint(14, 34), rng.randint(0, 18)), str(rng.randrange(10)), fill=rng.randint(200, 255),
-                 font=font, stroke_width=rng.randint(2, 5), stroke_fill=255)
-        canvas = canvas.rotate(rng.uniform(-15, 15))
-        if n % 2 == 0:
-            image, size = canvas.resize((28, 28), Image.BILINEAR), 28
-        else:
-            size = rng.choice((56, 96, 224))
-            image = canvas.resize((size, size), Image.BILINEAR).convert("RGB")
-        out.append(images.Sample(name=f"digit {n + 1} ({size}x{size})", data=images.encode(image, "PNG"),
-                                 filename=f"IMG_{rng.randint(1000, 9999)}.png", content_type="image/png"))
+        size, mode = (28, "L") if n % 2 == 0 else (rng.choice((56, 96, 224)), "RGB")
+        out.append(digit_sample(rng, size, mode, name=f"digit {n + 1} ({size}x{size})"))
     return out
 
 
@@ -109,18 +117,61 @@ def check(target: Any, client: Any, model: Any, answered: dict[str, Any], rng: r
     agree, misses = 0, []
     for sample in samples:
         reply = replies[sample.name]
-        mine = expected(model, sample)
-        try:
-            theirs = str(reply.body["predictions"][0]["label"]) if reply.status == 200 else None
-        except (KeyError, IndexError, TypeError):
-            theirs = None
-        near_tie = len(mine) > 1 and mine[0]["confidence"] - mine[1]["confidence"] < TIE
-        if theirs == mine[0]["label"] or (near_tie and theirs == mine[1]["label"]):
-            agree += 1
-        else:
-            misses.append(f"{sample.name}: the model says {mine[0]['label']!r}, the service "
-                          + (repr(theirs) if theirs is not None else reply.describe()))
+        ok, miss = agrees(model, sample, reply)
+        agree += ok
+        if not ok:
+            misses.append(miss)
     if agree < NEEDED:
         return False, (f"the service's top-1 was the served model's on {agree} of {len(samples)} digit images "
                        f"(at least {NEEDED} needed; {misses[0]}): run the model on the uploaded image")
     return True, f"the served model's labels, and its top-1 on {agree} of {len(samples)} digit images"
+
+
+def agrees(model: Any, sample: images.Sample, reply: Any) -> tuple[bool, str]:
+    """(the service's top-1 in `reply` (a targets.Reply) is the model's on `sample`, the miss in words). Either of
+    the model's own top two counts when they are closer than TIE: a service resizing with another filter may tip a
+    near tie."""
+    mine = expected(model, sample)
+    try:
+        theirs = str(reply.body["predictions"][0]["label"]) if reply.status == 200 else None
+    except (KeyError, IndexError, TypeError):
+        theirs = None
+    near_tie = len(mine) > 1 and mine[0]["confidence"] - mine[1]["confidence"] < TIE
+    if theirs == mine[0]["label"] or (near_tie and theirs == mine[1]["label"]):
+        return True, ""
+    said = repr(theirs) if theirs is not None else reply.describe()
+    return False, f"{sample.name}: the model says {mine[0]['label']!r}, the service {said}"
+
+
+@dataclass
+class TimedAnswers:
+    """The answers to timed requests, kept while the clock runs and compared with the model's own once it stopped.
+
+    Every timed request is a digit image drawn at random, and every answer counts: a service cannot answer the
+    checked uploads with its (slow) model and the timed ones with a fast made-up answer, because no upload is
+    unchecked. A share below NEEDED / IMAGES of top-1 agreement, the same bar as "the model's answers", fails
+    the size it was timed at: a fast answer that is not the model's is no measure of the model's latency.
+    """
+
+    model: Any
+    kept: list[tuple[images.Sample, Any]] = field(default_factory=list)
+
+    def keep(self, sample: images.Sample, reply: Any) -> None:
+        self.kept.append((sample, reply))
+
+    def verdict(self) -> tuple[bool, str]:
+        """(passed, what the answers were) over everything kept since the last verdict; clears what it judged."""
+        kept, self.kept = self.kept, []
+        if not kept:
+            return True, ""
+        misses = []
+        for sample, reply in kept:
+            ok, miss = agrees(self.model, sample, reply)
+            if not ok:
+                misses.append(miss)
+        agree = len(kept) - len(misses)
+        if agree * IMAGES >= NEEDED * len(kept):
+            return True, f"top-1 the served model's on {agree} of {len(kept)} timed answers"
+        return False, (f"the timed answers were the served model's on only {agree} of {len(kept)} (at least "
+                       f"{NEEDED / IMAGES:.0%} needed; {misses[0]}): a fast answer that is not the model's does not "
+                       "count as the model's latency")

@@ -274,6 +274,7 @@ def _latency(
     # Every request (warm-up, timed, concurrent) sends an image never sent before: an answer from a cache would
     # time the cache, not the model. Drawn before the clock starts (targets.send times the request alone).
     rng = images.fresh_rng()
+    timed = timed_answers(opts.model_dir)
     for size in opts.sizes:
         name = f"p95 at {size}x{size} PNG"
         if decided_fail:
@@ -281,7 +282,10 @@ def _latency(
             continue
 
         def request(size: int = size) -> tuple[float, str | None]:
-            reply = target.predict(client, images.fresh_sample(size, rng))
+            sample = upload(size, rng, timed)
+            reply = target.predict(client, sample)
+            if timed is not None:
+                timed.keep(sample, reply)
             return reply.elapsed_ms, (None if reply.status == 200 else reply.describe())
 
         tick = progress(name, rule.n) if progress else None
@@ -289,13 +293,17 @@ def _latency(
         result = measure(f"{size}x{size}", request, rule, warmup=opts.warmup, tick=tick,
                          quiet_wait_s=opts.quiet_wait_s,
                          queued=(lambda pid=pid: _queued_ms(pid)) if pid is not None else None)
+        if timed is not None:  # after the clock: the grader's own forward on every upload timed at this size
+            theirs, said = timed.verdict()
+            if result.passed and not theirs:
+                result.passed, result.verdict = False, f"{result.verdict}, but {said}"
         evidence.latency.append(result)
         crit.checks.append(Check(name, result.passed, result.verdict))
         decided_fail = not result.passed
     if decided_fail:
         crit.checks.append(Check("concurrency", False, "not run: the latency verdict was already certain"))
     else:
-        evidence.concurrency = concurrent(target, min(opts.sizes), opts.concurrency, opts.per_client, rng)
+        evidence.concurrency = concurrent(target, min(opts.sizes), opts.concurrency, opts.per_client, rng, timed)
         c = evidence.concurrency
         ok = not c.errors
         detail = (
@@ -304,6 +312,9 @@ def _latency(
             if ok
             else f"{len(c.errors)} of {c.requests} concurrent requests failed: {c.errors[0]}"
         )
+        if ok and timed is not None:
+            ok, said = timed.verdict()
+            detail = detail if ok else f"{detail}, but {said}"
         crit.checks.append(Check("concurrency", ok, detail))
     failed = [c for c in crit.checks if not c.passed]
     crit.verdict = (
@@ -314,21 +325,43 @@ def _latency(
     return crit
 
 
+def timed_answers(model_dir: Any) -> Any:
+    """An agreement.TimedAnswers when the model the service must serve is known and loads (a hand-in), else None:
+    then only the answers' form is checked, as in requirement 3."""
+    from autograder.assess import agreement
+
+    if model_dir is None:
+        return None
+    model, _ = agreement.load(model_dir)  # a folder that does not load was said once, in requirement 3
+    return agreement.TimedAnswers(model) if model is not None else None
+
+
+def upload(size: int, rng: Any, timed: Any) -> images.Sample:
+    """A fresh image for a timed request: a digit the model has a real answer for when the answers are checked
+    (timed is not None), else a ring and a bar with random pixels."""
+    from autograder.assess import agreement
+
+    if timed is not None:
+        return agreement.digit_sample(rng, size)
+    return images.fresh_sample(size, rng)
+
+
 def _queued_ms(pid: int) -> float | None:
     """The service's run-queue wait (its process tree) plus this client's own, in ms; None when unreadable."""
     service = run_queue_wait_ms(pid)
     return None if service is None else service + own_wait_ms()
 
 
-def concurrent(target: Target, size: int, clients: int, per_client: int, rng: Any = None) -> Concurrency:
+def concurrent(target: Target, size: int, clients: int, per_client: int, rng: Any = None,
+               timed: Any = None) -> Concurrency:
     """`clients` threads, each on its own connection, all released at once by a barrier; every request a fresh
-    image of `size` px."""
+    image of `size` px (a digit whose answer `timed` keeps, when given)."""
     errors: list[str] = []
     samples: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
     rng = rng or images.fresh_rng()
-    uploads = [[images.fresh_sample(size, rng) for _ in range(per_client)] for _ in range(clients)]
+    uploads = [[upload(size, rng, timed) for _ in range(per_client)] for _ in range(clients)]
 
     def worker(mine: list[images.Sample]) -> None:
         with new_client() as client:
@@ -336,6 +369,8 @@ def concurrent(target: Target, size: int, clients: int, per_client: int, rng: An
             for sample in mine:
                 reply = target.predict(client, sample)
                 with lock:
+                    if timed is not None:
+                        timed.keep(sample, reply)
                     if reply.status == 200 and isinstance(reply.body, dict) and reply.body.get("predictions"):
                         samples.append(reply.elapsed_ms)
                     else:
