@@ -87,6 +87,22 @@ def cell_error(cell: Any) -> tuple[str, str] | None:
 _FRAME = re.compile(r"(?:^|\n)(?:Cell In\[\d+\]|File [^\n]*), line \d+, in (?!<module>)(\w+)\(")
 
 
+def cell_outcome(cell: Any, cell_timeout: float, *, timed_out: bool = False,
+                 not_run: str = "never executed") -> tuple[str, str]:
+    """(status, message) of a graded code cell after a run, the one classification self-check (run_notebook) and
+    grading (grading/worker.py) share: interrupted at its time limit (`timed_out`, or the error an interrupt
+    leaves) is TIMEOUT; an AssertionError FAILED; any other error ERROR; no count and no output NOT_RUN
+    (`not_run` says why); else PASSED. Grading may then turn a PASSED into FAILED from nbgrader's score."""
+    error = cell_error(cell)
+    if timed_out or (error and error[0] in TIMEOUT_ERRORS):
+        return TIMEOUT, f"ran past {cell_timeout} s and was interrupted"
+    if error:
+        return (FAILED if error[0] == "AssertionError" else ERROR), f"{error[0]}: {error[1]}".strip().rstrip(":")
+    if cell.get("execution_count") is None and not cell.get("outputs"):
+        return NOT_RUN, not_run
+    return PASSED, ""
+
+
 def kill_now(km: Any) -> None:
     """SIGKILL the kernel's process group at once, as jupyter_client's own kill does, without its wait (a poll
     every 0.1 s). A sandboxed kernel's group is the sandbox's launcher: what runs inside dies with it
@@ -256,16 +272,8 @@ def run_notebook(path: Path, lab: Lab) -> Outcome:
     for index, cell in graded_cells(nb):
         meta = cell.metadata["nbgrader"]
         max_points = float(meta.get("points", 0))
-        error = cell_error(cell)
-        if index in timed_out or (error and error[0] in TIMEOUT_ERRORS):
-            cell_status, message = TIMEOUT, f"ran past {lab.cell_timeout} s and was interrupted"
-        elif cell.get("execution_count") is None and not cell.get("outputs"):
-            cell_status, message = NOT_RUN, reason or "never executed"
-        elif error:
-            cell_status = FAILED if error[0] == "AssertionError" else ERROR
-            message = f"{error[0]}: {error[1]}".strip().rstrip(":")
-        else:
-            cell_status, message = PASSED, ""
+        cell_status, message = cell_outcome(cell, lab.cell_timeout, timed_out=index in timed_out,
+                                            not_run=reason or "never executed")
         checks.append(Check(meta.get("grade_id", f"cell-{index + 1}"), cell_status,
                             max_points if cell_status == PASSED else 0.0, max_points, message, f"cell {index + 1}"))
     if timed_out and status == COMPLETED:

@@ -86,7 +86,7 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
     """One check per graded code cell, from the notebook nbgrader wrote after execution. A message that quotes
     the cell's hidden tests is replaced, and the cell's id added to `leaks` (redact.py)."""
     from autograder.grading.redact import HiddenText
-    from autograder.notebooks import TIMEOUT_ERRORS, cell_error
+    from autograder.notebooks import cell_outcome
 
     checks: dict[str, Check] = {}
     if nb is None:
@@ -101,22 +101,14 @@ def _cell_results(nb: Any, scores: dict[str, tuple[float, float]], lab: Lab,
             continue
         gid = meta["grade_id"]
         score, max_points = scores[gid]
-        error = cell_error(cell)
+        status, message = cell_outcome(cell, lab.cell_timeout)
+        message = message[:300]
         where = f"cell {index}"
-        if error and error[0] in TIMEOUT_ERRORS:
-            status, message = TIMEOUT, f"ran past {lab.cell_timeout} s and was interrupted"
-        elif error:
-            status = FAILED if error[0] == "AssertionError" else ERROR
-            message = f"{error[0]}: {error[1]}".strip().rstrip(":")[:300]
-        elif cell.get("execution_count") is None and not cell.get("outputs"):
-            status, message = NOT_RUN, "never executed"
-        elif score < max_points:
+        if status == PASSED and score < max_points:  # nbgrader gave it less, though it raised nothing
             stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in cell.outputs)
             status = FAILED
             message = ("wrote to stderr: nbgrader gives no points to a test cell that writes to stderr" if stderr
                        else "no points")
-        else:
-            status, message = PASSED, ""
         message, leaked = hidden.clean(message)
         if leaked:
             leaks.append(gid)
