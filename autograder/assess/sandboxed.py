@@ -1,9 +1,11 @@
 """A learner's app under uvicorn inside the grading sandbox, for `assess --pack` and `assess --app --sandbox`.
 
 What the app sees (autograder.grading.sandbox, the same sandbox as a graded kernel): the interpreter, the venv and
-the course packages read-only, the course model folder read-only, and one writable folder of its own holding a copy
-of its service folder (its cwd and HOME). Not the home folder, the repository, solutions/, the gradebook, other
-hand-ins or the grader's environment (the environment is cleared). It has no network: its own network namespace,
+the course library (mlinfra) read-only, the course model folder read-only, the launcher script alone, and one
+writable folder of its own holding a copy of its service folder (its cwd and HOME). Not the home folder, the rest
+of the repository (the grader's own code, autograder/, included: the probes' order is the grader's business),
+solutions/, the gradebook, other hand-ins or the grader's environment (the environment is cleared); /etc/passwd,
+/etc/group and /etc/hosts are the sandbox's own (its user and root), not the host's. It has no network: its own network namespace,
 where uvicorn serves on a listening unix socket that the trusted side bound (in a folder of its own, never shown to
 the sandbox) and handed down as a file descriptor; a relay on the host's 127.0.0.1 forwards the probes' TCP
 connections to that socket. A socket crosses a network namespace, TCP does not; and since the sandbox can write
@@ -31,6 +33,31 @@ PROCESSES = 512  # tasks, threads included: torch's pools and uvicorn's
 DISK_MB = 512  # its own folder and each of its tmpfs folders (/tmp, /run, /var/tmp)
 LOG_TAIL_BYTES = 64 * 1024
 MODEL_INSIDE = "/course-model"  # where the sandbox sees the course model folder (read-only), $MLINFRA_MODEL_DIR
+# The launcher (launch.py, standard library and uvicorn only) bound alone: the rest of autograder/ is not shown.
+LAUNCHER_INSIDE = "/course-launcher/launch.py"
+
+
+def identity_files(folder: Path, home: Path) -> tuple[tuple[str, str], ...]:
+    """/etc/passwd, /etc/group and /etc/hosts for the sandbox, written into `folder` (the trusted side's): root,
+    the sandbox's user (getpass.getuser() and `~` lookups work) and nobody (what files of unmapped owners show
+    as), and localhost. The host's files would name its accounts and machines. Returns (host file, inside) binds."""
+    from autograder.grading.spec import SANDBOX_ID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                   f"sandbox:x:{SANDBOX_ID}:{SANDBOX_ID}:sandbox:{home}:/usr/sbin/nologin\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        "group": f"root:x:0:\nsandbox:x:{SANDBOX_ID}:\nnogroup:x:65534:\n",
+        "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    }
+    binds = []
+    for name, text in files.items():
+        path = folder / name
+        path.write_text(text)
+        path.chmod(0o644)
+        binds.append((str(path), f"/etc/{name}"))
+    return tuple(binds)
 
 
 class SandboxedServer:
@@ -74,18 +101,22 @@ class SandboxedServer:
             # The hand-in's limits, links never followed: the sandbox gets a private copy. A HandinProblem here
             # is the hand-in's outcome (engine.assess_pack), or the caller's own app's (--app: a UsageError there).
             copy_folder(self.service, app_dir, [])
-        from autograder.deploy.torchserve_sandbox import course_pythonpath
+        import mlinfra.base
+        from autograder.assess import launch
 
-        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath()}
-        moved: tuple[tuple[str, str], ...] = ()
+        # mlinfra's folder alone on the path (an editable install's .pth may name a checkout the sandbox cannot
+        # see); found by a module of its own (under pytest, tests/mlinfra is a namespace package of that name)
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}
+        moved = ((str(Path(str(launch.__file__)).resolve()), LAUNCHER_INSIDE),
+                 *identity_files(self.root / "etc", self.work))
         if self.model_dir is not None and self.model_dir.is_dir():
             # at a fixed path inside: the app never learns where the instructor keeps the model
             env[MODEL_DIR_ENV] = MODEL_INSIDE
-            moved = ((str(self.model_dir.resolve()), MODEL_INSIDE),)
+            moved += ((str(self.model_dir.resolve()), MODEL_INSIDE),)
         self.spec = sandbox.Spec(work=self.work, conn=self.conn, kind=self.kind,
                                  limits=sandbox.Limits(memory_mb=MEMORY_MB, cpu_seconds=CPU_SECONDS, file_mb=FILE_MB,
                                                        processes=PROCESSES, disk_mb=DISK_MB),
-                                 moved=moved, env=env,
+                                 moved=moved, env=env, grader_code=False,
                                  # its folder a size-capped tmpfs (a root grader): many files cannot fill the disk
                                  tmpfs_home=True)
         path = self.relay_dir / "app.sock"
@@ -95,7 +126,7 @@ class SandboxedServer:
             listener.bind(str(path))
             listener.listen(128)
             listener.set_inheritable(True)
-            inner = [sys.executable, "-m", "autograder.assess.launch", self.target, "--fd", str(listener.fileno()),
+            inner = [sys.executable, LAUNCHER_INSIDE, self.target, "--fd", str(listener.fileno()),
                      "--app-dir", str(app_dir)]
             cmd, run_env = sandbox.wrap(inner, self.spec)
             with open(self.log_path, "ab") as log:

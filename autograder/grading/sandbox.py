@@ -119,14 +119,16 @@ def process_limit(kind: str) -> str:
     return f"none: {why}"
 
 
-def course_readonly_paths() -> tuple[str, ...]:
-    """The interpreter, the venv and the course packages, each bound read-only at its own path."""
+def course_readonly_paths(grader_code: bool = True) -> tuple[str, ...]:
+    """The interpreter, the venv and the course packages, each bound read-only at its own path; without
+    `grader_code`, mlinfra alone (the app sandbox: a service imports nothing of autograder/)."""
     import autograder.errors
     import mlinfra.base
 
     venv = Path(sys.prefix)
     paths = {str(venv), str(Path(sys.base_prefix).resolve())}
-    for module in (mlinfra.base, autograder.errors):  # a package's own file: tests/ may hold a same-named folder
+    # a package's own file: tests/ may hold a same-named folder
+    for module in (mlinfra.base, autograder.errors) if grader_code else (mlinfra.base,):
         paths.add(str(Path(str(module.__file__)).resolve().parents[1 if module is mlinfra.base else 0]))
     if Path(sys.base_prefix) != Path(sys.base_prefix).resolve():
         paths.add(str(Path(sys.base_prefix)))
@@ -271,7 +273,8 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
     env = kernel_env(spec)
     if spec.kind == "container":
         prepare(spec)
-        return containers.wrap(cmd, spec, env, [*_RO_SYSTEM, *course_readonly_paths(), *spec.readonly])
+        return containers.wrap(cmd, spec, env, [*_RO_SYSTEM, *course_readonly_paths(spec.grader_code),
+                                                *spec.readonly])
     groups = cgroups.create(spec.name, spec.limits.processes, spec.limits.memory_mb)
     if spec.kind == "none":
         # Unsandboxed: limits and a clean environment only.
@@ -285,8 +288,10 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
         # /dev read-only but its shared memory (a capped tmpfs): bubblewrap's own /dev tmpfs has no size cap
         "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
         "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/run", "--size", size, "--tmpfs", "/var/tmp"]
+    replaced = {inside for _, inside in spec.moved}  # e.g. a passwd of the sandbox's own instead of the host's
     for path in _RO_SYSTEM:
-        args += ["--ro-bind-try", path, path]
+        if path not in replaced:
+            args += ["--ro-bind-try", path, path]
     for name in _MERGED_USR:
         target = os.path.join("/", name)
         if os.path.islink(target):
@@ -294,7 +299,7 @@ def wrap(cmd: list[str], spec: Spec) -> tuple[list[str], dict[str, str]]:
         elif os.path.isdir(target):
             args += ["--ro-bind", target, target]
     # by descriptor, opened by the launcher before it drops root: the sandbox's user need not see their parents
-    for path in (*course_readonly_paths(), *spec.readonly):
+    for path in (*course_readonly_paths(spec.grader_code), *spec.readonly):
         args.append(["--ro-bind", path, path])
     for path, inside in spec.moved:
         args.append(["--ro-bind", path, inside])

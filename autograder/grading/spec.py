@@ -35,6 +35,9 @@ class Spec:
     # on the host (bubblewrap only; a container gets `readonly` alone)
     moved: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # The grading package (autograder/) bound read-only beside mlinfra: a graded kernel imports it. The app
+    # sandbox of `assess --pack` does not: the service needs only mlinfra, and the grader's code stays unseen.
+    grader_code: bool = True
     tmpfs_home: bool = False  # work is a size-capped tmpfs of its own (root graders); gone at teardown
     hit: list[str] = field(default_factory=list)  # the limits the sandbox reached, as `teardown` found them
 
