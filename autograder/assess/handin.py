@@ -61,18 +61,90 @@ SECTIONS = (
             "add a '## Limitations' section: what the service does not do, or does badly"),
 )
 
-_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _MS = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|milliseconds?)\b", re.IGNORECASE)
+# An HTML comment as a browser ends it: at -->, --!>, an abrupt <!--> or <!--->, else at the end of the document.
+_COMMENT = re.compile(r"<!--(?:-?>|.*?--!?>|.*\Z)", re.DOTALL)
+_HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])"
+                           r"|opacity\s*:\s*0(?![.\d]*[1-9])", re.IGNORECASE)
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_NEVER_SHOWN = {"script", "style", "template", "noscript", "head", "title"}
+# Characters that take no room on the page: format characters (zero-width space and joiners, BOM, direction marks)
+# are Unicode category Cf; these fillers are letters or symbols that render blank.
+_BLANK = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u180e"}
+
+
+def visible(text: str) -> str:
+    """`text` as a reader sees it: invisible characters dropped, whitespace runs made one space."""
+    import unicodedata
+
+    kept = "".join(ch for ch in text if ch not in _BLANK and unicodedata.category(ch) not in ("Cf", "Cc", "Co", "Cn")
+                   or ch in "\n\t")
+    return " ".join(kept.split())
 
 
 def readme_sections(text: str) -> list[tuple[str, str]]:
-    """(heading, body) for every Markdown heading; the body runs to the next heading of the same or higher level."""
-    lines = text.splitlines()
-    heads = [(i, len(m.group(1)), m.group(2)) for i, line in enumerate(lines) if (m := _HEADING.match(line))]
+    """(heading, body) for every heading the README shows when rendered (CommonMark, as GitHub or an LMS renders
+    it); the body, the text shown under it up to the next heading of the same or higher level. What a reader never
+    sees does not count: HTML comments (an unclosed one hides the rest), headings in code blocks (their text is a
+    body's), elements marked hidden or styled invisible, script/style/template, and invisible characters.
+    `<details>` counts: it is shown by a click."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    rendered = _COMMENT.sub("", MarkdownIt("commonmark").render(text))
+
+    class Shown(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.open: list[tuple[str, bool]] = []  # (tag, hides what it holds)
+            self.heads: list[tuple[int, list[str], list[str]]] = []  # (level, title parts, body parts)
+            self.in_heading = 0
+
+        def hidden(self) -> bool:
+            return any(hides for _, hides in self.open)
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in _VOID:
+                return
+            named = dict(attrs)
+            hides = (tag in _NEVER_SHOWN or "hidden" in named
+                     or bool(_HIDING_STYLE.search(named.get("style") or "")))
+            self.open.append((tag, hides))
+            level = int(tag[1]) if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456" else 0
+            if level and not self.hidden():
+                self.heads.append((level, [], []))
+                self.in_heading = level
+
+        def handle_endtag(self, tag: str) -> None:
+            for i in range(len(self.open) - 1, -1, -1):  # an end tag closes what it matches, and what is inside,
+                if self.open[i][0] == tag:
+                    # but never a hiding element it is inside (<template><p></p>..., a browser keeps it open)
+                    if not any(hides for _, hides in self.open[i + 1:]):
+                        del self.open[i:]
+                    break
+            if tag == f"h{self.in_heading}":
+                self.in_heading = 0
+
+        def handle_data(self, data: str) -> None:
+            if self.hidden() or not self.heads:
+                return
+            self.heads[-1][1 if self.in_heading else 2].append(data)
+
+    parser = Shown()
+    parser.feed(rendered)
+    parser.close()
+    heads = [(level, visible("".join(title)), "".join(body)) for level, title, body in parser.heads]
     out = []
-    for n, (i, level, title) in enumerate(heads):
-        end = next((j for j, lvl, _ in heads[n + 1:] if lvl <= level), len(lines))
-        out.append((title, "\n".join(lines[i + 1:end])))
+    for n, (level, title, body) in enumerate(heads):
+        if not title:  # a heading of nothing visible is no heading
+            continue
+        parts = [body]
+        for lvl, sub_title, sub_body in heads[n + 1:]:
+            if lvl <= level:
+                break
+            parts.append(f"{sub_title}\n{sub_body}")
+        out.append((title, visible("\n".join(parts))))
     return out
 
 
