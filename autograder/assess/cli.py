@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +43,9 @@ scored one after the other (a batch: one hand-in that cannot be read is that stu
 and any failure of one hand-in is its own outcome: the others are scored and --json is written). Each is named
 by its path below the packs' common folder (alice/practical.zip); --report FILE.md then writes
 FILE-alice-practical.md per hand-in. A hand-in whose submission.json is missing, names another student or
-disagrees with its files is "flagged" with a note (scored all the same).
+disagrees with its files is "flagged" with a note (scored all the same). submission.json is the learner's claim
+only (nothing in it is signed): hand-ins of one batch whose service or README are the same or nearly so (their
+lines compared, file names, layout and comments aside) are each flagged "identical to <other>'s hand-in".
 
 Deadlines: 30 s for each whole answer (however it trickles in), 900 s for one assessment (then "stopped").
 
@@ -231,6 +234,7 @@ def _run(args: argparse.Namespace) -> Any:
     outcomes = []
     labels = pack_labels(args.pack) if args.pack else [None]
     slugs = unique([_slug(label) for label in labels if label is not None])
+    twins = alike_in_batch(args.pack, labels) if args.pack and len(args.pack) > 1 else []
     for n, (pack, label) in enumerate(zip(packs, labels, strict=True)):
         request = Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
                           model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
@@ -243,7 +247,7 @@ def _run(args: argparse.Namespace) -> Any:
             outcomes.append(finish(assess(request), args, report))
             continue
         try:  # one hand-in's failure, of any kind, is its outcome: the batch goes on and --json is written
-            outcomes.append(finish(assess(request), args, report))
+            outcomes.append(finish(flag_alike(assess(request), twins[n]), args, report))
         except UsageError as exc:  # e.g. a path given that is not there, or its report not writable
             outcomes.append(grader_error(pack, exc, status="missing" if "not found" in str(exc) else "grader error",
                                          label=label))
@@ -254,6 +258,37 @@ def _run(args: argparse.Namespace) -> Any:
             _record_progress(args.app, outcomes[0])
         return outcomes[0]
     return batch(outcomes)
+
+
+def alike_in_batch(packs: list[Path], labels: list[str]) -> list[list[str]]:
+    """For each hand-in of a batch, a note per other hand-in whose service or README is (nearly) the same
+    (manifest.alike): a copy with its submission.json rewritten is caught here, not by the manifest. Each pack is
+    unpacked on its own for this, before any app runs; one that cannot be read is left out (its assessment says
+    why)."""
+    import shutil
+    import tempfile
+
+    from autograder.assess import handin, manifest
+
+    prints: list[manifest.Fingerprint | None] = []
+    with tempfile.TemporaryDirectory(prefix="assess-alike-") as tmp:
+        for n, pack in enumerate(packs):
+            into = Path(tmp) / str(n)
+            try:
+                prints.append(manifest.fingerprint(handin.unpack(pack, into)))
+            except Exception:  # noqa: BLE001 - unreadable or missing: the hand-in's own assessment reports it
+                prints.append(None)
+            shutil.rmtree(into, ignore_errors=True)
+    return manifest.alike(prints, labels, [os.path.realpath(p) for p in packs])
+
+
+def flag_alike(result: Any, notes: list[str]) -> Any:
+    """`result` flagged with `notes` (hand-ins alike in the batch), still scored: a person decides."""
+    if notes:
+        result.notes += notes
+        if result.status == "completed":
+            result.status = "flagged"
+    return result
 
 
 def _record_progress(app: str, outcome: Any) -> None:
