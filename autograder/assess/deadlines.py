@@ -30,6 +30,7 @@ class Budget:
 _budgets: list[Budget] = []
 _lock = threading.Lock()
 _local = threading.local()  # the deadline of the request this thread is sending
+_limits: list[tuple[float, str]] = []  # open per-request limits (seconds, reason), process-wide like the budgets
 
 
 @contextmanager
@@ -45,10 +46,27 @@ def budget(seconds: float, reason: str) -> Iterator[Budget]:
             _budgets.remove(entry)
 
 
+@contextmanager
+def request_limit(seconds: float, reason: str) -> Iterator[None]:
+    """Each request started inside the block has at most `seconds` for its whole answer (a phase that expects
+    quick answers, e.g. the unscored breakdown after the latency check passed), on every thread."""
+    entry = (seconds, reason)
+    with _lock:
+        _limits.append(entry)
+    try:
+        yield
+    finally:
+        with _lock:
+            _limits.remove(entry)
+
+
 def for_request(timeout_s: float) -> tuple[float, str]:
     """The deadline (time.monotonic) of a request starting now, and what to say when it is reached."""
     until, why = time.monotonic() + timeout_s, f"no complete answer within {timeout_s:g} s (the whole answer's limit)"
     with _lock:
+        for seconds, reason in _limits:
+            if time.monotonic() + seconds < until:
+                until, why = time.monotonic() + seconds, reason
         for entry in _budgets:
             if entry.until < until:
                 until, why = entry.until, entry.reason
