@@ -469,3 +469,280 @@ def test_of_an_entry_given_twice_the_copy_the_manifest_lists_is_the_one_that_run
     unpacked = handin.unpack(pack, tmp_path / "a")
     assert (tmp_path / "a" / "service" / "app.py").read_bytes() == listed
     assert any("in the archive twice" in n for n in manifest.notes(pack, unpacked, "eve-practical.zip"))
+
+
+# --- Second red team (2026-12-06) ---------------------------------------------------------------------------------
+# --- 2. grader-code-readable-in-sandbox ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).parents[2]
+
+LOOKS_AROUND = '''
+import getpass, json, os, sys
+seen = {"user": getpass.getuser(), "passwd": open("/etc/passwd").read(), "group": open("/etc/group").read(),
+        "hosts": open("/etc/hosts").read(), "repo": sorted(os.listdir(%(root)r)) if os.path.isdir(%(root)r) else [],
+        "grader": os.path.exists(%(grader)r)}
+try:
+    import autograder
+    seen["import autograder"] = str(autograder.__path__)
+except ImportError:
+    seen["import autograder"] = "blocked"
+import mlinfra.contract  # what a service needs is there
+for key, value in seen.items():  # a line each: the log shows 400 characters a line
+    print("SEEN " + json.dumps([key, value]), flush=True)
+async def app(scope, receive, send):
+    pass
+'''
+
+
+@pytest.mark.skipif(bool(__import__("autograder.grading.sandbox").grading.sandbox.bwrap_works()),
+                    reason="needs bubblewrap")
+def test_the_apps_sandbox_shows_no_grader_code_and_no_host_accounts(tmp_path: Path) -> None:
+    """The app sees mlinfra, the venv and its own folder: not autograder/ (the probes' order, the other graders),
+    no other folder of the repository, and a passwd/group/hosts of its own instead of the host's."""
+    import pwd
+
+    from autograder.assess.sandboxed import SandboxedServer
+    from autograder.grading.sandbox import course_readonly_paths
+
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "app.py").write_text(LOOKS_AROUND % {"root": str(ROOT), "grader": str(ROOT / "autograder")})
+    with SandboxedServer(service, "app", "app", None) as server:
+        server.start()
+        for _ in range(300):
+            log = server.log_tail(40)
+            if any(line.startswith("SEEN ") for line in log) or server.exit_code() is not None:
+                break
+            time.sleep(0.05)
+        for _ in range(100):  # the launcher (run without autograder/) gets uvicorn serving
+            if any("Application startup complete" in line for line in server.log_tail(40)):
+                break
+            time.sleep(0.05)
+        log = server.log_tail(40)
+    seen = dict(json.loads(line[5:]) for line in log if line.startswith("SEEN "))
+    assert len(seen) == 7, log
+    assert seen["import autograder"] == "blocked" and seen["grader"] is False
+    needed = {Path(p).relative_to(ROOT).parts[0] for p in course_readonly_paths(grader_code=False)
+              if Path(p).is_relative_to(ROOT)}
+    assert set(seen["repo"]) <= needed and "autograder" not in needed, seen["repo"]
+    assert seen["user"] == "sandbox"
+    users = {line.split(":")[0] for line in seen["passwd"].splitlines()}
+    assert users <= {"root", "sandbox", "nobody"}, users
+    host_only = {p.pw_name for p in pwd.getpwall()} - {"root", "nobody"}
+    assert not users & host_only
+    assert {line.split(":")[0] for line in seen["group"].splitlines()} <= {"root", "sandbox", "nogroup"}
+    assert all("localhost" in line for line in seen["hosts"].splitlines() if line.strip())
+    assert any("Application startup complete" in line for line in log), log
+
+
+def test_a_graded_kernel_still_sees_the_grading_package() -> None:
+    """The app sandbox's narrower view is its own: a kernel's sandbox (the default) keeps autograder/."""
+    import autograder
+    from autograder.grading.sandbox import course_readonly_paths
+    from autograder.grading.spec import Spec
+
+    package = str(Path(autograder.__file__).resolve().parent)
+    assert package in course_readonly_paths() and package not in course_readonly_paths(grader_code=False)
+    assert Spec(work=Path("w"), conn=Path("c")).grader_code is True
+
+
+# --- 3. forged-manifest-copy -------------------------------------------------------------------------------------
+
+LONG_README = README + "".join(f"\nMeasured run {i}: p50 {i + 3} ms, p95 {i + 5} ms on the lab machine.\n"
+                               for i in range(10))
+
+
+def service_pack(path: Path, student: str, files: dict[str, bytes], readme: str = README) -> Path:
+    entries = {**{f"service/{k}": v for k, v in files.items()}, "README.md": readme.encode(),
+               "model_card.json": b"{}"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return zipped(path, [*entries.items(), ("submission.json", manifest_for(student, entries))])
+
+
+def disguised(source: str) -> dict[str, bytes]:
+    """A copy of `source` as a copier hides it: the code moved into a module of another name (app.py a one-line
+    import), comments added, re-indented and re-spaced, a junk file beside it."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        indent = (len(line) - len(stripped)) // 4
+        if stripped.startswith("#"):
+            continue  # their comments out, ours in
+        lines.append("  " * indent + stripped.replace(", ", ",").replace(" = ", "=") + "   # my own work")
+    return {"app.py": b"from server_impl import app  # noqa\n", "server_impl.py": "\n".join(lines).encode(),
+            "notes.txt": b"\n".join(f"todo item number {i} for later".encode() for i in range(30))}
+
+
+def test_a_copied_hand_in_with_a_rewritten_manifest_is_flagged_beside_the_original(tmp_path: Path) -> None:
+    from autograder.assess import cli
+
+    reference = (ROOT / "solutions" / "lab07-api" / "app.py").read_text()
+    original = service_pack(tmp_path / "classmate-practical.zip", "classmate", {"app.py": reference.encode()})
+    copy = service_pack(tmp_path / "forged-practical.zip", "forged", disguised(reference))
+    own = service_pack(tmp_path / "dana-practical.zip", "dana",
+                       {"app.py": (ROOT / "labs" / "lab07-api" / "app.py").read_bytes()})
+    packs = [original, copy, own, original]
+    labels = cli.pack_labels(packs)
+    notes = cli.alike_in_batch(packs, labels)
+    assert any("forged-practical.zip's hand-in" in n and "service/" in n for n in notes[0]), notes[0]
+    assert any("classmate-practical.zip's hand-in" in n for n in notes[1]), notes[1]
+    assert notes[2] == []  # the course's starter alone is nobody's copy
+    assert not any("classmate-practical.zip's" in n for n in notes[0] + notes[3])  # the same pack given twice
+
+
+def test_a_batch_flags_each_of_two_identical_readmes_and_still_scores_them(tmp_path: Path) -> None:
+    alice = no_service_pack(tmp_path / "alice-practical.zip", "alice")
+    bob = zipped(tmp_path / "bob-practical.zip", [("README.md", LONG_README.encode()), ("model_card.json", b"{}"),
+                                                  ("submission.json", manifest_for("bob", {}))])
+    cy = zipped(tmp_path / "cy-practical.zip", [("README.md", LONG_README.replace("\n", "\n\n").encode()),
+                                                ("model_card.json", b"{}"),
+                                                ("submission.json", manifest_for("cy", {}))])
+    code, result = run_batch(tmp_path, alice, bob, cy)
+    assert code == 1
+    parts = {p["subject"]: p for p in result["parts"]}
+    assert parts["hand-in alice-practical.zip"]["status"] == "completed"  # a short README alike tells nothing
+    for me, other in (("bob", "cy"), ("cy", "bob")):
+        part = parts[f"hand-in {me}-practical.zip"]
+        assert part["status"] == "flagged" and part.get("score", part["data"].get("score")) == 20
+        assert any(f"README identical to {other}-practical.zip's hand-in" in n for n in part["notes"]), part["notes"]
+
+
+# --- 4. breakdown-stall-holds-batch ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stalls_under_load() -> Iterator[int]:
+    """A service that answers /predict at once while it has one connection, and trickles a byte every 0.2 s once
+    several clients are connected (what the breakdown's 4 and 8 clients are; the scored probes use one)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(32)
+    open_now = [0]
+    lock = threading.Lock()
+    body = json.dumps({"predictions": [{"label": "class-0", "confidence": 0.9}]}).encode()
+
+    def read_request(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return None
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(rest) < length:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return None
+            rest += chunk
+        return head, rest[length:]
+
+    def serve(conn: socket.socket) -> None:
+        with lock:
+            open_now[0] += 1
+        buf = b""
+        try:
+            while (got := read_request(conn, buf)) is not None:
+                _, buf = got
+                with lock:
+                    crowded = open_now[0] > 1
+                if not crowded:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    continue
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+                for _ in range(1000):
+                    conn.sendall(b" ")
+                    time.sleep(0.2)
+        except OSError:
+            pass
+        finally:
+            with lock:
+                open_now[0] -= 1
+            conn.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield srv.getsockname()[1]
+    srv.close()
+
+
+def test_a_service_stalling_under_the_breakdowns_load_costs_it_seconds_not_minutes(
+    stalls_under_load: int, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autograder.assess.latency import SizeResult
+
+    lock = str(tmp_path / "latency.lock")
+    monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
+    # The lock's own hold limit as it was before the breakdown had a budget of its own, shortened so that this
+    # test ends (in 45 s, failing) where a breakdown without one would hold the batch.
+    monkeypatch.setattr(probes, "LOCK_HOLD_S", 45.0)
+    monkeypatch.setattr(engine, "BREAKDOWN_REQUEST_S", 2.0, raising=False)  # 10 s in use: the test's time
+    evidence = probes.Evidence(latency=[SizeResult("28x28", True, [5.0] * 20)])
+    target = targets.ContractTarget(f"http://127.0.0.1:{stalls_under_load}")
+    start = time.monotonic()
+    got = engine.where_latency_goes(target, {}, evidence, engine.Request(model_dir=tiny_model))
+    took = time.monotonic() - start
+    assert took < 15, took
+    assert got.throughput.get(1, 0) > 0  # one client: answered at once
+    assert not got.measured and "stopped answering under its load" in got.reason and "the score stands" in got.reason
+    assert "within 2 s" in got.reason
+
+
+def test_the_breakdowns_budget_is_a_minute_and_its_requests_are_short() -> None:
+    assert engine.BREAKDOWN_BUDGET_S <= 60 and engine.BREAKDOWN_REQUEST_S <= 10
+
+
+# --- 6. readme-sections-in-html-comment --------------------------------------------------------------------------
+
+SHOWN = "# My service\n\nNothing here yet.\n"
+FOUR = ("## How to run\nuvicorn app:app\n## API\nPOST /predict\n## Latency\np95 4 ms\n## Limitations\n"
+        "digits only\n")
+HIDDEN_READMES = {
+    "html comment": SHOWN + "<!--\n" + FOUR + "-->\n",
+    "the red team's": "# My service\n<!--\n## How to run\nx\n## API\nx\n## Latency\n1 ms\n## Limitations\nx\n-->\n"
+                      "Nothing here yet.\n",
+    "comment never closed": SHOWN + "<!--\n" + FOUR,
+    "fenced code": SHOWN + "```markdown\n" + FOUR + "```\n",
+    "tilde fence": SHOWN + "~~~\n" + FOUR + "~~~\n",
+    "indented code": SHOWN + "\n" + "".join(f"    {line}\n" for line in FOUR.splitlines()),
+    "div hidden": SHOWN + "<div hidden>\n\n" + FOUR + "\n</div>\n",
+    "display none": SHOWN + '<div style="display:none">\n\n' + FOUR + "\n</div>\n",
+    "template": SHOWN + "<template>\n\n" + FOUR + "\n</template>\n",
+    "invisible headings": SHOWN + "".join(f"## \u200b\u2063\n{body}\n" for body in FOUR.splitlines()[1::2]),
+    "headings in inline comments": SHOWN + FOUR.replace("## ", "## <!-- ").replace("\nuv", " -->\nuv")
+    .replace("API\n", "API -->\n").replace("Latency\n", "Latency -->\n").replace("Limitations\n", "Limitations -->\n"),
+}
+SHOWN_READMES = {
+    "plain": SHOWN + FOUR,
+    "in details": SHOWN + "<details>\n<summary>More</summary>\n\n" + FOUR + "\n</details>\n",
+    "setext headings": SHOWN + "How to run\n----------\nuvicorn app:app\n\nAPI\n---\nPOST /predict\n\nLatency\n-------\n"
+                       "p95 4 ms\n\nLimitations\n-----------\ndigits only\n",
+    "zero-width inside a word": SHOWN + FOUR.replace("API", "A\u200bPI"),
+}
+
+
+@pytest.mark.parametrize("kind", list(HIDDEN_READMES))
+def test_readme_sections_a_reader_never_sees_do_not_score(kind: str) -> None:
+    checks = handin.check_readme(HIDDEN_READMES[kind])
+    assert [c.points for c in checks] == [0, 0, 0, 0], [(c.name, c.message) for c in checks]
+
+
+@pytest.mark.parametrize("kind", list(SHOWN_READMES))
+def test_readme_sections_a_reader_sees_score(kind: str) -> None:
+    checks = handin.check_readme(SHOWN_READMES[kind])
+    assert [c.points for c in checks] == [handin.SECTION_POINTS] * 4, [(c.name, c.message) for c in checks]
+
+
+def test_a_section_whose_body_is_hidden_is_empty() -> None:
+    readme = SHOWN + FOUR.replace("digits only", "<!-- digits only -->").replace("p95 4 ms", "\u200b")
+    failed = {c.name: c.message for c in handin.check_readme(readme) if not c.points}
+    assert set(failed) == {"README: limitations", "README: latency measured"}
+    assert "is empty" in failed["README: limitations"] and "no figure in ms" in failed["README: latency measured"]
