@@ -87,21 +87,34 @@ class Fingerprint:
 
 
 def _python_lines(text: str) -> list[str] | None:
-    """Each logical line's tokens joined by one space, comments and layout dropped; None if it does not tokenize."""
+    """Each statement's tokens joined by one space, comments and layout dropped, string literals in one quoting
+    and a trailing comma before a bracket gone (a formatter's changes); statements on one line (`a; b`) each a
+    line of their own, so a junk statement added to every line is junk added, like a junk file. None if the text
+    does not tokenize."""
+    import ast
+    import contextlib
     import io
     import tokenize
 
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
-            tokenize.ENDMARKER}
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
     lines: list[str] = []
     current: list[str] = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.NEWLINE and current:
-                lines.append(" ".join(current))
+            if tok.type in skip:
+                continue
+            if tok.type == tokenize.NEWLINE or tok.string == ";" and tok.type == tokenize.OP:
+                if current:
+                    lines.append(" ".join(current))
                 current = []
-            elif tok.type not in skip:
-                current.append(tok.string)
+                continue
+            word = tok.string
+            if tok.type == tokenize.STRING:  # an f-string does not evaluate: kept as written
+                with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+                    word = repr(ast.literal_eval(word))
+            if word in (")", "]", "}") and current and current[-1] == ",":
+                current.pop()
+            current.append(word)
     except (tokenize.TokenError, SyntaxError, ValueError):
         return None
     return [*lines, " ".join(current)] if current else lines

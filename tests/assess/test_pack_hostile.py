@@ -561,14 +561,19 @@ def service_pack(path: Path, student: str, files: dict[str, bytes], readme: str 
 
 def disguised(source: str) -> dict[str, bytes]:
     """A copy of `source` as a copier hides it: the code moved into a module of another name (app.py a one-line
-    import), comments added, re-indented and re-spaced, a junk file beside it."""
+    import), comments added, re-indented and re-spaced, other quotes, a junk statement after every import, a junk
+    file beside it."""
     lines = []
     for line in source.splitlines():
         stripped = line.lstrip()
         indent = (len(line) - len(stripped)) // 4
         if stripped.startswith("#"):
             continue  # their comments out, ours in
-        lines.append("  " * indent + stripped.replace(", ", ",").replace(" = ", "=") + "   # my own work")
+        if stripped.startswith(("import ", "from ")) and not stripped.endswith("("):
+            stripped += "; _ = 0"
+        if stripped.count('"') == 2 and "'" not in stripped and "f\"" not in stripped:
+            stripped = stripped.replace('"', "'")
+        lines.append("  " * indent + stripped.replace(" = ", "=") + "   # my own work")
     return {"app.py": b"from server_impl import app  # noqa\n", "server_impl.py": "\n".join(lines).encode(),
             "notes.txt": b"\n".join(f"todo item number {i} for later".encode() for i in range(30))}
 
@@ -603,7 +608,7 @@ def test_a_batch_flags_each_of_two_identical_readmes_and_still_scores_them(tmp_p
     assert parts["hand-in alice-practical.zip"]["status"] == "completed"  # a short README alike tells nothing
     for me, other in (("bob", "cy"), ("cy", "bob")):
         part = parts[f"hand-in {me}-practical.zip"]
-        assert part["status"] == "flagged" and part.get("score", part["data"].get("score")) == 20
+        assert part["status"] == "flagged" and part["data"]["score"] == 20
         assert any(f"README identical to {other}-practical.zip's hand-in" in n for n in part["notes"]), part["notes"]
 
 
