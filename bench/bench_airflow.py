@@ -65,7 +65,7 @@ def measure(label: str, dag_text: str, work: Path) -> None:
         f"{label:<10} import airflow {s.get('import_airflow', float('nan')):5.1f} s | parse "
         f"{s.get('parse', float('nan')):5.2f} s | migrate {s.get('migrate', 0.0):4.1f} s | dag.test first "
         f"{run:5.1f} s, again {rerun:4.1f} s | whole check {wall:5.1f} s | "
-        f"{'passed' if report.passed else [f.check for f in report.findings]}"
+        f"{'passed' if report.passed else [f.rule for f in report.findings]}"
     )
 
 

@@ -110,8 +110,8 @@ def _iso_date(text: str) -> str:
 def to_outcome(report: DagReport) -> ReportOutcome:
     """The report in the common vocabulary: a failed Check per finding, or one passed Check; its JSON keeps the
     report's own keys (findings, shape, run, ...) that lab notebooks read."""
-    checks = [Check(f.check, FAILED, message=f"{f.message}; {f.fix}".strip("; "),
-                    where=f"{f.file or report.dag_file}:{f.line}" if f.line else (f.task_id or ""))
+    checks = [Check(f.rule, FAILED, message=f"{f.message}; {f.fix}".strip("; "),
+                    where=f"{f.file or report.dag_file}:{f.line}" if f.line else f.about)
               for f in report.findings]
     if not checks:
         ran = " and gave the same outputs twice" if report.idempotency and report.idempotency.checked else ""
@@ -179,8 +179,8 @@ def render(report: DagReport) -> str:
     if report.findings:
         out.append(f"\n{len(report.findings)} finding{'s' * (len(report.findings) > 1)}:")
         for f in report.findings:
-            where = f" ({f.file}:{f.line})" if f.line else ""
-            out.append(f"  [{f.check}] {f.message}{where}\n      fix: {f.fix}")
+            where = f" ({f.where})" if f.line else ""
+            out.append(f"  [{f.rule}] {f.message}{where}\n      fix: {f.fix}")
     else:
         out.append("\nno findings: passed" + ("" if report.run else " (add --run to execute it)"))
     return "\n".join(out)

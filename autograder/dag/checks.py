@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from autograder.dag.report import DagShape, Finding, Idempotency, RunReport
+from autograder.dag.report import DagShape, Idempotency, RunReport
+from mlinfra.base.results import Finding, at
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _CYCLE = re.compile(r"Cycle detected in Dag: (?P<dag>\S+)\. Faulty task: (?P<task>\S+)", re.IGNORECASE)
@@ -20,20 +21,20 @@ def import_error_finding(dag_file: str, text: str) -> Finding:
     cycle = _CYCLE.search(text)
     if cycle:
         return Finding(
-            check="cycle",
+            rule="cycle",
             message=f"the dependencies loop back on themselves (Airflow: cycle in {cycle['dag']} at task "
             f"{cycle['task']})",
             fix="a DAG only flows forward: remove the `>>` (or argument) that makes a later task feed an "
             "earlier one",
-            file=dag_file,
-            task_id=cycle["task"],
+            where=dag_file,
+            about=cycle["task"],
         )
     line = None
     name = _basename(dag_file)
     for match in _FRAME.finditer(text):  # the innermost frame in the DAG file is the line to fix
         if _basename(match["file"]) == name:
             line = int(match["line"])
-    where = f"{dag_file}:{line}" if line else dag_file
+    where = at(dag_file, line)
     if summary.startswith(("SyntaxError", "IndentationError", "TabError")):
         fix = f"fix the syntax at {where} (an unclosed bracket or a missing colon is often on the line above)"
     elif summary.startswith("NotImplementedError"):
@@ -42,9 +43,7 @@ def import_error_finding(dag_file: str, text: str) -> Finding:
         fix = f"check the import at {where}: Airflow 3 names live in airflow.sdk"
     else:
         fix = f"fix the error at {where}; the file must import cleanly for Airflow to see the DAG"
-    return Finding(
-        "import-error", f"Airflow could not import the file: {summary}", fix, file=dag_file, line=line
-    )
+    return Finding("import-error", f"Airflow could not import the file: {summary}", where, fix)
 
 
 def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) -> list[Finding]:
@@ -55,8 +54,8 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
             Finding(
                 "too-few-tasks",
                 f"DAG {shape.dag_id} has {n} task{'s' * (n != 1)}; a pipeline needs at least {min_tasks}",
-                "split the work into one @task per step (for example ingest, validate, train)",
-                file=dag_file,
+                fix="split the work into one @task per step (for example ingest, validate, train)",
+                where=dag_file,
             )
         )
     edges = sum(len(t.downstream) for t in shape.tasks)
@@ -65,8 +64,8 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
             Finding(
                 "no-dependencies",
                 f"DAG {shape.dag_id} has no dependencies: all {n} tasks would start at once",
-                "chain them, either by passing one task's result to the next (b(a())) or with a >> b >> c",
-                file=dag_file,
+                fix="chain them, either by passing one task's result to the next (b(a())) or with a >> b >> c",
+                where=dag_file,
             )
         )
     elif n > 1:
@@ -76,9 +75,9 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
                     Finding(
                         "isolated-task",
                         f"task {t.task_id} has no upstream or downstream task, so it runs on its own",
-                        f"connect {t.task_id} to the pipeline (pass it a result or use >>), or remove it",
-                        file=dag_file,
-                        task_id=t.task_id,
+                        fix=f"connect {t.task_id} to the pipeline (pass it a result or use >>), or remove it",
+                        where=dag_file,
+                        about=t.task_id,
                     )
                 )
     if shape.schedule is None:
@@ -86,8 +85,8 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
             Finding(
                 "no-schedule",
                 f"DAG {shape.dag_id} has no schedule: it only runs when someone triggers it",
-                'give the @dag a schedule, e.g. schedule="@daily", and a start_date',
-                file=dag_file,
+                fix='give the @dag a schedule, e.g. schedule="@daily", and a start_date',
+                where=dag_file,
             )
         )
     if shape.catchup:
@@ -95,8 +94,8 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
             Finding(
                 "catchup-on",
                 f"DAG {shape.dag_id} has catchup on: unpausing it runs every interval since its start_date",
-                "set catchup=False on the @dag (backfill on purpose with `airflow backfill create`)",
-                file=dag_file,
+                fix="set catchup=False on the @dag (backfill on purpose with `airflow backfill create`)",
+                where=dag_file,
             )
         )
     no_retries = [t.task_id for t in shape.tasks if t.retries < 1]
@@ -105,9 +104,9 @@ def structure_findings(shape: DagShape, dag_file: str, *, min_tasks: int = 3) ->
             Finding(
                 "no-retries",
                 f"task{'s' * (len(no_retries) > 1)} {', '.join(no_retries)} never retry a failure",
-                'set retries on the @dag: default_args={"retries": 2, "retry_delay": timedelta(minutes=1)}',
-                file=dag_file,
-                task_id=no_retries[0],
+                fix='set retries on the @dag: default_args={"retries": 2, "retry_delay": timedelta(minutes=1)}',
+                where=dag_file,
+                about=no_retries[0],
             )
         )
     return out
@@ -120,8 +119,8 @@ def run_findings(run: RunReport, dag_file: str, *, label: str = "run") -> list[F
             Finding(
                 "run-error",
                 f"the {label} for {run.logical_date} could not execute: {run.error}",
-                "fix the error above, then rerun with --run",
-                file=dag_file,
+                fix="fix the error above, then rerun with --run",
+                where=dag_file,
             )
         )
         return out
@@ -140,10 +139,9 @@ def run_findings(run: RunReport, dag_file: str, *, label: str = "run") -> list[F
             Finding(
                 "task-failed" if label == "run" else "rerun-failed",
                 f"task {t.task_id} failed{again}: {t.error or 'see the Airflow log'}",
-                fix,
-                file=t.file or dag_file,
-                line=t.line,
-                task_id=t.task_id,
+                fix=fix,
+                where=at(t.file or dag_file, t.line),
+                about=t.task_id,
             )
         )
     not_done = [
@@ -155,8 +153,8 @@ def run_findings(run: RunReport, dag_file: str, *, label: str = "run") -> list[F
                 "run-failed",
                 f"the {label} for {run.logical_date} ended {run.state}"
                 + (f" with tasks not finished: {', '.join(not_done)}" if not_done else ""),
-                "look at the task states above; rerun with --keep-home to read the full Airflow log",
-                file=dag_file,
+                fix="look at the task states above; rerun with --keep-home to read the full Airflow log",
+                where=dag_file,
             )
         )
     return out
@@ -174,9 +172,9 @@ def idempotency_findings(idem: Idempotency, data_dir: str, dag_file: str) -> lis
         Finding(
             "not-idempotent",
             f"running the same date twice left different files under {data_dir} ({'; '.join(parts)})",
-            "make each task overwrite its outputs for the run's date (open(..., 'w'), not 'a'), name files "
+            fix="make each task overwrite its outputs for the run's date (open(..., 'w'), not 'a'), name files "
             "after the logical date ({{ ds }} / ds), never the clock, and keep timestamps out of them",
-            file=dag_file,
+            where=dag_file,
         )
     ]
 

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autograder.dag.checks import idempotency_findings, import_error_finding, run_findings, structure_findings
-from autograder.dag.report import DagReport, DagShape, Finding, Idempotency, RunReport
+from autograder.dag.report import DagReport, DagShape, Idempotency, RunReport
 from autograder.errors import UsageError
+from mlinfra.base.results import Finding
 
 __all__ = ["check_dag", "compose"]
 
@@ -44,8 +45,8 @@ def check_dag(
             Finding(
                 "timeout",
                 f"the check did not finish within {timeout:.0f} s",
-                "look for a task that waits forever or trains too long; raise --timeout if it is just slow",
-                file=str(path),
+                fix="look for a task that waits forever or trains too long; raise --timeout if it is just slow",
+                where=str(path),
             )
         )
     compose(report, outcome.result or {}, dag_id=dag_id, run=run, min_tasks=min_tasks)
@@ -66,10 +67,10 @@ def compose(report: DagReport, raw: dict, *, dag_id: str | None, run: bool, min_
                 Finding(
                     "no-dag",
                     "Airflow found no DAG in the file",
-                    "decorate a function with @dag (from airflow.sdk import dag) and call it at the "
+                    fix="decorate a function with @dag (from airflow.sdk import dag) and call it at the "
                     "bottom of the "
                     "file, e.g. `course_pipeline()`",
-                    file=path,
+                    where=path,
                 )
             )
         return

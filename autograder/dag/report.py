@@ -1,23 +1,28 @@
 """The result of `autograder dag`: what was found in a DAG file and what happened when it ran.
 
 Plain dataclasses: the worker (inside the isolated Airflow process) fills the raw parts, the parent adds the
-findings, and `autograder.reports.write_json` turns the whole into the `--json` document.
+findings (the course's one `Finding`: rule, message, where, fix, and the task it is about), and
+`autograder.reports.write_json` turns the whole into the `--json` document. That document is published: the DAG lab's
+notebook reads each finding's `check`, `message` and `fix`, so `DagReport.to_dict` writes a finding under the
+names it always had (`finding_dict`), converting at the edge rather than keeping a class of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlinfra.base.results import Finding
 
-@dataclass
-class Finding:
-    check: str  # stable id a notebook or CI can match: import-error, cycle, too-few-tasks, no-retries, ...
-    message: str  # what is wrong, naming the task, file or line
-    fix: str  # what to do next
-    file: str | None = None
-    line: int | None = None
-    task_id: str | None = None
+__all__ = ["DagReport", "DagShape", "Idempotency", "RunReport", "TaskInfo", "TaskRun", "finding_dict",
+           "topological_order"]
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as `autograder dag --json` has always written it (the lab notebook's keys, in their order)."""
+    return {"check": f.rule, "message": f.message, "fix": f.fix, "file": f.file, "line": f.line,
+            "task_id": f.about or None}
 
 
 @dataclass
@@ -91,6 +96,11 @@ class DagReport:
     idempotency: Idempotency | None = None
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["findings"] = [finding_dict(f) for f in self.findings]
+        return out
 
 
 def topological_order(tasks: list[TaskInfo]) -> list[str]:

@@ -11,13 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.dockerfile.rules import Finding, LintResult, lint
+from autograder.dockerfile.rules import LintResult, lint
 from autograder.errors import UsageError
 from autograder.reports import add_json_option
 from mlinfra.base.output import to_jsonable
 from mlinfra.base.results import FAILED, INFO, PASSED, Check, ReportOutcome
 
-__all__ = ["Finding", "LintResult", "lint", "register", "run"]
+__all__ = ["LintResult", "lint", "register", "run"]
 
 DESCRIPTION = """\
 Check a Dockerfile for the habits the Docker lab teaches: a pinned slim base, dependencies installed before the

@@ -15,11 +15,17 @@ no-cmd             the final stage has no CMD or ENTRYPOINT: the image starts th
 no-from            no FROM at all: not a Dockerfile yet
 no-dockerignore    no .dockerignore beside the Dockerfile: the whole folder (.git, .venv, secrets) is sent
 dockerignore-gaps  a .dockerignore that still lets .env, .git, .venv or __pycache__ into the build context
+remote-source      ADD fetches a URL or git remote at build time (a graded build reaches no network)
 =================  ==============================================================================================
+
+Each finding is the course's one `Finding` (mlinfra.base.results: rule, message, where, fix, severity; error and
+warning fail, info and style are advice). The `--json` document lab06's notebook reads keeps the keys it always had
+(rule, severity, line, message, fix, source, file): `LintResult.to_dict` converts at the edge (`finding_dict`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -33,9 +39,12 @@ from typing import Any
 
 from autograder.dockerfile.ignore import DockerIgnore
 from autograder.errors import UsageError
+from mlinfra.base.results import SEVERITIES, Finding, at
 
-SEVERITIES = ("error", "warning", "info", "style")
-FAILING = ("error", "warning")  # info and style are advice: shown, never a failure
+# The course's own rules (the table above); any other rule is hadolint's code (DL3008, SC2086, ...).
+COURSE_RULES = ("base-latest", "base-unpinned", "root-user", "no-healthcheck", "code-before-deps", "secret-in-env",
+                "no-expose", "uvicorn-host", "no-cmd", "no-from", "no-dockerignore", "dockerignore-gaps",
+                "remote-source")
 
 # A tag pins the base when it names a major.minor version (3.11-slim) or a date stamp (20260101).
 PINNED_TAG = re.compile(r"\d+\.\d+|(^|\D)\d{8}($|\D)")
@@ -56,19 +65,11 @@ HADOLINT_OVERLAP = {"DL3006": "base-latest", "DL3007": "base-latest", "DL3002": 
                     "DL3064": "secret-in-env"}
 
 
-@dataclass
-class Finding:
-    rule: str  # a course rule name, or hadolint's code (DL3008, SC2086, ...)
-    severity: str  # error | warning | info | style
-    line: int | None  # 1-based line in the Dockerfile (or the .dockerignore for dockerignore-*); None: the file
-    message: str
-    fix: str = ""
-    source: str = "course"  # course | hadolint
-    file: str = ""
-
-    @property
-    def failing(self) -> bool:
-        return self.severity in FAILING
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as `autograder dockerfile --json` has always written it: lab06's notebook reads rule, line,
+    message and fix; `line` is 1-based in the Dockerfile (or the .dockerignore for dockerignore-*), None: the file."""
+    return {"rule": f.rule, "severity": f.severity, "line": f.line, "message": f.message, "fix": f.fix,
+            "source": "course" if f.rule in COURSE_RULES else "hadolint", "file": f.file}
 
 
 @dataclass
@@ -95,6 +96,11 @@ class LintResult:
 
     def rules(self) -> set[str]:
         return {f.rule for f in self.findings}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["findings"] = [finding_dict(f) for f in self.findings]
+        return out
 
 
 @dataclass
@@ -163,7 +169,7 @@ def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
     return out
 
 
-def check_base(stage_list: list[list[Instruction]], args: dict[str, str]) -> list[Finding]:
+def check_base(stage_list: list[list[Instruction]], args: dict[str, str], file: str) -> list[Finding]:
     findings: list[Finding] = []
     names: set[str] = set()
     for stage in stage_list:
@@ -182,18 +188,16 @@ def check_base(stage_list: list[list[Instruction]], args: dict[str, str]) -> lis
         if not tag or tag == "latest":
             said = f"FROM {image} (no tag) means {name}:latest" if not tag else f"FROM {image}"
             findings.append(Finding(
-                "base-latest", "error", first.line,
-                f"{said}: the base changes whenever a new release is pushed",
+                "base-latest", f"{said}: the base changes whenever a new release is pushed", at(file, first.line),
                 f"pin the version, e.g. FROM {name}:3.11-slim-bookworm (or add @sha256:<digest>)"))
         elif not PINNED_TAG.search(tag):
             findings.append(Finding(
-                "base-unpinned", "error", first.line,
-                f"FROM {image}: the tag '{tag}' moves to each new release, so two builds can differ",
-                f"pin at least major.minor, e.g. FROM {name}:3.11-slim-bookworm"))
+                "base-unpinned", f"FROM {image}: the tag '{tag}' moves to each new release, so two builds can differ",
+                at(file, first.line), f"pin at least major.minor, e.g. FROM {name}:3.11-slim-bookworm"))
     return findings
 
 
-def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
+def check_final_stage(stage: list[Instruction], facts: Facts, file: str) -> list[Finding]:
     findings: list[Finding] = []
     from_line = stage[0].line
     users = [i for i in stage if i.name == "USER"]
@@ -202,16 +206,15 @@ def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
     if not users or re.fullmatch(r"(root|0)(:.*)?", facts.user or ""):
         where = users[-1].line if users else from_line
         findings.append(Finding(
-            "root-user", "error", where,
-            "the service runs as root: a bug in it, or in a library, then has root inside the container",
-            "add a user (RUN useradd --system --uid 10001 app) and switch to it with USER 10001 before CMD"))
+            "root-user", "the service runs as root: a bug in it, or in a library, then has root inside the container",
+            at(file, where), "add a user (RUN useradd --system --uid 10001 app) and switch to it with USER 10001 before CMD"))
     health = [i for i in stage if i.name == "HEALTHCHECK"]
     if health:
         facts.healthcheck = health[-1].value.strip()
     if not health or (facts.healthcheck or "").upper() == "NONE":
         findings.append(Finding(
-            "no-healthcheck", "error", health[-1].line if health else None,
-            "no HEALTHCHECK: the engine cannot tell a service that hangs from one that works",
+            "no-healthcheck", "no HEALTHCHECK: the engine cannot tell a service that hangs from one that works",
+            at(file, health[-1].line if health else None),
             # The fix says what to write, never the line itself: lab06 asks learners to write it.
             "add a HEALTHCHECK whose command asks the service's /health on 127.0.0.1 (its port) with a short "
             "timeout and fails when nothing answers; slim images have no curl, so let Python's urllib ask"))
@@ -219,17 +222,16 @@ def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
     facts.exposed = [p for i in expose for p in i.value.split()]
     if not expose:
         findings.append(Finding(
-            "no-expose", "warning", None,
-            "no EXPOSE: nobody running the image can see which port the service listens on",
-            "add EXPOSE 8000 (the port uvicorn listens on)"))
+            "no-expose", "no EXPOSE: nobody running the image can see which port the service listens on", file,
+            "add EXPOSE 8000 (the port uvicorn listens on)", severity="warning"))
     cmds = [i for i in stage if i.name == "CMD"]
     entries = [i for i in stage if i.name == "ENTRYPOINT"]
     facts.cmd = command_text(cmds[-1].value) if cmds else None
     facts.entrypoint = command_text(entries[-1].value) if entries else None
     if not cmds and not entries:
         findings.append(Finding(
-            "no-cmd", "error", None,
-            "no CMD or ENTRYPOINT: the container would run the base image's program instead of your service",
+            "no-cmd", "no CMD or ENTRYPOINT: the container would run the base image's program instead of your service",
+            file,
             "end with a CMD in exec form (a JSON array) that starts uvicorn on the service's app, listening on "
             "every interface of the container (--host 0.0.0.0) at the port you EXPOSE"))
     started = " ".join(filter(None, [facts.entrypoint, facts.cmd]))
@@ -241,13 +243,13 @@ def check_final_stage(stage: list[Instruction], facts: Facts) -> list[Finding]:
             line = (cmds or entries)[-1].line
             said = f"--host {host.group(1)}" if host else "no --host (so 127.0.0.1)"
             findings.append(Finding(
-                "uvicorn-host", "error", line,
-                f"uvicorn starts with {said}: it only answers from inside the container, never through a port",
+                "uvicorn-host", f"uvicorn starts with {said}: it only answers from inside the container, never "
+                "through a port", at(file, line),
                 "pass --host 0.0.0.0 (the container's own network; `-p 127.0.0.1:8000:8000` limits who reaches it)"))
     return findings
 
 
-def check_layer_order(stage: list[Instruction]) -> list[Finding]:
+def check_layer_order(stage: list[Instruction], file: str) -> list[Finding]:
     installs = [i for i in stage if i.name == "RUN" and INSTALL.search(i.value)]
     if not installs:
         return []
@@ -263,9 +265,9 @@ def check_layer_order(stage: list[Instruction]) -> list[Finding]:
         code = [src for src in words[:-1] if not DEPENDENCY_FILES.search(src.rstrip("/") or src)]
         if code:
             return [Finding(
-                "code-before-deps", "error", ins.line,
+                "code-before-deps",
                 f"{ins.name} {' '.join(code)} copies code before the dependencies are installed (line "
-                f"{first_install.line}): every code edit then re-runs the install",
+                f"{first_install.line}): every code edit then re-runs the install", at(file, ins.line),
                 "COPY requirements.txt first, RUN pip install -r requirements.txt, and only then COPY the code")]
     return []
 
@@ -281,7 +283,7 @@ REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|git@|[^/]*\$)", re.IGNORECAS
 REMOTE_RULE = "remote-source"
 
 
-def check_remote_sources(instructions: list[Instruction]) -> list[Finding]:
+def check_remote_sources(instructions: list[Instruction], file: str) -> list[Finding]:
     """ADD with a URL (or a git remote, or a variable) as its source: the builder fetches it itself, from the
     building machine's network, where the RUN steps' `--network` does not apply. Graded builds refuse them."""
     findings: list[Finding] = []
@@ -300,15 +302,16 @@ def check_remote_sources(instructions: list[Instruction]) -> list[Finding]:
         if not remote:
             continue
         findings.append(Finding(
-            REMOTE_RULE, "error", ins.line,
+            REMOTE_RULE,
             f"ADD {remote[0]} makes the builder fetch it from the network at build time: the image then depends "
             "on what that address serves that day, and a graded build reaches no network, so it cannot build",
+            at(file, ins.line),
             "download the file into the lab folder and COPY it (COPY model.bin /srv/model.bin); a variable "
             "source counts too: name the local file"))
     return findings
 
 
-def check_secrets(instructions: list[Instruction]) -> list[Finding]:
+def check_secrets(instructions: list[Instruction], file: str) -> list[Finding]:
     findings: list[Finding] = []
     for ins in instructions:
         if ins.name not in ("ENV", "ARG"):
@@ -319,9 +322,9 @@ def check_secrets(instructions: list[Instruction]) -> list[Finding]:
             if not (by_name or by_value):
                 continue
             findings.append(Finding(
-                "secret-in-env", "error", ins.line,
+                "secret-in-env",
                 f"{ins.name} {key} holds a secret: it stays in the image (docker history, docker inspect) for "
-                "anyone who can pull it",
+                "anyone who can pull it", at(file, ins.line),
                 "pass it when the container starts (docker run -e NAME or --env-file), or at build time with "
                 "RUN --mount=type=secret; never bake it into the image"))
     return findings
@@ -332,9 +335,9 @@ def check_dockerignore(dockerfile: Path, facts: Facts) -> list[Finding]:
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         return [Finding(
-            "no-dockerignore", "error", None,
+            "no-dockerignore",
             f"no .dockerignore in {dockerfile.parent}: the whole folder (.git, .venv, notebooks, any .env) goes "
-            "into the build context, and COPY . can put it in the image",
+            "into the build context, and COPY . can put it in the image", str(dockerfile),
             "create .dockerignore listing .git, .venv, .env, **/__pycache__, **/.ipynb_checkpoints")]
     facts.dockerignore = str(found)
     ignore = DockerIgnore.from_text(found.read_text())
@@ -342,10 +345,8 @@ def check_dockerignore(dockerfile: Path, facts: Facts) -> list[Finding]:
     if not sent:
         return []
     return [Finding(
-        "dockerignore-gaps", "error", None,
-        f"{found.name} lets {', '.join(sent)} into the build context",
-        f"add {' and '.join(p if p != '__pycache__' else '**/__pycache__' for p in sent)} to {found.name}",
-        file=str(found))]
+        "dockerignore-gaps", f"{found.name} lets {', '.join(sent)} into the build context", str(found),
+        f"add {' and '.join(p if p != '__pycache__' else '**/__pycache__' for p in sent)} to {found.name}")]
 
 
 def hadolint_binary() -> str | None:
@@ -363,9 +364,11 @@ def run_hadolint(path: Path) -> tuple[list[Finding], str]:
         items = json.loads(proc.stdout or "[]")
     except ValueError:
         return [], f"gave no JSON (exit {proc.returncode}): {proc.stderr.strip()[:200]}"
-    findings = [Finding(item["code"], item.get("level", "warning"), item.get("line"), item["message"],
+    findings = [Finding(item["code"], item["message"], at(str(path), item.get("line")),
                         f"see https://github.com/hadolint/hadolint/wiki/{item['code']}"
-                        if item["code"].startswith("DL") else "", source="hadolint")
+                        if item["code"].startswith("DL") else "",
+                        # hadolint's levels are the four SEVERITIES; an unknown one is shown as advice
+                        severity=level if (level := item.get("level", "warning")) in SEVERITIES else "info")
                 for item in items]
     return findings, "ran"
 
@@ -384,28 +387,25 @@ def lint(path: Path, *, hadolint: bool = True) -> LintResult:
     findings: list[Finding] = []
     stage_list = stages(instructions)
     if not stage_list:
-        findings.append(Finding("no-from", "error", None, "no FROM instruction: the Dockerfile builds nothing yet",
+        findings.append(Finding("no-from", "no FROM instruction: the Dockerfile builds nothing yet", str(path),
                                 "start with FROM and a pinned base, e.g. FROM python:3.11-slim-bookworm"))
     else:
         args = {k: v for i in instructions if i.name == "ARG" and i.line < stage_list[0][0].line
                 for k, v in key_values(i.value) if v is not None}
-        findings += check_base(stage_list, args)
+        findings += check_base(stage_list, args, str(path))
         final = stage_list[-1]
         words = split_flags(final[0].value)[1]
         facts.base = words[0] if words else None
-        findings += check_layer_order(final)
-        findings += check_final_stage(final, facts)
-    findings += check_secrets(instructions)
-    findings += check_remote_sources(instructions)
+        findings += check_layer_order(final, str(path))
+        findings += check_final_stage(final, facts, str(path))
+    findings += check_secrets(instructions, str(path))
+    findings += check_remote_sources(instructions, str(path))
     findings += check_dockerignore(path, facts)
     status = "skipped"
     if hadolint:
         extra, status = run_hadolint(path)
         ours = {f.rule for f in findings}
         findings += [f for f in extra if HADOLINT_OVERLAP.get(f.rule) not in ours]
-    for f in findings:
-        f.file = f.file or str(path)
-    findings.sort(key=lambda f: (f.file != str(path), f.line is None, f.line or 0, SEVERITIES.index(f.severity)
-                                 if f.severity in SEVERITIES else 9))
+    findings.sort(key=lambda f: (f.file != str(path), f.line is None, f.line or 0, SEVERITIES.index(f.severity)))
     passed = not any(f.failing for f in findings)
     return LintResult(str(path), passed, findings, facts, status)

@@ -1,7 +1,10 @@
-"""The result vocabulary every command speaks: a `Check` is one thing tested, an `Outcome` is what one subject got.
+"""The result vocabulary every command speaks: a `Check` is one thing tested, an `Outcome` is what one subject got,
+a `Finding` is one problem found in a file (a learner's or the course's).
 
 Every verb returns an Outcome (or a batch of them); the runner turns it into an exit code and `--json`. The grade
-worker sends the same type across its process boundary (`Outcome.to_dict` / `Outcome.from_dict`).
+worker sends the same type across its process boundary (`Outcome.to_dict` / `Outcome.from_dict`). A checker that
+reads files (the Dockerfile and DAG checkers, quiz lint, the tamper scan) lists Findings; where its published JSON
+names their fields otherwise (a DAG finding's `check`, a quiz finding's `problem`), the verb converts at its edge.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ DISK_LIMIT = "disk limit"        # the sandbox's writable folders are full
 OUTCOME_STATUSES = (COMPLETED, FLAGGED, MISSING, UNREADABLE, STOPPED, KERNEL_DIED, MEMORY_LIMIT, PROCESS_LIMIT,
                     DISK_LIMIT, GRADER_ERROR, NEEDS_MANUAL)
 
+# A finding's severity (hadolint's four levels, which the Dockerfile checker publishes): the failing ones are
+# defined here once; the rest are advice, shown and never a failure.
+SEVERITIES = ("error", "warning", "info", "style")
+FAILING_SEVERITIES = ("error", "warning")
+
 
 @dataclass
 class Check:
@@ -54,6 +62,50 @@ class Check:
     @property
     def passed(self) -> bool:
         return self.status in (PASSED, INFO)
+
+
+@dataclass
+class Finding:
+    """One problem found in a file: what a checker of a learner's (or the course's) file reports, with the fix."""
+
+    rule: str  # a stable id a notebook, test or CI matches: root-user, DL3008, import-error, all-none-of-the-above
+    message: str  # what is wrong, in words a learner reads
+    where: str = ""  # Check's convention: "Dockerfile:3", "dag.py" (the whole file), "cell 4 line 2"; see at()
+    fix: str = ""  # the next step
+    severity: str = "error"  # one of SEVERITIES
+    about: str = ""  # the named thing in the file it is about, if any: a DAG's task id, a quiz question's id
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"finding {self.rule!r}: unknown severity {self.severity!r} (one of {SEVERITIES})")
+
+    @property
+    def failing(self) -> bool:
+        return self.severity in FAILING_SEVERITIES
+
+    @property
+    def file(self) -> str:
+        return split_where(self.where)[0]
+
+    @property
+    def line(self) -> int | None:
+        return split_where(self.where)[1]
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def at(file: str, line: int | None = None) -> str:
+    """A `where` for a line of a file ("app.py:12"), or for the whole file when there is no line."""
+    return file if line is None else f"{file}:{line}"
+
+
+def split_where(where: str) -> tuple[str, int | None]:
+    """at() read back: "app.py:12" -> ("app.py", 12); "Dockerfile" and "cell 4 line 2" have no line (None)."""
+    head, colon, tail = where.rpartition(":")
+    if colon and head and tail.isdigit():
+        return head, int(tail)
+    return where, None
 
 
 @dataclass

@@ -23,7 +23,7 @@ def _shape(tasks, schedule="@daily", catchup=False) -> DagShape:
 
 
 def checks_of(shape: DagShape) -> set[str]:
-    return {f.check for f in structure_findings(shape, "dag.py")}
+    return {f.rule for f in structure_findings(shape, "dag.py")}
 
 
 def test_a_good_chain_has_no_findings():
@@ -37,7 +37,7 @@ def test_each_structural_problem_is_found_with_a_fix():
     assert checks_of(_shape(_chain("a", "b", "c"), schedule=None)) == {"no-schedule"}
     assert checks_of(_shape(_chain("a", "b", "c"), catchup=True)) == {"catchup-on"}
     findings = structure_findings(_shape(_chain("a", "b", "c", retries=0)), "dag.py")
-    assert [f.check for f in findings] == ["no-retries"]
+    assert [f.rule for f in findings] == ["no-retries"]
     assert "a, b, c" in findings[0].message and "retries" in findings[0].fix
 
 
@@ -56,7 +56,7 @@ def test_syntax_error_finding_names_the_line():
         '  File "/x/lab/dag.py", line 4\n    def broken(:\n    ^^^\nSyntaxError: invalid syntax\n'
     )
     f = import_error_finding("lab/dag.py", text)
-    assert (f.check, f.line) == ("import-error", 4)
+    assert (f.rule, f.line) == ("import-error", 4)
     assert "SyntaxError" in f.message and "lab/dag.py:4" in f.fix
 
 
@@ -69,7 +69,7 @@ def test_a_stub_left_in_place_says_what_to_fill_in():
 
 def test_cycle_error_becomes_a_cycle_finding():
     f = import_error_finding("dag.py", "AirflowDagCycleException: Cycle detected in Dag: p. Faulty task: c")
-    assert (f.check, f.task_id) == ("cycle", "c")
+    assert (f.rule, f.about) == ("cycle", "c")
 
 
 def test_snapshot_diff_sees_content_not_time(tmp_path: Path):
@@ -137,7 +137,7 @@ def test_compose_reports_a_failed_task_with_its_line():
         min_tasks=3,
     )
     [finding] = report.findings
-    assert (finding.check, finding.task_id, finding.line) == ("task-failed", "b", 13)
+    assert (finding.rule, finding.about, finding.line) == ("task-failed", "b", 13)
     assert "ValueError: bad rows" in finding.message and "dag.py:13" in finding.fix
     assert report.idempotency.checked is False
 
@@ -151,11 +151,32 @@ def test_compose_reports_changed_outputs_as_not_idempotent():
         run=True,
         min_tasks=3,
     )
-    assert [f.check for f in report.findings] == ["not-idempotent"]
+    assert [f.rule for f in report.findings] == ["not-idempotent"]
     assert "raw/2024-01-01/x" in report.findings[0].message
 
 
 def test_compose_says_when_no_dag_was_found():
     report = DagReport("dag.py", "data")
     compose(report, {"dags": [], "import_errors": {}, "seconds": {}}, dag_id=None, run=False, min_tasks=3)
-    assert [f.check for f in report.findings] == ["no-dag"]
+    assert [f.rule for f in report.findings] == ["no-dag"]
+
+
+def test_the_json_keeps_each_findings_published_keys():
+    """The lab notebook reads `check`, `message` and `fix` from `autograder dag --json`: the course's one Finding
+    (rule, where, about) is written under those names, in that order, and the Check list speaks the common
+    vocabulary beside it."""
+    from autograder.dag import to_outcome
+    from mlinfra.base.output import to_jsonable
+
+    report = DagReport("dag.py", "data")
+    compose(report, _raw("failed", error="ValueError: bad rows", file="dag.py", line=13), dag_id=None, run=True,
+            min_tasks=3)
+    report.findings += structure_findings(_shape(_chain("a", "b"), schedule=None), "dag.py")
+    data = to_jsonable(to_outcome(report))
+    first, few, _ = data["findings"]
+    assert list(first) == ["check", "message", "fix", "file", "line", "task_id"]
+    assert (first["check"], first["file"], first["line"], first["task_id"]) == ("task-failed", "dag.py", 13, "b")
+    assert (few["check"], few["file"], few["line"], few["task_id"]) == ("too-few-tasks", "dag.py", None, None)
+    assert [c["where"] for c in data["checks"]] == ["dag.py:13", "", ""]
+    assert [c["name"] for c in data["checks"]] == ["task-failed", "too-few-tasks", "no-schedule"]
+    assert "dag.py:13" in render(report) and "[too-few-tasks]" in render(report)

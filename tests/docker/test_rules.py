@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.dockerfile import lint
+from autograder.dockerfile import lint, to_outcome
+from autograder.dockerfile.rules import COURSE_RULES, finding_dict
 from autograder.errors import UsageError
+from mlinfra.base.output import to_jsonable
 
 GOOD_TAIL = """
 WORKDIR /srv
@@ -178,7 +181,37 @@ def test_hadolint_findings_come_with_a_fix_and_do_not_repeat_ours(write_dockerfi
     assert "DL3013" in rules and "DL3042" in rules, rules  # unpinned pip package; pip cache kept
     assert "DL3007" not in rules and "DL3064" not in rules, "base-latest and secret-in-env already say that"
     dl = next(f for f in result.findings if f.rule == "DL3042")
-    assert dl.source == "hadolint" and dl.line == 3 and "hadolint/wiki/DL3042" in dl.fix
+    assert finding_dict(dl)["source"] == "hadolint" and dl.line == 3 and "hadolint/wiki/DL3042" in dl.fix
+
+
+BAD = {
+    "FROM python:latest\nENV API_TOKEN=abc\nRUN pip install flask" + GOOD_TAIL: None,
+    "FROM python:3\nCOPY . .\nRUN pip install -r requirements.txt\nUSER root\nHEALTHCHECK NONE\n"
+    "ADD https://x.org/m.bin /m\nCMD uvicorn app:app\n": "__pycache__\n.git\n",
+    "# YOUR CODE HERE\n": "",
+}
+
+
+@pytest.mark.parametrize("text, ignore", BAD.items(), ids=["latest", "many", "no-from"])
+def test_the_json_keeps_each_findings_published_keys(write_dockerfile, tmp_path, text, ignore):
+    """lab06's notebook reads rule, line, message and fix from `--json`: the course's one Finding is written under
+    the keys the checker always published, in their order; `source` tells the course's rules from hadolint's."""
+    result = lint(write_dockerfile(text, ignore=ignore))
+    data = to_jsonable(to_outcome(result))
+    assert data["findings"] and all(list(f) == ["rule", "severity", "line", "message", "fix", "source", "file"]
+                                    for f in data["findings"])
+    for f, raw in zip(result.findings, data["findings"], strict=True):
+        assert raw["source"] == ("course" if raw["rule"] in COURSE_RULES else "hadolint")
+        assert raw["source"] == "course" or re.fullmatch(r"(DL|SC)\d{4}", raw["rule"]), raw
+        assert (raw["line"], raw["file"], raw["severity"]) == (f.line, f.file, f.severity)
+        assert raw["file"] in (str(tmp_path / "Dockerfile"), str(tmp_path / ".dockerignore"))
+    lines = {f["rule"]: f["line"] for f in data["findings"]}
+    if "COPY . ." in text:
+        assert lines["code-before-deps"] == 2 and lines["root-user"] == 4 and lines["remote-source"] == 6
+        assert lines["no-expose"] is None and lines["dockerignore-gaps"] is None
+        assert next(f for f in data["findings"] if f["rule"] == "no-expose")["severity"] == "warning"
+    assert [c["where"] for c in data["checks"]] == [f"{f.file}:{f.line}" if f.line else f.file
+                                                    for f in result.findings]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
