@@ -16,11 +16,15 @@ A bank passes when every strategy averages at most chance + MARGIN points and no
 
 Item checks come with it: where the keys sit, how often the key is the longest or the shortest option, options
 whose lengths differ a lot, "all/none of the above" (which rewards partial knowledge and guessing), and a
-question sentence with an unemphasised negation (readers miss a plain "not"; write **not** or NOT).
+question sentence with an unemphasised negation (readers miss a plain "not"; write **not** or NOT). Each is the
+course's one `Finding` (mlinfra.base.results), at the question's line of the bank and about its id; the first two
+fail the bank (severity error), the others are worth a look (info). `quiz lint --json` keeps the keys it always had
+(question, line, problem, fails): `LintReport.to_dict` converts at the edge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -33,6 +37,7 @@ from typing import Any
 from autograder.quiz.bank import Question, Quiz
 from autograder.quiz.grading import correct_options, grade_question
 from autograder.quiz.shuffle import Presented, arrange
+from mlinfra.base.results import Finding, at
 
 MARGIN = 10.0  # percentage points a blind strategy may score above chance
 STOP = frozenset({
@@ -54,12 +59,15 @@ class StrategyScore:
     ok: bool = True
 
 
-@dataclass
-class Finding:
-    question: str
-    line: int | None
-    problem: str
-    fails: bool = False  # True: the bank fails lint until it is fixed; False: worth a look
+# The item checks' rule ids; the first two fail the bank until they are fixed.
+ALL_NONE_RULE, NEGATION_RULE, KEY_LONGEST_RULE, LENGTHS_RULE = (
+    "all-none-of-the-above", "plain-negation", "key-longest", "option-lengths")
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as `quiz lint --json` has always written it: the question's id and line, the problem, and whether
+    it fails the bank."""
+    return {"question": f.about, "line": f.line, "problem": f.message, "fails": f.failing}
 
 
 @dataclass
@@ -73,6 +81,11 @@ class LintReport:
     stats: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     passed: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["findings"] = [finding_dict(f) for f in self.findings]
+        return out
 
 
 # --------------------------------------------------------------------------------------------- what a learner sees
@@ -295,17 +308,18 @@ def _item_findings(quiz: Quiz) -> tuple[list[Finding], dict[str, Any]]:
     positions: Counter[str] = Counter()
     longest = shortest = 0
     for q in quiz.questions:
+        where = at(str(quiz.path), q.line)
         text = " ".join([q.prompt, *q.options.values()])
         if ALL_NONE.search(text):
-            findings.append(Finding(q.id, q.line, "'all/none of the above' (or 'both/neither'): it rewards "
-                                    "partial knowledge; write a plain option instead", fails=True))
+            findings.append(Finding(ALL_NONE_RULE, "'all/none of the above' (or 'both/neither'): it rewards "
+                                    "partial knowledge; write a plain option instead", where, about=q.id))
         stem = re.sub(r"`[^`]*`", "", q.prompt).strip().split("\n\n")[-1]
         last = re.split(r"(?<=[.!?])\s+", stem.strip())[-1] if stem.strip() else ""
         match = NEGATION.search(last)
         if match and not last.lower().startswith("true or false"):
-            findings.append(Finding(q.id, q.line, f"the question says '{match.group(1)}' without emphasis: write "
+            findings.append(Finding(NEGATION_RULE, f"the question says '{match.group(1)}' without emphasis: write "
                                     f"**{match.group(1)}** (or {match.group(1).upper()}) so no reader misses it, or "
-                                    "ask it positively", fails=True))
+                                    "ask it positively", where, about=q.id))
         if q.type not in ("single", "multiple"):
             continue
         keys = correct_options(q)
@@ -317,13 +331,15 @@ def _item_findings(quiz: Quiz) -> tuple[list[Finding], dict[str, Any]]:
             if lengths[key] > max(others):
                 longest += 1
                 if lengths[key] > 1.25 * max(others):
-                    findings.append(Finding(q.id, q.line, f"the key is the longest option by far ({lengths[key]} "
-                                            f"characters, the next {max(others)}): bring the options to one length"))
+                    findings.append(Finding(KEY_LONGEST_RULE, f"the key is the longest option by far ({lengths[key]} "
+                                            f"characters, the next {max(others)}): bring the options to one length",
+                                            where, severity="info", about=q.id))
             if lengths[key] < min(others):
                 shortest += 1
         if max(lengths.values()) > 2.5 * min(lengths.values()):
-            findings.append(Finding(q.id, q.line, f"option lengths range from {min(lengths.values())} to "
-                                    f"{max(lengths.values())} characters: the odd one out is a cue"))
+            findings.append(Finding(LENGTHS_RULE, f"option lengths range from {min(lengths.values())} to "
+                                    f"{max(lengths.values())} characters: the odd one out is a cue", where,
+                                    severity="info", about=q.id))
     n = len(singles) or 1
     stats = {
         "single_choice": len(singles),
@@ -373,7 +389,7 @@ def lint_bank(quiz: Quiz, *, learners: int = 200) -> LintReport:
         t: families[t][n] for t, (_, n) in best.items()}
     for name, plan in combos.items():
         report.strategies.append(_score(name, _simulate(quiz, draws, plan, cache), quiz, report.limit))
-    report.passed = all(s.ok for s in report.strategies) and not any(f.fails for f in report.findings)
+    report.passed = all(s.ok for s in report.strategies) and not any(f.failing for f in report.findings)
     return report
 
 
@@ -394,8 +410,8 @@ def render(report: LintReport) -> str:
                           for x in shown], max_width=100)
     lines = [head, table]
     for f in report.findings:
-        lines.append(f"{'FAIL' if f.fails else 'note'}: {report.quiz} line {f.line or '?'}, question '{f.question}':"
-                     f" {f.problem}")
+        lines.append(f"{'FAIL' if f.failing else 'note'}: {report.quiz} line {f.line or '?'}, question '{f.about}':"
+                     f" {f.message}")
     lines.append(f"{report.quiz}: {'passes' if report.passed else 'FAILS'} (every blind strategy at most "
                  f"{report.limit:.1f}% and passing nobody; no item-writing failures)")
     return "\n".join(lines)

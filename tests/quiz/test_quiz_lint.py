@@ -169,7 +169,46 @@ def test_all_of_the_above_and_a_plain_negation_fail(write_bank) -> None:
             explanation: The editor.
         """, name="worded")
     report = lint_bank(load_quiz(path), learners=20)
-    failing = {f.question: f.problem for f in report.findings if f.fails}
+    failing = {f.about: f.message for f in report.findings if f.failing}
     assert "all/none of the above" in failing["w1"]
     assert "'not' without emphasis" in failing["w2"]
     assert "w3" not in failing and not report.passed
+    assert {f.rule for f in report.findings if f.failing} == {"all-none-of-the-above", "plain-negation"}
+    assert all(f.where == f"{path}:{f.line}" for f in report.findings), report.findings
+
+
+def test_the_json_keeps_each_findings_published_keys(write_bank, capsys) -> None:
+    """`quiz lint --json` writes a finding as it always did (question, line, problem, fails), from the course's one
+    Finding: a failing one is FAIL in the printout and fails the bank, advice is a note and does not."""
+    path = write_bank("""\
+        id: cues
+        title: Cues
+        pass_mark: 70%
+        assessment: summative
+        questions:
+          - id: c1
+            type: single
+            topic: t
+            points: 1
+            prompt: Which of these is a container runtime?
+            options: {a: containerd, b: CRI-O, c: runc, d: none of the above}
+            answer: a
+            explanation: It is.
+          - id: c2
+            type: single
+            topic: t
+            points: 1
+            prompt: Which one is best?
+            options: {a: x, b: a very long option that is the key by far, c: y, d: z}
+            answer: b
+            explanation: It is.
+        """, name="cues")
+    assert main(["quiz", "lint", str(path), "--learners", "5", "--json", "-"]) == 1
+    captured = capsys.readouterr()
+    [bank] = json.loads(captured.out)["banks"]
+    assert [list(f) for f in bank["findings"]] == [["question", "line", "problem", "fails"]] * len(bank["findings"])
+    by_problem = {(f["question"], f["problem"].split(" ")[0]): (f["line"], f["fails"]) for f in bank["findings"]}
+    assert by_problem[("c1", "'all/none")] == (6, True)
+    assert by_problem[("c2", "the")] == (14, False) and by_problem[("c2", "option")] == (14, False)
+    assert "FAIL: cues line 6, question 'c1': 'all/none of the above'" in captured.err + captured.out
+    assert "note: cues line 14, question 'c2': the key is the longest option by far" in captured.err + captured.out
