@@ -30,18 +30,18 @@ import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlinfra import airflow_home
 from mlinfra.base import runner
 from mlinfra.base.errors import UsageError
 from mlinfra.base.paths import repo_root
 from mlinfra.base.runner import EXIT_FELL_SHORT, EXIT_PASSED
-from mlinfra.base.wait import NotReady, wait_until
+from mlinfra.base.wait import NotReady
 
 LAB = "phase1-lab1-airflow-dag"
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
@@ -102,32 +102,25 @@ def resolve(
 
 
 def airflow_env(local: Local) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    # The caller's AIRFLOW_VAR_*/AIRFLOW_CONN_* stay (a learner may define connections that way); settings go.
     # standalone starts its components as `airflow ...` from PATH: this venv's bin must come first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(
-        {
-            "AIRFLOW_HOME": str(local.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(local.dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__API__HOST": local.host,
-            "AIRFLOW__API__PORT": str(local.port),
-            # Task workers report back through the execution API: it lives on the same server and port.
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{local.url}/execution/",
-            # One DAG bundle each: the course's Airflow reads the lab's DAGs; the grading Airflow only the grading
-            # DAG `autograder grade --engine airflow --executor standalone` writes into <home>/grading-dags (looked
-            # at every 10 s; docs/grading-at-scale.md). They never share one Airflow.
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
-                {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                 "kwargs": {"path": str(local.dags), "refresh_interval": 10}},
-            ] if local.grading else [
-                {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                 "kwargs": {}},
-            ]),
-        }
-    )
-    return env
+    return airflow_home.environment(local.home, local.dags, {
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__HOST": local.host,
+        "AIRFLOW__API__PORT": str(local.port),
+        # Task workers report back through the execution API: it lives on the same server and port.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{local.url}/execution/",
+        # One DAG bundle each: the course's Airflow reads the lab's DAGs; the grading Airflow only the grading
+        # DAG `autograder grade --engine airflow --executor standalone` writes into <home>/grading-dags (looked
+        # at every 10 s; docs/grading-at-scale.md). They never share one Airflow.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+            {"name": "grading", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+             "kwargs": {"path": str(local.dags), "refresh_interval": 10}},
+        ] if local.grading else [
+            {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+             "kwargs": {}},
+        ]),
+    }, keep_variables=True, venv_first=True)
 
 
 def running_pid(local: Local) -> int | None:
@@ -168,20 +161,10 @@ def group_processes(pgid: int) -> list:  # -> list[psutil.Process]
 
 
 def health(local: Local, timeout: float = 2.0) -> dict | None:
-    import httpx
-
-    try:
-        reply = httpx.get(f"{local.url}/api/v2/monitor/health", timeout=timeout)
-        return reply.json() if reply.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
+    return airflow_home.health(local.url, timeout)
 
 
-def healthy(report: dict | None) -> bool:
-    if not report:
-        return False
-    parts = [report.get(k, {}) for k in ("metadatabase", "scheduler")]
-    return all(isinstance(p, dict) and p.get("status") == "healthy" for p in parts)
+healthy = airflow_home.healthy
 
 
 def port_busy(host: str, port: int) -> bool:
@@ -208,16 +191,7 @@ def start(local: Local, wait: float = 240.0) -> int:
             f"{'them' if len(busy) > 1 else 'it'} (another Airflow? `make airflow-stop`) and retry"
         )
     local.home.mkdir(parents=True, exist_ok=True)
-    with local.log.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"],
-            cwd=local.home,
-            env=airflow_env(local),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = airflow_home.start(["standalone"], env=airflow_env(local), cwd=local.home, log=local.log)
     record_pid(local, proc.pid)
     print(f"airflow: starting standalone (process group {proc.pid}); DAGs from {local.dags}")
     print(f"airflow: log {local.log}; first start migrates the database (~30-60 s)", flush=True)
@@ -230,8 +204,8 @@ def start(local: Local, wait: float = 240.0) -> int:
 
     try:
         # The health endpoint is the readiness probe; the wait also watches the process.
-        wait_until(lambda: healthy(health(local)), process=proc, timeout=wait, interval=1.0,
-                   what="airflow standalone", on_tick=progress)
+        airflow_home.wait_healthy(lambda: health(local), process=proc, timeout=wait, interval=1.0,
+                                  what="airflow standalone", on_tick=progress)
     except NotReady as exc:
         if exc.exit_code is not None:
             local.pid_file.unlink(missing_ok=True)

@@ -68,15 +68,7 @@ def work(spec: dict[str, Any], result: dict[str, Any], progress: TextIO) -> None
     chosen = next((d for d in dags if d.dag_id == wanted), None) if wanted else dags[0]
     if chosen is None or (not wanted and len(dags) > 1):
         return  # the parent reports the ambiguity
-    if not spec["migrated"]:
-        progress.write("creating the Airflow database (first time only, ~5 s)\n")
-        t0 = time.perf_counter()
-        from airflow.utils import db
-
-        db.initdb()
-        result["seconds"]["migrate"] = round(time.perf_counter() - t0, 2)
-        if spec.get("template"):
-            save_template(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", Path(spec["template"]))
+    # The parent copied a migrated database into this home (autograder/dag/isolate.py).
     data_dir = Path(spec["data_dir"])
     before = snapshot(data_dir)
     # A task that raises must fail now, not wait out retry_delay: retries were checked, now switched off.
@@ -171,21 +163,6 @@ def explain(exc: BaseException, dag_file: str) -> dict[str, Any]:
     if frame is not None:
         out["file"], out["line"] = frame.filename, frame.lineno
     return out
-
-
-def save_template(db_file: Path, template: Path) -> None:
-    """Keep a migrated, still empty database for the next run (an atomic replace: runs may race)."""
-    import sqlite3
-
-    template.parent.mkdir(parents=True, exist_ok=True)
-    tmp = template.with_name(f".{template.name}.{os.getpid()}.tmp")
-    src, dst = sqlite3.connect(db_file), sqlite3.connect(tmp)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    os.replace(tmp, template)
 
 
 if __name__ == "__main__":

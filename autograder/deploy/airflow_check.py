@@ -1,7 +1,7 @@
 """The phase1-lab1 deploy check (`autograder.deploy:airflow_run`): the learner's dag.py run by a real Airflow that
 the grader starts for this student alone, inside the grading sandbox, and watched from outside.
 
-Per student: a private AIRFLOW_HOME (SQLite, copied from the migrated template `autograder dag` keeps), its own
+Per student: a private AIRFLOW_HOME (SQLite, copied from mlinfra/airflow_home.py's migrated template), its own
 temporary folders, and its own network namespace, so its API server's port 8080 is not the machine's 8080 (an
 Airflow running there is neither touched nor used); the grader reaches it through a unix-socket relay and a free
 port of the host's 127.0.0.1 (torchserve_sandbox.Relay). Inside: the scheduler (LocalExecutor), the API server
@@ -26,6 +26,7 @@ from typing import Any
 
 from autograder.deploy.airflow_inner import DONE
 from autograder.deploy.common import HIDE_ENV, POINTS_EACH, hidden
+from mlinfra import airflow_home
 from mlinfra.base.results import FAILED, PASSED, SKIPPED, Check
 
 NAME = "Airflow: a real run of the DAG"
@@ -118,13 +119,11 @@ class SandboxedAirflow:
         dags = self.home / "dags"
         dags.mkdir(parents=True)
         shutil.copyfile(dag_file, dags / "dag.py")  # the file only: a link in the hand-in is not followed
-        shutil.copyfile(_template(), self.home / "airflow.db")
+        # Made on the trusted side the first time (no learner code runs while migrating), then copied.
+        airflow_home.new_database(self.home)
         port = INNER_PORT if not self.why_no_sandbox else free_port()
-        env = {
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+        # Only the sandbox's own variables: sandbox.wrap adds what a process there needs.
+        env = airflow_home.environment(self.home, dags, {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -140,9 +139,8 @@ class SandboxedAirflow:
             # Without a sandbox the log servers' fixed ports (8793/8794) could be another Airflow's.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port() if self.why_no_sandbox else 8793),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port() if self.why_no_sandbox else 8794),
-            "PIPELINE_DATA_DIR": str(dags / "data"),
-            "PYTHONPATH": course_pythonpath(),
-        }
+        }, database=airflow_home.sqlite_url(self.home), base={})
+        env.update({"PIPELINE_DATA_DIR": str(dags / "data"), "PYTHONPATH": course_pythonpath()})
         sock_path = self.relay_dir / "af.sock"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(sock_path))
@@ -159,7 +157,7 @@ class SandboxedAirflow:
                                  env=env, tmpfs_home=True)
         cmd, full_env = sandbox.wrap(inner, self.spec)
         if kind == "none":  # the grader's own environment, minus any Airflow setting of its own
-            full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **full_env}
+            full_env = {**airflow_home.without_airflow(os.environ), **full_env}
         try:
             with (self.conn / "launcher.out").open("ab") as out:
                 self.proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
@@ -173,21 +171,20 @@ class SandboxedAirflow:
     def _wait_ready(self) -> None:
         import httpx
 
-        from mlinfra.airflow_local import healthy
-        from mlinfra.base.wait import NotReady, wait_until
+        from mlinfra.base.wait import NotReady
 
         deadline = time.monotonic() + START_S  # the health wait and the DAG's listing share it
         with httpx.Client(base_url=self.url, timeout=10) as client:
 
-            def answers() -> bool:
+            def report() -> dict[str, Any] | None:
                 try:
                     code, health = _call(client, "GET", "/api/v2/monitor/health")
-                    return code == 200 and healthy(health)
+                    return health if code == 200 else None
                 except (httpx.HTTPError, ValueError):
-                    return False
+                    return None
 
-            try:  # readiness probe: the health endpoint
-                wait_until(answers, process=self.proc, timeout=START_S, interval=0.5, what="Airflow")
+            try:  # readiness probe: the health endpoint, read within bounds (_call)
+                airflow_home.wait_healthy(report, process=self.proc, timeout=START_S, interval=0.5, what="Airflow")
             except NotReady as exc:
                 if exc.exit_code is not None:
                     raise _Stop(f"Airflow stopped during start-up (exit {exc.exit_code}) before the grader "
@@ -318,43 +315,3 @@ def _import_error(client: Any) -> str:
         return "no DAG with that id in the file"
     lines = [ln for ln in str(errors[0].get("stack_trace", "")).strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "an import error")[:200]
-
-
-def _template() -> Path:
-    """The migrated, empty SQLite database `autograder dag` keeps (autograder/dag/isolate.py), made here on the
-    trusted side the first time (no learner code runs while migrating)."""
-    import tempfile
-
-    from autograder.dag.isolate import template_db
-
-    template = template_db() or Path(tempfile.gettempdir()) / "ag-airflow-empty.db"
-    if template.is_file() and template.stat().st_size > 64 * 1024:
-        return template
-    import fcntl
-
-    template.parent.mkdir(parents=True, exist_ok=True)
-    # Two workers grading at once may both find no template: one migrates, the other waits for it.
-    with open(template.with_name(template.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if template.is_file() and template.stat().st_size > 64 * 1024:
-            return template
-        _migrate_into(template)
-    return template
-
-
-def _migrate_into(target: Path) -> None:
-    import tempfile
-
-    from autograder.dag.isolate import isolated_env
-    from autograder.grading.airflow.environment import sqlite_copy
-
-    home = Path(tempfile.mkdtemp(prefix="ag-af-migrate-"))
-    try:
-        env = isolated_env(home, home)
-        done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=home,
-                              capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed: {(done.stderr or done.stdout).strip()[-200:]}")
-        sqlite_copy(home / "airflow.db", target)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)

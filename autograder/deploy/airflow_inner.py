@@ -18,22 +18,23 @@ DONE = "reserialize.done"  # written once the DAGs folder has been parsed into t
 
 
 def main() -> int:
+    from mlinfra import airflow_home
+
     home = Path(os.environ["AIRFLOW_HOME"])
     port = os.environ["AIRFLOW__API__PORT"]
-    airflow = [sys.executable, "-m", "airflow"]
-    with (home / "airflow.out").open("ab") as log:
-        # All three start at once (each spends seconds importing Airflow): the servers do not need the DAG yet.
-        procs = [subprocess.Popen([*airflow, "scheduler"], stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL),
-                 subprocess.Popen([*airflow, "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1"],
-                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)]
-        parse = subprocess.Popen([*airflow, "dags", "reserialize"], stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-        while all(p.poll() is None for p in procs):
-            if parse is not None and parse.poll() is not None:
-                (home / DONE).write_text(f"{parse.returncode}\n")  # the grader may now look for the DAG
-                parse = None
-            time.sleep(0.5)  # waiting on several children at once: the grader ends everything by pid
+    log = home / "airflow.out"
+
+    def start(*args: str) -> subprocess.Popen[bytes]:  # in this process's group: the grader kills the tree
+        return airflow_home.start(args, env=None, cwd=None, log=log, own_group=False)
+
+    # All three start at once (each spends seconds importing Airflow): the servers do not need the DAG yet.
+    procs = [start("scheduler"), start("api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1")]
+    parse: subprocess.Popen[bytes] | None = start("dags", "reserialize")
+    while all(p.poll() is None for p in procs):
+        if parse is not None and parse.poll() is not None:
+            (home / DONE).write_text(f"{parse.returncode}\n")  # the grader may now look for the DAG
+            parse = None
+        time.sleep(0.5)  # waiting on several children at once: the grader ends everything by pid
     return next(p.returncode for p in procs if p.returncode is not None) or 1
 
 

@@ -1,6 +1,6 @@
 """The child process of a grading run (`python -m autograder.grading.airflow _run SPEC RESULT`, started by
 engine.py with the deployment's Airflow settings already in its environment, since Airflow reads them once, at
-import): migrates the metadata database when needed (saving the SQLite template on first use), loads the
+import): migrates the metadata database when needed (a new SQLite home is a migrated copy already), loads the
 grading DAG with Airflow's DagBag, starts the execution API server for Celery, and runs `dag.test()`. A watcher
 thread writes `total N` / `done K` progress lines on stdout (Airflow's own output goes to the log) and stops a
 Celery run whose tasks wait with no worker taking them. The result (run id, state, tasks, and the merge task's
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autograder.grading.airflow.environment import DAG_FILE_NAME, DAG_ID, Deployment, sqlite_copy
+from autograder.grading.airflow.environment import DAG_FILE_NAME, DAG_ID, Deployment
 from autograder.grading.airflow.processes import start_api_server, wait_for_api_server
 from mlinfra.base.errors import UsageError
 from mlinfra.base.procs import stop_group
@@ -44,8 +44,6 @@ def child_main(spec_path: Path, result_path: Path) -> int:
         progress.write(f"{dep.executor} executor; database {dep.db_url.split('@')[-1]}\n")
         db.initdb()  # creates a new database, upgrades an old one, a no-op check on a current one
         result["migrate_seconds"] = round(time.perf_counter() - t0, 2)
-        if spec.get("save_template"):  # a fresh SQLite database, migrated and still empty: keep a copy
-            sqlite_copy(dep.home / "airflow.db", Path(spec["save_template"]))
         bag = DagBag(dag_folder=str(dep.dags / DAG_FILE_NAME), safe_mode=False)
         if DAG_ID not in bag.dags:
             result["error"] = f"the grading DAG did not load: {dict(bag.import_errors) or 'no DAG in the file'}"

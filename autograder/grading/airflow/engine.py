@@ -24,10 +24,11 @@ from autograder.grading.airflow.environment import (
     airflow_env,
     deployment,
     install_dag,
-    use_sqlite_template,
+    new_sqlite_database,
 )
 from autograder.grading.airflow.processes import log_tail, start_celery_worker
 from autograder.grading.airflow.standalone import run_on_standalone
+from mlinfra import airflow_home
 from mlinfra.base.errors import UsageError
 from mlinfra.base.procs import stop_group
 from mlinfra.base.results import Outcome
@@ -63,14 +64,14 @@ def grade_on_airflow(lab_name: str, submissions_dir: Path, out_dir: Path, *, exe
     conf = {"lab": lab_name, "submissions": str(submissions_dir),
             "work_dir": str((work_dir or out_dir / "work").resolve()), "out_dir": str(out_dir),
             "sandbox": sandbox, "reveal_hidden": bool(reveal_hidden), "keep_work": bool(keep_work)}
-    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir), "queued_timeout": queued_timeout,
-            "save_template": use_sqlite_template(dep)}
+    spec = {"deployment": dep.to_dict(), "conf": conf, "run_dir": str(run_dir), "queued_timeout": queued_timeout}
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     workers: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
     if executor == "standalone":
         result = run_on_standalone(dep, conf, progress=progress, timeout=timeout)
         return _outcome(result, dep, run_dir, round(time.monotonic() - started, 2))
+    new_sqlite_database(dep)  # a new SQLite home: a copy of the migrated template, not 5-10 s of migrating
     previous = _exit_on_sigterm()
     try:
         for i in range(celery_workers if executor == "celery" else 0):
@@ -100,58 +101,50 @@ def _exit_on_sigterm() -> Any:
 def _run_child(dep: Deployment, run_dir: Path, *, progress: bool, timeout: float) -> dict[str, Any]:
     log = run_dir / "airflow.log"
     result_file = run_dir / "result.json"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.grading.airflow", "_run", str(run_dir / "spec.json"),
-             str(result_file)],
-            env=airflow_env(dep), cwd=run_dir, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL,
-            start_new_session=True, text=True,
-        )
-    reader = threading.Thread(target=_show_progress, args=(proc, progress), daemon=True)
-    reader.start()
+    shown = _Progress(progress)
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop_group(proc)
-        raise UsageError(f"the Airflow grading run passed {timeout:.0f} s and was stopped; its log: {log}") from None
-    except KeyboardInterrupt:
-        stop_group(proc)
-        raise
+        # its group is stopped at the end: the child (which stops its API server on SIGTERM) and any task process
+        code = airflow_home.run_child(["-m", "autograder.grading.airflow", "_run", str(run_dir / "spec.json"),
+                                       str(result_file)], env=airflow_env(dep), cwd=run_dir, log=log,
+                                      timeout=timeout, on_line=shown)
     finally:
-        stop_group(proc)  # the child (which stops its API server on SIGTERM) and any task process it left
-        reader.join(timeout=5)
+        shown.close()
+    if code is None:
+        raise UsageError(f"the Airflow grading run passed {timeout:.0f} s and was stopped; its log: {log}")
     if not result_file.is_file():
-        raise UsageError(f"the Airflow grading run stopped without a result (exit {proc.returncode}): "
+        raise UsageError(f"the Airflow grading run stopped without a result (exit {code}): "
                          f"{log_tail(log)}; full log: {log}")
     return json.loads(result_file.read_text())
 
 
-def _show_progress(proc: subprocess.Popen[str], bar_wanted: bool) -> None:
+class _Progress:
     """The child's lines: `total N`, `done K` (a bar with ETA on a terminal, else a line each time a student is
     done, for logs), anything else goes to stderr as it is."""
-    assert proc.stdout is not None
-    bar = None
-    total = 0
-    for line in proc.stdout:
-        line = line.strip()
-        if not line:
-            continue
+
+    def __init__(self, bar_wanted: bool) -> None:
+        self.bar_wanted = bar_wanted
+        self.bar: Any = None
+        self.total = 0
+
+    def __call__(self, line: str) -> None:
         word, _, rest = line.partition(" ")
         if word == "total":
-            total = int(rest)
-            if bar_wanted and bar is None:
+            self.total = int(rest)
+            if self.bar_wanted and self.bar is None:
                 from tqdm import tqdm
 
-                bar = tqdm(total=total, desc="grading on Airflow", unit="student", file=sys.stderr)
-        elif word == "done" and bar is not None:
-            bar.n = int(rest)
-            bar.refresh()
+                self.bar = tqdm(total=self.total, desc="grading on Airflow", unit="student", file=sys.stderr)
+        elif word == "done" and self.bar is not None:
+            self.bar.n = int(rest)
+            self.bar.refresh()
         elif word == "done":
-            print(f"airflow: {rest}/{total} student(s) graded", file=sys.stderr, flush=True)
+            print(f"airflow: {rest}/{self.total} student(s) graded", file=sys.stderr, flush=True)
         else:
             print(f"airflow: {line}", file=sys.stderr, flush=True)
-    if bar is not None:
-        bar.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _outcome(result: dict[str, Any], dep: Deployment, run_dir: Path, seconds: float) -> Outcome:

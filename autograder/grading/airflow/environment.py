@@ -1,8 +1,8 @@
 """Where the grading Airflow is and what its processes share: the `Deployment` (home, executor, metadata database,
 Celery broker and queue, execution API port and secret), the environment every Airflow process of a grading run
 is started with (this process's minus every Airflow setting, plus the deployment's), installing the grading DAG
-(`autograder/grading/airflow_dag.py`) into `<AIRFLOW_HOME>/grading-dags/`, and the migrated, empty SQLite
-database new homes start from. Nothing here starts a process or imports Airflow.
+(`autograder/grading/airflow_dag.py`) into `<AIRFLOW_HOME>/grading-dags/`, and a new SQLite home's database (a
+copy of mlinfra/airflow_home.py's migrated template). Nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlinfra import airflow_home
 from mlinfra.base.errors import UsageError
 from mlinfra.base.procs import free_port
 
@@ -24,7 +23,6 @@ DAG_FILE_NAME = "autograder_grade_class.py"
 EXECUTORS = ("local", "celery", "standalone")
 DEFAULT_QUEUE = "autograder-grading"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 DAG_SOURCE = Path(__file__).resolve().parents[1] / "airflow_dag.py"
 
 
@@ -104,12 +102,7 @@ def with_psycopg2(url: str) -> str:
 
 def airflow_env(dep: Deployment) -> dict[str, str]:
     """This process's environment minus every Airflow setting, plus the deployment's: nothing leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p)
-    env.update({
-        "AIRFLOW_HOME": str(dep.home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dep.dags),
+    settings = {
         # The DAG registers under the bundle name `make airflow` gives this folder (mlinfra/airflow_local.py), so
         # runs from either show under one DAG; "dags-folder" stays, as dag.test(use_executor=True) names it.
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
@@ -118,16 +111,14 @@ def airflow_env(dep: Deployment) -> dict[str, str]:
             {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
              "kwargs": {}},
         ]),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": with_psycopg2(dep.db_url),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(dep.logs),
         # Tokens the executor signs for each task must verify on the execution API server: one shared secret.
         "AIRFLOW__API_AUTH__JWT_SECRET": dep.jwt_secret,
         "AIRFLOW__CORE__PARALLELISM": "8",
-    })
+    }
     if dep.executor == "celery":
         assert dep.database is not None
-        env.update({
+        settings.update({
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": dep.broker,
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3: name the driver this venv has.
@@ -135,11 +126,14 @@ def airflow_env(dep: Deployment) -> dict[str, str]:
             # One task at a time per worker process, none held back: students spread over every worker.
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            "AUTOGRADER_GRADING_QUEUE": dep.queue,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{dep.api_url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(dep.api_port),
         })
+    env = airflow_home.environment(dep.home, dep.dags, settings, database=with_psycopg2(dep.db_url),
+                                   venv_first=True, workbook_on_path=True)
+    if dep.executor == "celery":
+        env["AUTOGRADER_GRADING_QUEUE"] = dep.queue
     return env
 
 
@@ -155,40 +149,7 @@ def install_dag(dep: Deployment) -> Path:
     return dest
 
 
-def sqlite_template() -> Path | None:
-    """Where a migrated, empty SQLite database is kept for new Airflow homes (.state/airflow-grading/)."""
-    from importlib.metadata import version
-
-    from mlinfra.base.paths import repo_root, state_dir
-
-    try:
-        return state_dir(repo_root()) / "airflow-grading" / f"empty-{version('apache-airflow-core')}.db"
-    except UsageError:
-        return None
-
-
-def sqlite_copy(source: Path, dest: Path) -> None:
-    """A consistent copy of a live SQLite database (its write-ahead log included), written aside then renamed."""
-    import sqlite3
-    from contextlib import closing
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(tmp)) as out:
-        src.backup(out)
-    tmp.replace(dest)
-
-
-def use_sqlite_template(dep: Deployment) -> str | None:
-    """A new SQLite home starts from the template (migrating costs 5-10 s); returns where the child should save
-    the template after migrating, when there is none yet."""
-    db_file = dep.home / "airflow.db"
-    template = sqlite_template()
-    if dep.database is not None or db_file.exists() or template is None:
-        return None
-    if template.is_file() and template.stat().st_size > 64 * 1024:  # a migrated Airflow 3 database: ~1 MB
-        shutil.copyfile(template, db_file)
-        return None
-    return str(template)
-
+def new_sqlite_database(dep: Deployment) -> None:
+    """A new SQLite home starts from the migrated template (mlinfra/airflow_home.py) instead of migrating."""
+    if dep.database is None and not (dep.home / airflow_home.DB_FILE).exists():
+        airflow_home.new_database(dep.home)

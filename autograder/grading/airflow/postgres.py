@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from autograder.grading.airflow.environment import (
     install_dag,
     with_psycopg2,
 )
+from mlinfra import airflow_home
 from mlinfra.base.errors import UsageError
 
 
@@ -63,12 +62,11 @@ def ensure_template(server_url: str, home: Path) -> str:
     dep = Deployment(home=home, executor="local", database=database_url(server_url, building))
     home.mkdir(parents=True, exist_ok=True)
     install_dag(dep)
-    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_env(dep), cwd=home,
-                          capture_output=True, text=True, check=False)
+    failed = airflow_home.migrate(airflow_env(dep), home, timeout=None)
     with _admin(server_url) as conn, conn.cursor() as cur:
-        if done.returncode != 0:
+        if failed:
             cur.execute(f'DROP DATABASE IF EXISTS "{building}"')
-            raise UsageError(f"migrating an Airflow database on {server_url} failed: {done.stderr.strip()[-300:]}")
+            raise UsageError(f"migrating an Airflow database on {server_url} failed: {failed}")
         cur.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
     return name
 

@@ -7,23 +7,18 @@ id with `mlinfra.base.procs.stop_group` (the process and its whole group: TERM, 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from autograder.grading.airflow.environment import Deployment, airflow_env, install_dag
+from mlinfra import airflow_home
 from mlinfra.base.errors import UsageError
 from mlinfra.base.wait import NotReady, wait_until
 
 
 def start_api_server(dep: Deployment, log: Path) -> subprocess.Popen[bytes]:
     """Airflow's execution API (the only part Celery workers talk to), on 127.0.0.1 only."""
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--apps", "execution", "--host", "127.0.0.1",
-             "--port", str(dep.api_port), "--workers", "1"],
-            env=airflow_env(dep), cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    return airflow_home.start(["api-server", "--apps", "execution", "--host", "127.0.0.1", "--port",
+                               str(dep.api_port), "--workers", "1"], env=airflow_env(dep), cwd=dep.home, log=log)
 
 
 def wait_for_api_server(dep: Deployment, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
@@ -53,14 +48,9 @@ def start_celery_worker(dep: Deployment, name: str, log: Path) -> subprocess.Pop
     dep.logs.mkdir(parents=True, exist_ok=True)
     env = airflow_env(dep)
     env["AUTOGRADER_WORKER_NAME"] = name  # each grade task records which worker ran it
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
-             "--queues", dep.queue, "--concurrency", "1", "--skip-serve-logs", "--without-gossip",
-             "--without-mingle"],
-            env=env, cwd=dep.home, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    return airflow_home.start(["celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", dep.queue,
+                               "--concurrency", "1", "--skip-serve-logs", "--without-gossip", "--without-mingle"],
+                              env=env, cwd=dep.home, log=log)
 
 
 def wait_for_worker(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
