@@ -3,7 +3,8 @@ machinery before every graded test cell.
 
 The scan flags (never zeroes) code that registers IPython transformers or hooks, writes to builtins or sys.modules,
 signals or kills processes, loads native code through ctypes, or names paths outside the work folder; each finding
-carries its file and line. A flagged submission keeps its score and is listed for a person's review.
+(the course's one `Finding`: a rule id, what the code does, where: "cell 4 line 2" or "app.py:12") is a warning, and
+the grade worker lists it as a flag: the submission keeps its score and waits for a person's review.
 
 The guard runs inside the kernel, so it is a defence in depth and not a proof: it is installed before any student
 code runs, and before each graded test cell the trusted side asks it (through `user_expressions`, which IPython
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlinfra.base.results import Finding, at
 
 GUARD_MODULE = "_grader_guard"
 
@@ -147,60 +149,65 @@ def defined_names(source: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the static scan
 
 
-@dataclass
-class Finding:
-    where: str  # "cell 4 line 2", "app.py:12"
-    what: str
+# The scan's rule ids: what kind of machinery the code reaches for.
+IPYTHON_HOOK = "ipython-hook"  # transformers, magics, event callbacks, the shell's own methods
+INTERPRETER_HOOK = "interpreter-hook"  # sys's exception, display, trace, profile and audit hooks
+SIGNALS = "signals"  # signalling or killing processes (the grader's, another student's)
+CODE_OBJECT = "code-object"
+BUILTINS = "builtins"
+SYS_MODULES = "sys-modules"
+NATIVE_CODE = "native-code"
+GRADER_GUARD = "grader-guard"
+OUTSIDE_PATH = "outside-path"
 
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
+Flag = tuple[str, str]  # (rule id, what the code does)
 
-
-_ATTR_FLAGS = {
-    "input_transformers_cleanup": "registers an IPython input transformer",
-    "input_transformers_post": "registers an IPython input transformer",
-    "input_transformer_manager": "touches IPython's input transformer manager",
-    "ast_transformers": "registers an IPython AST transformer",
-    "register_magic_function": "registers an IPython magic",
-    "set_custom_exc": "replaces IPython's exception handler",
-    "excepthook": "replaces the exception hook",
-    "displayhook": "replaces the display hook",
-    "CustomTB": "replaces IPython's exception handler",
-    "showtraceback": "replaces IPython's traceback display",
-    "run_cell": "replaces IPython's cell runner",
-    "transform_cell": "replaces IPython's cell transformer",
-    "settrace": "installs a trace function",
-    "setprofile": "installs a profile function",
-    "addaudithook": "installs an audit hook",
-    "killpg": "sends signals to other processes (os.killpg)",
-    "pidfd_send_signal": "sends signals to other processes",
-    "__code__": "rewrites a function's code object",
-    "__builtins__": "touches __builtins__",
+_ATTR_FLAGS: dict[str, Flag] = {
+    "input_transformers_cleanup": (IPYTHON_HOOK, "registers an IPython input transformer"),
+    "input_transformers_post": (IPYTHON_HOOK, "registers an IPython input transformer"),
+    "input_transformer_manager": (IPYTHON_HOOK, "touches IPython's input transformer manager"),
+    "ast_transformers": (IPYTHON_HOOK, "registers an IPython AST transformer"),
+    "register_magic_function": (IPYTHON_HOOK, "registers an IPython magic"),
+    "set_custom_exc": (IPYTHON_HOOK, "replaces IPython's exception handler"),
+    "excepthook": (INTERPRETER_HOOK, "replaces the exception hook"),
+    "displayhook": (INTERPRETER_HOOK, "replaces the display hook"),
+    "CustomTB": (IPYTHON_HOOK, "replaces IPython's exception handler"),
+    "showtraceback": (IPYTHON_HOOK, "replaces IPython's traceback display"),
+    "run_cell": (IPYTHON_HOOK, "replaces IPython's cell runner"),
+    "transform_cell": (IPYTHON_HOOK, "replaces IPython's cell transformer"),
+    "settrace": (INTERPRETER_HOOK, "installs a trace function"),
+    "setprofile": (INTERPRETER_HOOK, "installs a profile function"),
+    "addaudithook": (INTERPRETER_HOOK, "installs an audit hook"),
+    "killpg": (SIGNALS, "sends signals to other processes (os.killpg)"),
+    "pidfd_send_signal": (SIGNALS, "sends signals to other processes"),
+    "__code__": (CODE_OBJECT, "rewrites a function's code object"),
+    "__builtins__": (BUILTINS, "touches __builtins__"),
 }
-_NAME_FLAGS = {
-    "ctypes": "loads native code (ctypes)",
-    "cffi": "loads native code (cffi)",
-    GUARD_MODULE: "touches the grader's guard",
+_NAME_FLAGS: dict[str, Flag] = {
+    "ctypes": (NATIVE_CODE, "loads native code (ctypes)"),
+    "cffi": (NATIVE_CODE, "loads native code (cffi)"),
+    GUARD_MODULE: (GRADER_GUARD, "touches the grader's guard"),
 }
+_EVENT_HOOK: Flag = (IPYTHON_HOOK, "registers an IPython event hook")
 _EVENTS = re.compile(r"\bevents\s*\.\s*register\b")
 _OUTSIDE_PATH = re.compile(r"^/(work|home|root|etc|proc|sys|var|opt|mnt|srv|run|usr|farm)/[^\s]|^~/|(^|/)\.\./|"
                            r"(^|/)(solutions|autograded|submitted)/|gradebook\.db|\.ipython/profile")
 
 
-def _flag_node(node: ast.AST) -> str | None:
+def _flag_node(node: ast.AST) -> Flag | None:
     if isinstance(node, ast.Attribute):
         if node.attr in _ATTR_FLAGS:
             return _ATTR_FLAGS[node.attr]
         base = node.value
         if isinstance(base, ast.Name):
             if base.id == "os" and node.attr == "kill":
-                return "sends signals to other processes (os.kill)"
+                return SIGNALS, "sends signals to other processes (os.kill)"
             if base.id in ("builtins", "__builtins__") and isinstance(getattr(node, "ctx", None), (ast.Store, ast.Del)):
-                return "writes to builtins"
+                return BUILTINS, "writes to builtins"
             if base.id == "sys" and node.attr == "modules":
-                return "touches sys.modules"
+                return SYS_MODULES, "touches sys.modules"
             if base.id == "signal" and node.attr in ("pthread_kill", "raise_signal"):
-                return "sends signals"
+                return SIGNALS, "sends signals"
     if isinstance(node, ast.Name) and node.id in _NAME_FLAGS:
         return _NAME_FLAGS[node.id]
     if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -211,11 +218,11 @@ def _flag_node(node: ast.AST) -> str | None:
                 return _NAME_FLAGS[top]
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr")
             and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in ("builtins", "__builtins__")):
-        return "writes to builtins"
+        return BUILTINS, "writes to builtins"
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
         value = node.value.strip()
         if value and "\n" not in value and _OUTSIDE_PATH.search(value):
-            return f"names a path outside the work folder ({value[:60]!r})"
+            return OUTSIDE_PATH, f"names a path outside the work folder ({value[:60]!r})"
     return None
 
 
@@ -226,19 +233,21 @@ def scan_source(source: str, where: str) -> list[Finding]:
         tree = ast.parse(text)
     except SyntaxError:
         return []
+    def place(line: int) -> str:  # a cell's line reads "cell 4 line 2", a file's "app.py:12"
+        return f"{where} line {line}" if where.startswith("cell") else at(where, line)
+
     found: list[Finding] = []
     seen: set[tuple[int, str]] = set()
     for node in ast.walk(tree):
-        what = _flag_node(node)
+        flag = _flag_node(node)
         line = getattr(node, "lineno", 0)
-        if what and (line, what) not in seen:
-            seen.add((line, what))
-            found.append(Finding(f"{where} line {line}" if where.startswith("cell") else f"{where}:{line}", what))
+        if flag and (line, flag[1]) not in seen:
+            seen.add((line, flag[1]))
+            found.append(Finding(flag[0], flag[1], place(line), severity="warning"))
     for number, line in enumerate(text.splitlines(), start=1):
-        if _EVENTS.search(line) and (number, "registers an IPython event hook") not in seen:
-            found.append(Finding(f"{where} line {number}" if where.startswith("cell") else f"{where}:{number}",
-                                 "registers an IPython event hook"))
-    return sorted(found, key=lambda f: (f.where, f.what))
+        if _EVENTS.search(line) and (number, _EVENT_HOOK[1]) not in seen:
+            found.append(Finding(_EVENT_HOOK[0], _EVENT_HOOK[1], place(number), severity="warning"))
+    return sorted(found, key=lambda f: (f.where, f.message))
 
 
 def scan_submission(nb: Any, files_dir: Path | None, editable: tuple[str, ...]) -> list[Finding]:
