@@ -2,6 +2,14 @@
 
 `probe()` gathers facts; `evaluate(facts)` is pure (facts in, checks out), so it can be fed made-up machines.
 `autograder doctor` prints this as a table; lab01 has learners write their own version of `evaluate`.
+
+Each judgement is a `Prerequisite` (name, status pass/warn/fail, detail, fix), not the base `Check`, on
+purpose: it is the record lab01 teaches learners to build ({"name", "status", "detail", "fix"}, those three
+statuses), module 01's environment notebook prints its `status`, `detail` and `fix`, the doctor's table and
+the start page show what was found and what to do in two columns, and `doctor --json` publishes the records
+under data.checks. `to_outcome` converts at the edge to the base vocabulary (pass -> passed, fail -> failed,
+warn -> skipped, the fix joined to the message), which is what the runner, the exit code and the JSON's checks
+speak.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ class MachineFacts:
 
 
 @dataclass
-class Check:
+class Prerequisite:
     name: str
     status: str  # "pass", "warn" (optional, missing) or "fail" (a prerequisite not met)
     detail: str
@@ -52,7 +60,7 @@ class Check:
 @dataclass
 class EnvironmentReport:
     ok: bool
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Prerequisite] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,58 +170,68 @@ def probe(disk_path: Path | str = ".") -> MachineFacts:
 
 
 def evaluate(facts: MachineFacts) -> EnvironmentReport:
-    checks: list[Check] = []
+    checks: list[Prerequisite] = []
     major, minor, micro = facts.python_version
     version = f"{major}.{minor}.{micro}"
     if (major, minor) >= MIN_PYTHON:
-        checks.append(Check("python", "pass", f"Python {version}"))
+        checks.append(Prerequisite("python", "pass", f"Python {version}"))
     else:
-        checks.append(Check("python", "fail", f"Python {version} is older than {MIN_PYTHON[0]}.{MIN_PYTHON[1]}",
-                            f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ and rerun `make setup`"))
+        checks.append(Prerequisite("python", "fail",
+                                   f"Python {version} is older than {MIN_PYTHON[0]}.{MIN_PYTHON[1]}",
+                                   f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ and rerun `make setup`"))
     if facts.prefix != facts.base_prefix:
-        checks.append(Check("virtualenv", "pass", f"inside {facts.prefix}"))
+        checks.append(Prerequisite("virtualenv", "pass", f"inside {facts.prefix}"))
     else:
-        checks.append(Check("virtualenv", "fail", "not inside a virtual environment",
-                            "run `make setup`, then use .venv/bin/python (or `source .venv/bin/activate`)"))
+        checks.append(Prerequisite(
+            "virtualenv", "fail", "not inside a virtual environment",
+            "run `make setup`, then use .venv/bin/python (or `source .venv/bin/activate`)"))
     for tool in REQUIRED_TOOLS:
         found = facts.tools.get(tool)
-        checks.append(Check(tool, "pass", found) if found else
-                      Check(tool, "fail", f"{tool} not found on PATH", f"install {tool} from your package manager"))
+        checks.append(Prerequisite(tool, "pass", found) if found else
+                      Prerequisite(tool, "fail", f"{tool} not found on PATH",
+                                   f"install {tool} from your package manager"))
     docker = facts.tools.get("docker")
     podman = facts.tools.get("podman")
     if docker and facts.docker_engine:
-        checks.append(Check("docker", "pass", f"{docker}; engine answers"))
+        checks.append(Prerequisite("docker", "pass", f"{docker}; engine answers"))
     elif facts.course_podman:
-        checks.append(Check("docker", "pass", f"{podman or 'podman'} with the course's storage in "
-                            f"{facts.course_podman} (set up by `make container-engine`)",
-                            "`make docker-check` builds with it"))
+        checks.append(Prerequisite("docker", "pass", f"{podman or 'podman'} with the course's storage in "
+                                   f"{facts.course_podman} (set up by `make container-engine`)",
+                                   "`make docker-check` builds with it"))
     elif podman:
-        checks.append(Check("docker", "warn", f"{podman}; not set up for the course",
-                            "run `make container-engine` to give podman the course's storage and base image"))
+        checks.append(Prerequisite(
+            "docker", "warn", f"{podman}; not set up for the course",
+            "run `make container-engine` to give podman the course's storage and base image"))
     elif docker:
-        checks.append(Check("docker", "warn", f"{docker}; no engine answers",
-                            "start Docker Desktop / the docker service, or run `make container-engine` (Linux) "
-                            "for podman, to build images in lesson 07"))
+        checks.append(Prerequisite(
+            "docker", "warn", f"{docker}; no engine answers",
+            "start Docker Desktop / the docker service, or run `make container-engine` (Linux) "
+            "for podman, to build images in lesson 07"))
     else:
-        checks.append(Check("docker", "warn", "no docker client",
-                            "install Docker, or run `make container-engine` (Linux) for podman, for lesson 07"))
+        checks.append(Prerequisite(
+            "docker", "warn", "no docker client",
+            "install Docker, or run `make container-engine` (Linux) for podman, for lesson 07"))
     for cli in ("aws", "gcloud", "az"):
         found = facts.tools.get(cli)
-        checks.append(Check(cli, "pass", found) if found else
-                      Check(cli, "warn", f"{cli} CLI not installed (optional)", "none needed for this course"))
+        checks.append(Prerequisite(cli, "pass", found) if found else
+                      Prerequisite(cli, "warn", f"{cli} CLI not installed (optional)",
+                                   "none needed for this course"))
     for name, version_found in sorted(facts.packages.items()):
-        checks.append(Check(f"package {name}", "pass", version_found) if version_found else
-                      Check(f"package {name}", "fail", f"{name} is not installed", "run `make setup`"))
-    checks.append(Check("cpu", "pass" if facts.cpu_count >= 2 else "warn", f"{facts.cpu_count} cores",
-                        "" if facts.cpu_count >= 2 else "training examples will be slow on one core"))
-    checks.append(Check("memory", "pass", f"{facts.memory_gb:.1f} GB") if facts.memory_gb >= MIN_MEMORY_GB else
-                  Check("memory", "fail", f"{facts.memory_gb:.1f} GB < {MIN_MEMORY_GB:.0f} GB",
-                        "close other programs or use a machine with 8 GB or more"))
-    checks.append(Check("disk", "pass", f"{facts.disk_free_gb:.1f} GB free") if facts.disk_free_gb >= MIN_DISK_GB
-                  else Check("disk", "fail", f"{facts.disk_free_gb:.1f} GB free < {MIN_DISK_GB:.0f} GB",
-                             "free disk space: the environment alone takes about 6 GB"))
-    checks.append(Check("gpu", "pass", facts.gpu) if facts.gpu else
-                  Check("gpu", "warn", "no GPU: everything in this course runs on the CPU", ""))
+        checks.append(Prerequisite(f"package {name}", "pass", version_found) if version_found else
+                      Prerequisite(f"package {name}", "fail", f"{name} is not installed", "run `make setup`"))
+    checks.append(Prerequisite("cpu", "pass" if facts.cpu_count >= 2 else "warn", f"{facts.cpu_count} cores",
+                               "" if facts.cpu_count >= 2 else "training examples will be slow on one core"))
+    checks.append(Prerequisite("memory", "pass", f"{facts.memory_gb:.1f} GB")
+                  if facts.memory_gb >= MIN_MEMORY_GB else
+                  Prerequisite("memory", "fail", f"{facts.memory_gb:.1f} GB < {MIN_MEMORY_GB:.0f} GB",
+                               "close other programs or use a machine with 8 GB or more"))
+    checks.append(Prerequisite("disk", "pass", f"{facts.disk_free_gb:.1f} GB free")
+                  if facts.disk_free_gb >= MIN_DISK_GB
+                  else Prerequisite("disk", "fail",
+                                    f"{facts.disk_free_gb:.1f} GB free < {MIN_DISK_GB:.0f} GB",
+                                    "free disk space: the environment alone takes about 6 GB"))
+    checks.append(Prerequisite("gpu", "pass", facts.gpu) if facts.gpu else
+                  Prerequisite("gpu", "warn", "no GPU: everything in this course runs on the CPU", ""))
     return EnvironmentReport(ok=all(c.status != "fail" for c in checks), checks=checks, facts=asdict(facts))
 
 

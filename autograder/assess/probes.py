@@ -4,6 +4,10 @@ Pass rule: the assessment passes when every requirement passes, that is when eve
 points). Points within a requirement are shared equally among its checks, so the score shows how close the
 service came. Requirements run in order, and the error-handling probes run last, because a service that dies on
 bad input must not cost the other requirements their points.
+
+Each probe's result is the base `Check` (mlinfra.base.results), passed or failed with its detail as the message
+(`probe_check`): the assessment's own record of a probe (name, passed, detail) is gone. `assess --json` still
+writes a requirement's checks as {name, passed, detail}, converted at its edge (report.check_dict).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from autograder.assess.latency import (
 # The machine-wide latency lock lives in lock.py; callers (deploy checks, the breakdown, tests) reach it here too.
 from autograder.assess.lock import LOCK_HOLD_S, LOCK_PATH, LOCK_WAIT_S, latency_lock  # noqa: F401 - re-exported
 from autograder.assess.targets import BadRequest, Reply, new_client
+from mlinfra.base.results import FAILED, PASSED, Check
 
 POINTS_EACH = 20.0
 TITLES = {
@@ -50,11 +55,9 @@ class Target(Protocol):
     def bad_requests(self) -> list[BadRequest]: ...
 
 
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
+def probe_check(name: str, passed: bool, detail: str) -> Check:
+    """One probe's result: passed or failed, the detail (what was sent and what came back) as its message."""
+    return Check(name, PASSED if passed else FAILED, message=detail)
 
 
 @dataclass
@@ -125,7 +128,7 @@ def reachable(target: Target, ready: Reply, startup_s: float | None) -> Criterio
     )
     if ready.status == 200 and not ready.is_json:
         detail = f"health answered 200 but not with JSON ({ready.describe()}): return a JSON object"
-    crit.checks.append(Check("health", ok, detail))
+    crit.checks.append(probe_check("health", ok, detail))
     crit.verdict = f"reachable at {target.describe()}{took}" if ok else detail
     return crit
 
@@ -149,7 +152,7 @@ def processes_images(
             if ok
             else f"expected 200 with a 'predictions' list, got {reply.describe()}"
         )
-        crit.checks.append(Check(sample.name, ok, detail))
+        crit.checks.append(probe_check(sample.name, ok, detail))
     failed = [c.name for c in crit.checks if not c.passed]
     crit.verdict = (
         f"all {len(samples)} kinds of image classified"
@@ -183,7 +186,7 @@ def confidences(
     if not answered:
         names = ["schema", "confidences in [0, 1]", "sorted", "top k <= 5", "top-1 consistent"]
         for name in names + (["the model's answers"] if model is not None else []):
-            crit.checks.append(Check(name, False, "no prediction came back to check (see requirement 2)"))
+            crit.checks.append(probe_check(name, False, "no prediction came back to check (see requirement 2)"))
         crit.verdict = "no image was classified, so there was nothing to check"
         return crit
     found: dict[str, list[str]] = {"schema": [], "range": [], "order": [], "count": []}
@@ -206,16 +209,16 @@ def confidences(
             if not problems
             else problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         )
-        crit.checks.append(Check(check_name, not problems, detail))
+        crit.checks.append(probe_check(check_name, not problems, detail))
     crit.checks.append(consistency(target, client, samples, answered))
     if model is not None:
         ok, detail = agreement.check(target, client, model, answered, images.fresh_rng())
-        crit.checks.append(Check("the model's answers", ok, detail))
+        crit.checks.append(probe_check("the model's answers", ok, detail))
     failed = [c for c in crit.checks if not c.passed]
     crit.verdict = (
         "labels with confidences, sorted, top-1 stable" + (", the served model's" if model is not None else "")
         if not failed
-        else "; ".join(f"{c.name}: {c.detail}" for c in failed[:2])
+        else "; ".join(f"{c.name}: {c.message}" for c in failed[:2])
     )
     return crit
 
@@ -239,12 +242,12 @@ def consistency(
         if compared == 2:
             break
     if compared == 0:
-        return Check("top-1 consistent", False, "no answer had a top-1 label to compare")
+        return probe_check("top-1 consistent", False, "no answer had a top-1 label to compare")
     if mismatches:
-        return Check(
+        return probe_check(
             "top-1 consistent", False, f"{mismatches[0]}: the model must be deterministic (eval mode)"
         )
-    return Check("top-1 consistent", True, f"{compared} images sent twice gave the same top-1 label")
+    return probe_check("top-1 consistent", True, f"{compared} images sent twice gave the same top-1 label")
 
 
 def latency(
@@ -278,7 +281,7 @@ def _latency(
     for size in opts.sizes:
         name = f"p95 at {size}x{size} PNG"
         if decided_fail:
-            crit.checks.append(Check(name, False, "not measured: the latency verdict was already certain"))
+            crit.checks.append(probe_check(name, False, "not measured: the latency verdict was already certain"))
             continue
 
         def request(size: int = size) -> tuple[float, str | None]:
@@ -298,10 +301,10 @@ def _latency(
             if result.passed and not theirs:
                 result.passed, result.verdict = False, f"{result.verdict}, but {said}"
         evidence.latency.append(result)
-        crit.checks.append(Check(name, result.passed, result.verdict))
+        crit.checks.append(probe_check(name, result.passed, result.verdict))
         decided_fail = not result.passed
     if decided_fail:
-        crit.checks.append(Check("concurrency", False, "not run: the latency verdict was already certain"))
+        crit.checks.append(probe_check("concurrency", False, "not run: the latency verdict was already certain"))
     else:
         evidence.concurrency = concurrent(target, min(opts.sizes), opts.concurrency, opts.per_client, rng, timed)
         c = evidence.concurrency
@@ -315,12 +318,12 @@ def _latency(
         if ok and timed is not None:
             ok, said = timed.verdict()
             detail = detail if ok else f"{detail}, but {said}"
-        crit.checks.append(Check("concurrency", ok, detail))
+        crit.checks.append(probe_check("concurrency", ok, detail))
     failed = [c for c in crit.checks if not c.passed]
     crit.verdict = (
         "fast enough at every size, and no errors under concurrent load"
         if not failed
-        else f"{failed[0].name}: {failed[0].detail}"
+        else f"{failed[0].name}: {failed[0].message}"
     )
     return crit
 
@@ -406,10 +409,10 @@ def error_handling(
             if not problems
             else f"{bad.what}: " + "; ".join(problems)
         )
-        crit.checks.append(Check(bad.name, not problems, detail))
+        crit.checks.append(probe_check(bad.name, not problems, detail))
     last = target.predict(client, samples[0])
     crit.checks.append(
-        Check(
+        probe_check(
             "still predicts",
             last.status == 200,
             "a valid image after the bad ones: 200"
@@ -421,20 +424,20 @@ def error_handling(
     crit.verdict = (
         "every bad input got a 4xx with a reason, and the service kept serving"
         if not failed
-        else f"{failed[0].name}: {failed[0].detail}"
+        else f"{failed[0].name}: {failed[0].message}"
     )
     return crit
 
 
 def never_came_up(reason: str) -> list[Criterion]:
-    crits = [Criterion(1, TITLES[1], POINTS_EACH, [Check("health", False, reason)], reason)]
+    crits = [Criterion(1, TITLES[1], POINTS_EACH, [probe_check("health", False, reason)], reason)]
     for n in range(2, 6):
         crits.append(
             Criterion(
                 n,
                 TITLES[n],
                 POINTS_EACH,
-                [Check("not assessed", False, "the service never became ready")],
+                [probe_check("not assessed", False, "the service never became ready")],
                 "not assessed: the service never became ready",
             )
         )

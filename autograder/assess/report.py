@@ -1,4 +1,8 @@
-"""The assessment's result for people (a rubric table, a Markdown report with a latency histogram) and for machines."""
+"""The assessment's result for people (a rubric table, a Markdown report with a latency histogram) and for machines.
+
+Every check here is the base `Check`. The JSON readers of `assess --json` (scripts, the deploy checks' tests) read
+a requirement's checks as {name, passed, detail}, the record the probes once had: `check_dict` writes them so.
+"""
 
 from __future__ import annotations
 
@@ -152,7 +156,7 @@ def terminal(result: Assessment) -> str:
     lines.append(format_table(["#", "requirement", "points", "result", "verdict"], rows))
     failed = [(c.number, ch) for c in result.criteria for ch in c.checks if not ch.passed]
     if failed:
-        lines += ["", "Failed checks:", *(f"  {n}. {ch.name}: {ch.detail}" for n, ch in failed)]
+        lines += ["", "Failed checks:", *(f"  {n}. {ch.name}: {ch.message}" for n, ch in failed)]
     if result.evidence.latency:
         lines += [
             "",
@@ -192,6 +196,11 @@ def safe_lines(lines: list[str]) -> str:
     return "\n".join(printable(line, keep_newlines=True) for line in lines)
 
 
+def check_dict(check: Check) -> dict[str, Any]:
+    """A requirement's check as `assess --json` has always written it."""
+    return {"name": check.name, "passed": check.passed, "detail": check.message}
+
+
 def to_json(result: Assessment) -> dict[str, Any]:
     from autograder.reports import to_jsonable
 
@@ -227,7 +236,7 @@ def to_json(result: Assessment) -> dict[str, Any]:
                 "max_points": c.max_points,
                 "passed": c.passed,
                 "verdict": c.verdict,
-                "checks": to_jsonable(c.checks),
+                "checks": [check_dict(ch) for ch in c.checks],
             }
             for c in result.criteria
         ],
@@ -298,7 +307,7 @@ def markdown(result: Assessment, path: Path) -> Path:
     for c in result.criteria:
         out.append(f"### {c.number}. {c.title}: {fmt_points(c.points)}/{fmt_points(c.max_points)}")
         out.append("")
-        out += [f"- {'pass' if ch.passed else '**FAIL**'}: {ch.name}: {ch.detail}" for ch in c.checks]
+        out += [f"- {'pass' if ch.passed else '**FAIL**'}: {ch.name}: {ch.message}" for ch in c.checks]
         out.append("")
     if result.evidence.latency:
         intro = (

@@ -347,7 +347,7 @@ def test_only_the_served_models_answers_score_requirement_3(kind: str, tiny_mode
     expected = {"honest": set(), "no model": {"the model's answers"}, "banana": {"the model's answers"},
                 "sum 5": {"confidences in [0, 1]", "the model's answers"}, "ties": {"schema", "the model's answers"},
                 "one": {"the model's answers"}}[kind]
-    assert failed == expected, [c.detail for c in crit.checks if not c.passed]
+    assert failed == expected, [c.message for c in crit.checks if not c.passed]
     assert crit.passed == (kind == "honest")
 
 

@@ -59,8 +59,8 @@ def latency(target: Scripted, model_dir: Path | None) -> probes.Criterion:
 def test_the_served_models_fast_answers_pass(tiny_model: Path) -> None:
     model, _ = agreement.load(tiny_model)
     crit = latency(Scripted(lambda n, s: (agreement.expected(model, s), 5.0)), tiny_model)
-    assert crit.passed, [c.detail for c in crit.checks]
-    assert "model" not in crit.checks[0].detail  # a pass reads as before: the p95 and the rounds
+    assert crit.passed, [c.message for c in crit.checks]
+    assert "model" not in crit.checks[0].message  # a pass reads as before: the p95 and the rounds
 
 
 @pytest.mark.usefixtures("private_lock")
@@ -74,9 +74,9 @@ def test_fast_answers_that_are_not_the_models_lose_every_latency_check(tiny_mode
         return (agreement.expected(model, sample), 1500.0) if n < honest_first else (fake(model, sample), 4.0)
 
     crit = latency(Scripted(answer), tiny_model)
-    assert not crit.passed and crit.points == 0.0, [c.detail for c in crit.checks]
+    assert not crit.passed and crit.points == 0.0, [c.message for c in crit.checks]
     if honest_first < 20:
-        assert "the timed answers were the served model's on only" in crit.checks[0].detail
+        assert "the timed answers were the served model's on only" in crit.checks[0].message
 
 
 @pytest.mark.usefixtures("private_lock")
@@ -90,7 +90,7 @@ def test_faking_only_the_concurrent_requests_fails_the_concurrency_check(tiny_mo
         return fake(model, sample), 5.0
 
     crit = latency(Scripted(answer), tiny_model)
-    failed = {c.name: c.detail for c in crit.checks if not c.passed}
+    failed = {c.name: c.message for c in crit.checks if not c.passed}
     assert set(failed) == {"concurrency"}, failed
     assert "not the model's" in failed["concurrency"]
 
@@ -99,7 +99,7 @@ def test_faking_only_the_concurrent_requests_fails_the_concurrency_check(tiny_mo
 def test_without_a_known_model_the_answers_are_not_compared() -> None:
     """--app / --url: the learner's own model; the grader cannot know its answers, so timing alone decides."""
     crit = latency(Scripted(lambda n, s: ([{"label": "x", "confidence": 0.9}], 5.0)), None)
-    assert crit.passed, [c.detail for c in crit.checks]
+    assert crit.passed, [c.message for c in crit.checks]
 
 
 def test_a_timed_answer_is_judged_against_the_bar_of_requirement_3(tiny_model: Path) -> None:

@@ -27,7 +27,7 @@ def facts(**changes) -> envcheck.MachineFacts:
     return envcheck.MachineFacts(**base)
 
 
-def docker_row(machine: envcheck.MachineFacts) -> envcheck.Check:
+def docker_row(machine: envcheck.MachineFacts) -> envcheck.Prerequisite:
     return next(c for c in envcheck.evaluate(machine).checks if c.name == "docker")
 
 
