@@ -1,0 +1,12 @@
+# Runs a Dockerfile through the lab06 deploy check's own call (deploy/container_check.py: isolated=True, hardened,
+# the lab's --memory/--pids-limit), without the nbgrader notebook run around it.
+import sys
+from pathlib import Path
+from autograder.dockerfile.build import build_and_assess
+from autograder.dockerfile.rules import lint
+from autograder.deploy.container_check import caps
+df = Path(sys.argv[1])
+out = build_and_assess(df, lint(df), model_dir=None, tag="autograder-grade/rt3-egress:latest", health_timeout=60,
+                       requests=20, isolated=True, log=print, caps=caps(), keep_image=False, batch="rt3egress",
+                       run_args=("--memory=4096m", "--pids-limit=512"))
+print("built", out.built, "error", out.error)
