@@ -98,6 +98,29 @@ def save_model(folder: Path, scripted: torch.jit.ScriptModule, labels: list[str]
     return folder
 
 
+def standin_model(folder: Path, classes: int = 10, channels: int = 1, size: int = 28, seed: int = 0,
+                  name: str = "stand-in", labels: list[str] | None = None) -> Path:
+    """Save a model with random weights whose answer still depends on the image, for deployment checks and tests
+    where no trained model exists: one linear layer over the pixels, its bias cancelling the dark background
+    (normalised to -1), so the logits come from the lit pixels alone and different digits get different top-1s
+    (a small random CNN with pooling answers one class for nearly everything, and then a service answering a
+    constant would look like the model's)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    inputs = channels * size * size
+    linear = torch.nn.Linear(inputs, classes)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(classes, inputs, generator=generator) / inputs**0.5)
+        linear.bias.copy_(linear.weight.sum(dim=1))
+    net = torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+    card = ModelCard(name=name, architecture="random-linear", input_size=size, channels=channels,
+                     mean=[0.5] * channels, std=[0.5] * channels, dataset={"name": "none: random weights"})
+    with _quiet_jit():
+        scripted = torch.jit.script(net)
+    return save_model(folder, scripted, labels or [str(i) for i in range(classes)], card)
+
+
 def load_model(folder: Path | None = None) -> LoadedModel:
     import torch
 

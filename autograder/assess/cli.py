@@ -116,6 +116,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "else models/digits-resnet18 under the workbook)",
     )
     parser.add_argument(
+        "--served-model",
+        action="store_true",
+        help="the service must serve the model in --model-dir (else $MLINFRA_MODEL_DIR): its answers are compared "
+        "with that model's own forward, in requirement 3 and on every timed request of requirement 4 (always so "
+        "with --pack; the deploy checks of lab05 and lab06 use it; a service of your own model: leave it off)",
+    )
+    parser.add_argument(
         "--no-breakdown",
         action="store_true",
         help="skip the informational breakdown (raw forward vs service, throughput at 1/4/8 clients)",
@@ -239,7 +246,7 @@ def _run(args: argparse.Namespace) -> Any:
         request = Request(app=args.app, url=args.url, torchserve=args.torchserve, model=args.model, pack=pack,
                           model_dir=args.model_dir, requests=args.requests, concurrency=args.concurrency,
                           startup_timeout=args.startup_timeout, breakdown=not args.no_breakdown, sandbox=sandbox,
-                          label=label)
+                          label=label, served_model=args.served_model)
         report = args.report
         if report is not None and len(packs) > 1:
             report = report.with_name(f"{report.stem}-{slugs[n]}.md")

@@ -31,6 +31,11 @@ class Request:
     sandbox: str = "none"
     # How a hand-in is named in a batch (its path below the packs' common folder, cli.py): its report and lines.
     label: str | None = None
+    # The service must serve the model in model_dir (else $MLINFRA_MODEL_DIR): its answers are compared with that
+    # model's own forward (requirement 3's "the model's answers", and every timed answer of requirement 4). Always
+    # so for a hand-in (--pack), and for the deploy checks of lab05 and lab06, which hand the service the course
+    # model themselves; not for a learner's own --app/--url, which may serve a model of their own.
+    served_model: bool = False
 
 
 # The whole assessment of one service, breakdown included, on the trusted side's clock: a service that answers
@@ -45,6 +50,10 @@ def assess(req: Request) -> Any:
     from autograder.assess.probes import Options
 
     opts = Options(requests=req.requests, concurrency=req.concurrency)
+    if req.served_model or req.pack is not None:
+        from mlinfra.modelstore import model_dir_from_env
+
+        opts = dataclasses.replace(opts, model_dir=(req.model_dir or model_dir_from_env()).resolve())
     with deadlines.budget(ASSESS_BUDGET_S, f"the assessment's {ASSESS_BUDGET_S:g} s ran out (stopped: too slow)"):
         return _assess(req, opts)
 
@@ -88,10 +97,8 @@ def assess_pack(req: Request, opts: Any) -> Any:
 
     assert req.pack is not None
     kind = sandbox_kind(req.sandbox)  # a UsageError (exit 2) before anything is unpacked
-    from mlinfra.modelstore import model_dir_from_env
-
-    # The hand-in serves the course model the sandbox is given: its answers are compared with this model's own.
-    opts = dataclasses.replace(opts, model_dir=(req.model_dir or model_dir_from_env()).resolve())
+    # The hand-in serves the course model the sandbox is given: its answers are compared with this model's own
+    # (opts.model_dir, set by assess()).
     label = req.label or req.pack.name
     info = {"kind": "pack", "pack": str(req.pack), "label": label, "description": f"hand-in {label}", "sandbox": kind}
     with tempfile.TemporaryDirectory(prefix="assess-pack-") as tmp:

@@ -68,18 +68,20 @@ def torchserve(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
         finally:
             watcher.done = True
             watcher.thread.join(timeout=90)  # a stop it began waits for Java and the workers to exit
-        checks = from_criteria(names, _assess(server.url, server.dep.name), "handler.py")
+        checks = from_criteria(names, _assess(server.url, server.dep.name, model), "handler.py")
     finally:
         server.stop()
     return with_note(checks, note)
 
 
-def _assess(url: str, model: str) -> list[dict[str, Any]]:
-    """Score a running TorchServe with `autograder assess`'s own engine and probes; its five requirements."""
+def _assess(url: str, model: str, model_dir: Path) -> list[dict[str, Any]]:
+    """Score a running TorchServe with `autograder assess`'s own engine and probes; its five requirements. It
+    serves the course model in `model_dir`, so its answers are compared with that model's own: a handler that
+    returns made-up scores fast loses requirements 3 and 4."""
     from autograder.assess.engine import Request, assess
 
     result = assess(Request(torchserve=url, model=model, requests=ASSESS_REQUESTS, startup_timeout=30.0,
-                            breakdown=False))
+                            breakdown=False, model_dir=model_dir, served_model=True))
     return [{"points": c.points, "max_points": c.max_points, "passed": c.passed, "verdict": c.verdict}
             for c in result.criteria]
 

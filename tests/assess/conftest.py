@@ -8,27 +8,12 @@ import pytest
 
 
 def make_model_dir(folder: Path, classes: int = 10, channels: int = 1, size: int = 28) -> Path:
-    import torch
+    """A random model whose top-1 depends on the image (mlinfra.modelstore.standin_model): a constant answer
+    cannot pass for its own."""
+    from mlinfra.modelstore import standin_model
 
-    from mlinfra.modelstore import ModelCard, save_model
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(channels, 4, 3),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(4, classes),
-    ).eval()
-    card = ModelCard(
-        name=f"tiny-{classes}",
-        architecture="tiny-cnn",
-        input_size=size,
-        channels=channels,
-        mean=[0.5] * channels,
-        std=[0.5] * channels,
-    )
-    return save_model(folder, torch.jit.script(net), [f"class-{i}" for i in range(classes)], card)
+    return standin_model(folder, classes, channels, size, name=f"tiny-{classes}",
+                         labels=[f"class-{i}" for i in range(classes)])
 
 
 @pytest.fixture(scope="session")

@@ -38,24 +38,11 @@ def write_dockerfile(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 10-class TorchScript CNN in the course's model-folder format: the service, not the model, is under test."""
-    import warnings
+    """A 10-class random TorchScript model in the course's model-folder format: the service, not the model, is
+    under test."""
+    from mlinfra.modelstore import standin_model
 
-    import torch
-    from torch import nn
-
-    from mlinfra.modelstore import ModelCard, save_model
-
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                        nn.Linear(16, 10)).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch 2.14 calls torch.jit deprecated; TorchScript is the course's format
-        scripted = torch.jit.trace(net, torch.zeros(1, 1, 28, 28))
-        folder = tmp_path_factory.mktemp("tiny-model")
-        card = ModelCard(name="tiny-test", architecture="tiny-cnn", input_size=28, channels=1, mean=[0.5], std=[0.5])
-        save_model(folder, scripted, [str(i) for i in range(10)], card)
-    return folder
+    return standin_model(tmp_path_factory.mktemp("tiny-model"), name="tiny-test")
 
 
 @pytest.fixture

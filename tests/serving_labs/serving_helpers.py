@@ -9,7 +9,6 @@ import json
 import random
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -21,23 +20,10 @@ LAB07 = ROOT / "solutions" / "lab07-api"
 
 
 def make_model(folder: Path, classes: int = 10, seed: int = 0) -> Path:
-    """A tiny TorchScript CNN in the course's model folder format: the tests need a model, not a good one."""
-    import torch
+    """A random TorchScript model in the course's model folder format: the tests need a model, not a good one."""
+    from mlinfra.modelstore import standin_model
 
-    from mlinfra.modelstore import ModelCard, save_model
-
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(32, classes),
-    ).eval()
-    card = ModelCard(name="tiny", architecture="tiny-cnn", input_size=28, channels=1, mean=[0.5], std=[0.5])
-    with warnings.catch_warnings():  # torch 2.14 calls TorchScript deprecated; the course still ships it
-        warnings.simplefilter("ignore", FutureWarning)
-        return save_model(folder, torch.jit.script(net), [f"class-{i}" for i in range(classes)], card)
+    return standin_model(folder, classes, seed=seed, name="tiny", labels=[f"class-{i}" for i in range(classes)])
 
 
 def image_bytes(mode: str = "L", size: tuple[int, int] = (28, 28), fmt: str = "PNG", seed: int = 0) -> bytes:
