@@ -11,10 +11,15 @@ Example (solutions/lab07-api/lab.yaml)::
     memory_mb: 4096             # address-space cap for one submission's grading
     outcomes: [u1-api]          # optional: the course's learning-outcome ids this lab practises and grades
                                 # (defined in quizzes/outcomes.yaml; `autograder quiz coverage` reads them)
+    warm_imports: [torch._dynamo]  # optional: modules a batch's zygote imports once, ahead of every student's
+                                # kernel (autograder/grading/zygote.py); only modules that read and write
+                                # nothing of HOME, the working folder or a config folder and start no thread
+                                # when imported
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,8 @@ NBGRADER_CONFIG = "nbgrader_config.py"
 NOT_LAB_FILES = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store", ".pytest_cache", "runs", "data",
                            "environment_report.json"})
 _FIELDS = {"title", "notebook", "editable", "cell_timeout", "notebook_timeout", "memory_mb", "outcomes",
-           "deploy_checks"}
+           "deploy_checks", "warm_imports"}
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Lab:
     memory_mb: int = 4096
     outcomes: tuple[str, ...] = ()
     deploy_checks: tuple[str, ...] = ()  # "module:function", run on the trusted side after the notebook is graded
+    warm_imports: tuple[str, ...] = ()  # modules the grading zygote imports ahead of the kernels (zygote.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +108,11 @@ def load_lab(folder: Path) -> Lab:
             isinstance(d, str) and d.count(":") == 1 and all(part.strip() for part in d.split(":")) for d in deploy_checks):
         raise BadConfig(path, "deploy_checks", "expected a list of \"module:function\" strings, e.g. "
                         "[\"autograder.deploy:torchserve\"] (docs/grading.md, 'Deploy checks')")
+    warm_imports = data.get("warm_imports", [])
+    if not isinstance(warm_imports, list) or not all(
+            isinstance(m, str) and _MODULE_NAME.fullmatch(m) for m in warm_imports):
+        raise BadConfig(path, "warm_imports", "expected a list of importable module names, e.g. [torch._dynamo] "
+                        "(the grading zygote imports them ahead of every kernel: see autograder/grading/zygote.py)")
     return Lab(
         name=folder.name,
         folder=folder,
@@ -112,6 +124,7 @@ def load_lab(folder: Path) -> Lab:
         memory_mb=_positive_int(path, data, "memory_mb", 4096),
         outcomes=tuple(outcomes),
         deploy_checks=tuple(deploy_checks),
+        warm_imports=tuple(warm_imports),
     )
 
 

@@ -101,10 +101,11 @@ class _Worker:
 
 
 def preimports(lab: Any) -> tuple[str, ...]:
-    """What the zygotes of a batch of this lab import ahead (zygote.preimports_for its reference notebook)."""
+    """What the zygotes of a batch of this lab import ahead (zygote.preimports_for its reference notebook and its
+    lab.yaml's warm_imports)."""
     from autograder.grading import zygote
 
-    return zygote.preimports_for(lab.notebook_path)
+    return zygote.preimports_for(lab.notebook_path, tuple(getattr(lab, "warm_imports", ())))
 
 
 def start_zygotes(workers: int, lab: Any) -> list[Any]:

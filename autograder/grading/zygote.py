@@ -63,6 +63,11 @@ PREIMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
 # drawn afresh in every kernel (`_reseed`). matplotlib, for one, is not here: it caches its config folder.
 HEAVY = ("numpy", "torch", "torchvision", "numpy.random")  # torchvision imports numpy.random
 
+# A lab's own warm imports (lab.yaml `warm_imports`, e.g. the torch internals lab03's cells load on their first
+# optimizer step and ONNX export) reach the zygote as WARM + name: the lab's author vouches for them on the same
+# terms as HEAVY. A bare name that is not in HEAVY is never imported.
+WARM = "--warm="
+
 
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -261,11 +266,12 @@ def _serve_one(sock: socket.socket, request: dict[str, Any], fds: list[int], set
 
 def serve(fd: int, extra: list[str]) -> None:
     """The zygote's loop: one request per kernel, until the worker closes its end. `extra`: more modules to import
-    ahead (from HEAVY)."""
+    ahead (from HEAVY, or a lab's warm imports given as WARM + name)."""
     import importlib
 
     before = dict(os.environ)
-    for name in (*PREIMPORTS, *[m for m in extra if m in HEAVY]):
+    ahead = [m.removeprefix(WARM) if m.startswith(WARM) else m for m in extra if m in HEAVY or m.startswith(WARM)]
+    for name in (*PREIMPORTS, *ahead):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     # what importing set in the environment (debugpy sets PYDEVD_USE_FRAME_EVAL), as a kernel's own imports would
@@ -371,9 +377,14 @@ class Zygote:
             self.reap()
 
 
-def preimports_for(notebook: Path) -> tuple[str, ...]:
-    """The HEAVY packages a lab's reference notebook (trusted) imports: its kernels get them already imported.
-    A student's own modules never are (they differ per student)."""
+def preimports_for(notebook: Path, warm: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The HEAVY packages a lab's reference notebook (trusted) imports, then the lab's declared `warm` imports
+    (lab.yaml), as the zygote's arguments: its kernels get them already imported. A student's own modules never
+    are (they differ per student)."""
+    return (*_heavy_imports_of(notebook), *(WARM + name for name in warm))
+
+
+def _heavy_imports_of(notebook: Path) -> tuple[str, ...]:
     import ast
 
     try:
