@@ -86,11 +86,17 @@ def run_report(args: argparse.Namespace) -> Outcome:
     unknown = sorted(set(table.people) - set(roster)) if roster else []  # learners the LMS would not match
     rows = []
     for a in assessments:
-        scored = [r for r in a.results.values() if r.status not in ("missing", "unreadable", "grader error")]
+        scored = [r for r in a.results.values()
+                  if r.status not in ("missing", "unreadable", "grader error", sources.CONFLICT)]
         mean = sum(r.score for r in scored) / len(scored) if scored else 0.0
         rows.append((a.kind, a.name, str(len(a.results)), f"{mean:.1f}/{a.max_score:g}",
-                     str(sum(1 for r in a.results.values() if r.pending or r.flags or r.status == "flagged"))))
+                     str(sum(1 for r in a.results.values()
+                             if r.pending or r.flags or r.status in ("flagged", sources.CONFLICT)))))
     print(format_table(("kind", "assessment", "learners", "mean", "to review"), rows))
+    review = _identity_problems(assessments)
+    if review:  # a grade that may be filed under the wrong learner: said here, not only in the report
+        print("\nneeds review before importing (the grade is filed under a learner only once a person decides):")
+        print("\n".join(f"  {line}" for line in review))
     print(f"\nwrote {out}/report.html, class.csv, moodle.csv and canvas.csv ({len(table.students())} learners)")
     if unknown:
         print(f"not in the roster (no LMS identity; check their ids): {', '.join(table.people[k].student for k in unknown)}")
@@ -100,7 +106,21 @@ def run_report(args: argparse.Namespace) -> Outcome:
                     where=a.source) for a in assessments]
     return Outcome("class report", checks, notes=[n for a in assessments for n in a.notes],
                    data={"out": str(out), "files": sorted(files), "learners": len(table.students()),
-                         "not_in_roster": [table.people[k].student for k in unknown]})
+                         "not_in_roster": [table.people[k].student for k in unknown], "needs_review": review})
+
+
+def _identity_problems(assessments: list) -> list[str]:
+    """One line per conflict (two results for one learner) and per id flagged as not plain or a look-alike."""
+    from autograder.classbook.sources import CONFLICT
+    from mlinfra.base.output import printable
+
+    out = []
+    for a in assessments:
+        for r in a.results.values():
+            if r.status == CONFLICT:
+                out.append(f"{a.kind} {a.name}: conflict: {r.reason}")
+            out += [f"{a.kind} {a.name}: {f}" for f in r.flags if f.startswith("the id ")]
+    return [printable(line) for line in out]
 
 
 def _root_or_none() -> Path | None:

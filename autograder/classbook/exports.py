@@ -23,7 +23,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.classbook.sources import ORDINARY, Assessment, key
+from autograder.classbook.identity import shown_id, skeleton, unplain
+from autograder.classbook.sources import CONFLICT, ORDINARY, Assessment, key
 from mlinfra.base.errors import BadConfig, UsageError
 from mlinfra.base.output import csv_cell
 
@@ -98,7 +99,7 @@ class ClassTable:
         r = a.results.get(student)
         if r is None:
             return 0.0 if self.missing_as_zero else None
-        return r.score
+        return None if r.status == CONFLICT else r.score  # neither result counts: the LMS keeps what it has
 
     def total(self, student: str) -> tuple[float, float]:
         got = [self.score(student, a) for a in self.assessments]
@@ -117,7 +118,9 @@ class ClassTable:
                 out.append(f"{a.name}: {r.pending:g} point(s) pending manual grading")
             if r.flags or r.status == "flagged":
                 out.append(f"{a.name}: flagged for review")
-            if r.status not in ORDINARY:
+            if r.status == CONFLICT:
+                out.append(f"{a.name}: conflict: {r.reason}")
+            elif r.status not in ORDINARY:
                 out.append(f"{a.name}: {r.status}")
         return out
 
@@ -128,7 +131,25 @@ def build(assessments: list[Assessment], roster: dict[str, Person] | None = None
     for a in assessments:
         for k, r in a.results.items():
             people.setdefault(k, Person(r.student))
+    _flag_lookalikes(assessments, roster or {}, people)
     return ClassTable(assessments, people, missing_as_zero)
+
+
+def _flag_lookalikes(assessments: list[Assessment], roster: dict[str, Person], people: dict[str, Person]) -> None:
+    """An id that is not plain and looks like another learner's (the roster's first) is kept apart from it and
+    flagged naming it: a zero-width space or a Cyrillic letter must not make a stranger of a classmate, nor pass
+    for them unseen."""
+    looks: dict[str, str] = {}
+    for k in [*roster, *people]:
+        if not unplain(people[k].student):
+            looks.setdefault(skeleton(k), k)
+    for a in assessments:
+        for k, r in a.results.items():
+            other = looks.get(skeleton(r.student))
+            if other is not None and other != k and unplain(r.student):
+                where = "the roster's" if other in roster else "another learner's"
+                r.flags.append(f"the id {shown_id(r.student)} looks like {where} {shown_id(people[other].student)} "
+                               "but is not it: kept apart; check who handed it in")
 
 
 def _num(value: float | None) -> str:

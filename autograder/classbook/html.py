@@ -162,7 +162,7 @@ def _attention_section(table: ClassTable) -> str:
             if r.pending:
                 why.append(f"{r.pending:g} point(s) pending manual grading")
             if why:
-                rows.append([column(a), r.student, r.status, " | ".join(why)[:400]])
+                rows.append([column(a), r.student, r.status, " | ".join(why)[:1200]])
     if not rows:
         return "<h2>Flagged submissions</h2><p>None: nothing needs a person's review.</p>"
     return ("<h2>Flagged submissions</h2><p>Each needs a person's review before grades are final.</p>"

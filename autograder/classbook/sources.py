@@ -8,9 +8,10 @@ Inputs, by what they look like (docs/class-report.md):
 - a folder with grades.json: `autograder quiz grade`; each question's points, and (for distractor rates) each
   learner's answers, read from grades.json or else from the record file it names;
 - a .json file: `autograder assess --pack ... --json FILE` (one hand-in or a batch); the learner is the hand-in's
-  name without `-practical.zip`.
+  file name without `-practical.zip`, else (alice/practical.zip, a folder per learner) the folder holding it.
 These files are the instructor's own outputs, but the ids and reasons in them were chosen by learners: nothing
-here evaluates them, and every id is used as text only.
+here evaluates them, and every id is used as text only. Two results of one assessment for one learner key (see
+identity.py) are a conflict: neither counts, both are shown for review (`add`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import csv
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from autograder.classbook.identity import key, shown_id, unplain
 from mlinfra.base.errors import BadConfig, UsageError
 
 LAB, QUIZ, PRACTICAL = "lab", "quiz", "practical"
 # statuses that need a person before grades are final (grading's and `quiz grade`'s rejections); the rest are
 # the learner's own outcomes (completed, kernel died, stopped, ...)
+CONFLICT = "conflict"  # two results of one assessment map to one learner: neither counts until a person decides
 NEEDS_A_PERSON = ("grader error", "unreadable", "missing", "no-ticket", "bad-signature", "wrong-learner",
-                  "wrong-quiz", "duplicate", "over-time", "outside-window")
+                  "wrong-quiz", "duplicate", "over-time", "outside-window", CONFLICT)
 ORDINARY = ("completed", "flagged", "needs manual grading", "passed", "failed", "")  # no note needed
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a class of hundreds with every latency sample stays far below this
 # grades.csv columns that are not a test's points (helper columns a grading run may add are listed here)
@@ -52,6 +55,8 @@ class Result:
     pending: float = 0.0  # points waiting for a person (manual grading): not in `score` yet
     flags: list[str] = field(default_factory=list)
     reason: str = ""
+    source: str = ""  # where it was read: a hand-in's name, a grades.csv line (named in a conflict)
+    conflicting: list[Result] = field(default_factory=list)  # a conflict's results, none of them counted
 
 
 @dataclass
@@ -67,9 +72,30 @@ class Assessment:
     notes: list[str] = field(default_factory=list)
 
 
-def key(student: str) -> str:
-    """How one learner is matched across labs, quizzes and the practical: case and outer spaces do not count."""
-    return student.strip().casefold()
+def add(assessment: Assessment, result: Result) -> None:
+    """File `result` under its learner. An id that is not plain is flagged (identity.unplain); a second result for
+    a learner already there makes both a conflict: the learner's cell stays empty and the report says which two
+    results to look at, never the later one silently replacing the earlier (a look-alike name would take a
+    classmate's grade)."""
+    why = unplain(result.student)
+    if why:
+        result.flags.append(f"{why}: check who handed in {shown_id(result.source or 'it')} before the grade counts")
+    k = key(result.student)
+    previous = assessment.results.get(k)
+    if previous is None:
+        assessment.results[k] = result
+        return
+    results = [*(previous.conflicting or [previous]), result]
+    # the row's id: a plain one, the same whichever result was read first
+    plain = sorted((r for r in results if not unplain(r.student)), key=lambda r: (r.student != k, r.student))
+    listed = " and ".join(f"{shown_id(r.source or 'a result')} (id {shown_id(r.student)}, {r.score:g}/{r.max_score:g})"
+                          for r in results)
+    assessment.results[k] = Result(
+        plain[0].student if plain else k, 0.0, max(r.max_score for r in results), CONFLICT,
+        source=", ".join(r.source for r in results), conflicting=results,
+        reason=(f"{len(results)} results map to the learner {shown_id(k)}: {listed}; none is counted. Find out whose "
+                "each is, rename or remove the one that is not this learner's (its file or folder name), then run "
+                "the grading and the class report again"))
 
 
 def _cell(text: str | None) -> str:
@@ -140,7 +166,7 @@ def load_lab(folder: Path) -> Assessment:
             rows = list(csv.DictReader(fh))
     except OSError as exc:
         raise UsageError(f"{where}: cannot be read ({exc.strerror or exc})") from None
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         row = {(k or ""): _cell(v) for k, v in row.items()}
         student = row.get("student", "")
         if not student:
@@ -158,8 +184,9 @@ def load_lab(folder: Path) -> Assessment:
             pending=_pending(row, where),
             flags=[str(f) for f in flagged.get(student, [])] if isinstance(flagged.get(student), list) else [],
             reason=row.get("reason", ""),
+            source=f"{where} line {line}",
         )
-        lab.results[key(student)] = result
+        add(lab, result)
     return lab
 
 
@@ -201,7 +228,7 @@ def load_quiz(path: Path, root: Path | None) -> Assessment:
     else:
         quiz.notes.append(f"no bank quizzes/{quiz_id}.yaml here: no distractor rates for {quiz_id}")
     maxima: list[float] = []
-    for row in data["students"]:
+    for n, row in enumerate(data["students"]):
         if not isinstance(row, dict):
             continue
         student = str(row.get("student") or "")
@@ -216,14 +243,21 @@ def load_quiz(path: Path, root: Path | None) -> Assessment:
         status = str(row.get("status") or "")
         result = Result(student, _number(row.get("score"), str(path)), _number(row.get("max_score"), str(path)),
                         "completed" if status == "graded" else status, items, pending=pending,
-                        reason=str(row.get("error") or "; ".join(map(str, row.get("notes") or []))))
+                        reason=str(row.get("error") or "; ".join(map(str, row.get("notes") or []))),
+                        source=f"{path} students[{n}]" + (f" ({row['file']})" if row.get("file") else ""))
         if bank is not None and status == "graded":
             result.choices = _choices(bank, _answers(row, path))
         if status == "graded":
             maxima.append(result.max_score)
         previous = quiz.results.get(key(student))
-        if previous is None or (previous.status != "completed" and result.status == "completed"):
-            quiz.results[key(student)] = result  # a learner's graded record wins over a rejected duplicate
+        if previous is not None and previous.student == student and not previous.conflicting \
+                and (previous.status, result.status) != ("completed", "completed"):
+            # the quiz grader's own verdict on one learner's records (a graded one and those it rejected, e.g. as
+            # a duplicate): the graded one counts; two graded ones, or two ids only alike, are a conflict (add)
+            if previous.status != "completed" and result.status == "completed":
+                quiz.results[key(student)] = result
+            continue
+        add(quiz, result)
     quiz.max_score = _number(data.get("max_score"), str(path)) or (max(maxima) if maxima else 0.0)
     return quiz
 
@@ -287,7 +321,7 @@ def load_practical(path: Path, data: dict[str, Any]) -> Assessment:
     for part in parts:
         if not isinstance(part, dict):
             continue
-        student = _pack_student(part)
+        student, source = _pack_student(part)
         checks = [c for c in part.get("checks") or [] if isinstance(c, dict) and _number(c.get("max_points"), str(path))]
         for c in checks:
             practical.items.setdefault(str(c.get("name")), _number(c.get("max_points"), str(path)))
@@ -297,20 +331,31 @@ def load_practical(path: Path, data: dict[str, Any]) -> Assessment:
         top = _number(part["max_score"], str(path)) if "max_score" in part else \
             sum(_number(c.get("max_points"), str(path)) for c in checks)
         result = Result(student, score, top, str(part.get("status") or ""), points,
-                        reason="; ".join(str(n) for n in part.get("notes") or [])[:300])
-        practical.results[key(student)] = result
+                        reason="; ".join(str(n) for n in part.get("notes") or [])[:300], source=source)
+        add(practical, result)
         practical.max_score = max(practical.max_score, result.max_score)
     return practical
 
 
-def _pack_student(part: dict[str, Any]) -> str:
+def _pack_student(part: dict[str, Any]) -> tuple[str, str]:
+    """The learner a hand-in is filed under, and the hand-in's name: `<id>-practical.zip` (as `submit` names it),
+    else the folder holding it (alice/practical.zip: a folder per learner, the layout `assess --help` shows). The
+    batch label (its path below the packs' common folder) is read first; a single hand-in's label is its file name,
+    so its folder comes from the path it was assessed under."""
     target = part.get("target") if isinstance(part.get("target"), dict) else \
         (part.get("data") or {}).get("target", {}) if isinstance(part.get("data"), dict) else {}
-    pack = str(target.get("pack") or "") if isinstance(target, dict) else ""
-    if not pack:
+    target = target if isinstance(target, dict) else {}
+    pack = str(target.get("pack") or "")
+    label = str(target.get("label") or "") or pack  # an older --json has no label: the path it was given
+    if not label:
         match = re.match(r"hand-in (\S+)", str(part.get("subject") or ""))
-        pack = match.group(1) if match else str(part.get("subject") or "unknown")
-    name = Path(pack).name
-    for suffix in (".zip", "-practical"):
-        name = name.removesuffix(suffix)
-    return name or "unknown"
+        label = match.group(1) if match else str(part.get("subject") or "")
+    label = re.sub(r" #\d+$", "", label) or "unknown"  # the same pack given twice: one learner, a conflict
+    where = PurePosixPath(label.replace("\\", "/"))
+    stem = where.name.removesuffix(".zip")
+    if stem.endswith(f"-{PRACTICAL}") and stem != f"-{PRACTICAL}":
+        return stem.removesuffix(f"-{PRACTICAL}"), label
+    folder = where.parent.name or PurePosixPath(pack.replace("\\", "/")).parent.name
+    if folder not in ("", ".", ".."):
+        return folder, label
+    return stem.removesuffix(f"-{PRACTICAL}") or "unknown", label
