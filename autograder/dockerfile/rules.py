@@ -41,7 +41,9 @@ from autograder.dockerfile.ignore import DockerIgnore
 from autograder.errors import UsageError
 from mlinfra.base.results import SEVERITIES, Finding, at
 
-# The course's own rules (the table above); any other rule is hadolint's code (DL3008, SC2086, ...).
+# The course's own rules (the table above). hadolint's are its codes (DL3008, SC2086): the JSON's `source` is
+# read from the rule's form, so a course rule added elsewhere (dockerfile/bases.py) is never taken for hadolint's.
+HADOLINT_CODE = re.compile(r"(DL|SC)\d{4}")
 COURSE_RULES = ("base-latest", "base-unpinned", "root-user", "no-healthcheck", "code-before-deps", "secret-in-env",
                 "no-expose", "uvicorn-host", "no-cmd", "no-from", "no-dockerignore", "dockerignore-gaps",
                 "remote-source")
@@ -69,7 +71,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     """A finding as `autograder dockerfile --json` has always written it: lab06's notebook reads rule, line,
     message and fix; `line` is 1-based in the Dockerfile (or the .dockerignore for dockerignore-*), None: the file."""
     return {"rule": f.rule, "severity": f.severity, "line": f.line, "message": f.message, "fix": f.fix,
-            "source": "course" if f.rule in COURSE_RULES else "hadolint", "file": f.file}
+            "source": "hadolint" if HADOLINT_CODE.fullmatch(f.rule) else "course", "file": f.file}
 
 
 @dataclass
