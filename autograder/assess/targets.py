@@ -55,6 +55,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
     import httpx
 
     from autograder.assess import deadlines
+    from mlinfra.base.bounded_http import read_capped
 
     start = time.perf_counter()
     until, why = deadlines.for_request(REQUEST_TIMEOUT_S)
@@ -63,15 +64,10 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Reply:
     deadlines.set_current(until)
     try:
         with client.stream(method, url, **kwargs) as response:
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:
-                    elapsed = (time.perf_counter() - start) * 1000
-                    return Reply(None, elapsed_ms=elapsed,
-                                 error=f"an answer over {MAX_REPLY_BYTES // 2**20} MB (cut off there)")
-            content = b"".join(chunks)
+            # Raw, then decoded within the cap: httpx's own decoding would inflate a gzip bomb whole first.
+            content = read_capped(response.iter_raw(), response.headers.get("content-encoding"), MAX_REPLY_BYTES)
+    except ValueError as exc:  # bounded_http.TooLarge included: the answer is cut off, and that is its reply
+        return Reply(None, elapsed_ms=(time.perf_counter() - start) * 1000, error=str(exc))
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - start) * 1000
         if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= until - 0.05:
@@ -96,8 +92,10 @@ def new_client() -> httpx.Client:
     from autograder.assess import deadlines
 
     direct = {"all://127.0.0.1": None, "all://localhost": None, "all://[::1]": None}
+    from mlinfra.base.bounded_http import IDENTITY
+
     return httpx.Client(
-        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False, mounts=direct,
+        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0), follow_redirects=False, mounts=direct, headers=IDENTITY,
         transport=deadlines.transport(),
     )
 

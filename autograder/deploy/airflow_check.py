@@ -289,12 +289,14 @@ def _call(client: Any, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
     sandbox, where the learner's code could replace it, so at most 1 MB and 30 s a reply."""
     import json
 
-    deadline, body = time.monotonic() + 30, b""
-    with client.stream(method, url, **kwargs) as reply:
-        for chunk in reply.iter_bytes():
-            body += chunk
-            if len(body) > API_CAP or time.monotonic() > deadline:
-                raise ValueError(f"{method} {url}: the reply passed 1 MB or 30 s")
+    from mlinfra.base.bounded_http import IDENTITY, read_capped
+
+    with client.stream(method, url, headers=IDENTITY, **kwargs) as reply:
+        try:  # raw, then decoded within the cap: a gzip bomb is never inflated whole
+            body = read_capped(reply.iter_raw(), reply.headers.get("content-encoding"), API_CAP,
+                               time.monotonic() + 30)
+        except ValueError as exc:
+            raise ValueError(f"{method} {url}: {exc}") from None
     try:
         parsed = json.loads(body) if body else {}
     except ValueError:

@@ -88,14 +88,19 @@ class SandboxedTorchServe:
         from mlinfra.base.wait import NotReady, wait_until
 
         image, last = probe_image(), ["no answer yet"]
-        with httpx.Client(timeout=10) as client:
+        from mlinfra.base.bounded_http import IDENTITY, read_capped
+
+        with httpx.Client(timeout=10, headers=IDENTITY) as client:
 
             def predicts() -> bool:
-                try:
-                    reply = client.post(f"{self.url}/predictions/{dep.name}", content=image)
-                    if reply.status_code == 200:
-                        return True
-                    last[0] = f"HTTP {reply.status_code}: {reply.text[:200]}"
+                try:  # the learner's handler answers: read raw and within bounds, as every probe does
+                    with client.stream("POST", f"{self.url}/predictions/{dep.name}", content=image) as reply:
+                        if reply.status_code == 200:
+                            return True
+                        body = read_capped(reply.iter_raw(), reply.headers.get("content-encoding"), 1 << 16)
+                    last[0] = f"HTTP {reply.status_code}: {body[:200].decode('utf-8', errors='replace')}"
+                except ValueError as exc:
+                    last[0] = f"HTTP {reply.status_code}: {exc}"
                 except httpx.TransportError as exc:
                     last[0] = type(exc).__name__
                 return False
