@@ -148,31 +148,75 @@ def readme_sections(text: str) -> list[tuple[str, str]]:
     return out
 
 
+# What a section must hold under its heading (the heading itself not counted) to be one: a line of real text.
+MIN_BODY_CHARS = 20  # visible characters
+MIN_BODY_WORDS = 3  # words of two letters or more
+_WORD = re.compile(r"[^\W\d_]{2,}")
+BODY_RULE = f"at least {MIN_BODY_WORDS} words and {MIN_BODY_CHARS} characters of text under its own heading"
+
+
+def _why_not(section: Section, title: str, body: str) -> str:
+    """Why the heading `title` with `body` under it is not this section ('' when it is)."""
+    words = len(_WORD.findall(body))
+    if not body.strip():
+        return f"section '{title}' is empty"
+    if len(body) < MIN_BODY_CHARS or words < MIN_BODY_WORDS:
+        return f"section '{title}' holds too little ({words} word(s), {len(body)} character(s); {BODY_RULE})"
+    if section.needs_ms and not _MS.search(f"{title} {body}"):
+        return f"section '{title}' gives no figure in ms"
+    return ""
+
+
+def _assign(fits: list[list[int]]) -> list[int | None]:
+    """A heading per section (fits[s]: the headings that would pass as section s), each heading used at most once,
+    as many sections served as can be: a heading that names two sections ("Run the API") is one of them."""
+    owner: dict[int, int] = {}
+
+    def take(s: int, seen: set[int]) -> bool:
+        for h in fits[s]:
+            if h not in seen:
+                seen.add(h)
+                if h not in owner or take(owner[h], seen):
+                    owner[h] = s
+                    return True
+        return False
+
+    for s in range(len(fits)):
+        take(s, set())
+    chosen: list[int | None] = [None] * len(fits)
+    for h, s in owner.items():
+        chosen[s] = h
+    return chosen
+
+
 def check_readme(text: str | None, where: str = README_NAME) -> list[Check]:
-    """One scored check per required section: present (a heading that names it) and, for latency, a figure in ms."""
+    """One scored check per required section: its own heading that names it (one heading is one section, never
+    two), with real text under it (BODY_RULE), and for latency a figure in ms."""
     from mlinfra.base.output import printable
 
-    checks = []
+    if text is None:
+        return [Check(f"README: {section.name}", FAILED, 0, SECTION_POINTS,
+                      f"no {README_NAME} in the hand-in: {section.advice}", where) for section in SECTIONS]
     # The headings are the learner's text, quoted in one-line messages: control characters and newlines escaped.
-    sections = [(printable(title), body) for title, body in readme_sections(text or "")]
-    for section in SECTIONS:
+    sections = [(printable(title), body) for title, body in readme_sections(text)]
+    named = [[n for n, (title, _) in enumerate(sections) if section.heading.search(title)] for section in SECTIONS]
+    chosen = _assign([[n for n in heads if not _why_not(section, *sections[n])]
+                      for section, heads in zip(SECTIONS, named, strict=True)])
+    checks = []
+    for section, heads, got in zip(SECTIONS, named, chosen, strict=True):
         name = f"README: {section.name}"
-        if text is None:
-            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"no {README_NAME} in the hand-in: {section.advice}",
-                                where))
-            continue
-        found = [(title, body) for title, body in sections if section.heading.search(title)]
-        if not found:
+        if got is not None:
+            checks.append(Check(name, PASSED, SECTION_POINTS, SECTION_POINTS, f"section '{sections[got][0]}'", where))
+        elif not heads:
             checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"no section about {section.name}: {section.advice}",
                                 where))
-        elif section.needs_ms and not any(_MS.search(title + " " + body) for title, body in found):
-            checks.append(Check(name, FAILED, 0, SECTION_POINTS,
-                                f"section '{found[0][0]}' gives no figure in ms: {section.advice}", where))
-        elif not any(body.strip() for _, body in found):
-            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"section '{found[0][0]}' is empty: {section.advice}",
-                                where))
         else:
-            checks.append(Check(name, PASSED, SECTION_POINTS, SECTION_POINTS, f"section '{found[0][0]}'", where))
+            why = [_why_not(section, *sections[n]) for n in heads]
+            message = next((w for w in why if w), "")
+            if not message:  # each heading naming it passes, but as another section
+                message = (f"section '{sections[heads[0]][0]}' already counts as another section (each section "
+                           "needs its own heading)")
+            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"{message}: {section.advice}", where))
     return checks
 
 
