@@ -6,6 +6,7 @@ a requirement's checks as {name, passed, detail}, the record the probes once had
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,7 +296,7 @@ def markdown(result: Assessment, path: Path) -> Path:
     out = [
         f"# Practical assessment: {status}",
         "",
-        f"Service: {result.target['description']}  ",
+        f"Service: {md_text(result.target['description'])}  ",
         f"Score: **{fmt_points(result.score)} / {fmt_points(result.max_score)}**; the assessment {result.pass_rule}.",
         "",
         "| # | Requirement | Points | Result | Verdict |",
@@ -303,11 +304,11 @@ def markdown(result: Assessment, path: Path) -> Path:
     ]
     for row in rubric_rows(result):
         out.append("| " + " | ".join(cell_text(cell) for cell in row) + " |")
-    out += ["", result.next_step(), "", "## Checks", ""]
+    out += ["", md_text(result.next_step()), "", "## Checks", ""]
     for c in result.criteria:
         out.append(f"### {c.number}. {c.title}: {fmt_points(c.points)}/{fmt_points(c.max_points)}")
         out.append("")
-        out += [f"- {'pass' if ch.passed else '**FAIL**'}: {ch.name}: {ch.message}" for ch in c.checks]
+        out += [f"- {'pass' if ch.passed else '**FAIL**'}: {md_text(ch.name)}: {md_text(ch.message)}" for ch in c.checks]
         out.append("")
     if result.evidence.latency:
         intro = (
@@ -365,11 +366,27 @@ def markdown(result: Assessment, path: Path) -> Path:
     return path
 
 
-def cell_text(text: str) -> str:
-    """A Markdown table cell: one line (newlines and control characters shown), no column break."""
+# Markdown's inline syntax a quoted text could use: links and images ([, ], !), emphasis, code spans, strikethrough,
+# a table's column break, and the backslash that would undo an escape. < > & become entities: no HTML, no entity.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md_text(text: str) -> str:
+    """Text that may quote a hand-in (a README heading, a model card field, an answer, a file name) as inert
+    Markdown on one line: control characters and newlines shown as escapes, HTML special characters as entities,
+    Markdown's link, image, emphasis and table syntax escaped. A previewer shows it as written and fetches
+    nothing (red team 3: a heading `<img src=http://...>` was a beacon). Every quoted text in the report goes
+    through here."""
     from mlinfra.base.output import printable
 
-    return printable(text).replace("|", "\\|")
+    shown = "".join(_HTML_SPECIAL.get(ch, ch) for ch in printable(text))
+    return _MD_SPECIAL.sub(r"\\\1", shown)
+
+
+def cell_text(text: str) -> str:
+    """A Markdown table cell: md_text (so no column break either)."""
+    return md_text(text)
 
 
 def breakdown_markdown(result: Assessment, path: Path) -> list[str]:

@@ -64,3 +64,45 @@ def test_the_docs_state_the_rule() -> None:
     for doc in ("docs/instructor-guide.md", "docs/serving.md", "labs/lab07-api/lab07-api.ipynb"):
         text = " ".join((root / doc).read_text(encoding="utf-8").split())
         assert f"{handin.MIN_BODY_WORDS} words" in text and f"{handin.MIN_BODY_CHARS} characters" in text, doc
+
+
+# --- 10. report-markdown-html-injection ---------------------------------------------------------------------------
+
+BEACON = "<img src=http://192.0.2.2:47123/readme>"
+LEARNER_TEXTS = (BEACON, "[Score 120/120](http://192.0.2.2/x)", "![badge](http://192.0.2.2/b.png)",
+                 "<a href=http://192.0.2.2>here</a>", "`code` **bold** ~~gone~~ a|b \\<b>", "&lt;i&gt;")
+
+
+def test_learner_text_in_the_markdown_report_is_inert(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    from autograder.assess import probes, report
+
+    def rendered(quoted: str) -> tuple[str, str]:
+        """The report of a hand-in quoting `quoted` in a README heading, model card, demo and file name, an
+        answer; and that report as a previewer renders it (CommonMark, tables, strikethrough)."""
+        text = readme({**SECTIONS, f"How to run {quoted}": SECTIONS["How to run"], "Limitations": "x"})
+        text = text.replace("## How to run\n", "## Usage notes\n")  # the quoted heading is the run section
+        card = {"name": quoted, "architecture": quoted, "input_size": 28}
+        unpacked = handin.Unpacked(tmp_path, text, card, [f"demo/{quoted}.md"], None)
+        result = report.Assessment({"description": f"hand-in {quoted}-practical.zip"},
+                                   probes.never_came_up(f"answered {quoted}"), handin=handin.pack_checks(unpacked))
+        written = report.markdown(result, tmp_path / "r.md").read_text()
+        return written, MarkdownIt("commonmark").enable("table").enable("strikethrough").render(written)
+
+    _, plain = rendered("plain words")
+    for quoted in LEARNER_TEXTS:
+        written, page = rendered(quoted)
+        assert quoted not in written, quoted
+        for markup in ("<img", "<a ", "<code>", "<strong>", "<em>", "<s>", "<b>", "<i>", "<td>"):
+            assert page.count(markup) == plain.count(markup), (quoted, markup)  # the report's own markup only
+        # shown as written: the rendered page's text holds the learner's characters
+        assert quoted.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page, quoted
+
+
+def test_one_helper_escapes_every_quoted_text() -> None:
+    from autograder.assess import report
+
+    assert report.md_text(BEACON) == "&lt;img src=http://192.0.2.2:47123/readme&gt;"
+    assert report.md_text("[a](b) \\x") == "\\[a\\](b) \\\\x" and report.cell_text("a|b") == "a\\|b"
+    assert report.md_text("line\nnext\x1b") == "line\\\\nnext\\\\x1b"
