@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,6 +303,7 @@ class Container:
     name: str
     port: int  # on 127.0.0.1
     container_port: int
+    relay: NetnsRelay | None = None  # how port reaches a container with no network (run_container's `offline`)
 
     def state(self) -> dict[str, object]:
         proc = self.engine.run("inspect", self.name, "--format", "{{json .State}}", check=False)
@@ -328,6 +330,9 @@ class Container:
     def stop(self) -> None:
         self.engine.run("stop", "-t", "10", self.name, check=False, timeout=60)
         self.engine.run("rm", "-f", self.name, check=False, timeout=60)
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
 
 
 def import_image(engine: Engine, tag: str, root_tar: bytes, timeout: float = 120) -> None:
@@ -348,9 +353,13 @@ def remove_image(engine: Engine, tag: str) -> None:
 
 def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[str, str] | None = None,
                   name: str | None = None, extra: Sequence[str] = (), hardened: bool = False,
-                  lifetime: float | None = None, batch: str = "") -> Container:
+                  lifetime: float | None = None, batch: str = "", offline: bool = False) -> Container:
     """Start `tag` detached, its `container_port` published on 127.0.0.1 at a free port; `extra`: more `run`
     options (grading passes limits: --memory, --pids-limit). `hardened` (someone else's image): hardened_options().
+    `offline` (a graded image): the container gets no network at all (`--network=none`: its own loopback only,
+    nothing of the grading machine or beyond), and the free port on the host's 127.0.0.1 is a relay of ours that
+    connects to `container_port` on the container's loopback from inside its network namespace (NetnsRelay; needs
+    root, as a graded build's isolation does: elsewhere the port is published as without `offline`).
     `lifetime`: seconds after which podman stops the container itself, even if no one is left to (Docker has no
     such option: its container lives until stopped). `batch`: the grading batch it is for (labelled with it, so
     remove_batch finds it). The port is found free, then handed to the engine: another check starting a container
@@ -359,6 +368,9 @@ def run_container(engine: Engine, tag: str, container_port: int, *, env: dict[st
     extra = (*extra, *(hardened_options() if hardened else ()),
              *(("--timeout", str(int(lifetime))) if lifetime is not None and engine.name == "podman" else ()),
              *(("--label", f"{BATCH_LABEL}={batch}") if batch else ()))
+    if offline and os.geteuid() == 0:
+        return _run_offline(engine, tag, container_port, name or f"autograder-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                            env=env, extra=extra)
     for attempt in range(3):
         port = free_port()
         this = name or f"autograder-{os.getpid()}-{port}"
@@ -387,6 +399,132 @@ def _run_container(engine: Engine, tag: str, container_port: int, port: int, nam
             engine.run("rm", "-f", name, check=False)  # a podman without slirp4netns: its default network
     engine.run(*args, tag, timeout=120)
     return Container(engine, name, port, container_port)
+
+
+def _run_offline(engine: Engine, tag: str, container_port: int, name: str, *, env: dict[str, str] | None,
+                 extra: Sequence[str]) -> Container:
+    args = ["run", "-d", "--init", "--name", name, "--network=none", *extra]
+    for key, value in (env or {}).items():
+        args += ["-e", f"{key}={value}"]
+    engine.run(*args, tag, timeout=120)
+    try:
+        relay = NetnsRelay(_open_netns(engine, name), container_port)
+    except (OSError, EngineError) as exc:
+        engine.run("rm", "-f", name, check=False)
+        raise EngineError(f"could not reach the container's port {container_port}: {exc}") from None
+    return Container(engine, name, relay.port, container_port, relay)
+
+
+def _open_netns(engine: Engine, name: str) -> int:
+    """A descriptor of the running container `name`'s network namespace. Checked to be the container's own: the
+    process is still the container's after the namespace was opened (a pid reused by then would be someone
+    else's), and its namespace is not ours."""
+    def pid() -> int:
+        out = engine.run("inspect", name, "--format", "{{.State.Pid}}", check=False).stdout.strip()
+        if not out.isdigit() or int(out) <= 0:
+            raise EngineError(f"the container is not running (pid {out or 'unknown'}): it exited at once?")
+        return int(out)
+
+    first = pid()
+    fd = os.open(f"/proc/{first}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if pid() != first or os.fstat(fd).st_ino == os.stat("/proc/self/ns/net").st_ino:
+            raise EngineError("the container's network namespace could not be told from the host's")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+class NetnsRelay:
+    """A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to 127.0.0.1:`port`
+    inside another network namespace (a graded container's, which has no network of its own). The connection
+    into the container is made by our own threads that joined its namespace (setns: per thread), so the
+    container reaches nothing of ours: it only answers what is sent to it. Closing the relay closes `netns_fd`."""
+
+    def __init__(self, netns_fd: int, port: int) -> None:
+        import asyncio
+        import ctypes
+        import socket
+        from concurrent.futures import ThreadPoolExecutor
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        target = os.fstat(netns_fd).st_ino
+
+        def enter() -> None:
+            if libc.setns(netns_fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into the container's network namespace failed")
+
+        def here() -> int:
+            return os.stat(f"/proc/self/task/{threading.get_native_id()}/ns/net").st_ino
+
+        def connect() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(10)
+                sock.connect(("127.0.0.1", port))
+                sock.setblocking(False)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+
+        self.netns_fd = netns_fd
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="netns-relay", initializer=enter)
+        try:
+            if self.pool.submit(here).result(timeout=10) != target:  # (also: setns failed, BrokenThreadPool)
+                raise OSError("a relay thread is not in the container's network namespace")
+        except Exception:
+            self.pool.shutdown(wait=False)
+            raise
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        box: dict[str, object] = {}
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                sock = await self.loop.run_in_executor(self.pool, connect)
+                up_reader, up_writer = await asyncio.open_connection(sock=sock)
+            except (OSError, RuntimeError):  # nothing listens yet (refused), or the relay is closing
+                writer.close()
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        async def serve() -> None:
+            box["server"] = await asyncio.start_server(handle, "127.0.0.1", 0)
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(serve())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True, name="netns-relay-loop")
+        self.thread.start()
+        ready.wait(10)
+        self.server: asyncio.Server = box["server"]  # type: ignore[assignment]
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(OSError):
+            os.close(self.netns_fd)
 
 
 def remove_container(engine: Engine, name: str, timeout: float = 60) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import container_engine as eng
+from autograder.dockerfile import bases as bases_mod
 from autograder.dockerfile import context as ctx
 from autograder.dockerfile.rules import LintResult
 
@@ -86,11 +87,17 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def run_assessment(url: str, requests: int | None = None, timeout: float = 900) -> dict[str, Any]:
-    """`autograder assess --url URL --json FILE` as a subprocess: its own process, its own exit code."""
+def run_assessment(url: str, requests: int | None = None, timeout: float = 900,
+                   served_model: Path | None = None) -> dict[str, Any]:
+    """`autograder assess --url URL --json FILE` as a subprocess: its own process, its own exit code.
+    `served_model`: the model folder the image was built with; the service's answers must then be that model's
+    (`--served-model --model-dir`: requirement 3 and every timed request of requirement 4 compare them with the
+    grader's own forward), so a service that answers without the model cannot pass."""
     with tempfile.TemporaryDirectory(prefix="autograder-assess-") as tmp:
         out = Path(tmp) / "assess.json"
         more = ["--requests", str(requests)] if requests else []
+        if served_model is not None:
+            more += ["--served-model", "--model-dir", str(served_model)]
         try:
             proc = subprocess.run([sys.executable, "-m", "autograder", "assess", "--url", url, "--json", str(out),
                                    *more], capture_output=True, text=True, timeout=max(1.0, timeout), check=False)
@@ -112,7 +119,8 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
                      health_timeout: float = 180.0, log: Callable[[str], None] = print,
                      requests: int | None = None, isolated: bool = False,
                      run_args: tuple[str, ...] = (), caps: Caps | None = None,
-                     keep_image: bool = True, batch: str = "") -> BuildOutcome:
+                     keep_image: bool = True, batch: str = "",
+                     bases: tuple[str, ...] = bases_mod.COURSE_BASES) -> BuildOutcome:
     """Build, run, wait for /health, assess, stop. `isolated` (grading someone else's Dockerfile): a Dockerfile
     that makes the builder fetch something itself (ADD of a URL: the `remote-source` finding) is not built; the
     build's RUN steps get no network on podman (pip finds the course's wheels at /wheels), and the builder runs
@@ -121,7 +129,9 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     `caps`: the time, size and run limits, each reported when hit.
     `keep_image` False: the image (and, isolated, everything the build made) is removed at the end.
     `run_args`: more options for the container (limits). `batch`: the grading batch it is for (its image and
-    container are labelled with it, so the batch's end removes them even if this process is killed)."""
+    container are labelled with it, so the batch's end removes them even if this process is killed).
+    `bases` (isolated): the only images it may start from besides its own earlier stages (bases.foreign_sources:
+    anything else is not built)."""
     from autograder.dockerfile.rules import REMOTE_RULE
     from autograder.errors import UsageError
     from autograder.paths import repo_root
@@ -136,6 +146,14 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
     if isolated and remote:
         outcome.error = (f"not built: line {remote[0].line}: {remote[0].message}; {remote[0].fix}")
         return outcome
+    if isolated:
+        # Only the course's base and earlier stages: not an image someone built on the grading machine.
+        text = dockerfile.read_text()
+        foreign = bases_mod.foreign_sources(text, dockerfile.name, bases,
+                                            digests=_base_digests(engine, bases) if "@" in text else ())
+        if foreign:
+            outcome.error = f"not built: line {foreign[0].line}: {foreign[0].message}; {foreign[0].fix}"
+            return outcome
     caps = caps or Caps(build_s=1800.0, image_mb=0, run_s=900.0 + health_timeout)
     exposed = [p.split("/")[0] for p in lint_result.facts.exposed if p.split("/")[0].isdigit()]
     container_port = int(exposed[0]) if exposed else 8000
@@ -156,8 +174,10 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         started = time.monotonic()
         # A graded image is a student's code: hardened as the grading sandbox's containers are, and (podman) stopped
         # by the engine at the end of its life even if this process is killed.
+        # ... and with no network (offline): it reaches nothing of the grading machine's or beyond; the probes
+        # reach its port through a relay of ours into its network namespace.
         container = eng.run_container(engine, outcome.tag, container_port, extra=run_args, hardened=isolated,
-                                      lifetime=caps.run_s if isolated else None, batch=batch)
+                                      lifetime=caps.run_s if isolated else None, batch=batch, offline=isolated)
         outcome.port = container.port
         base_url = f"http://127.0.0.1:{container.port}"
         log(f"started {container.name}: {base_url} -> container port {container_port}; waiting for /health")
@@ -167,8 +187,12 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         outcome.image_healthcheck = container.healthcheck()
         if assess:
             log(f"assessing {base_url} (.venv/bin/autograder assess --url {base_url})")
+            # Graded: the answers must be the staged model's (a service with no model answering a constant, or
+            # one serving another model, loses requirements 3 and 4).
+            served = (model_dir or ctx.default_model_dir()) if isolated else None
             outcome.assessment = run_assessment(base_url, requests,
-                                                timeout=caps.run_s - (time.monotonic() - started))
+                                                timeout=caps.run_s - (time.monotonic() - started),
+                                                served_model=served)
     except eng.EngineError as exc:
         outcome.error = str(exc)
         if container is not None:
@@ -180,6 +204,17 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
             eng.remove_image(engine, outcome.tag)
         shutil.rmtree(context.parent, ignore_errors=True)
     return outcome
+
+
+def _base_digests(engine: eng.Engine, bases: tuple[str, ...]) -> list[str]:
+    """The digests the allowed base images have in this engine's storage (a pin to one of them is theirs)."""
+    found: list[str] = []
+    for base in bases:
+        proc = engine.run("image", "inspect", base, "--format", "{{.Digest}} {{range .RepoDigests}}{{.}} {{end}}",
+                          check=False)
+        if proc.returncode == 0:
+            found += [word.rpartition("@")[2] for word in proc.stdout.split() if "sha256:" in word]
+    return found
 
 
 def _step_printer(log: Callable[[str], None]) -> Callable[[str], None]:

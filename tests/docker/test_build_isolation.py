@@ -127,7 +127,8 @@ def test_build_time_and_image_size_are_capped_and_reported(tmp_path: Path) -> No
     try:
         slow = dockerfile(tmp_path / "slow", "RUN sleep 31337", base=SLOW_BASE)
         outcome = build_and_assess(slow, lint(slow, hadolint=False), tag="autograder-test/slow:1", isolated=True,
-                                   assess=False, log=lambda m: None, keep_image=False, caps=Caps(build_s=5))
+                                   assess=False, log=lambda m: None, keep_image=False, caps=Caps(build_s=5),
+                                   bases=(BASE, SLOW_BASE))
         assert not outcome.built and "took over 5 s" in (outcome.error or "")
         # Stopped means stopped: no RUN step still running (reparented away), no working container of it left.
         assert not [p.pid for p in psutil.process_iter(["cmdline"]) if "31337" in " ".join(p.info["cmdline"] or [])]
