@@ -63,9 +63,9 @@ PREIMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
 # drawn afresh in every kernel (`_reseed`). matplotlib, for one, is not here: it caches its config folder.
 HEAVY = ("numpy", "torch", "torchvision", "numpy.random")  # torchvision imports numpy.random
 
-# A lab's own warm imports (lab.yaml `warm_imports`, e.g. the torch internals lab03's cells load on their first
-# optimizer step and ONNX export) reach the zygote as WARM + name: the lab's author vouches for them on the same
-# terms as HEAVY. A bare name that is not in HEAVY is never imported.
+# A lab's own warm imports (lab.yaml `warm_imports`) reach the zygote as WARM + name: the lab's author vouches for
+# them on the same terms as HEAVY (autograder/labs.py says what to check). A bare name that is not in HEAVY is never
+# imported.
 WARM = "--warm="
 
 
