@@ -601,6 +601,24 @@ def unreadable_checks(problem: HandinProblem) -> list[Check]:
             for section in SECTIONS]
 
 
+SUBMITTED_BY, MANIFEST_FILE = "submitted by", "submission.json"
+
+
+def submitted_by(folder: Path) -> str:
+    """The student submission.json names, as written (the class report compares it with the hand-in's file or
+    folder name, exactly: tests/classbook/test_identity.py), or '' when it names none. Control characters and
+    newlines are shown as escapes; anything else is kept, so a look-alike stays one."""
+    from autograder.submissions import _read_manifest
+    from mlinfra.base.output import printable
+
+    path = folder / MANIFEST_FILE
+    if path.is_symlink() or not path.is_file():
+        return ""
+    manifest, _ = _read_manifest(path)
+    named = manifest.get("student") if isinstance(manifest, dict) else None
+    return printable(named[:64]) if isinstance(named, str) else ""
+
+
 def pack_checks(unpacked: Unpacked) -> list[Check]:
     """The README's sections (scored), then the model card and the demo (informational)."""
     from mlinfra.base.output import printable
@@ -617,6 +635,9 @@ def pack_checks(unpacked: Unpacked) -> list[Check]:
         if card else f"no readable {CARD_NAME} in the hand-in")))
     checks.append(Check("demo", INFO, message=", ".join(printable(d) for d in unpacked.demo[:20]) if unpacked.demo
                         else "none (optional)"))
+    named = submitted_by(unpacked.folder)
+    if named:  # the manifest's own problems (none, no student, another's) are assess's notes (manifest.notes)
+        checks.append(Check(SUBMITTED_BY, INFO, message=named, where=MANIFEST_FILE))
     if unpacked.skipped:
         checks.append(Check("entries left out", INFO, message="; ".join(unpacked.skipped[:10])
                             + (f"; and {len(unpacked.skipped) - 10} more" if len(unpacked.skipped) > 10 else "")))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from autograder.assess.handin import SUBMITTED_BY
 from autograder.classbook.identity import key, shown_id, unplain
 from mlinfra.base.errors import BadConfig, UsageError
 
@@ -330,11 +331,28 @@ def load_practical(path: Path, data: dict[str, Any]) -> Assessment:
         score = _number(part["score"], str(path)) if "score" in part else sum(points.values())
         top = _number(part["max_score"], str(path)) if "max_score" in part else \
             sum(_number(c.get("max_points"), str(path)) for c in checks)
+        named = _submitted_by(part)
+        if student == "unknown" and named:
+            student = named  # no file or folder name to go by: the hand-in's own claim, flagged below if odd
         result = Result(student, score, top, str(part.get("status") or ""), points,
                         reason="; ".join(str(n) for n in part.get("notes") or [])[:300], source=source)
+        if named and key(named) != key(student):
+            result.flags.append(f"the id {shown_id(student)} (the name of {shown_id(source)}) is not the student its "
+                                f"submission.json names, {shown_id(named)}: find out whose it is; rename its file or "
+                                "folder to that learner's id and run assess and the class report again")
         add(practical, result)
         practical.max_score = max(practical.max_score, result.max_score)
     return practical
+
+
+def _submitted_by(part: dict[str, Any]) -> str:
+    """The student the hand-in's submission.json names (assess's "submitted by" info check), or ''."""
+    data = part.get("data") if isinstance(part.get("data"), dict) else part
+    for checks in (part.get("checks"), data.get("handin") if isinstance(data, dict) else None):
+        for c in checks if isinstance(checks, list) else []:
+            if isinstance(c, dict) and c.get("name") == SUBMITTED_BY and isinstance(c.get("message"), str):
+                return str(c["message"])
+    return ""
 
 
 def _pack_student(part: dict[str, Any]) -> tuple[str, str]:
@@ -358,4 +376,5 @@ def _pack_student(part: dict[str, Any]) -> tuple[str, str]:
     folder = where.parent.name or PurePosixPath(pack.replace("\\", "/")).parent.name
     if folder not in ("", ".", ".."):
         return folder, label
-    return stem.removesuffix(f"-{PRACTICAL}") or "unknown", label
+    stem = stem.removesuffix(f"-{PRACTICAL}")
+    return (stem if stem not in ("", PRACTICAL) else "unknown"), label

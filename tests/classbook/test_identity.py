@@ -7,6 +7,8 @@ import csv
 import json
 from pathlib import Path
 
+from autograder.assess import handin
+from autograder.assess.handin import SUBMITTED_BY, pack_checks, submitted_by
 from autograder.classbook.identity import key, shown_id, skeleton, unplain
 from autograder.classbook.sources import CONFLICT, load
 from autograder.cli import main
@@ -16,11 +18,14 @@ from mlinfra.base.results import FAILED, PASSED, Check, Outcome
 KELVIN = "\u212a"  # KELVIN SIGN: NFKC makes it a K, casefold a k
 
 
-def _part(label: str, score: int, pack: str | None = None) -> Outcome:
+def _part(label: str, score: int, pack: str | None = None, named: str = "") -> Outcome:
     """One hand-in's part as `assess --pack ... --json` writes it: its label (the path below the packs' common
-    folder) and the path it was assessed under in data.target, points per requirement in its checks."""
+    folder) and the path it was assessed under in data.target, points per requirement in its checks, and the
+    student its submission.json names (the "submitted by" info check, handin.pack_checks)."""
     checks = [Check(f"{n}. requirement {n}", PASSED if score >= 20 * n else FAILED, 20.0 if score >= 20 * n else 0.0,
                     20.0) for n in range(1, 7)]
+    if named:
+        checks.append(Check(SUBMITTED_BY, "info", message=named, where="submission.json"))
     target = {"kind": "pack", "pack": pack or f"subs/{label}", "label": label, "description": f"hand-in {label}"}
     return Outcome(f"hand-in {label}", checks, data={"target": target})
 
@@ -94,3 +99,24 @@ def test_identity_rules() -> None:
     assert skeleton("ki\u200bm") == skeleton("\u043aim") == skeleton("kím") == "kim"
     assert unplain("kim") == unplain("a.b_c-d@e") == "" and unplain("'=HYPERLINK(1)")
     assert "U+00A0 NO-BREAK SPACE" in unplain("kim\u00a0") and "normalisation" in unplain(f"{KELVIN}im")
+
+
+def test_submission_json_names_the_student_and_is_checked_against_the_name(tmp_path: Path, capsys) -> None:
+    practical = _batch(tmp_path / "practical.json", [_part("kim-practical.zip", 120, named="bob"),
+                                                     _part("ann-practical.zip", 100, named="ann"),
+                                                     _part("practical.zip", 100, pack="practical.zip", named="cy")])
+    results = load(practical).results
+    assert not results["ann"].flags, "the name and submission.json agree"
+    assert results["cy"].score == 100, "no file or folder name to go by: filed under the student it names"
+    (flag,) = results["kim"].flags
+    assert "submission.json names, 'bob'" in flag and "'kim-practical.zip'" in flag
+    rows, _, shown = _report(tmp_path, practical, capsys)
+    assert rows["kim"][1] == "120" and "flagged for review" in rows["kim"][-1] and "bob" not in rows
+    assert "names, 'bob'" in shown.split("wrote")[0]
+    # assess writes the check from the hand-in's submission.json, as named (control characters shown)
+    (tmp_path / "submission.json").write_text(json.dumps({"student": "k\u212aim\n"}), encoding="utf-8")
+    assert submitted_by(tmp_path) == "k\u212aim\\n"
+    unpacked = handin.Unpacked(tmp_path, None, None, [], None)
+    assert [c.message for c in pack_checks(unpacked) if c.name == SUBMITTED_BY] == ["k\u212aim\\n"]
+    (tmp_path / "submission.json").write_text("{}", encoding="utf-8")
+    assert not [c for c in pack_checks(unpacked) if c.name == SUBMITTED_BY]
