@@ -1,6 +1,10 @@
 """Issue #11 end to end: every hostile sample in tests/samples/_hostile, graded in ONE real sandboxed batch next to
 honest students, gets exactly its stated status, reason and points; the honest students' grades do not move; and
-nothing the hostile code did survives the batch (no forged output, no escaped file, no process left)."""
+nothing the hostile code did survives the batch (no forged output, no escaped file, no process left).
+
+The batch runs under bubblewrap with every hostile sample, and again in a container with those whose attack meets
+the sandbox itself plus one sample of every other attack class (IN_CONTAINER says which and why): a second grading
+of a trick the trusted side catches the same way whatever runs the kernel tests no more of the container."""
 
 from __future__ import annotations
 
@@ -25,21 +29,60 @@ from autograder.grading.sandbox import batch_prefix, bwrap_works
 # tests/ is on sys.path already: tests/conftest.py sits there (pytest puts a conftest's folder first)
 ROOT = Path(__file__).resolve().parents[2]
 
-# The whole batch runs once per sandbox kind: the grades must not depend on which sandbox ran the kernels.
+# The batch runs once per sandbox kind: the grades must not depend on which sandbox ran the kernels.
 pytestmark = [pytest.mark.slow]
 KINDS = ("bwrap", "container")
 HONEST = ["reference", "partly-done", "blank"]
 HOSTILE = load_hostile()
+# Under bubblewrap (the sandbox a Linux grader uses) every hostile sample is graded. In a container, the samples
+# whose attack meets the sandbox itself (its file system, processes, limits, the course library's path inside),
+# and one sample of every other attack class, each caught the same way whatever runs the kernel:
+# - intake (archives, manifests, links, files over the limit, a student handing in twice): decided by the trusted
+#   side before any sandbox exists; those that never reach a kernel cost nothing and are all kept;
+# - a kernel that forges its replies (lying-kernel) or rewires IPython's execution (replaces-do-execute), and
+#   values that compare equal to anything (always-equal-values): the tamper guard and the trusted side's own
+#   comparisons, the same code in both kinds;
+# - hidden tests quoted back (leaks-hidden-tests): found in the kernel's messages on the trusted side.
+# The others of those classes are variations of the same trick; grading them twice costs a container start and a
+# kernel each and tests no more of the container.
+IN_CONTAINER = {
+    # the attack meets the sandbox
+    "forge-result-and-kill-worker", "sabotage-classmates", "shadows-the-course-library", "fills-the-connection-folder",
+    "memory-in-children", "floods-output",
+    # one of each other class
+    "lying-kernel", "replaces-do-execute", "always-equal-values", "leaks-hidden-tests",
+    # intake that never reaches a kernel (free)
+    "dangling-symlink", "symlink-loop", "notebook-deflate64", "notebook-encrypted", "notebook-links-to-solutions",
+}
+assert {s.name for s in HOSTILE} >= IN_CONTAINER, sorted(IN_CONTAINER - {s.name for s in HOSTILE})
+CASES = [(kind, s) for kind in KINDS for s in HOSTILE if kind == "bwrap" or s.name in IN_CONTAINER]
 # The hidden tests of lab01 (solution source only): no feedback page may contain them.
 HIDDEN_MARKERS = ['"/opt/conda/envs/course", "/opt/conda"', "### BEGIN HIDDEN TESTS", "minimum=(3, 13)",
                   "check_python((4, 0, 0))", "Y2hlY2tfcHl0aG9u"]  # the last: "check_python" in base64
 
 
+@pytest.fixture(scope="module")
+def batches() -> dict[str, dict[str, Any]]:
+    """Each kind's batch, graded once for the whole module (the sample test takes its kind as a parameter, so it
+    cannot share a parametrized fixture's instance)."""
+    return {}
+
+
 @pytest.fixture(scope="module", params=KINDS)
-def batch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def batch(request: pytest.FixtureRequest, batches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return _graded(request, batches, request.param)
+
+
+def _graded(request: pytest.FixtureRequest, batches: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    if kind not in batches:
+        batches[kind] = _grade(request, kind)
+    return batches[kind]
+
+
+def _grade(request: pytest.FixtureRequest, kind: str) -> dict[str, Any]:
     from autograder.grading.engine import grade_class
 
-    kind = request.param
+    tmp_path_factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
     why = bwrap_works() if kind == "bwrap" else request.getfixturevalue("container_engine")
     if why:
         pytest.skip(f"no {kind} sandbox here: {why}")
@@ -51,7 +94,7 @@ def batch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     build_submission(None, lab, subs / "reference")
     for name in HONEST[1:]:
         build_submission(samples[name], lab, subs / name)
-    graded_as = {s.name: build_hostile(s, lab, subs) for s in HOSTILE}
+    graded_as = {s.name: build_hostile(s, lab, subs) for s in HOSTILE if kind == "bwrap" or s.name in IN_CONTAINER}
     started = time.monotonic()
     result = grade_class(lab, subs, root / "out", workers=2, sandbox=kind)
     seconds = time.monotonic() - started
@@ -71,8 +114,10 @@ def _reason(outcome) -> str:
     return "; ".join([*outcome.data.get("flags", []), *outcome.notes])
 
 
-@pytest.mark.parametrize("sample", HOSTILE, ids=[s.name for s in HOSTILE])
-def test_hostile_sample_gets_exactly_its_grade(batch: dict[str, Any], sample) -> None:
+@pytest.mark.parametrize(("kind", "sample"), CASES, ids=[f"{kind}-{s.name}" for kind, s in CASES])
+def test_hostile_sample_gets_exactly_its_grade(request: pytest.FixtureRequest, batches: dict[str, dict[str, Any]],
+                                               kind: str, sample) -> None:
+    batch = _graded(request, batches, kind)
     got = _student(batch, batch["graded_as"][sample.name])
     tests = batch["result"].data["tests"]
     expected = sample.expected_points(tests)
