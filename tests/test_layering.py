@@ -131,3 +131,12 @@ def test_the_circle_finder_finds_one() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _circles(graph) == [["a", "b", "c"]]
     assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_test_folder_shadows_a_course_package() -> None:
+    """pytest puts tests/ on sys.path: a tests/mlinfra folder made `mlinfra` a namespace package there (its
+    __file__ None) wherever the checkout itself was not on sys.path, and the sandboxes' PYTHONPATH failed."""
+    root = Path(__file__).resolve().parents[1]
+    packages = {p.parent.name for p in root.glob("*/__init__.py")}
+    shadows = [str(p.relative_to(root)) for p in (root / "tests").rglob("*") if p.is_dir() and p.name in packages]
+    assert not shadows, f"rename these test folders: {shadows}"

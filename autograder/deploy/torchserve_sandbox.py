@@ -136,10 +136,14 @@ def course_pythonpath() -> str:
     """PYTHONPATH for a sandbox: the folders holding the course packages, which the sandbox binds at their own
     paths. An editable install's .pth may name a checkout the sandbox cannot see (a git worktree, a copy), and
     then `python -m autograder...` inside would find nothing."""
-    import autograder
-    import mlinfra
+    import autograder.errors
+    import mlinfra.base
 
-    return ":".join(sorted({str(Path(m.__file__).resolve().parents[1]) for m in (autograder, mlinfra)}))
+    # A module's own file, not the package's: a folder named like a package on sys.path ahead of the checkout
+    # (a tests/ folder under pytest) makes the package a namespace whose __file__ is None, while its submodules
+    # still import through the editable install's finder.
+    return ":".join(sorted({str(Path(str(autograder.errors.__file__)).resolve().parents[1]),
+                            str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}))
 
 
 def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:
