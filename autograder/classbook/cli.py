@@ -26,7 +26,9 @@ Writes to OUT (default .grading/class):
   canvas.csv    for Canvas's Grades > Import (Student, ID, SIS User ID, SIS Login ID, Section, Points Possible)
 --roster FILE maps learner ids to the LMS's people: a CSV with a `student` column and any of name, first name,
 last name, email, username, id number, section, canvas_id, sis_user_id, sis_login_id; a Canvas gradebook export
-works as it is (matched by SIS Login ID). Exit 0 when written, 2 when an input cannot be read.
+works as it is (matched by SIS Login ID). Learners are matched by id (Unicode-normalised, case aside); two results
+of one assessment for one learner are a conflict, neither imported, and odd or look-alike ids are flagged: both
+listed under "needs review". Exit 0 when written, 2 when an input cannot be read.
 """
 
 EPILOG = """\

@@ -17,8 +17,9 @@ import pytest
 from autograder.assess import handin
 from autograder.cli import main
 
-README = ("# s\n## How to run\nuvicorn app:app\n## API\nPOST /predict\n## Latency\np95 4 ms\n"
-          "## Limitations\ndigits only\n")
+README = ("# s\n## How to run\nuvicorn app:app --host 127.0.0.1 --port 8000\n## API\nPOST /predict with the image "
+          "in the field file\n## Latency\np95 4 ms measured with autograder assess\n## Limitations\ndigits only, no "
+          "batching, no authentication\n")  # a line of real text per section (handin.BODY_RULE)
 
 
 def zipped(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
