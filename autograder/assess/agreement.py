@@ -21,6 +21,7 @@ SUM_TOLERANCE = 1e-3  # rounding in a JSON answer; a softmax's top k sums to at 
 IMAGES = 8  # digit-like images sent for the comparison
 NEEDED = 6  # of IMAGES whose top-1 must be the model's: a service resizing with another filter may differ on a few
 TIE = 1e-3  # the model's own top two closer than this: either label is the model's answer
+CONFIDENCE_TOLERANCE = 0.1  # the top-1 confidence's room for a service preprocessing a little differently
 
 
 def form_problems(body: Any) -> list[tuple[str, str]]:
@@ -128,17 +129,23 @@ def check(target: Any, client: Any, model: Any, answered: dict[str, Any], rng: r
 
 
 def agrees(model: Any, sample: images.Sample, reply: Any) -> tuple[bool, str]:
-    """(the service's top-1 in `reply` (a targets.Reply) is the model's on `sample`, the miss in words). Either of
-    the model's own top two counts when they are closer than TIE: a service resizing with another filter may tip a
-    near tie."""
+    """(the service's top-1 in `reply` (a targets.Reply) is the model's on `sample`, label and confidence, the
+    miss in words). Either of the model's own top two counts when they are closer than TIE (a service resizing
+    with another filter may tip a near tie), and the confidence may differ by CONFIDENCE_TOLERANCE (the same
+    reason): a made-up confidence beside the model's label is no more the model's answer than a made-up label."""
     mine = expected(model, sample)
     try:
-        theirs = str(reply.body["predictions"][0]["label"]) if reply.status == 200 else None
-    except (KeyError, IndexError, TypeError):
-        theirs = None
+        top = reply.body["predictions"][0] if reply.status == 200 else None
+        theirs, score = (str(top["label"]), float(top["confidence"])) if top is not None else (None, None)
+    except (KeyError, IndexError, TypeError, ValueError):
+        theirs, score = None, None
     near_tie = len(mine) > 1 and mine[0]["confidence"] - mine[1]["confidence"] < TIE
-    if theirs == mine[0]["label"] or (near_tie and theirs == mine[1]["label"]):
-        return True, ""
+    for row in mine[:2] if near_tie else mine[:1]:
+        if theirs == row["label"] and score is not None:
+            if abs(score - row["confidence"]) <= CONFIDENCE_TOLERANCE:
+                return True, ""
+            return False, (f"{sample.name}: the model says {row['label']!r} at {row['confidence']:.3f}, the service "
+                           f"at {score:.3f}: give the model's own softmax confidence")
     said = repr(theirs) if theirs is not None else reply.describe()
     return False, f"{sample.name}: the model says {mine[0]['label']!r}, the service {said}"
 

@@ -176,3 +176,28 @@ def test_slow_model_with_fast_fakes_and_no_model_lose_latency_in_a_real_assessme
         crits = {c["number"]: c for c in parts[name]["criteria"]}
         assert crits[4]["points"] == 0.0, (name, crits[4])
         assert parts[name]["score"] <= 120 - 20, (name, parts[name]["score"])
+
+
+@pytest.mark.usefixtures("private_lock")
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.5])
+def test_the_models_label_with_a_made_up_confidence_is_not_the_models_answer(tiny_model: Path, shift: float) -> None:
+    """Red team 3, finding 8: the model's top-1 label at 0.99 whatever the model said scored 120/120. A confidence
+    within 0.1 of the model's own passes (a service resizing a little differently); one made up does not."""
+    from autograder.assess import images
+
+    model, _ = agreement.load(tiny_model)
+
+    def answer(n: int, sample: object) -> tuple[list[dict], float]:
+        rows = [dict(r) for r in agreement.expected(model, sample)]
+        rows[0]["confidence"] = min(1.0, rows[0]["confidence"] + shift) if shift < 0.5 else 0.99
+        return rows, 5.0
+
+    target = Scripted(answer)
+    samples = images.valid_samples()
+    replies = {s.name: target.predict(None, s) for s in samples}
+    crit = probes.confidences(target, None, samples, replies, tiny_model)  # type: ignore[arg-type]
+    check = next(c for c in crit.checks if c.name == "the model's answers")
+    assert check.passed is (shift < 0.1), check.message
+    if shift >= 0.1:
+        assert "give the model's own softmax confidence" in check.message
+        assert not latency(target, tiny_model).passed
