@@ -19,7 +19,7 @@ from autograder.classbook.sources import Assessment, Result
 
 GROUP_SHARE = 0.27
 MIN_FOR_DISCRIMINATION = 4
-NOT_SCORED = ("missing", "unreadable", "grader error")  # nothing was asked of these: no item analysis
+NOT_SCORED = ("missing", "unreadable", "grader error", "conflict")  # nothing to count: no item analysis, no score
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autograder.assess import handin
 from autograder.assess.handin import SUBMITTED_BY, pack_checks, submitted_by
+from autograder.classbook import analysis
 from autograder.classbook.identity import key, shown_id, skeleton, unplain
 from autograder.classbook.sources import CONFLICT, load
 from autograder.cli import main
@@ -67,8 +68,10 @@ def test_two_hand_ins_for_one_learner_are_a_conflict_never_a_silent_overwrite(tm
         for order in (1, -1):  # which one the shell globbed first must not matter
             parts = [_part("kim-practical.zip", 120), _part(f"{lookalike}-practical.zip", 80)][::order]
             practical = _batch(tmp_path / "practical.json", parts)
-            result = load(practical).results["kim"]
+            loaded = load(practical)
+            result = loaded.results["kim"]
             assert result.status == CONFLICT and len(result.conflicting) == 2, lookalike
+            assert not analysis.scored(loaded) and "conflict" in analysis.NOT_SCORED, "not a 0 in the distribution"
             rows, canvas, shown = _report(tmp_path, practical, capsys)
             assert rows["kim"][1] == "" and canvas["kim"][5] == "", f"{lookalike!r}: neither grade is imported"
             assert "practical: conflict" in rows["kim"][-1]
