@@ -134,15 +134,15 @@ def _migrate_into(target: Path) -> None:
     import shutil
     import tempfile
 
-    scratch = Path(tempfile.mkdtemp(prefix="airflow-migrate-"))
+    migrating = Path(tempfile.mkdtemp(prefix="airflow-migrate-"))
     try:
-        failed = migrate(environment(scratch, scratch, database=sqlite_url(scratch)), scratch)
+        failed = migrate(environment(migrating, migrating, database=sqlite_url(migrating)), migrating)
         if failed:
             raise UsageError(f"`airflow db migrate` for the template {target} failed: {failed}; run it by hand "
                              "to see why")
-        copy_database(scratch / DB_FILE, target)
+        copy_database(migrating / DB_FILE, target)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(migrating, ignore_errors=True)
 
 
 def migrate(env: Mapping[str, str], cwd: Path, timeout: float | None = MIGRATE_S) -> str | None:

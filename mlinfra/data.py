@@ -114,7 +114,7 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _digits_array() -> tuple[np.ndarray, np.ndarray]:
+def digits_array() -> tuple[np.ndarray, np.ndarray]:
     """The 1,797 8x8 digits (grey levels 0..16) and their labels.
 
     Read straight from the CSV inside scikit-learn's wheel when it is where load_digits reads it: importing
@@ -140,7 +140,7 @@ def _load_sklearn_digits(seed: int, val_fraction: float, test_fraction: float) -
     import torch.nn.functional as F
     from torch.utils.data import TensorDataset
 
-    images, labels = _digits_array()
+    images, labels = digits_array()
     x = torch.from_numpy(images).unsqueeze(1) / 16.0
     x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
     y = torch.from_numpy(labels)

@@ -117,9 +117,9 @@ def ingest(base: Path | str, ds: str) -> str:
 
     Writes raw/<ds>/images.npy, labels.npy and manifest.json. Offline: nothing is downloaded.
     """
-    from mlinfra.data import _digits_array
+    from mlinfra.data import digits_array
 
-    images, labels = _digits_array()
+    images, labels = digits_array()
     out = partition(base, "raw", ds)
     _save_npy(out / "images.npy", images)
     _save_npy(out / "labels.npy", labels)

@@ -189,7 +189,8 @@ def test_the_models_label_with_a_made_up_confidence_is_not_the_models_answer(tin
 
     def answer(n: int, sample: object) -> tuple[list[dict], float]:
         rows = [dict(r) for r in agreement.expected(model, sample)]
-        rows[0]["confidence"] = min(1.0, rows[0]["confidence"] + shift) if shift < 0.5 else 0.99
+        made_up = 0.55 if rows[0]["confidence"] > 0.75 else 0.99  # far from the model's, whatever it said
+        rows[0]["confidence"] = min(1.0, rows[0]["confidence"] + shift) if shift < 0.5 else made_up
         return rows, 5.0
 
     target = Scripted(answer)

@@ -54,9 +54,9 @@ def test_stratified_split_is_disjoint_complete_and_balanced() -> None:
 def test_fast_csv_path_matches_load_digits() -> None:
     from sklearn.datasets import load_digits
 
-    from mlinfra.data import _digits_array
+    from mlinfra.data import digits_array
 
-    images, labels = _digits_array()
+    images, labels = digits_array()
     reference = load_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
 
