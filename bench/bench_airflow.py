@@ -50,7 +50,7 @@ TINY = textwrap.dedent("""
 
 
 def measure(label: str, dag_text: str, work: Path) -> None:
-    from autograder.dag import check_dag
+    from autograder.dag.checker import check_dag
 
     lab = work / label
     lab.mkdir()

@@ -140,3 +140,38 @@ def test_no_test_folder_shadows_a_course_package() -> None:
     packages = {p.parent.name for p in root.glob("*/__init__.py")}
     shadows = [str(p.relative_to(root)) for p in (root / "tests").rglob("*") if p.is_dir() and p.name in packages]
     assert not shadows, f"rename these test folders: {shadows}"
+
+
+def test_every_verb_lives_in_one_of_two_places() -> None:
+    """A verb with a package of its own (its engine below it) is that package's cli.py; a verb that is a thin face
+    over engines elsewhere is a top-level module. Both have the same shape: register(sub) and run(args)."""
+    from autograder.cli import COMMANDS
+
+    root = Path(__file__).resolve().parents[1]
+    for verb, module in COMMANDS.items():
+        parts = module.split(".")
+        assert parts[0] == "autograder" and (len(parts) == 2 or (len(parts) == 3 and parts[2] == "cli")), (verb, module)
+        source = (root / Path(*parts)).with_suffix(".py").read_text()
+        assert "\ndef register(sub" in source, (verb, module)
+        assert len(parts) == 3 or not (root / "autograder" / parts[1]).is_dir(), (verb, module)
+
+
+# Module names used more than once in autograder/ and mlinfra/, each with the one meaning all its files share.
+SHARED_NAMES = {
+    "__init__", "__main__",
+    "cli",  # a verb's face (argparse), below autograder/cli.py's dispatch
+    "engine",  # a grading engine: grading/engine.py (local pool) and grading/airflow/engine.py (on Airflow)
+    "report",  # a verb's result for people and machines (dag, assess)
+    "checks",  # the checks a verb applies to what it reads (dag, quiz)
+    "errors", "paths",  # autograder's re-export of mlinfra.base's
+}
+
+
+def test_no_two_modules_share_a_name_for_different_things() -> None:
+    root = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in [*root.glob("autograder/**/*.py"), *root.glob("mlinfra/**/*.py")]:
+        if "templates" not in path.parts:
+            seen.setdefault(path.stem, []).append(str(path.relative_to(root)))
+    twice = {name: paths for name, paths in seen.items() if len(paths) > 1 and name not in SHARED_NAMES}
+    assert not twice, f"rename one of each, or add the shared meaning to SHARED_NAMES: {twice}"

@@ -202,7 +202,7 @@ def must_be_writable(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> Any:
-    """Parse, call the engine, print the table (and write the report), return the Outcome for the runner."""
+    """Parse, call the assessment (assessment.py), print the table (and write the report), return the Outcome for the runner."""
     check_args(args)
     with terminate_like_interrupt():
         return _run(args)
@@ -230,7 +230,7 @@ def terminate_like_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    from autograder.assess.engine import Request, assess
+    from autograder.assess.assessment import Request, assess
 
     packs = args.pack or [None]
     sandbox = args.sandbox or ("auto" if args.pack else "none")

@@ -33,7 +33,7 @@ PROCESSES = 512  # tasks, threads included: torch's pools and uvicorn's
 DISK_MB = 512  # its own folder and each of its tmpfs folders (/tmp, /run, /var/tmp)
 LOG_TAIL_BYTES = 64 * 1024
 MODEL_INSIDE = "/course-model"  # where the sandbox sees the course model folder (read-only), $MLINFRA_MODEL_DIR
-# The launcher (launch.py, standard library and uvicorn only) bound alone: the rest of autograder/ is not shown.
+# The launcher (uvicorn_on_fd.py, standard library and uvicorn only) bound alone: the rest of autograder/ is not shown.
 LAUNCHER_INSIDE = "/course-launcher/launch.py"
 
 
@@ -99,15 +99,15 @@ class SandboxedServer:
         app_dir.mkdir(parents=True)
         if self.service is not None:  # else a module of the course packages (e.g. mlinfra.service:app)
             # The hand-in's limits, links never followed: the sandbox gets a private copy. A HandinProblem here
-            # is the hand-in's outcome (engine.assess_pack), or the caller's own app's (--app: a UsageError there).
+            # is the hand-in's outcome (assessment.assess_pack), or the caller's own app's (--app: a UsageError there).
             copy_folder(self.service, app_dir, [])
         import mlinfra.base
-        from autograder.assess import launch
+        from autograder.assess import uvicorn_on_fd
 
         # mlinfra's folder alone on the path (an editable install's .pth may name a checkout the sandbox cannot
         # see); found by a module of its own (under pytest, tests/mlinfra is a namespace package of that name)
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}
-        moved = ((str(Path(str(launch.__file__)).resolve()), LAUNCHER_INSIDE),
+        moved = ((str(Path(str(uvicorn_on_fd.__file__)).resolve()), LAUNCHER_INSIDE),
                  *identity_files(self.root / "etc", self.work))
         if self.model_dir is not None and self.model_dir.is_dir():
             # at a fixed path inside: the app never learns where the instructor keeps the model

@@ -3,7 +3,7 @@
 The server runs as a subprocess in its own process group (so stopping it also stops anything it forked), with its
 output in a log file whose last lines explain a service that never comes up. The port is never "found free, then
 handed on": this process binds a socket to port 0 and passes the bound socket itself to uvicorn (through
-`autograder.assess.launch`), so no other process can take the port in between. The model folder is given to the
+`autograder.assess.uvicorn_on_fd`), so no other process can take the port in between. The model folder is given to the
 app as an absolute path ($MLINFRA_MODEL_DIR, default the workbook's models/digits-resnet18), so an app started from
 a lab folder finds it.
 """
@@ -116,7 +116,7 @@ class UvicornServer:
         sock = bound_socket()
         self.port = int(sock.getsockname()[1])
         # Our launcher, not `uvicorn --fd`: uvicorn would treat the TCP socket as a Unix one (see launch.py).
-        cmd = [sys.executable, "-m", "autograder.assess.launch", self.spec.target, "--fd", str(sock.fileno())]
+        cmd = [sys.executable, "-m", "autograder.assess.uvicorn_on_fd", self.spec.target, "--fd", str(sock.fileno())]
         if self.spec.app_dir is not None:
             cmd += ["--app-dir", str(self.spec.app_dir)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **model_env()}

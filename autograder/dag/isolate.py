@@ -45,7 +45,7 @@ def run_worker(
     result_file = home / "result.json"
     # The caller's environment minus every Airflow setting, plus a private home: nothing leaks in or out. The
     # worker's group is stopped at the end: that also reaps anything the DAG's tasks started.
-    code = airflow_home.run_child(["-m", "autograder.dag.worker", str(home / "spec.json"), str(result_file)],
+    code = airflow_home.run_child(["-m", "autograder.dag.in_airflow", str(home / "spec.json"), str(result_file)],
                                   env=airflow_home.environment(home, dag_file.parent,
                                                                database=airflow_home.sqlite_url(home),
                                                                workbook_on_path=True),

@@ -78,7 +78,7 @@ def _assess(url: str, model: str, model_dir: Path) -> list[dict[str, Any]]:
     """Score a running TorchServe with `autograder assess`'s own engine and probes; its five requirements. It
     serves the course model in `model_dir`, so its answers are compared with that model's own: a handler that
     returns made-up scores fast loses requirements 3 and 4."""
-    from autograder.assess.engine import Request, assess
+    from autograder.assess.assessment import Request, assess
 
     result = assess(Request(torchserve=url, model=model, requests=ASSESS_REQUESTS, startup_timeout=30.0,
                             breakdown=False, model_dir=model_dir, served_model=True))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder.dag import compose, render
+from autograder.dag.checker import compose
 from autograder.dag.checks import import_error_finding, structure_findings
+from autograder.dag.cli import render
 from autograder.dag.report import DagReport, DagShape, TaskInfo, topological_order
 from autograder.dag.snapshot import diff, snapshot
 
@@ -165,7 +166,7 @@ def test_the_json_keeps_each_findings_published_keys():
     """The lab notebook reads `check`, `message` and `fix` from `autograder dag --json`: the course's one Finding
     (rule, where, about) is written under those names, in that order, and the Check list speaks the common
     vocabulary beside it."""
-    from autograder.dag import to_outcome
+    from autograder.dag.cli import to_outcome
     from mlinfra.base.output import to_jsonable
 
     report = DagReport("dag.py", "data")

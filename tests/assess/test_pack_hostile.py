@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assess import deadlines, engine, handin, probes, targets
+from autograder.assess import assessment, deadlines, handin, probes, targets
 from autograder.cli import main
 
 # Each section holds a line of real text under its own heading (handin.BODY_RULE): a heading over `1 ms` is no section.
@@ -73,14 +73,14 @@ def test_any_failure_of_one_hand_in_is_its_outcome_and_the_batch_goes_on(
         raise handin.HandinProblem(src, "d804/f.txt", "more than 2000 entries")
 
     monkeypatch.setattr(handin, "copy_folder", copy_folder)
-    real_assess_pack = engine.assess_pack
+    real_assess_pack = assessment.assess_pack
 
-    def assess_pack(req: engine.Request, opts: object) -> object:
+    def assess_pack(req: assessment.Request, opts: object) -> object:
         if req.pack is not None and req.pack.name.startswith("boom"):
             raise RuntimeError("a bug in the tool")
         return real_assess_pack(req, opts)
 
-    monkeypatch.setattr(engine, "assess_pack", assess_pack)
+    monkeypatch.setattr(assessment, "assess_pack", assess_pack)
     code, result = run_batch(tmp_path, good, copy, boom, tmp_path / "absent-practical.zip", good)
     assert code == 1
     statuses = [p["status"] for p in result["parts"]]
@@ -164,9 +164,9 @@ def test_an_assessment_past_its_budget_is_stopped_with_what_ran_scored(
     lock = str(tmp_path / "latency.lock")  # not the machine's: another assessment may be timing there
     monkeypatch.setattr(probes.latency_lock.__wrapped__, "__defaults__", (lock, probes.LOCK_WAIT_S))
     monkeypatch.setattr(targets, "REQUEST_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(engine, "ASSESS_BUDGET_S", 2.0)
+    monkeypatch.setattr(assessment, "ASSESS_BUDGET_S", 2.0)
     start = time.monotonic()
-    result = engine.assess(engine.Request(url=f"http://127.0.0.1:{trickler['body']}", breakdown=False))
+    result = assessment.assess(assessment.Request(url=f"http://127.0.0.1:{trickler['body']}", breakdown=False))
     assert time.monotonic() - start < 6.0
     assert result.status == "stopped" and "ran out" in result.stopped
     assert result.criteria[0].passed and not any(c.passed for c in result.criteria[1:])
@@ -234,8 +234,8 @@ def test_a_failing_breakdown_is_dropped_with_a_note_and_the_score_stands(
 
     monkeypatch.setattr(breakdown, "measure", measure)
     evidence = probes.Evidence(latency=[SizeResult("28x28", True, [5.0] * 20)])
-    req = engine.Request(model_dir=tiny_model)
-    got = engine.where_latency_goes(targets.ContractTarget("http://127.0.0.1:9"), {}, evidence, req)
+    req = assessment.Request(model_dir=tiny_model)
+    got = assessment.where_latency_goes(targets.ContractTarget("http://127.0.0.1:9"), {}, evidence, req)
     assert not got.measured and "BrokenBarrierError" in got.reason and "the score stands" in got.reason
 
 
@@ -691,11 +691,11 @@ def test_a_service_stalling_under_the_breakdowns_load_costs_it_seconds_not_minut
     # The lock's own hold limit as it was before the breakdown had a budget of its own, shortened so that this
     # test ends (in 45 s, failing) where a breakdown without one would hold the batch.
     monkeypatch.setattr(probes, "LOCK_HOLD_S", 45.0)
-    monkeypatch.setattr(engine, "BREAKDOWN_REQUEST_S", 2.0, raising=False)  # 10 s in use: the test's time
+    monkeypatch.setattr(assessment, "BREAKDOWN_REQUEST_S", 2.0, raising=False)  # 10 s in use: the test's time
     evidence = probes.Evidence(latency=[SizeResult("28x28", True, [5.0] * 20)])
     target = targets.ContractTarget(f"http://127.0.0.1:{stalls_under_load}")
     start = time.monotonic()
-    got = engine.where_latency_goes(target, {}, evidence, engine.Request(model_dir=tiny_model))
+    got = assessment.where_latency_goes(target, {}, evidence, assessment.Request(model_dir=tiny_model))
     took = time.monotonic() - start
     assert took < 15, took
     assert got.throughput.get(1, 0) > 0  # one client: answered at once
@@ -704,7 +704,7 @@ def test_a_service_stalling_under_the_breakdowns_load_costs_it_seconds_not_minut
 
 
 def test_the_breakdowns_budget_is_a_minute_and_its_requests_are_short() -> None:
-    assert engine.BREAKDOWN_BUDGET_S <= 60 and engine.BREAKDOWN_REQUEST_S <= 10
+    assert assessment.BREAKDOWN_BUDGET_S <= 60 and assessment.BREAKDOWN_REQUEST_S <= 10
 
 
 # --- 6. readme-sections-in-html-comment --------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.dockerfile import lint, to_outcome
-from autograder.dockerfile.rules import COURSE_RULES, finding_dict
+from autograder.dockerfile.cli import to_outcome
+from autograder.dockerfile.rules import COURSE_RULES, finding_dict, lint
 from autograder.errors import UsageError
 from mlinfra.base.output import to_jsonable
 

@@ -1,6 +1,6 @@
 """Runs inside the isolated Airflow process `autograder dag` starts: load, describe, and (with --run) test.
 
-Usage (internal): python -m autograder.dag.worker SPEC.json RESULT.json
+Usage (internal): python -m autograder.dag.in_airflow SPEC.json RESULT.json
 
 The parent sets AIRFLOW_HOME and the DAGs folder before this process imports Airflow, which reads its settings
 at import time: that is why the work happens here and not in the CLI's own process. Airflow's own logging

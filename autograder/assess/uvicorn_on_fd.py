@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m autograder.assess.launch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder.assess.uvicorn_on_fd", description=__doc__)
     parser.add_argument("app", help="MODULE:ATTR, as uvicorn imports it")
     parser.add_argument("--fd", type=int, required=True,
                         help="a listening socket's file descriptor (TCP, or unix inside the grading sandbox)")

@@ -1,4 +1,5 @@
-"""The assessment's engine: start or reach a service, wait for it, score it, and measure where its latency goes.
+"""The assessment itself (`autograder assess`'s engine, below its face cli.py): start or reach a service, wait
+for it, score it, and measure where its latency goes.
 
 Returns an `Assessment` (report.py turns it into an Outcome, a table and a Markdown report); the CLI is a thin face
 over `assess`. Nothing here prints results: progress goes to stderr through `probes.say`.
