@@ -44,21 +44,27 @@ SECTION_POINTS = 5.0
 class Section:
     name: str
     heading: re.Pattern[str]  # what a heading of this section says
-    advice: str  # what to write when it is missing
+    advice: str  # what to write in it
+    heading_text: str  # how to head it, with its article ("a '## API'")
     needs_ms: bool = False  # the section must hold a measured figure in milliseconds
+
+    @property
+    def add(self) -> str:
+        """What to do when the README has no such section."""
+        return f"add {self.heading_text} section: {self.advice}"
 
 
 SECTIONS = (
     Section("how to run", re.compile(r"\b(run|running|start|starting|usage|quick ?start|getting started|install)",
                                      re.IGNORECASE),
-            "add a '## How to run' section: the commands that start the service (e.g. uvicorn app:app ...)"),
+            "the commands that start the service (e.g. uvicorn app:app ...)", "a '## How to run'"),
     Section("API", re.compile(r"\b(api|endpoints?|routes?|requests? and responses?)\b", re.IGNORECASE),
-            "add an '## API' section: GET /health and POST /predict, the field 'file', an example answer"),
+            "GET /health and POST /predict, the field 'file', an example answer", "an '## API'"),
     Section("latency measured", re.compile(r"\b(latency|performance|benchmarks?|speed|timings?)\b", re.IGNORECASE),
-            "add a '## Latency' section with the figures you measured (p50/p95 in ms, e.g. from .venv/bin/autograder assess)",
+            "the figures you measured (p50/p95 in ms, e.g. from .venv/bin/autograder assess)", "a '## Latency'",
             needs_ms=True),
     Section("limitations", re.compile(r"\b(limitations?|known issues|caveats?|shortcomings|future work)\b", re.IGNORECASE),
-            "add a '## Limitations' section: what the service does not do, or does badly"),
+            "what the service does not do, or does badly", "a '## Limitations'"),
 )
 
 _MS = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|milliseconds?)\b", re.IGNORECASE)
@@ -196,7 +202,7 @@ def check_readme(text: str | None, where: str = README_NAME) -> list[Check]:
 
     if text is None:
         return [Check(f"README: {section.name}", FAILED, 0, SECTION_POINTS,
-                      f"no {README_NAME} in the hand-in: {section.advice}", where) for section in SECTIONS]
+                      f"no {README_NAME} in the hand-in: {section.add}", where) for section in SECTIONS]
     # The headings are the learner's text, quoted in one-line messages: control characters and newlines escaped.
     sections = [(printable(title), body) for title, body in readme_sections(text)]
     named = [[n for n, (title, _) in enumerate(sections) if section.heading.search(title)] for section in SECTIONS]
@@ -208,15 +214,16 @@ def check_readme(text: str | None, where: str = README_NAME) -> list[Check]:
         if got is not None:
             checks.append(Check(name, PASSED, SECTION_POINTS, SECTION_POINTS, f"section '{sections[got][0]}'", where))
         elif not heads:
-            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"no section about {section.name}: {section.advice}",
+            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"no section about {section.name}: {section.add}",
                                 where))
         else:
             why = [_why_not(section, *sections[n]) for n in heads]
-            message = next((w for w in why if w), "")
+            message, fix = next((w for w in why if w), ""), f"write in it {section.advice}"
             if not message:  # each heading naming it passes, but as another section
                 message = (f"section '{sections[heads[0]][0]}' already counts as another section (each section "
                            "needs its own heading)")
-            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"{message}: {section.advice}", where))
+                fix = section.add
+            checks.append(Check(name, FAILED, 0, SECTION_POINTS, f"{message}: {fix}", where))
     return checks
 
 
