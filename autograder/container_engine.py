@@ -213,14 +213,180 @@ def remove_working_containers(engine: Engine, token: str, arg: str = GRADED_BUIL
     return removed
 
 
+@dataclass(frozen=True)
+class BuildLimits:
+    """What the RUN steps of one graded build may take together, as its container may when it runs."""
+
+    memory_mb: int = 4096  # resident memory of all its RUN steps (no swap)
+    pids: int = 512  # processes and threads at once
+    cpus: float = 1.0
+    file_mb: int = 2048  # the largest file a RUN step may write (RLIMIT_FSIZE: the writer gets SIGXFSZ)
+    disk_mb: int = 4096  # what its RUN steps may write in all (the build is stopped past it)
+
+
+BUILD_CGROUP_PREFIX = "lab06-build-"  # the cgroups (autograder.grading.cgroups) a graded build's RUN steps run in
+
+
+def _limit_args(engine: Engine, limits: BuildLimits, cgroup: str | None) -> list[str]:
+    """`build` options that hold each RUN step to `limits`: memory (no swap), CPU, file size, and (in the cgroup
+    `cgroup`, made with the pids and memory limits for all RUN steps at once) processes. podman 4's build has no
+    --pids-limit: the RUN steps' cgroup is made a child of ours (runc removes its own, ours keeps the limits)."""
+    from autograder.grading.cgroups import PARENT, hierarchy
+
+    if engine.name != "podman":  # (Docker's BuildKit takes none of these: a Docker grader's builds are unlimited)
+        return []
+    size = limits.file_mb * 1024 * 1024
+    args = ["--cpu-period=100000", f"--cpu-quota={int(limits.cpus * 100000)}", "--ulimit", f"fsize={size}:{size}"]
+    if cgroup:
+        # Memory in our cgroup only: a RUN step's own limit as well would be reached first, and its OOM counted
+        # in runc's cgroup, removed with it (no way to tell the learner it was memory).
+        args.append(f"--cgroup-parent=/{PARENT}/{cgroup}/run")
+    if not cgroup or hierarchy("memory")[0] is None:
+        args += [f"--memory={limits.memory_mb}m", f"--memory-swap={limits.memory_mb}m"]
+    return args
+
+
+def _over_limits(limits: BuildLimits, cgroup: str | None, tail: Sequence[str]) -> str:
+    """Which limit a failed graded build ran into, in words ('' when none is known to have been reached)."""
+    text = "\n".join(tail)
+    if cgroup:
+        from autograder.grading import cgroups
+
+        pids_dir = cgroups.hierarchy("pids")[0]
+        peak = _read_int(pids_dir / cgroup / "pids.peak") if pids_dir else None
+        if peak is not None and peak >= limits.pids:
+            return f"a RUN step reached the limit of {limits.pids} processes and threads of a graded build"
+        # cgroup v2 counts a RUN step's OOM kill in ours too; v1 counts it in the victim's (runc's) cgroup if at all,
+        # so there a step SIGKILLed after ours peaked at its limit is the sign
+        memory_dir = cgroups.hierarchy("memory")[0]
+        peak = max((_read_int(memory_dir / cgroup / f) or 0 for f in ("memory.max_usage_in_bytes", "memory.peak")),
+                   default=0) if memory_dir is not None else 0
+        at_limit = peak >= 0.9 * limits.memory_mb * 1024 * 1024
+        if cgroups.oom_kills(cgroup) > 0 or (at_limit and "exit status 137" in text):
+            return f"a RUN step reached the memory limit of a graded build ({limits.memory_mb} MB)"
+    elif "exit status 137" in text:  # killed: the RUN step's own memory limit, most likely
+        return f"a RUN step was killed, most likely at the memory limit of a graded build ({limits.memory_mb} MB)"
+    if "File size limit exceeded" in text or "exit status 153" in text:
+        return f"a RUN step wrote a file over the limit of a graded build ({limits.file_mb} MB a file)"
+    return ""
+
+
+def _release_build_cgroup(cgroup: str) -> None:
+    """Kill whatever of a graded build's RUN steps is left and remove its cgroups, runc's inside them first (runc
+    leaves its own behind when a step is killed)."""
+    from autograder.grading import cgroups
+
+    inner: set[str] = set()
+    for controller in ("pids", "memory"):
+        parent = cgroups.hierarchy(controller)[0]
+        if parent is not None and (parent / cgroup).is_dir():
+            inner |= {str(d.relative_to(parent)) for d in (parent / cgroup).rglob("*") if d.is_dir()}
+    for name in sorted(inner, key=lambda n: -n.count("/")):
+        cgroups.release(name)
+    cgroups.release(cgroup)
+    # runc made the path in every other controller too (cgroup v1: cpu, blkio, freezer, ...): empty, removed
+    mounts = [cgroups.UNIFIED, *[d for d in cgroups.UNIFIED.iterdir() if d.is_dir()]] \
+        if cgroups.UNIFIED.is_dir() else []
+    for group in [m / cgroups.PARENT / cgroup for m in mounts]:
+        if group.is_dir():
+            for folder in sorted((d for d in group.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _upper_dirs(cgroup: str) -> set[str]:
+    """The overlay upper folders (where writes land) of the RUN steps now running in `cgroup`."""
+    from autograder.grading import cgroups
+
+    parent = cgroups.hierarchy("pids")[0]
+    found: set[str] = set()
+    if parent is None:
+        return found
+    for procs in (parent / cgroup).rglob("cgroup.procs"):
+        try:
+            pids = procs.read_text().split()
+        except OSError:
+            continue
+        for pid in pids[:1]:  # one process of each RUN step: they share its root
+            try:
+                for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+                    fields = line.split()
+                    if len(fields) > 4 and fields[4] == "/" and "upperdir=" in line:
+                        found.add(line.split("upperdir=", 1)[1].split(",", 1)[0])
+            except OSError:
+                continue
+    return found
+
+
+def _disk_mb(folder: str) -> float:
+    """The space the files under `folder` take on disk (allocated blocks: a sparse file fills nothing)."""
+    total = 0
+    stack = [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total / (1024 * 1024)
+
+
+def _watch_disk(storage: str, limits: BuildLimits, cgroup: str, done: threading.Event,
+                over: Callable[[str], None]) -> None:
+    """Until `done`: when the storage's file system has lost more than the build's disk budget since it started
+    (cheap: one statvfs a second), measure what the build's own RUN steps wrote (their overlay upper folders: not
+    what builds beside it wrote), and stop the build past the budget."""
+    def used() -> int:
+        st = os.statvfs(storage)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    start = used()
+    while not done.wait(1.0):
+        try:
+            if used() - start < limits.disk_mb * 1024 * 1024:
+                continue
+        except OSError:
+            return
+        wrote = sum(_disk_mb(d) for d in _upper_dirs(cgroup))
+        if wrote > limits.disk_mb:
+            over(f"a RUN step wrote over {limits.disk_mb} MB (the disk limit of a graded build: {wrote:.0f} MB)")
+            return
+
+
+def _storage_root(engine: Engine) -> str:
+    if engine.name != "podman":
+        return ""
+    info = engine.run("info", "--format", "{{.Store.GraphRoot}}", check=False)
+    return info.stdout.strip() if info.returncode == 0 else ""
+
+
 def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache: bool = False,
           on_line: Callable[[str], None] | None = None, timeout: float = 1800, network: str | None = None,
-          isolated: bool = False, batch: str = "") -> Built:
+          isolated: bool = False, batch: str = "", limits: BuildLimits | None = None) -> Built:
     """`network`: the RUN steps' network (default: the host's on podman, the engine's default on Docker).
     `isolated` (grading someone else's Dockerfile): no layer cache is written (nothing of the build stays once its
     image is removed), no base image is pulled, and on podman the builder itself runs where nothing is reachable
     (unreachable_prefix). `batch`: the grading batch the build is for (its image is labelled, its working
-    container carries it as a build argument: the batch's end finds both)."""
+    container carries it as a build argument: the batch's end finds both). `limits` (a graded build): memory,
+    CPU, processes, file size and what its RUN steps write (BuildLimits); the one reached is named in the error.
+    Processes and disk are enforced where cgroups can be made (a root grader on podman): elsewhere memory, CPU
+    and file size only."""
     args = ["build", "-t", tag, "-f", str(dockerfile)]
     if batch:
         args += ["--label", f"{BATCH_LABEL}={batch}", "--build-arg", f"{GRADED_BATCH_ARG}={batch}"]
@@ -240,13 +406,24 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
     tail: list[str] = []
     prefix: list[str] = []
     token = ""
+    cgroup: str | None = None
     if isolated:
         import sys
-        import uuid
 
         token = uuid.uuid4().hex
         args[1:1] = ["--build-arg", f"{GRADED_BUILD_ARG}={token}"]
         prefix = [sys.executable, "-I", "-S", "-c", _REAPER, *unreachable_prefix(engine)]
+    if limits is not None:
+        from autograder.grading import cgroups
+
+        # the batch in its name: a worker killed mid-build cannot release it, the batch's end does (remove_batch)
+        name = BUILD_CGROUP_PREFIX + (f"{batch}-" if batch else "") + (token or uuid.uuid4().hex)
+        try:
+            if engine.name == "podman" and cgroups.create(name, limits.pids, limits.memory_mb):
+                cgroup = name
+        except OSError:  # no cgroup: the per-RUN-step limits only
+            cgroups.release(name)
+        args[1:1] = _limit_args(engine, limits, cgroup)
     proc = subprocess.Popen([*prefix, *engine.command(*args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=engine.environ(), start_new_session=True)
     assert proc.stdout is not None
@@ -261,6 +438,14 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
 
     timer = threading.Timer(timeout, stop_build)
     timer.start()
+    reason: list[str] = []  # a limit the build was stopped at (the disk watch)
+    watched = threading.Event()
+    if limits is not None and cgroup and (storage := _storage_root(engine)):
+        def over(why: str) -> None:
+            reason.append(why)
+            stop_build()
+
+        threading.Thread(target=_watch_disk, args=(storage, limits, cgroup, watched, over), daemon=True).start()
     try:
         for line in proc.stdout:
             tail = (tail + [line.rstrip()])[-40:]
@@ -273,8 +458,16 @@ def build(engine: Engine, context: Path, dockerfile: Path, tag: str, *, no_cache
             proc.wait()
     finally:
         timer.cancel()
+        watched.set()
         if isolated and (timed_out.is_set() or proc.returncode != 0):
             remove_working_containers(engine, token)
+        limit = (reason[0] if reason else _over_limits(limits, cgroup, tail)) \
+            if limits is not None and (timed_out.is_set() or proc.returncode != 0) else ""
+        if cgroup:
+            _release_build_cgroup(cgroup)
+    if limit:
+        raise EngineError(f"the build was stopped: {limit}; " + explain_build_failure(tail)
+                          .replace("the build failed: ", "its last lines: ", 1))
     if timed_out.is_set():
         raise EngineError(f"the build took over {timeout:.0f} s and was stopped (the time limit of a build)")
     seconds = time.monotonic() - start
@@ -560,6 +753,12 @@ def remove_batch(engine: Engine, batch: str, tag_prefix: str) -> list[str]:
     for image in dict.fromkeys(found):  # what is left: an image whose tag a killed build never set
         if engine.run("rmi", "-f", image, check=False, timeout=120).returncode == 0:
             removed.append(f"image {image}")
+    if batch and os.geteuid() == 0:
+        from autograder.grading import cgroups
+
+        for name in cgroups.existing(f"{BUILD_CGROUP_PREFIX}{batch}-"):  # a killed build's limits
+            _release_build_cgroup(name)
+            removed.append(f"build cgroup {name}")
     return removed
 
 

@@ -7,6 +7,7 @@ checks are skipped with 0 points and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -69,10 +70,12 @@ def container(lab: Any, files_dir: Path, work_dir: Path) -> list[Check]:
     batch = batch_id(work_dir)
     tag = f"{TAG_PREFIX}{batch}-{secrets.token_hex(12)}:latest"
     keep = os.environ.get(KEEP_ENV, "").strip().lower() in ("1", "true", "yes")
+    memory_mb = int(getattr(lab, "memory_mb", 0) or 4096)
     outcome = build_and_assess(dockerfile, lint(dockerfile), model_dir=model, tag=tag, health_timeout=HEALTH_TIMEOUT_S,
-                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None, caps=caps(),
+                               requests=ASSESS_REQUESTS, isolated=True, log=lambda m: None,
+                               caps=dataclasses.replace(caps(), memory_mb=memory_mb),  # the build's RUN steps too
                                keep_image=keep, batch=batch,
-                               run_args=(f"--memory={int(getattr(lab, 'memory_mb', 0) or 4096)}m", "--pids-limit=512"))
+                               run_args=(f"--memory={memory_mb}m", "--pids-limit=512"))
     built = Check(names[0], PASSED if outcome.built else FAILED, POINTS_EACH if outcome.built else 0.0, POINTS_EACH,
                   (f"built in {outcome.build_seconds:.0f} s" + (f" ({tag}, kept)" if keep else ""))
                   if outcome.built else (outcome.error or "not built"),

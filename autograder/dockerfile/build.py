@@ -72,6 +72,16 @@ class Caps:
     build_s: float = 900.0  # the build, dependencies installed from the course's wheels included
     image_mb: int = 2048  # the built image (the reference is about a third of it)
     run_s: float = 600.0  # the container's life: start, /health, the assessment
+    # What the build's RUN steps may take together (container_engine.BuildLimits): the lab's memory, and
+    # processes, CPU and writes as its container gets; one file at most the image's own cap.
+    memory_mb: int = 4096
+    pids: int = 512
+    cpus: float = 1.0
+    disk_mb: int = 4096
+
+    def build_limits(self) -> eng.BuildLimits:
+        return eng.BuildLimits(memory_mb=self.memory_mb, pids=self.pids, cpus=self.cpus,
+                               file_mb=self.image_mb or 2048, disk_mb=self.disk_mb)
 
 
 def default_tag(dockerfile: Path) -> str:
@@ -165,7 +175,7 @@ def build_and_assess(dockerfile: Path, lint_result: LintResult, *, model_dir: Pa
         log(f"building {outcome.tag} with {engine.name} (the first build installs the dependencies: minutes)")
         built = eng.build(engine, context, staged_file, outcome.tag, no_cache=no_cache, on_line=_step_printer(log),
                           network="none" if isolated and engine.name == "podman" else None, timeout=caps.build_s,
-                          isolated=isolated, batch=batch)
+                          isolated=isolated, batch=batch, limits=caps.build_limits() if isolated else None)
         outcome.built, outcome.build_seconds, outcome.image_bytes = True, built.seconds, built.size_bytes
         if caps.image_mb and (size := built.size_bytes or 0) > caps.image_mb * 1_000_000:
             outcome.built = False

@@ -1,7 +1,8 @@
 """lab06's graded deploy check against red team 3's images (tests/assess/open_findings/rt3): a service answering a
 constant without the model loses requirements 3 and 4 (finding 4); a graded container reaches nothing of the
-grading machine, neither its address nor its 127.0.0.1 (finding 5); a graded build starts only from the course's
-base image or its own earlier stages (finding 7)."""
+grading machine, neither its address nor its 127.0.0.1 (finding 5); a graded build's RUN steps are held to the
+lab's memory, process and file-size limits (finding 6); a graded build starts only from the course's base image
+or its own earlier stages (finding 7)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from autograder import container_engine as eng
 from autograder.dockerfile.bases import BASE_RULE, foreign_sources
-from autograder.dockerfile.build import build_and_assess
+from autograder.dockerfile.build import Caps, build_and_assess
 from autograder.dockerfile.rules import lint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -302,3 +303,37 @@ def test_the_offline_relay_reaches_only_the_container_port(tmp_path: Path) -> No
     finally:
         eng.remove_image(engine, tag)
 
+
+# ---- finding 6: a graded build's RUN steps are limited ---------------------------------------------------------
+
+# Small limits, so the attacks stay small on a shared machine; the lab's own (Caps' defaults: 4096 MB, 512
+# processes, a 2048 MB file, 4096 MB written) are the same mechanism, and the reference builds under them
+# (test_deploy.py).
+SMALL = Caps(build_s=300, image_mb=100, memory_mb=256, pids=64, cpus=1.0, disk_mb=300)
+
+
+@pytest.mark.container
+@pytest.mark.parametrize(("run", "limit"), [
+    ("for i in $(seq 1 200); do sleep 60 & done; wait", "the limit of 64 processes and threads"),
+    ("python -c \"b = b'x' * (600 << 20); print(len(b))\"", "the memory limit of a graded build (256 MB)"),
+    ("dd if=/dev/zero of=/big bs=1M count=200", "wrote a file over the limit of a graded build (100 MB a file)"),
+    ("for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=/f$i bs=1M count=90; done; sleep 60",
+     "wrote over 300 MB (the disk limit of a graded build"),
+], ids=["processes", "memory", "file-size", "disk"])
+def test_a_graded_build_is_stopped_at_its_limits_naming_the_limit(tmp_path: Path, run: str, limit: str) -> None:
+    """Red team 3's RUN step (1004 processes, a 3 GB file) in small: each limit stops the build within seconds
+    (the attacks would run for a minute otherwise: `sleep 60`), and the error names it. Without the limits each
+    of these builds succeeds."""
+    import time
+
+    engine = engine_or_skip()
+    if engine.name != "podman" or eng.os.geteuid() != 0:
+        pytest.skip("graded builds' cgroup limits need podman run by root")
+    path = write(tmp_path / "limits", f"FROM {BASE}\nRUN {run}\nCMD [\"true\"]\n")
+    started = time.monotonic()
+    outcome = build_and_assess(path, lint(path, hadolint=False), tag="autograder-test/limits:1", isolated=True,
+                               assess=False, log=lambda m: None, keep_image=False, caps=SMALL)
+    took = time.monotonic() - started
+    assert not outcome.built and outcome.error and limit in outcome.error, outcome.error
+    assert outcome.error.startswith("the build was stopped: "), outcome.error
+    assert took < 50, f"{took:.0f} s: not stopped at the limit"
