@@ -42,7 +42,7 @@ def _shown(name: object) -> str:
     return str(name).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _read_manifest(path: Path) -> tuple[Any, str]:
+def read_manifest(path: Path) -> tuple[Any, str]:
     """(the manifest's JSON, '') or (None, why it cannot be read): bounded in size and nesting."""
     try:
         with open(path, "rb", opener=_nofollow_opener) as fh:
@@ -246,14 +246,14 @@ def _unpack_archive(archive: Path, into: Path, budget: _Budget) -> tuple[Any, li
     manifest_path = into / MANIFEST_NAME
     if not manifest_path.is_file():
         return None, notes
-    manifest, why = _read_manifest(manifest_path)
+    manifest, why = read_manifest(manifest_path)
     manifest_path.unlink(missing_ok=True)
     if why:
         return None, notes + [f"{label}: {MANIFEST_NAME} {why}; graded without it"]
     return manifest, notes
 
 
-def _check_manifest(manifest: Any, into: Path, label: str) -> tuple[str | None, list[str]]:
+def check_manifest(manifest: Any, into: Path, label: str) -> tuple[str | None, list[str]]:
     """The manifest's student (when it is a string) and notes on everything else that is off in it."""
     if manifest is None:
         return None, []
@@ -331,10 +331,10 @@ def _stage_one(sid: str, entry: Path, lab: Lab, dest: Path, budget: _Budget) -> 
         named = None
         flags: list[str] = []
         if manifest_path.is_file() and not manifest_path.is_symlink():
-            raw, why = _read_manifest(manifest_path)
+            raw, why = read_manifest(manifest_path)
             if why:
                 notes.append(f"{label}: {MANIFEST_NAME} {why}; graded without it")
-            named, more = _check_manifest(raw, dest, label)
+            named, more = check_manifest(raw, dest, label)
             notes += more
         if named is not None and student_id(named) != sid:
             flags.append(f"{label}: the manifest names {named!r:.40} but the folder is {sid}; graded as {sid}")
@@ -344,7 +344,7 @@ def _stage_one(sid: str, entry: Path, lab: Lab, dest: Path, budget: _Budget) -> 
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, ValueError, EOFError) as exc:
         why = f"{label}: not a readable zip archive ({str(exc)[:100]})"
         return Submission(sid, None, [why], entry=label, unreadable=why)
-    named, more = _check_manifest(raw, dest, label)
+    named, more = check_manifest(raw, dest, label)
     notes += more + _remove_shadowing(dest, lab, label)
     flags = []
     if named is not None and student_id(named) != sid:

@@ -154,7 +154,7 @@ def java_executable() -> str:
     return candidate
 
 
-def _venv_tool(name: str) -> str:
+def venv_tool(name: str) -> str:
     tool = Path(sys.executable).parent / name
     found = str(tool) if tool.exists() else shutil.which(name)
     if not found:
@@ -207,7 +207,7 @@ def archive(model_dir: Path, dep: Deployment, handler: Path = HANDLER) -> Path:
     store = dep.state / "model-store"
     store.mkdir(parents=True, exist_ok=True)
     cmd = [
-        _venv_tool("torch-model-archiver"), "--model-name", dep.name, "--version", "1.0",
+        venv_tool("torch-model-archiver"), "--model-name", dep.name, "--version", "1.0",
         "--serialized-file", str(model_dir / MODEL_FILE), "--handler", str(handler),
         "--extra-files", f"{model_dir / LABELS_FILE},{model_dir / CARD_FILE}",
         "--export-path", str(store), "--force",
@@ -294,7 +294,7 @@ def start(
     config = dep.state / "config.properties"
     config.write_text(text)
     cmd = [
-        _venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
+        venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
         "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config),
     ]  # fmt: skip
     # Java inherits the wrapper's stdout: give it a file, or a captured pipe would never reach EOF. Its own
@@ -329,7 +329,7 @@ def stop(dep: Deployment, timeout: float = 60.0) -> bool:
     with contextlib.suppress(psutil.Error):
         procs += procs[0].children(recursive=True)
     subprocess.run(
-        [_venv_tool("torchserve"), "--stop"], check=False, cwd=dep.state, env=dep.env(), capture_output=True
+        [venv_tool("torchserve"), "--stop"], check=False, cwd=dep.state, env=dep.env(), capture_output=True
     )
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     for proc in alive:  # only the processes this deployment started, by pid

@@ -175,3 +175,37 @@ def test_no_two_modules_share_a_name_for_different_things() -> None:
             seen.setdefault(path.stem, []).append(str(path.relative_to(root)))
     twice = {name: paths for name, paths in seen.items() if len(paths) > 1 and name not in SHARED_NAMES}
     assert not twice, f"rename one of each, or add the shared meaning to SHARED_NAMES: {twice}"
+
+
+def _own_module(root: Path, dotted: str) -> bool:
+    path = root / Path(*dotted.split("."))
+    return dotted.split(".")[0] in ("autograder", "mlinfra") and (path.with_suffix(".py").is_file() or path.is_dir())
+
+
+def test_no_module_reaches_into_another_modules_private_names() -> None:
+    """`from autograder.x import _helper` or `x._helper(...)` across modules: a name another module needs is
+    public, so whoever changes it sees who uses it."""
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [*root.glob("autograder/**/*.py"), *root.glob("mlinfra/**/*.py")]:
+        if "templates" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        modules: set[str] = set()  # names this file binds to one of our modules
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    if _own_module(root, f"{node.module}.{alias.name}"):
+                        modules.add(alias.asname or alias.name)
+                    elif node.module.split(".")[0] in ("autograder", "mlinfra") and alias.name.startswith("_") \
+                            and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root)}:{node.lineno} imports {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname and _own_module(root, alias.name):
+                        modules.add(alias.asname)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules \
+                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+                found.append(f"{path.relative_to(root)}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not found, found

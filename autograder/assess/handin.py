@@ -615,13 +615,13 @@ def submitted_by(folder: Path) -> str:
     """The student submission.json names, as written (the class report compares it with the hand-in's file or
     folder name, exactly: tests/classbook/test_identity.py), or '' when it names none. Control characters and
     newlines are shown as escapes; anything else is kept, so a look-alike stays one."""
-    from autograder.submissions import _read_manifest
+    from autograder.submissions import read_manifest
     from mlinfra.base.output import printable
 
     path = folder / MANIFEST_FILE
     if path.is_symlink() or not path.is_file():
         return ""
-    manifest, _ = _read_manifest(path)
+    manifest, _ = read_manifest(path)
     named = manifest.get("student") if isinstance(manifest, dict) else None
     return printable(named[:64]) if isinstance(named, str) else ""
 

@@ -32,17 +32,17 @@ def expected_student(pack: Path) -> str:
 
 def notes(pack: Path, unpacked: Unpacked, label: str) -> list[str]:
     """What is off between the manifest and the hand-in, one line each ([] when they agree)."""
-    from autograder.submissions import MANIFEST_NAME, _check_manifest, _read_manifest, student_id
+    from autograder.submissions import MANIFEST_NAME, check_manifest, read_manifest, student_id
     from mlinfra.base.output import printable
 
     path = unpacked.folder / MANIFEST_NAME
     if path.is_symlink() or not path.is_file():
         return [(f"{label}: no {MANIFEST_NAME}: who packed it and what it held cannot be checked (hand-ins come "
                  "from `.venv/bin/autograder submit practical`)")]
-    manifest, why = _read_manifest(path)
+    manifest, why = read_manifest(path)
     if manifest is None:
         return [f"{label}: {MANIFEST_NAME} {why}: who packed it and what it held cannot be checked"]
-    named, out = _check_manifest(manifest, unpacked.folder, label)
+    named, out = check_manifest(manifest, unpacked.folder, label)
     expected = expected_student(pack)
     if named is None:
         out.append(f"{label}: {MANIFEST_NAME} names no student")

@@ -247,7 +247,7 @@ def load_quiz(path: Path, root: Path | None) -> Assessment:
                         reason=str(row.get("error") or "; ".join(map(str, row.get("notes") or []))),
                         source=f"{path} students[{n}]" + (f" ({row['file']})" if row.get("file") else ""))
         if bank is not None and status == "graded":
-            result.choices = _choices(bank, _answers(row, path))
+            result.choices = _picked(bank, _answers(row, path))
         if status == "graded":
             maxima.append(result.max_score)
         previous = quiz.results.get(key(student))
@@ -295,7 +295,7 @@ def _answers(row: dict[str, Any], grades_json: Path) -> dict[str, Any]:
     return {}
 
 
-def _choices(bank: Any, answers: dict[str, Any]) -> dict[str, list[str]]:
+def _picked(bank: Any, answers: dict[str, Any]) -> dict[str, list[str]]:
     """Option ids each choice question's answer picked, read as the grader reads them (an id or the option's
     text); an answer that names no option counts as no choice."""
     from autograder.quiz import grading
@@ -306,7 +306,7 @@ def _choices(bank: Any, answers: dict[str, Any]) -> dict[str, list[str]]:
         if q.type not in ("single", "multiple") or q.id not in given:
             continue
         try:
-            picked = [grading._choice(q, given[q.id])] if q.type == "single" else sorted(grading._choices(q, given[q.id]))
+            picked = [grading.chosen_option(q, given[q.id])] if q.type == "single" else sorted(grading.chosen_options(q, given[q.id]))
         except Exception:  # noqa: BLE001 - an invalid answer is "no choice" here; grading already scored it 0
             picked = []
         out[q.id] = picked

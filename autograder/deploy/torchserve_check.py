@@ -107,8 +107,8 @@ class _HostTorchServe:
         from mlinfra.torchserve_local import (
             PID_FILE,
             StartError,
-            _venv_tool,
             config_properties,
+            venv_tool,
             wait_until_predicting,
         )
 
@@ -118,7 +118,7 @@ class _HostTorchServe:
         archive_privately(model, dep, handler)
         config = dep.state / "config.properties"
         config.write_text(config_properties(dep))
-        cmd = [_venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
+        cmd = [venv_tool("torchserve"), "--start", "--ncs", "--model-store", str(dep.state / "model-store"),
                "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
         with (dep.logs / "torchserve.out").open("ab") as out:
             code = subprocess.run(cmd, check=False, cwd=dep.state, env=dep.env(), stdout=out,

@@ -42,7 +42,7 @@ class SandboxedTorchServe:
         import sys
 
         from autograder.grading import sandbox
-        from mlinfra.torchserve_local import _venv_tool, config_properties, probe_image
+        from mlinfra.torchserve_local import config_properties, probe_image, venv_tool
 
         dep = self.dep
         for folder in (dep.state, dep.logs):
@@ -61,7 +61,7 @@ class SandboxedTorchServe:
         listener.set_inheritable(True)
         inner = [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{listener.fileno()}",
                  str(dep.ports.inference), "--",
-                 _venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
+                 venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
                  str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
         # Java's JIT, GC and netty threads count as tasks: a kernel's 256 would stop TorchServe starting.
         spec = sandbox.Spec(work=dep.state, conn=self.conn, kind="bwrap",
@@ -157,7 +157,7 @@ def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:
     import subprocess
 
     from mlinfra.modelstore import CARD_FILE, LABELS_FILE, MODEL_FILE
-    from mlinfra.torchserve_local import StartError, _venv_tool
+    from mlinfra.torchserve_local import StartError, venv_tool
 
     missing = [n for n in (MODEL_FILE, LABELS_FILE, CARD_FILE) if not (model_dir / n).is_file()]
     if missing:
@@ -167,7 +167,7 @@ def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     for folder in (store, tmp):
         folder.mkdir(parents=True, exist_ok=True)
-    cmd = [_venv_tool("torch-model-archiver"), "--model-name", dep.name, "--version", "1.0",
+    cmd = [venv_tool("torch-model-archiver"), "--model-name", dep.name, "--version", "1.0",
            "--serialized-file", str(model_dir / MODEL_FILE), "--handler", str(handler),
            "--extra-files", f"{model_dir / LABELS_FILE},{model_dir / CARD_FILE}",
            "--export-path", str(store), "--force"]

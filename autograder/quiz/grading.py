@@ -76,7 +76,7 @@ def _option_list(q: Question) -> str:
     return ", ".join(q.options)
 
 
-def _choice(q: Question, value: Any) -> str:
+def chosen_option(q: Question, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _Invalid(f"expected one option id ({_option_list(q)}), got {type(value).__name__} {value!r}")
     text = str(value).strip()
@@ -91,7 +91,7 @@ def _choice(q: Question, value: Any) -> str:
     raise _Invalid(f"{text!r} is not an option of this question (options: {_option_list(q)})")
 
 
-def _choices(q: Question, value: Any) -> set[str]:
+def chosen_options(q: Question, value: Any) -> set[str]:
     if isinstance(value, str):
         tokens = [t for t in re.split(r"[,;\s]+", value.strip()) if t]
         if not all(t in q.options or t.casefold() in {k.casefold() for k in q.options} for t in tokens):
@@ -99,7 +99,7 @@ def _choices(q: Question, value: Any) -> set[str]:
         value = tokens
     if not isinstance(value, (list, tuple, set)):
         raise _Invalid(f"expected a list of option ids ({_option_list(q)}), got {type(value).__name__} {value!r}")
-    return {_choice(q, v) for v in value}
+    return {chosen_option(q, v) for v in value}
 
 
 def _bool(value: Any) -> bool:
@@ -171,9 +171,9 @@ def expected_text(q: Question) -> str:
 def _score_choice(q: Question, value: Any) -> tuple[float, str]:
     correct = correct_options(q)
     if q.type == "single":
-        pick = _choice(q, value)
+        pick = chosen_option(q, value)
         return (1.0, "") if pick in correct else (0.0, "")
-    picks = _choices(q, value)
+    picks = chosen_options(q, value)
     wrong = set(q.options) - correct
     hits, false_picks = len(picks & correct), len(picks & wrong)
     fraction = hits / len(correct) - (false_picks / len(wrong) if wrong else 0.0)
@@ -484,7 +484,7 @@ def _shown_answer(q: Question, shown: tuple[str, ...], given: Any) -> str:
         return "(no answer)"
     if q.type in ("single", "multiple"):
         try:
-            picks = [_choice(q, given)] if q.type == "single" else sorted(_choices(q, given),
+            picks = [chosen_option(q, given)] if q.type == "single" else sorted(chosen_options(q, given),
                                                                            key=lambda o: shown.index(o))
         except (_Invalid, ValueError):
             return f"{str(given)[:80]} (not one of the options)"

@@ -20,6 +20,16 @@ from mlinfra.base.errors import unwritable
 _json_stdout: list[IO[str]] = []  # the real stdout while the runner has redirected it; empty otherwise
 
 
+def push_json_stdout(stream: IO[str]) -> None:
+    """While the runner sends everything printed to stderr (`--json -`), `stream` is the real stdout, where the JSON
+    alone goes; pop_json_stdout() when done. A stack: a command run inside another keeps its own."""
+    _json_stdout.append(stream)
+
+
+def pop_json_stdout() -> None:
+    _json_stdout.pop()
+
+
 def to_jsonable(value: Any) -> Any:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict) and not isinstance(value, type):

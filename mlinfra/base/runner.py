@@ -84,14 +84,14 @@ def stdout_to_stderr() -> Iterator[None]:
     except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
         saved_fd = None  # a captured stdout (pytest's capsys) has no descriptor: swapping the object suffices
     json_stream = os.fdopen(os.dup(saved_fd), "w") if saved_fd is not None else real
-    output._json_stdout.append(json_stream)
+    output.push_json_stdout(json_stream)
     sys.stdout = sys.stderr
     try:
         yield
     finally:
         sys.stdout.flush()
         sys.stdout = real
-        output._json_stdout.pop()
+        output.pop_json_stdout()
         json_stream.flush()
         if saved_fd is not None:
             os.dup2(saved_fd, 1)
