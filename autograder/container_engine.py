@@ -633,16 +633,18 @@ _CLONE_NEWNET = 0x40000000
 
 
 class NetnsRelay:
-    """A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to 127.0.0.1:`port`
-    inside another network namespace (a graded container's, which has no network of its own). The connection
-    into the container is made by our own threads that joined its namespace (setns: per thread), so the
-    container reaches nothing of ours: it only answers what is sent to it. Closing the relay closes `netns_fd`."""
+    """An autograder.relay.Relay whose every connection goes to 127.0.0.1:`port` inside another network namespace
+    (a graded container's, which has no network of its own). The connection into the container is made by our own
+    threads that joined its namespace (setns: per thread), so the container reaches nothing of ours: it only
+    answers what is sent to it. `port` on the host's 127.0.0.1 is the relay's; closing it closes `netns_fd`."""
 
     def __init__(self, netns_fd: int, port: int) -> None:
         import asyncio
         import ctypes
         import socket
         from concurrent.futures import ThreadPoolExecutor
+
+        from autograder.relay import Relay
 
         libc = ctypes.CDLL(None, use_errno=True)
         target = os.fstat(netns_fd).st_ino
@@ -673,51 +675,21 @@ class NetnsRelay:
         except Exception:
             self.pool.shutdown(wait=False)
             raise
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        box: dict[str, object] = {}
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
+        async def opener() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            sock = await asyncio.get_running_loop().run_in_executor(self.pool, connect)
+            return await asyncio.open_connection(sock=sock)
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                sock = await self.loop.run_in_executor(self.pool, connect)
-                up_reader, up_writer = await asyncio.open_connection(sock=sock)
-            except (OSError, RuntimeError):  # nothing listens yet (refused), or the relay is closing
-                writer.close()
-                return
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.relay = Relay(opener, name="netns-relay", on_close=self._release)
+        self.port = self.relay.port
 
-        async def serve() -> None:
-            box["server"] = await asyncio.start_server(handle, "127.0.0.1", 0)
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(serve())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True, name="netns-relay-loop")
-        self.thread.start()
-        ready.wait(10)
-        self.server: asyncio.Server = box["server"]  # type: ignore[assignment]
-        self.port = int(self.server.sockets[0].getsockname()[1])
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+    def _release(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             os.close(self.netns_fd)
+
+    def close(self) -> None:
+        self.relay.close()
 
 
 def remove_container(engine: Engine, name: str, timeout: float = 60) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,8 +90,8 @@ class SandboxedServer:
 
     def start(self) -> None:
         from autograder.assess.handin import copy_folder
-        from autograder.deploy.torchserve_sandbox import Relay
         from autograder.grading import sandbox
+        from autograder.relay import launch_relayed
         from mlinfra.modelstore import MODEL_DIR_ENV
 
         app_dir = self.work / "service"
@@ -105,7 +104,7 @@ class SandboxedServer:
         from autograder.assess import uvicorn_on_fd
 
         # mlinfra's folder alone on the path (an editable install's .pth may name a checkout the sandbox cannot
-        # see); found by a module of its own (under pytest, tests/mlinfra is a namespace package of that name)
+        # see); found by a module of its own (a tests/ folder named like the package would shadow the package)
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}
         moved = ((str(Path(str(uvicorn_on_fd.__file__)).resolve()), LAUNCHER_INSIDE),
                  *identity_files(self.root / "etc", self.work))
@@ -121,21 +120,12 @@ class SandboxedServer:
                                  tmpfs_home=True)
         path = self.relay_dir / "app.sock"
         self.relay_dir.mkdir(mode=0o700)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            listener.bind(str(path))
-            listener.listen(128)
-            listener.set_inheritable(True)
-            inner = [sys.executable, LAUNCHER_INSIDE, self.target, "--fd", str(listener.fileno()),
-                     "--app-dir", str(app_dir)]
-            cmd, run_env = sandbox.wrap(inner, self.spec)
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(cmd, env=run_env, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                             pass_fds=(listener.fileno(),))
-        finally:
-            listener.close()  # uvicorn, inside, holds its own copy
-        self.relay = Relay(path)
+        app = self.target
+
+        def inner(fd: int) -> list[str]:  # uvicorn, inside, serves on the socket we bound
+            return [sys.executable, LAUNCHER_INSIDE, app, "--fd", str(fd), "--app-dir", str(app_dir)]
+
+        self.proc, self.relay = launch_relayed(path, inner, self.spec, self.log_path)
         self.port = self.relay.port
 
     def exit_code(self) -> int | None:

@@ -4,7 +4,7 @@ the grader starts for this student alone, inside the grading sandbox, and watche
 Per student: a private AIRFLOW_HOME (SQLite, copied from mlinfra/airflow_home.py's migrated template), its own
 temporary folders, and its own network namespace, so its API server's port 8080 is not the machine's 8080 (an
 Airflow running there is neither touched nor used); the grader reaches it through a unix-socket relay and a free
-port of the host's 127.0.0.1 (torchserve_sandbox.Relay). Inside: the scheduler (LocalExecutor), the API server
+port of the host's 127.0.0.1 (autograder/relay.py). Inside: the scheduler (LocalExecutor), the API server
 and `airflow dags reserialize`, started at once (airflow_inner.py). Outside: a readiness probe (health, then the DAG listed),
 then, as the UI's buttons do, the DAG unpaused and a run triggered through the REST API with a run id and a logical
 date only the grader knows, until it finishes (bounded), then every process stopped by pid and the sandbox torn
@@ -109,10 +109,9 @@ class SandboxedAirflow:
 
     # -- starting ---------------------------------------------------------------------------------------------
     def _start(self, dag_file: Path) -> None:
-        import socket
-
-        from autograder.deploy.torchserve_sandbox import Relay, course_pythonpath
+        from autograder.deploy.torchserve_sandbox import course_pythonpath
         from autograder.grading import sandbox
+        from autograder.relay import launch_relayed
         from mlinfra.base.procs import free_port
 
         shutil.rmtree(self.home, ignore_errors=True)
@@ -142,12 +141,11 @@ class SandboxedAirflow:
         }, database=airflow_home.sqlite_url(self.home), base={})
         env.update({"PIPELINE_DATA_DIR": str(dags / "data"), "PYTHONPATH": course_pythonpath()})
         sock_path = self.relay_dir / "af.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(sock_path))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        inner = [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{listener.fileno()}", str(port), "--",
-                 sys.executable, "-m", "autograder.deploy.airflow_inner"]
+
+        def inner(fd: int) -> list[str]:
+            return [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{fd}", str(port), "--",
+                    sys.executable, "-m", "autograder.deploy.airflow_inner"]
+
         kind = "bwrap" if not self.why_no_sandbox else "none"
         # The scheduler, the API server, two LocalExecutor workers and a task's supervisor and process: a few
         # hundred threads; memory: the lab's (Airflow and torch in the task processes).
@@ -155,17 +153,9 @@ class SandboxedAirflow:
                                  limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(START_S + RUN_S) * 2,
                                                        processes=2048),
                                  env=env, tmpfs_home=True)
-        cmd, full_env = sandbox.wrap(inner, self.spec)
-        if kind == "none":  # the grader's own environment, minus any Airflow setting of its own
-            full_env = {**airflow_home.without_airflow(os.environ), **full_env}
-        try:
-            with (self.conn / "launcher.out").open("ab") as out:
-                self.proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                             pass_fds=(listener.fileno(),))
-        finally:
-            listener.close()  # the relay inside holds its own copy
-        self.relay = Relay(sock_path)
+        # kind "none": the grader's own environment under the sandbox's, minus any Airflow setting of its own
+        base = airflow_home.without_airflow(os.environ) if kind == "none" else None
+        self.proc, self.relay = launch_relayed(sock_path, inner, self.spec, self.conn / "launcher.out", base)
         self.url = f"http://127.0.0.1:{self.relay.port}"
 
     def _wait_ready(self) -> None:

@@ -8,7 +8,6 @@ stopped by process id when the check ends.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,15 @@ class SandboxedTorchServe:
         self.relay_dir = self.conn.with_name(self.conn.name + "-relay")
         self.memory_mb = int(getattr(lab, "memory_mb", 4096) or 4096)
         self.proc: Any = None
-        self.relay: Relay | None = None
+        self.relay: Any = None  # an autograder.relay.Relay once started
         self.spec: Any = None
         self.url = ""
 
     def start(self, model: Path, handler: Path) -> None:
-        import subprocess
         import sys
 
         from autograder.grading import sandbox
+        from autograder.relay import launch_relayed
         from mlinfra.torchserve_local import config_properties, probe_image, venv_tool
 
         dep = self.dep
@@ -55,14 +54,13 @@ class SandboxedTorchServe:
         # nothing inside can point the relay at another socket of the host (another student's TorchServe).
         self.relay_dir.mkdir(mode=0o700)
         sock = self.relay_dir / "ts.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(sock))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        inner = [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{listener.fileno()}",
-                 str(dep.ports.inference), "--",
-                 venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
-                 str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config", str(config)]
+
+        def inner(fd: int) -> list[str]:
+            return [sys.executable, "-m", "autograder.deploy", "_inner", f"fd:{fd}", str(dep.ports.inference), "--",
+                    venv_tool("torchserve"), "--start", "--foreground", "--ncs", "--model-store",
+                    str(dep.state / "model-store"), "--models", f"{dep.name}={dep.name}.mar", "--ts-config",
+                    str(config)]
+
         # Java's JIT, GC and netty threads count as tasks: a kernel's 256 would stop TorchServe starting.
         spec = sandbox.Spec(work=dep.state, conn=self.conn, kind="bwrap",
                             limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600,
@@ -73,15 +71,7 @@ class SandboxedTorchServe:
                             # fill the grader's disk; its logs go with it when the check ends
                             tmpfs_home=True)
         self.spec = spec
-        cmd, env = sandbox.wrap(inner, spec)
-        try:
-            with (dep.logs / "torchserve.out").open("ab") as out:
-                self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                             pass_fds=(listener.fileno(),))
-        finally:
-            listener.close()  # the relay inside holds its own copy
-        self.relay = Relay(sock)
+        self.proc, self.relay = launch_relayed(sock, inner, spec, dep.logs / "torchserve.out")
         self.url = f"http://127.0.0.1:{self.relay.port}"
         import httpx
 
@@ -182,61 +172,12 @@ def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:
     return store / f"{dep.name}.mar"
 
 
-class Relay:
-    """(Also used by `assess`'s sandboxed app, autograder/assess/sandboxed.py.) A TCP listener on a free port of the host's 127.0.0.1 that forwards each connection to a unix socket."""
-
-    def __init__(self, sock: Path) -> None:
-        import asyncio
-        import threading
-
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        box: dict[str, Any] = {}
-
-        async def handle(reader: Any, writer: Any) -> None:
-            try:
-                up_reader, up_writer = await asyncio.open_unix_connection(str(sock))
-            except OSError:
-                writer.close()
-                return
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-        async def serve() -> None:
-            box["server"] = await asyncio.start_server(handle, "127.0.0.1", 0)
-            ready.set()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(serve())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-        self.server = box["server"]
-        self.port = int(self.server.sockets[0].getsockname()[1])
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
-async def _pipe(reader: Any, writer: Any) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
-
-
 def inner_main(argv: list[str]) -> int:
     """Inside the sandbox: run TorchServe in the foreground and relay the unix socket to its inference port."""
     import asyncio
     import subprocess
+
+    from autograder.relay import pipe
 
     where, port, cmd = argv[0], int(argv[1]), argv[3:]
     proc = subprocess.Popen(cmd)
@@ -247,7 +188,7 @@ def inner_main(argv: list[str]) -> int:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def main() -> None:
         if where.startswith("fd:"):  # a listening socket the trusted side bound and handed down
