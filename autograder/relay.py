@@ -16,9 +16,9 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Wrap = Callable[[list[str]], tuple[list[str], dict[str, str]]]  # a command -> (it in its sandbox, its environment)
 
 
 class Relay:
@@ -92,21 +92,20 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-def launch_relayed(sock_path: Path, inner: Callable[[int], list[str]], spec: Any, log: Path,
+def launch_relayed(sock_path: Path, inner: Callable[[int], list[str]], wrap: Wrap, log: Path,
                    env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Relay]:
     """Start `inner(fd)` (the command inside, given the descriptor of a listening unix socket bound at
-    `sock_path` by us) in the sandbox `spec` (grading.sandbox), its output appended to `log`, and a Relay from
-    the host's 127.0.0.1 to that socket. `env`: variables under the sandbox's own (a sandbox of kind "none"
-    passes the grader's environment this way). The socket is ours, bound before the server starts: nothing
-    inside can point the relay at another socket of the host."""
-    from autograder.grading import sandbox
-
+    `sock_path` by us) as `wrap` puts it in its sandbox (`lambda cmd: sandbox.wrap(cmd, spec)`: the command and
+    its environment), its output appended to `log`, and a Relay from the host's 127.0.0.1 to that socket. `env`:
+    variables under the sandbox's own (a sandbox of kind "none" passes the grader's environment this way). The
+    socket is ours, bound before the server starts: nothing inside can point the relay at another socket of the
+    host."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(str(sock_path))
         listener.listen(128)
         listener.set_inheritable(True)
-        cmd, full_env = sandbox.wrap(inner(listener.fileno()), spec)
+        cmd, full_env = wrap(inner(listener.fileno()))
         with log.open("ab") as out:
             proc = subprocess.Popen(cmd, env={**(env or {}), **full_env}, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(listener.fileno(),))

@@ -125,7 +125,7 @@ class SandboxedServer:
         def inner(fd: int) -> list[str]:  # uvicorn, inside, serves on the socket we bound
             return [sys.executable, LAUNCHER_INSIDE, app, "--fd", str(fd), "--app-dir", str(app_dir)]
 
-        self.proc, self.relay = launch_relayed(path, inner, self.spec, self.log_path)
+        self.proc, self.relay = launch_relayed(path, inner, lambda cmd: sandbox.wrap(cmd, self.spec), self.log_path)
         self.port = self.relay.port
 
     def exit_code(self) -> int | None:

@@ -155,7 +155,8 @@ class SandboxedAirflow:
                                  env=env, tmpfs_home=True)
         # kind "none": the grader's own environment under the sandbox's, minus any Airflow setting of its own
         base = airflow_home.without_airflow(os.environ) if kind == "none" else None
-        self.proc, self.relay = launch_relayed(sock_path, inner, self.spec, self.conn / "launcher.out", base)
+        self.proc, self.relay = launch_relayed(sock_path, inner, lambda cmd: sandbox.wrap(cmd, self.spec),
+                                                self.conn / "launcher.out", base)
         self.url = f"http://127.0.0.1:{self.relay.port}"
 
     def _wait_ready(self) -> None:

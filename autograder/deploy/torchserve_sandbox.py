@@ -71,7 +71,7 @@ class SandboxedTorchServe:
                             # fill the grader's disk; its logs go with it when the check ends
                             tmpfs_home=True)
         self.spec = spec
-        self.proc, self.relay = launch_relayed(sock, inner, spec, dep.logs / "torchserve.out")
+        self.proc, self.relay = launch_relayed(sock, inner, lambda cmd: sandbox.wrap(cmd, spec), dep.logs / "torchserve.out")
         self.url = f"http://127.0.0.1:{self.relay.port}"
         import httpx
 

@@ -203,8 +203,11 @@ def mixed_uploads() -> list[bytes]:
 
 
 def same_answers(got: list[dict], want: list[dict]) -> bool:
+    """The same labels in the same order, each confidence within 1e-4: a batch's matrix product sums a row's
+    thousands of terms in another order than one row alone does (float32: about 1e-5 apart for the stand-in
+    model's 3,072 pixels), while another upload's answer differs in its labels or by far more."""
     return [p["label"] for p in got] == [p["label"] for p in want] and all(
-        abs(a["confidence"] - b["confidence"]) < 1e-5 for a, b in zip(got, want, strict=False)
+        abs(a["confidence"] - b["confidence"]) < 1e-4 for a, b in zip(got, want, strict=False)
     )
 
 
