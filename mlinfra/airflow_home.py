@@ -108,6 +108,16 @@ def template_path() -> Path:
     return Path(folder) / f"empty-{tag}.db"
 
 
+def existing_template() -> Path | None:
+    """The migrated template when it was made and Airflow is installed, else None; never makes one (a grading
+    sandbox is given this file read-only, so a kernel's `autograder dag --run` copies it instead of migrating)."""
+    try:
+        path = template_path()
+    except UsageError:
+        return None
+    return path if is_migrated(path) else None
+
+
 def is_migrated(db_file: Path) -> bool:
     return db_file.is_file() and db_file.stat().st_size > MIGRATED_BYTES
 
@@ -155,17 +165,20 @@ def migrate(env: Mapping[str, str], cwd: Path, timeout: float | None = MIGRATE_S
     return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-300:]
 
 
-def copy_database(source: Path, dest: Path) -> None:
+def copy_database(source: Path, dest: Path, *, immutable: bool = False) -> None:
     """A consistent copy of a SQLite database (a live one's write-ahead log included, through SQLite's backup API),
-    written aside and renamed: a reader never sees half a file, and copies made at once do not collide."""
+    written aside and renamed: a reader never sees half a file, and copies made at once do not collide.
+    `immutable`: the source never changes (the template: written aside and renamed, never opened for writing), so
+    SQLite need not lock it or look for its journal, which a read-only bind in a sandbox does not allow."""
     import sqlite3
     from contextlib import closing
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
+    opened = (f"{Path(source).resolve().as_uri()}?immutable=1", True) if immutable else (str(source), False)
     try:
-        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(tmp)) as out:
+        with closing(sqlite3.connect(opened[0], uri=opened[1])) as src, closing(sqlite3.connect(tmp)) as out:
             src.backup(out)
         os.replace(tmp, dest)
     finally:
@@ -175,7 +188,7 @@ def copy_database(source: Path, dest: Path) -> None:
 def new_database(home: Path, on_progress: Callable[[str], None] | None = None) -> Path:
     """The home's own airflow.db, a copy of the template (made first if needed); returns its path."""
     db_file = home / DB_FILE
-    copy_database(template(on_progress), db_file)
+    copy_database(template(on_progress), db_file, immutable=True)
     return db_file
 
 

@@ -39,7 +39,7 @@ def run_worker(
     home = Path(tempfile.mkdtemp(prefix="autograder-dag-"))
     log = home / "worker.log"
     if template is not None:
-        airflow_home.copy_database(template, home / airflow_home.DB_FILE)
+        airflow_home.copy_database(template, home / airflow_home.DB_FILE, immutable=True)
     spec = {**spec, "log": str(log)}
     (home / "spec.json").write_text(json.dumps(spec, indent=2))
     result_file = home / "result.json"

@@ -108,12 +108,15 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
         shutil.rmtree(work)  # regrading starts clean, so the same submissions get the same grades
     work.mkdir(parents=True)
     tests, by_hand = _build_template(lab, work / "template")
+    airflow_note = _airflow_template_for(lab)
     subs = collect(submissions_dir, lab, work / "staging")
     plan = BatchPlan(lab_name=lab.name, lab_folder=str(lab.folder.resolve()), work_dir=str(work.resolve()),
                      sandbox=kind, tests=tests, keep_work=keep_work, file_mb=file_mb, manual=by_hand,
                      course=rules.to_dict() if rules else None)
     if lab.folder == lab.folder.resolve():  # the lab as parsed is the lab of `lab_folder`: carried, not re-read
         plan.with_lab(lab)
+    if airflow_note:
+        plan.notes.append(airflow_note)
     limit = sandboxes.process_limit(kind)
     if limit.startswith("none"):  # said in summary.json, so an instructor knows what did not hold
         plan.notes.append(f"no limit on the processes a submission may start ({limit[len('none: '):]}): grade as "
@@ -130,6 +133,27 @@ def prepare_batch(lab_name: str | Lab, submissions_dir: Path, work_dir: Path, *,
                                          "received": sub.received}
     plan.save()
     return plan
+
+
+# A lab whose deploy check runs Airflow has kernels that run it too (Lab 1.1's `autograder dag --run`).
+AIRFLOW_DEPLOY_CHECK = "autograder.deploy:airflow_run"
+
+
+def _airflow_template_for(lab: Lab) -> str:
+    """Make the migrated Airflow template on this side before any kernel starts, for a lab whose kernels run
+    Airflow: each kernel then copies it (run.airflow_template_bind) instead of migrating its own. Returns a note
+    for the batch when it could not be made (the kernels then migrate their own: slower, same grades)."""
+    import importlib.util
+
+    if AIRFLOW_DEPLOY_CHECK not in lab.deploy_checks or importlib.util.find_spec("airflow") is None:
+        return ""
+    from mlinfra import airflow_home
+
+    try:
+        airflow_home.template()
+    except UsageError as exc:
+        return f"no Airflow template database ({exc}): each kernel migrated its own, 5-10 s a student"
+    return ""
 
 
 def grade_student(plan: BatchPlan, student: str) -> Outcome:

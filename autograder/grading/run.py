@@ -114,6 +114,19 @@ def new_spec(plan: BatchPlan, lab: Lab) -> Spec:
     conns = sandbox.connection_root(Path(plan.work_dir) / "sandboxes")
     conns.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn = Path(tempfile.mkdtemp(prefix="", dir=conns))
-    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True,
+    readonly, env = airflow_template_bind()
+    return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True, readonly=readonly, env=env,
                         limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
                                               file_mb=plan.file_mb))
+
+
+def airflow_template_bind() -> tuple[tuple[str, ...], dict[str, str]]:
+    """The migrated empty Airflow database, read-only, for a kernel that runs `autograder dag --run` (Lab 1.1's
+    notebook does): without it each kernel migrates a database of its own first, 5-10 s a student. Made on this
+    side with no DAG loaded, so it holds nothing of anyone's; nothing when it was not made."""
+    from mlinfra import airflow_home
+
+    template = airflow_home.existing_template()
+    if template is None:
+        return (), {}
+    return (str(template),), {airflow_home.TEMPLATE_ENV: str(template.parent)}

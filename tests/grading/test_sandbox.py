@@ -364,3 +364,50 @@ def test_memory_and_disk_are_bounded_for_the_sandbox_as_a_whole(spec: Spec) -> N
     if spec.kind == "bwrap" and os.geteuid() == 0:
         assert got["fill"] == 28, got  # ENOSPC: the tmpfs home
     assert got["/tmp/fill"] == 28, got
+
+
+def test_the_airflow_template_is_copied_inside_and_cannot_be_changed(spec: Spec, request: pytest.FixtureRequest,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graded kernel's `autograder dag --run` copies the grader's migrated Airflow database (bound read-only,
+    the file alone) instead of migrating its own. Airflow's database is in WAL mode, whose readers write beside it,
+    which a read-only bind forbids: the template is read as immutable."""
+    import shutil
+    import sqlite3
+    import tempfile
+
+    from autograder.grading.run import airflow_template_bind
+    from mlinfra import airflow_home
+
+    # Outside /tmp, as the workbook's .state/ is: a folder bound under the sandbox's own /tmp would be writable.
+    folder = Path(tempfile.mkdtemp(prefix="test-airflow-template-", dir=ROOT / ".state"))
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    monkeypatch.setenv(airflow_home.TEMPLATE_ENV, str(folder / "templates"))
+    assert airflow_template_bind() == ((), {}), "nothing is bound before the template is made"
+    template = airflow_home.template_path()
+    template.parent.mkdir(parents=True)
+    db = sqlite3.connect(template)
+    db.execute("pragma journal_mode=wal")  # as Airflow leaves its database: a reader would make files beside it
+    db.execute("create table made_here (filler blob)")
+    db.execute("insert into made_here values (?)", (b"x" * (airflow_home.MIGRATED_BYTES * 2),))
+    db.commit()
+    db.close()  # the last connection: its log is written back into the file
+    (template.parent / "secret-beside-it").write_text("not for the sandbox")
+    readonly, env = airflow_template_bind()
+    spec.readonly, spec.env = readonly, env
+    got = probe(spec, """
+        import json, sqlite3, sys
+        from pathlib import Path
+        from mlinfra import airflow_home
+        template = airflow_home.template()  # found migrated: never migrates in here
+        copy = Path.home() / "airflow" / "airflow.db"
+        airflow_home.copy_database(template, copy, immutable=True)
+        rows = sqlite3.connect(copy).execute("select count(*) from made_here").fetchone()[0]
+        try:
+            sqlite3.connect(template).execute("insert into made_here values (1)").connection.commit()
+            written = True
+        except sqlite3.Error:
+            written = False
+        print(json.dumps({"template": str(template), "rows": rows, "written": written,
+                          "beside": (template.parent / "secret-beside-it").exists()}))
+    """)
+    assert got == {"template": str(template), "rows": 1, "written": False, "beside": False}, got
