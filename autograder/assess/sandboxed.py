@@ -100,12 +100,11 @@ class SandboxedServer:
             # The hand-in's limits, links never followed: the sandbox gets a private copy. A HandinProblem here
             # is the hand-in's outcome (assessment.assess_pack), or the caller's own app's (--app: a UsageError there).
             copy_folder(self.service, app_dir, [])
-        import mlinfra.base
         from autograder.assess import uvicorn_on_fd
+        from autograder.grading.sandbox import course_pythonpath
 
-        # mlinfra's folder alone on the path (an editable install's .pth may name a checkout the sandbox cannot
-        # see); found by a module of its own (a tests/ folder named like the package would shadow the package)
-        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}
+        # the course library alone on the path: the grader's code is not bound here
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath(grader_code=False)}
         moved = ((str(Path(str(uvicorn_on_fd.__file__)).resolve()), LAUNCHER_INSIDE),
                  *identity_files(self.root / "etc", self.work))
         if self.model_dir is not None and self.model_dir.is_dir():

@@ -109,7 +109,6 @@ class SandboxedAirflow:
 
     # -- starting ---------------------------------------------------------------------------------------------
     def _start(self, dag_file: Path) -> None:
-        from autograder.deploy.torchserve_sandbox import course_pythonpath
         from autograder.grading import sandbox
         from autograder.relay import launch_relayed
         from mlinfra.base.procs import free_port
@@ -139,7 +138,7 @@ class SandboxedAirflow:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port() if self.why_no_sandbox else 8793),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port() if self.why_no_sandbox else 8794),
         }, database=airflow_home.sqlite_url(self.home), base={})
-        env.update({"PIPELINE_DATA_DIR": str(dags / "data"), "PYTHONPATH": course_pythonpath()})
+        env.update({"PIPELINE_DATA_DIR": str(dags / "data"), "PYTHONPATH": sandbox.course_pythonpath()})
         sock_path = self.relay_dir / "af.sock"
 
         def inner(fd: int) -> list[str]:

@@ -66,7 +66,7 @@ class SandboxedTorchServe:
                             limits=sandbox.Limits(memory_mb=self.memory_mb, cpu_seconds=int(TORCHSERVE_START_S) + 600,
                                                   processes=2048),
                             env={"LOG_LOCATION": str(dep.logs), "METRICS_LOCATION": str(dep.logs),
-                                 "PYTHONPATH": course_pythonpath()},
+                                 "PYTHONPATH": sandbox.course_pythonpath()},
                             # its folder a size-capped tmpfs (a root grader): a handler writing many files cannot
                             # fill the grader's disk; its logs go with it when the check ends
                             tmpfs_home=True)
@@ -120,20 +120,6 @@ class SandboxedTorchServe:
             self.relay = None
         release_connection(self.conn)  # a tmpfs of its own when the grader is root: unmounted, then removed
         shutil.rmtree(self.relay_dir, ignore_errors=True)
-
-
-def course_pythonpath() -> str:
-    """PYTHONPATH for a sandbox: the folders holding the course packages, which the sandbox binds at their own
-    paths. An editable install's .pth may name a checkout the sandbox cannot see (a git worktree, a copy), and
-    then `python -m autograder...` inside would find nothing."""
-    import autograder.errors
-    import mlinfra.base
-
-    # A module's own file, not the package's: a folder named like a package on sys.path ahead of the checkout
-    # (a tests/ folder under pytest) makes the package a namespace whose __file__ is None, while its submodules
-    # still import through the editable install's finder.
-    return ":".join(sorted({str(Path(str(autograder.errors.__file__)).resolve().parents[1]),
-                            str(Path(str(mlinfra.base.__file__)).resolve().parents[2])}))
 
 
 def archive_privately(model_dir: Path, dep: Any, handler: Path) -> Path:

@@ -119,17 +119,32 @@ def process_limit(kind: str) -> str:
     return f"none: {why}"
 
 
-def course_readonly_paths(grader_code: bool = True) -> tuple[str, ...]:
-    """The interpreter, the venv and the course packages, each bound read-only at its own path; without
-    `grader_code`, mlinfra alone (the app sandbox: a service imports nothing of autograder/)."""
+def course_packages(grader_code: bool = True) -> tuple[Path, ...]:
+    """The folders of the course packages: mlinfra/, and autograder/ with `grader_code`. Found from a module's own
+    file, not the package's: a folder named like a package on sys.path ahead of the checkout (a tests/ folder under
+    pytest) makes the package a namespace whose __file__ is None, while its submodules still import."""
     import autograder.errors
     import mlinfra.base
 
+    found = [Path(str(mlinfra.base.__file__)).resolve().parents[1]]
+    if grader_code:
+        found.append(Path(str(autograder.errors.__file__)).resolve().parent)
+    return tuple(found)
+
+
+def course_pythonpath(grader_code: bool = True) -> str:
+    """PYTHONPATH for a sandbox: the folders holding the course packages, which it binds at their own paths. An
+    editable install's .pth may name a checkout the sandbox cannot see (a git worktree, a copy), and then
+    `python -m autograder...` inside would find nothing."""
+    return ":".join(sorted({str(folder.parent) for folder in course_packages(grader_code)}))
+
+
+def course_readonly_paths(grader_code: bool = True) -> tuple[str, ...]:
+    """The interpreter, the venv and the course packages, each bound read-only at its own path; without
+    `grader_code`, mlinfra alone (the app sandbox: a service imports nothing of autograder/)."""
     venv = Path(sys.prefix)
     paths = {str(venv), str(Path(sys.base_prefix).resolve())}
-    # a package's own file: tests/ may hold a same-named folder
-    for module in (mlinfra.base, autograder.errors) if grader_code else (mlinfra.base,):
-        paths.add(str(Path(str(module.__file__)).resolve().parents[1 if module is mlinfra.base else 0]))
+    paths.update(str(folder) for folder in course_packages(grader_code))
     if Path(sys.base_prefix) != Path(sys.base_prefix).resolve():
         paths.add(str(Path(sys.base_prefix)))
     return tuple(sorted(paths))
