@@ -159,9 +159,11 @@ class SandboxedAirflow:
         self.url = f"http://127.0.0.1:{self.relay.port}"
 
     def _wait_ready(self) -> None:
+        import contextlib
+
         import httpx
 
-        from mlinfra.base.wait import NotReady
+        from mlinfra.base.wait import NotReady, wait_until
 
         deadline = time.monotonic() + START_S  # the health wait and the DAG's listing share it
         with httpx.Client(base_url=self.url, timeout=10) as client:
@@ -181,13 +183,15 @@ class SandboxedAirflow:
                                 "could trigger a run") from None
                 raise _Stop(f"Airflow was not healthy within {START_S:.0f} s of starting with your dag.py") from None
             # The DAG is listed once reserialize has parsed it; a DAG still missing after that did not load.
-            while _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] != 200:
-                if os.path.lexists(self.home / DONE) or time.monotonic() > deadline:
-                    if _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] == 200:
-                        break
-                    raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
-                                "`.venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py` to see why")
-                time.sleep(0.5)  # readiness probe: the DAG listed
+            def listed() -> bool:
+                return _call(client, "GET", f"/api/v2/dags/{DAG_ID}")[0] == 200
+
+            with contextlib.suppress(NotReady):  # readiness probe: the DAG listed, or reserialize done without it
+                wait_until(lambda: listed() or os.path.lexists(self.home / DONE),
+                           timeout=max(0.0, deadline - time.monotonic()), interval=0.5, what=f"{DAG_ID} listed")
+            if not listed():
+                raise _Stop(f"Airflow did not load {DAG_ID} from your dag.py: {_import_error(client)}; run "
+                            "`.venv/bin/autograder dag workspace/phase1-lab1-airflow-dag/dag.py` to see why")
 
     # -- the run ----------------------------------------------------------------------------------------------
     def _trigger_and_watch(self) -> None:
