@@ -20,8 +20,8 @@ Note: Airflow's task-log servers bind 0.0.0.0:8793 and 8794 (hard-coded by Airfl
 keep those two ports free and do not run this on an untrusted network.
 
 `stop` ends the whole process group recorded at start; `status` says whether it runs and is healthy.
-Exit codes: 0 done, 1 started but never became healthy (status: running but not healthy), 2 could not start
-(or status: not running), 130 interrupted.
+Exit codes: 0 done, 1 started but never became healthy (status: not running, or running but not healthy), 2 could
+not start, 130 interrupted.
 """
 
 from __future__ import annotations

@@ -36,29 +36,6 @@ MODEL_INSIDE = "/course-model"  # where the sandbox sees the course model folder
 LAUNCHER_INSIDE = "/course-launcher/launch.py"
 
 
-def identity_files(folder: Path, home: Path) -> tuple[tuple[str, str], ...]:
-    """/etc/passwd, /etc/group and /etc/hosts for the sandbox, written into `folder` (the trusted side's): root,
-    the sandbox's user (getpass.getuser() and `~` lookups work) and nobody (what files of unmapped owners show
-    as), and localhost. The host's files would name its accounts and machines. Returns (host file, inside) binds."""
-    from autograder.grading.spec import SANDBOX_ID
-
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {
-        "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                   f"sandbox:x:{SANDBOX_ID}:{SANDBOX_ID}:sandbox:{home}:/usr/sbin/nologin\n"
-                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
-        "group": f"root:x:0:\nsandbox:x:{SANDBOX_ID}:\nnogroup:x:65534:\n",
-        "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    }
-    binds = []
-    for name, text in files.items():
-        path = folder / name
-        path.write_text(text)
-        path.chmod(0o644)
-        binds.append((str(path), f"/etc/{name}"))
-    return tuple(binds)
-
-
 class SandboxedServer:
     """The same face as server.UvicornServer (start, url, proc, exit_code, log_tail, close), with the app inside
     the sandbox. `service` is the app's folder (a private copy is made inside the sandbox's own folder), `module`
@@ -101,12 +78,11 @@ class SandboxedServer:
             # is the hand-in's outcome (assessment.assess_pack), or the caller's own app's (--app: a UsageError there).
             copy_folder(self.service, app_dir, [])
         from autograder.assess import uvicorn_on_fd
-        from autograder.grading.sandbox import course_pythonpath
 
         # the course library alone on the path: the grader's code is not bound here
-        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": course_pythonpath(grader_code=False)}
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": sandbox.course_pythonpath(grader_code=False)}
         moved = ((str(Path(str(uvicorn_on_fd.__file__)).resolve()), LAUNCHER_INSIDE),
-                 *identity_files(self.root / "etc", self.work))
+                 *sandbox.identity_files(self.root / "etc", self.work))
         if self.model_dir is not None and self.model_dir.is_dir():
             # at a fixed path inside: the app never learns where the instructor keeps the model
             env[MODEL_DIR_ENV] = MODEL_INSIDE

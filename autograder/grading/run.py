@@ -115,7 +115,10 @@ def new_spec(plan: BatchPlan, lab: Lab) -> Spec:
     conns.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn = Path(tempfile.mkdtemp(prefix="", dir=conns))
     readonly, env = airflow_template_bind()
+    # the sandbox's own passwd, group and hosts (bubblewrap): the host's would name its accounts and machines
+    identity = sandbox.identity_files(box / "etc", box / "home") if plan.sandbox == "bwrap" else ()
     return sandbox.Spec(work=box / "home", conn=conn, kind=plan.sandbox, tmpfs_home=True, readonly=readonly, env=env,
+                        moved=identity,
                         limits=sandbox.Limits(memory_mb=lab.memory_mb, cpu_seconds=lab.notebook_timeout,
                                               file_mb=plan.file_mb))
 

@@ -119,6 +119,27 @@ def process_limit(kind: str) -> str:
     return f"none: {why}"
 
 
+def identity_files(folder: Path, home: Path) -> tuple[tuple[str, str], ...]:
+    """/etc/passwd, /etc/group and /etc/hosts for the sandbox, written into `folder` (the trusted side's): root,
+    the sandbox's user (getpass.getuser() and `~` lookups work) and nobody (what files of unmapped owners show
+    as), and localhost. The host's files would name its accounts and machines. Returns (host file, inside) binds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                   f"sandbox:x:{SANDBOX_ID}:{SANDBOX_ID}:sandbox:{home}:/usr/sbin/nologin\n"
+                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        "group": f"root:x:0:\nsandbox:x:{SANDBOX_ID}:\nnogroup:x:65534:\n",
+        "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    }
+    binds = []
+    for name, text in files.items():
+        path = folder / name
+        path.write_text(text)
+        path.chmod(0o644)
+        binds.append((str(path), f"/etc/{name}"))
+    return tuple(binds)
+
+
 def course_packages(grader_code: bool = True) -> tuple[Path, ...]:
     """The folders of the course packages: mlinfra/, and autograder/ with `grader_code`. Found from a module's own
     file, not the package's: a folder named like a package on sys.path ahead of the checkout (a tests/ folder under

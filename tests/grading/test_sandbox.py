@@ -411,3 +411,30 @@ def test_the_airflow_template_is_copied_inside_and_cannot_be_changed(spec: Spec,
                           "beside": (template.parent / "secret-beside-it").exists()}))
     """)
     assert got == {"template": str(template), "rows": 1, "written": False, "beside": False}, got
+
+
+def test_a_graded_kernels_sandbox_has_its_own_accounts(tmp_path: Path) -> None:
+    """The host's /etc/passwd and /etc/group name its accounts; a graded kernel's bubblewrap sandbox (as the
+    grading worker makes it, run.new_spec) sees its own: root, its user and nobody."""
+    from types import SimpleNamespace
+
+    from autograder.grading.run import new_spec
+
+    why = bwrap_works()
+    if why:
+        pytest.skip(f"no bwrap sandbox here: {why}")
+    plan = SimpleNamespace(work_dir=str(tmp_path / "batch"), sandbox="bwrap", file_mb=8)
+    lab = SimpleNamespace(memory_mb=1024, notebook_timeout=20)
+    spec = new_spec(plan, lab)  # type: ignore[arg-type]
+    try:
+        got = probe(spec, """
+            import getpass, grp, json, os, pwd
+            print(json.dumps({"users": sorted(p.pw_name for p in pwd.getpwall()),
+                              "groups": sorted(g.gr_name for g in grp.getgrall()),
+                              "me": getpass.getuser(), "home": pwd.getpwuid(os.getuid()).pw_dir}))
+        """)
+    finally:
+        teardown(spec)
+        release_connection(spec.conn)
+    assert got == {"users": ["nobody", "root", "sandbox"], "groups": ["nogroup", "root", "sandbox"],
+                   "me": "sandbox", "home": str(spec.work)}, got
