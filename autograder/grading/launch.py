@@ -14,7 +14,8 @@ namespace of its own, mounts a fresh tmpfs on /tmp there, and bind-mounts every 
 is seen outside the launcher's namespace, which ends with the sandbox.
 
 REQUEST is JSON: {"cgroups": [cgroup.procs paths], "rlimits": {"RLIMIT_DATA": n, ...}, "drop_to": [uid, gid] or
-null, "argv": [the bwrap command, where an item ["--ro-bind" | "--bind", source, dest] is a bind to stage]}.
+null, "argv": [the bwrap command, where an item ["--ro-bind" | "--bind", source, dest] is a bind to stage]}. Its options
+reach bubblewrap through a memory file (`--args`), not its command line, which the sandbox could read.
 """
 
 import json
@@ -82,7 +83,23 @@ def main(request: dict) -> None:
         os.setresuid(uid, uid, uid)
         if 0 in (*os.getresuid(), *os.getresgid()) or os.getgroups():
             raise SystemExit("sandbox launcher: could not drop root")
-    os.execv(argv[0], argv)
+    os.execv(argv[0], _options_by_descriptor(argv))
+
+
+def _options_by_descriptor(argv: list) -> list:
+    """bubblewrap's options handed over in a memory file (`--args FD`), only the command after `--` left in its
+    argv: the sandbox's pid 1 is bubblewrap, and its command line, which anything in the sandbox can read from
+    /proc/1/cmdline, would otherwise list every host folder bound and every variable set."""
+    if "--" not in argv:
+        return argv
+    split = argv.index("--")
+    data = b"".join(arg.encode() + b"\0" for arg in argv[1:split])
+    fd = os.memfd_create("bwrap-options", 0)  # no MFD_CLOEXEC: bubblewrap reads it after the exec
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return [argv[0], "--args", str(fd), *argv[split:]]
 
 
 if __name__ == "__main__":

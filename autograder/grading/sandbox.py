@@ -63,7 +63,7 @@ def bwrap_works() -> str:
     # as `wrap` runs it: through the launcher, as the sandbox's unprivileged user, in a user namespace of its own
     request = {"drop_to": [SANDBOX_HOST_ID, SANDBOX_HOST_ID],
                "argv": [exe, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
-                        "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"]}
+                        "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "/bin/true"]}
     try:
         proc = subprocess.run([sys.executable, "-I", "-S", _launcher(), json.dumps(request)], capture_output=True,
                               timeout=20, check=False)

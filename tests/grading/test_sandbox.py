@@ -438,3 +438,28 @@ def test_a_graded_kernels_sandbox_has_its_own_accounts(tmp_path: Path) -> None:
         release_connection(spec.conn)
     assert got == {"users": ["nobody", "root", "sandbox"], "groups": ["nogroup", "root", "sandbox"],
                    "me": "sandbox", "home": str(spec.work)}, got
+
+
+def test_the_sandboxs_first_process_shows_no_binds_or_settings(spec: Spec) -> None:
+    """Pid 1 of a bubblewrap sandbox is bubblewrap: its options (every host folder bound, every variable set) reach
+    it by descriptor, so neither its command line nor its open files show them to the code inside."""
+    got = probe(spec, """
+        import json, os
+        def read(path):
+            try:
+                with open(path, "rb") as f:
+                    return f.read().decode(errors="replace")
+            except OSError:
+                return ""
+        texts = []
+        for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+            texts.append(read(f"/proc/{pid}/cmdline").replace("\\0", " "))
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                fds = []
+            texts += [read(f"/proc/{pid}/fd/{fd}") for fd in fds if fd not in ("0", "1", "2")]
+        print(json.dumps({"shown": sorted({w for t in texts for w in ("--setenv", "--ro-bind", "--bind")
+                                           if w + " " in t or w + "\\0" in t})}))
+    """)
+    assert got == {"shown": []}, got
