@@ -238,25 +238,14 @@ def password_hint(local: Local) -> str:
 
 
 def stop(local: Local, wait: float = 30.0) -> int:
-    import psutil
+    from mlinfra.base.procs import end_processes
 
     pid = running_pid(local)
     if not pid:
         print("airflow: not running (no live process group recorded)")
         return EXIT_PASSED
     procs = group_processes(pid)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=wait)
-    for proc in alive:  # psutil checks each process is still the one found (no pid reuse)
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=10)
+    end_processes(procs, grace=wait)
     local.pid_file.unlink(missing_ok=True)
     print(f"airflow: stopped (process group {pid}, {len(procs)} processes)")
     return EXIT_PASSED

@@ -322,6 +322,8 @@ def stop(dep: Deployment, timeout: float = 60.0) -> bool:
     """Stop this deployment's TorchServe; wait for Java and its workers to exit. False if none was running."""
     import psutil
 
+    from mlinfra.base.procs import end_processes
+
     pid = running_pid(dep)
     if pid is None:
         return False
@@ -331,10 +333,7 @@ def stop(dep: Deployment, timeout: float = 60.0) -> bool:
     subprocess.run(
         [venv_tool("torchserve"), "--stop"], check=False, cwd=dep.state, env=dep.env(), capture_output=True
     )
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:  # only the processes this deployment started, by pid
-        proc.kill()
-    psutil.wait_procs(alive, timeout=10)
+    end_processes(procs, grace=timeout, terminate=False)  # only the processes this deployment started
     return True
 
 

@@ -1,4 +1,5 @@
-"""Processes the tools start: a free port for a server, and stopping a server's whole process group.
+"""Processes the tools start: a free port for a server, stopping a server's whole process group, and ending a set
+of processes found earlier (a server started by an earlier command, recorded by pid).
 
 Every server the workbook starts runs in its own session (`start_new_session=True`), so its process group id is
 its pid and one signal reaches everything it forked (task processes, kernels, workers).
@@ -36,3 +37,20 @@ def stop_group(proc: subprocess.Popen[Any], grace: float = 20.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def end_processes(procs: list[Any], *, grace: float, terminate: bool = True) -> None:
+    """End `procs` (psutil.Process objects found earlier): TERM each (unless `terminate` is False: the caller asked
+    them to stop another way), wait up to `grace` seconds, KILL what is left, wait. psutil checks that each is still
+    the process that was found, so a pid reused meanwhile is never signalled."""
+    import psutil
+
+    if terminate:
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=10)
