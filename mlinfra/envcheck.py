@@ -100,19 +100,28 @@ def course_container_state() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlinfra-workbook" / "containers"
 
 
-def _course_podman() -> str | None:
-    """The course's podman set-up, if it is there and `podman info` answers with it."""
+def course_podman_env() -> dict[str, str]:
+    """The variables that point podman at the course's configuration and storage, when the script made them;
+    else {} (podman's own defaults). The grading side's engine (autograder/container_engine.py) uses these too."""
     state = course_container_state()
     conf, storage = state / "containers.conf", state / "storage.conf"
-    if not (shutil.which("podman") and conf.is_file() and storage.is_file()):
+    if conf.is_file() and storage.is_file():
+        return {"CONTAINERS_CONF": str(conf), "CONTAINERS_STORAGE_CONF": str(storage), "TMPDIR": str(state / "tmp")}
+    return {}
+
+
+def _course_podman() -> str | None:
+    """The course's podman set-up, if it is there and `podman info` answers with it."""
+    course = course_podman_env()
+    if not (shutil.which("podman") and course):
         return None
-    env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(storage), TMPDIR=str(state / "tmp"))
+    env = {**os.environ, **course}
     try:
         out = subprocess.run(["podman", "info", "--format", "{{.Version.Version}}"], capture_output=True, text=True,
                              timeout=20, env=env, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return str(state) if out.returncode == 0 else None
+    return str(course_container_state()) if out.returncode == 0 else None
 
 
 def _memory_gb() -> float:
