@@ -109,3 +109,30 @@ def test_only_the_container_engine_runs_podman_or_docker(tmp_path: Path) -> None
     sample.write_text('import subprocess\nsubprocess.run(["podman", "ps"])\n')
     assert _engine_commands(sample) == [2]
     assert _engine_commands(home)  # its own _answers(["docker", "info"]): the check sees it
+
+
+def test_a_builds_writes_are_measured_even_when_the_file_system_shrinks_beside_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Red team 3's disk filler, while other work on the same file system deletes as much as the build writes (a
+    test run's temporary folders, another build): the file system's total does not grow, so the watch must still
+    measure the build's own upper folder from time to time, and stop it past its budget."""
+    import os
+    import threading
+    import time
+
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "filler").write_bytes(os.urandom(3 << 20))  # 3 MB written by the "RUN step"
+    flat = os.statvfs(str(tmp_path))
+    monkeypatch.setattr(eng.os, "statvfs", lambda path: flat)  # nothing changes, as seen from the file system
+    monkeypatch.setattr(eng, "_upper_dirs", lambda cgroup: {str(upper)})
+    said: list[str] = []
+    done = threading.Event()
+    watch = threading.Thread(target=eng._watch_disk, args=(str(tmp_path), eng.BuildLimits(disk_mb=2), "cg", done,
+                                                           said.append), kwargs={"scan_every": 1.5}, daemon=True)
+    began = time.monotonic()
+    watch.start()
+    watch.join(timeout=10)
+    done.set()
+    assert said and "wrote over 2 MB (the disk limit of a graded build: 3 MB)" in said[0], said
+    assert time.monotonic() - began < 5
