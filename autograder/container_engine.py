@@ -70,14 +70,6 @@ def container_state(root: Path) -> Path:
     return course_container_state()
 
 
-def course_storage(root: Path) -> dict[str, str]:
-    """The env that points podman at the course's storage (made by scripts/container-engine.sh), if it exists:
-    the course library's rule (`autograder doctor` checks the same), which `root` does not change."""
-    from mlinfra.envcheck import course_podman_env
-
-    return course_podman_env()
-
-
 def _answers(cmd: list[str], env: dict[str, str], timeout: float = 20) -> bool:
     try:
         return subprocess.run(cmd, capture_output=True, env={**os.environ, **env}, timeout=timeout,
@@ -95,6 +87,8 @@ def _podman_answers(env: dict[str, str]) -> bool:
 
 def detect(root: Path) -> Engine:
     """The engine to use, or UsageError saying there is none and how to get one."""
+    from mlinfra.envcheck import course_podman_env
+
     wanted = os.environ.get(ENGINE_ENV, "").strip().lower()
     if wanted and wanted not in ("docker", "podman"):
         raise UsageError(f"${ENGINE_ENV}={wanted!r}: set it to docker or podman, or unset it")
@@ -103,7 +97,7 @@ def detect(root: Path) -> Engine:
     if wanted in ("", "docker") and shutil.which("docker") and _answers(["docker", "info"], {}):
         return Engine("docker")
     if wanted in ("", "podman") and shutil.which("podman"):
-        env = course_storage(root)
+        env = course_podman_env()  # the course's storage, where scripts/container-engine.sh made it
         if _podman_answers(env):
             return Engine("podman", env, wheels)
         raise UsageError("podman is installed but `podman info` fails: run `make container-engine` "

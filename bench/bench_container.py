@@ -114,7 +114,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.reset:
-        env = eng.course_storage(ROOT)
+        from mlinfra.envcheck import course_podman_env
+
+        env = course_podman_env()
         if not env:
             sys.exit("--reset: no course container storage (run scripts/container-engine.sh first)")
         subprocess.run(["podman", "system", "reset", "-f"], env={**os.environ, **env}, check=True,

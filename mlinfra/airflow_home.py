@@ -14,6 +14,7 @@ trusted side (a scratch home, no DAG loaded), kept as a template, and copied int
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -88,13 +89,7 @@ def without_airflow(environ: Mapping[str, str], *, keep_variables: bool = False)
 def template_path() -> Path:
     """Where the migrated empty database is kept, per Airflow version: $AUTOGRADER_AIRFLOW_TEMPLATE, else
     .state/airflow-template/ in the workbook, else a temporary folder (outside a workbook)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        tag = version("apache-airflow-core")
-    except PackageNotFoundError:
-        raise UsageError("Airflow is not installed in this Python: run `make setup` (or pip install "
-                         "apache-airflow)") from None
+    tag = _airflow_version()
     folder = os.environ.get(TEMPLATE_ENV)
     if not folder:
         from mlinfra.base.paths import repo_root, state_dir
@@ -106,6 +101,18 @@ def template_path() -> Path:
 
             folder = str(Path(tempfile.gettempdir()) / "mlinfra-airflow-template")
     return Path(folder) / f"empty-{tag}.db"
+
+
+@functools.cache
+def _airflow_version() -> str:
+    """The installed Airflow's version, read once per process (a grading worker asks for each student's sandbox)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apache-airflow-core")
+    except PackageNotFoundError:
+        raise UsageError("Airflow is not installed in this Python: run `make setup` (or pip install "
+                         "apache-airflow)") from None
 
 
 def existing_template() -> Path | None:
@@ -176,9 +183,9 @@ def copy_database(source: Path, dest: Path, *, immutable: bool = False) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    opened = (f"{Path(source).resolve().as_uri()}?immutable=1", True) if immutable else (str(source), False)
+    name = f"{Path(source).resolve().as_uri()}?immutable=1" if immutable else str(source)
     try:
-        with closing(sqlite3.connect(opened[0], uri=opened[1])) as src, closing(sqlite3.connect(tmp)) as out:
+        with closing(sqlite3.connect(name, uri=immutable)) as src, closing(sqlite3.connect(tmp)) as out:
             src.backup(out)
         os.replace(tmp, dest)
     finally:
